@@ -1,0 +1,3 @@
+from wireway.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `wireway` command line."""

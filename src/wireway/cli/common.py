@@ -1,0 +1,45 @@
+"""Shared CLI helpers: finding the patterns to run, printing config errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from wireway.apps import builtin_path
+from wireway.config import Pattern, load_deployment
+from wireway.connectors.hostport import parse_hostport
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def default_target() -> Path:
+    """$WIREWAY_CONFIG, ./wireway.yaml, ./patterns/, else the built-in application."""
+    env = os.environ.get("WIREWAY_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in (Path("wireway.yaml"), Path("patterns")):
+        if candidate.exists():
+            return candidate
+    return builtin_path()
+
+
+def load_or_exit(path: Path) -> list[Pattern]:
+    """Load a deployment; print every error as file:line key.path: message and exit 1."""
+    patterns, errors = load_deployment(path)
+    if errors:
+        for err in errors:
+            err_console.print(str(err), markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"{len(errors)} error(s)", style="red")
+        raise typer.Exit(1)
+    return patterns
+
+
+def hostport_option(value: str) -> tuple[str, int]:
+    try:
+        return parse_hostport(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: expected HOST:PORT") from None

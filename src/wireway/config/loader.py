@@ -1,0 +1,287 @@
+"""Load pattern files into checked `Pattern`s, collecting every error with its line."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from wireway import registry
+from wireway.config.model import (
+    FORMATS,
+    INPUT_COMMON,
+    OUTPUT_COMMON,
+    Interface,
+    Monitoring,
+    Pattern,
+    PatternInfo,
+    Security,
+    Settings,
+    Step,
+)
+from wireway.config.yamlload import Document, join, load_document
+from wireway.errors import ConfigError
+from wireway.expr import Expr, ExpressionError
+
+_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
+_UNKNOWN = re.compile(r"Object contains unknown field `([^`]*)`")
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
+SECTIONS = ("pattern", "interfaces", "processors", "settings", "security", "monitoring")
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """' (did you mean `x`?)' when a close choice exists, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+class _Loader:
+    def __init__(self, doc: Document, base_dir: Path) -> None:
+        self.doc = doc
+        self.base_dir = base_dir
+        self.errors: list[ConfigError] = []
+
+    def fail(self, path: str, message: str) -> None:
+        if path in self.doc.bad_paths:
+            return  # already reported: its ${VAR} could not be resolved
+        self.errors.append(self.doc.error(path, message))
+
+    def convert(self, data: Any, struct: type[Any], path: str, extra: tuple[str, ...] = ()) -> Any:
+        """msgspec.convert with errors mapped to file:line key.path, every field reported.
+
+        msgspec stops at the first error, so unknown keys are found here first and a
+        field that fails is reported, dropped, and the conversion tried again.
+        """
+        data = {} if data is None else data
+        failed = False
+        dropped: set[str] = set()
+        if isinstance(data, dict):
+            fields = [f.encode_name for f in msgspec.structs.fields(struct)]
+            data = dict(data)
+            for key in list(data):
+                if key not in fields:
+                    self.fail(join(path, key), f"unknown key{did_you_mean(key, [*fields, *extra])}")
+                    del data[key]
+                    failed = True
+        for _ in range(20):
+            try:
+                value = msgspec.convert(data, struct, strict=False)
+                return None if failed else value
+            except msgspec.ValidationError as exc:
+                failed = True
+                m = _AT.match(str(exc))
+                text, sub = (m.group(1), m.group(2) or "") if m else (str(exc), "")
+                if missing := _MISSING.match(text):
+                    if missing.group(1) not in dropped or sub:
+                        self.fail(join(path + sub, missing.group(1)), "required key is missing")
+                    return None
+                self.fail(path + sub, _plain(text))
+                top = re.match(r"^\.([A-Za-z0-9_]+)", sub)
+                if not (top and isinstance(data, dict) and top.group(1) in data):
+                    return None
+                del data[top.group(1)]  # report the other fields too
+                dropped.add(top.group(1))
+        return None
+
+    def section(self, key: str, struct: type[Any]) -> Any:
+        data = self.doc.data.get(key)
+        if data is not None and not isinstance(data, dict):
+            self.fail(key, "expected a mapping")
+            return struct() if key != "pattern" else None
+        return self.convert(data, struct, key)
+
+    def interface(self, kind: str, entry: Any, path: str, pattern: str) -> Interface | None:
+        common = OUTPUT_COMMON if kind == "output" else INPUT_COMMON
+        if not isinstance(entry, dict):
+            self.fail(path, "expected a mapping with a `type`")
+            return None
+        type_ = entry.get("type")
+        if not isinstance(type_, str):
+            self.fail(join(path, "type"), f"required; one of: {', '.join(registry.names(kind))}")
+            return None
+        spec = registry.lookup(kind, type_)
+        if spec is None:
+            known = registry.names(kind)
+            hint = did_you_mean(type_, known) or f" (known: {', '.join(known)})"
+            self.fail(join(path, "type"), f"unknown {kind} type `{type_}`{hint}")
+            return None
+        fmt = entry.get("format", "json")
+        if fmt not in FORMATS:
+            self.fail(join(path, "format"), f"unknown format `{fmt}` (known: {', '.join(FORMATS)})")
+        name = entry.get("name") or f"{pattern}.{type_}"
+        when = None
+        if kind == "output" and entry.get("when") is not None:
+            try:
+                when = Expr(entry["when"])
+            except ExpressionError as exc:
+                self.fail(join(path, "when"), str(exc))
+        options = {k: v for k, v in entry.items() if k not in common}
+        config = self.convert(options, spec.config, path, extra=common)
+        if config is None:
+            return None
+        return Interface(kind, type_, str(name), str(fmt), config, path, self.doc.line(path), when)
+
+    def step(self, entry: Any, path: str) -> Step | None:
+        if not isinstance(entry, dict) or len(entry) != 1:
+            self.fail(path, "expected one `kind: options` pair, like `- validate: {schema: x.json}`")
+            return None
+        ((kind, options),) = entry.items()
+        spec = registry.lookup("processor", kind)
+        if spec is None:
+            known = registry.names("processor")
+            hint = did_you_mean(kind, known) or f" (known: {', '.join(known)})"
+            self.fail(join(path, kind), f"unknown processor{hint}")
+            return None
+        shorthand = getattr(spec.config, "__shorthand__", None)
+        if shorthand and not isinstance(options, dict):
+            options = {shorthand: options}
+        config = self.convert(options, spec.config, join(path, kind))
+        if config is None:
+            return None
+        step = Step(kind, config, join(path, kind), self.doc.line(path))
+        try:
+            step.instance = spec.cls(config, base_dir=self.base_dir)
+        except ConfigError as exc:
+            self.fail(join(step.path, exc.path) if exc.path else step.path, exc.message)
+        except (ValueError, ImportError, OSError) as exc:
+            self.fail(step.path, str(exc))
+        return step
+
+    def load(self) -> Pattern | None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.fail("", "a pattern file must be a mapping with `pattern:` and `interfaces:`")
+            return None
+        for key in data:
+            if key not in SECTIONS:
+                self.fail(str(key), f"unknown section{did_you_mean(str(key), SECTIONS)}")
+        if "pattern" not in data:
+            self.fail("pattern", "required section is missing")
+            return None
+        info = self.section("pattern", PatternInfo)
+        settings = self.section("settings", Settings) or Settings()
+        security = self.section("security", Security) or Security()
+        monitoring = self.section("monitoring", Monitoring) or Monitoring()
+        name = info.name if info else "pattern"
+        pat = Pattern(self.doc.file, self.base_dir, info or PatternInfo(name="invalid"))
+        pat.settings, pat.security, pat.monitoring = settings, security, monitoring
+        ifaces = data.get("interfaces")
+        if not isinstance(ifaces, dict):
+            self.fail("interfaces", "required: a mapping with `input:` and `output:` lists")
+            ifaces = {}
+        for key in ifaces:
+            if key not in ("input", "output"):
+                self.fail(join("interfaces", str(key)), "unknown key (expected input or output)")
+        for kind in ("input", "output"):
+            entries = ifaces.get(kind) or []
+            path = join("interfaces", kind)
+            if not isinstance(entries, list) or not entries:
+                if ifaces:
+                    self.fail(path, f"expected a non-empty list of {kind}s")
+                continue
+            for i, entry in enumerate(entries):
+                iface = self.interface(kind, entry, join(path, i), name)
+                if iface is not None:
+                    (pat.inputs if kind == "input" else pat.outputs).append(iface)
+        self._unique_names(pat)
+        steps = data.get("processors") or []
+        if not isinstance(steps, list):
+            self.fail("processors", "expected a list of steps")
+            steps = []
+        for i, entry in enumerate(steps):
+            step = self.step(entry, join("processors", i))
+            if step is not None:
+                pat.steps.append(step)
+        return pat if info else None
+
+    def _unique_names(self, pat: Pattern) -> None:
+        seen: dict[str, str] = {}
+        for iface in pat.outputs:
+            if iface.name in seen:
+                self.fail(join(iface.path, "name"), f"output name `{iface.name}` is used twice")
+            seen[iface.name] = iface.path
+
+
+def _plain(text: str) -> str:
+    return text[0].lower() + text[1:] if text else text
+
+
+def load_pattern(path: Path) -> tuple[Pattern | None, list[ConfigError]]:
+    """Load one pattern file; returns the pattern (None if unusable) and every error."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [ConfigError(f"cannot read: {exc.strerror}", file=file)]
+    try:
+        doc, errors = load_document(file, text)
+    except ConfigError as exc:
+        return None, [exc]
+    loader = _Loader(doc, path.parent.resolve())
+    loader.errors.extend(errors)
+    doc.bad_paths.update(e.path for e in errors)
+    pattern = loader.load()
+    errs = sorted(loader.errors, key=lambda e: e.line)
+    return (pattern if not errs else None), errs
+
+
+def pattern_files(path: Path) -> list[Path]:
+    """One file, or every *.yaml / *.yml in a folder (sorted)."""
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    return [path]
+
+
+def load_deployment(path: Path) -> tuple[list[Pattern], list[ConfigError]]:
+    """Load a file or a folder; also checks conflicts between patterns."""
+    if not path.exists():
+        return [], [ConfigError("no such file or folder", file=str(path))]
+    files = pattern_files(path)
+    if not files:
+        return [], [ConfigError("no *.yaml pattern files in this folder", file=str(path))]
+    patterns: list[Pattern] = []
+    errors: list[ConfigError] = []
+    for file in files:
+        pattern, errs = load_pattern(file)
+        errors.extend(errs)
+        if pattern is not None:
+            patterns.append(pattern)
+    errors.extend(_conflicts(patterns))
+    return patterns, errors
+
+
+def _conflicts(patterns: list[Pattern]) -> list[ConfigError]:
+    """Two interfaces that bind the same port, route or written file."""
+    errors: list[ConfigError] = []
+    owners: dict[str, tuple[Pattern, Interface]] = {}
+    names: dict[str, Pattern] = {}
+    for pat in patterns:
+        if pat.name in names:
+            errors.append(
+                ConfigError(
+                    f"pattern name `{pat.name}` is also used by {names[pat.name].file}",
+                    file=pat.file,
+                    line=1,
+                    path="pattern.name",
+                )
+            )
+        names[pat.name] = pat
+        for iface in [*pat.inputs, *pat.outputs]:
+            resources = getattr(iface.config, "resources", None)
+            for res in resources(pat.base_dir) if resources else []:
+                if res in owners:
+                    other_pat, other = owners[res]
+                    errors.append(
+                        ConfigError(
+                            f"{res} is also used by {other_pat.file}:{other.line} {other.path}",
+                            file=pat.file,
+                            line=iface.line,
+                            path=join(iface.path, "address"),
+                        )
+                    )
+                else:
+                    owners[res] = (pat, iface)
+    return errors

@@ -1,0 +1,108 @@
+"""The sections of a pattern file, as msgspec Structs (the single source of truth)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from wireway.expr import Expr
+
+
+class PatternInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """The `pattern:` section."""
+
+    name: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="unique pattern name")]
+    type: Annotated[str, Meta(description="free text: port-mapping, filesystem, message-bus...")] = (
+        "generic"
+    )
+    version: str = "1.0"
+    description: str = ""
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True):
+    """The `settings:` section: delivery behaviour shared by every output of the pattern."""
+
+    timeout: Annotated[float, Meta(gt=0, description="seconds to drain at shutdown")] = 30.0
+    retries: Annotated[int, Meta(ge=0, description="delivery attempts after the first")] = 3
+    buffer_size: Annotated[int, Meta(ge=1, description="messages an output queue holds")] = 10000
+    batch_size: Annotated[int, Meta(ge=1, description="messages an output writes at once")] = 500
+    buffer: Literal["durable", "memory"] = "durable"
+    breaker_threshold: Annotated[int, Meta(ge=1)] = 5
+    breaker_timeout: Annotated[float, Meta(gt=0, description="seconds before a probe")] = 5.0
+    backoff_base: Annotated[float, Meta(gt=0)] = 0.2
+    backoff_max: Annotated[float, Meta(gt=0)] = 30.0
+
+
+class Security(msgspec.Struct, forbid_unknown_fields=True):
+    """The `security:` section, applied to the pattern's server-side inputs."""
+
+    authentication: Literal["none", "api_key"] = "none"
+    api_keys: list[str] = []
+    header: str = "X-API-Key"
+    max_body_bytes: Annotated[int, Meta(ge=1)] = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.authentication == "api_key" and not [k for k in self.api_keys if k]:
+            raise ValueError("authentication api_key needs at least one entry in api_keys")
+
+
+class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
+    """The `monitoring:` section."""
+
+    metrics: bool = True
+    logging: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_check: str = "/health"
+
+
+# Keys every interface entry may carry besides its connector's own options.
+INPUT_COMMON = ("type", "name", "format")
+OUTPUT_COMMON = ("type", "name", "format", "when")
+FORMATS = ("json", "jsonl")
+
+
+@dataclass
+class Interface:
+    """One entry of interfaces.input or interfaces.output, resolved."""
+
+    kind: str
+    type: str
+    name: str
+    format: str
+    config: Any
+    path: str
+    line: int
+    when: Expr | None = None
+
+
+@dataclass
+class Step:
+    """One processor step."""
+
+    kind: str
+    config: Any
+    path: str
+    line: int
+    instance: Any = None
+
+
+@dataclass
+class Pattern:
+    """A loaded, checked pattern file."""
+
+    file: str
+    base_dir: Path
+    info: PatternInfo
+    inputs: list[Interface] = field(default_factory=list)
+    outputs: list[Interface] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+    security: Security = field(default_factory=Security)
+    monitoring: Monitoring = field(default_factory=Monitoring)
+
+    @property
+    def name(self) -> str:
+        return self.info.name

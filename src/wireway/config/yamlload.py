@@ -1,0 +1,100 @@
+"""YAML loading that remembers the line of every key, with ${VAR} interpolation."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import yaml
+
+from wireway.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str] | None = None) -> str:
+    """Replace ${VAR} and ${VAR:-default}; a missing VAR without default is an error."""
+    environ = os.environ if env is None else env
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        value = environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                raise ValueError(f"environment variable {name} is not set (use ${{{name}:-default}})")
+            return default
+        return value
+
+    return _VAR.sub(sub, text)
+
+
+def join(path: str, key: str | int) -> str:
+    """Extend a key path: join('a', 'b') -> 'a.b', join('a', 0) -> 'a[0]'."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+class Document:
+    """A parsed YAML file: its data and the line of each key path."""
+
+    def __init__(self, file: str, data: Any, lines: dict[str, int]) -> None:
+        self.file = file
+        self.data = data
+        self.lines = lines
+        self.bad_paths: set[str] = set()
+
+    def line(self, path: str) -> int:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        return self.lines.get("", 1)
+
+    def error(self, path: str, message: str) -> ConfigError:
+        """A ConfigError located at `path`."""
+        return ConfigError(message, file=self.file, line=self.line(path), path=path)
+
+
+def load_document(file: str, text: str) -> tuple[Document, list[ConfigError]]:
+    """Parse YAML text; interpolation errors are collected, syntax errors raise ConfigError."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"YAML syntax: {exc.problem}", file=file, line=line) from exc
+    lines: dict[str, int] = {"": 1}
+    errors: list[ConfigError] = []
+    if node is None:
+        return Document(file, None, lines), errors
+    loader = yaml.SafeLoader("")
+
+    def build(n: yaml.Node, path: str) -> Any:
+        lines.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for k, v in n.value:
+                key = str(loader.construct_object(k))
+                sub = join(path, key)
+                lines[sub] = k.start_mark.line + 1
+                out[key] = build(v, sub)
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(v, join(path, i)) for i, v in enumerate(n.value)]
+        assert isinstance(n, yaml.ScalarNode)
+        if "${" in n.value:
+            try:
+                n = yaml.ScalarNode(n.tag, interpolate(n.value), n.start_mark, n.end_mark, n.style)
+                if n.style is None:  # plain scalar: re-resolve its type after interpolation
+                    n.tag = loader.resolve(yaml.ScalarNode, n.value, (True, False))
+            except ValueError as exc:
+                errors.append(ConfigError(str(exc), file=file, line=n.start_mark.line + 1, path=path))
+                return n.value  # keep the raw text so the error is not reported twice
+        return loader.construct_object(n, deep=True)
+
+    data = build(node, "")
+    return Document(file, data, lines), errors

@@ -1,0 +1,96 @@
+"""The contracts between connectors and the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wireway.envelope import Message
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from wireway.config.model import Interface, Pattern
+
+
+@dataclass
+class Rejected:
+    """One value an input handed in that was not accepted, with why."""
+
+    index: int
+    reasons: list[str]
+    value: Any = None
+    message: Message | None = None
+
+
+@dataclass
+class IngestResult:
+    """What happened to the values of one `ingest` call."""
+
+    accepted: list[Message] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    filtered: int = 0
+    dead_lettered: int = 0
+
+
+Ingest = Callable[..., Awaitable[IngestResult]]
+
+
+@dataclass
+class InputContext:
+    """What the runtime gives an input when it starts.
+
+    `ingest(values, reject_invalid=False, wait=True)` runs the values through the
+    pattern and returns once every accepted message is in its outboxes (durable):
+    only then may the input acknowledge upstream. With `reject_invalid=True`
+    (request/response inputs) nothing is kept if any value is invalid and the
+    reasons come back in `rejected`; otherwise invalid values go to the DLQ.
+    With `wait=False` a full buffer raises `BackpressureError` instead of waiting.
+    """
+
+    ingest: Ingest
+    add_routes: Callable[[list[BaseRoute]], None]
+    connection_opened: Callable[[str], None]
+    connection_closed: Callable[[str], None]
+
+
+class Input:
+    """Base class of inputs: `start` begins reading, `stop` ends it."""
+
+    def __init__(self, config: Any, iface: Interface, pattern: Pattern) -> None:
+        self.config = config
+        self.iface = iface
+        self.pattern = pattern
+        self.name = iface.name
+        self.state = "stopped"
+
+    async def start(self, ctx: InputContext) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        self.state = "stopped"
+
+
+class Output:
+    """Base class of outputs: `write` returns when the batch is confirmed.
+
+    It may return {index: reason} for single messages refused for good; it raises
+    `RetryableError` (or any exception) to retry the whole batch and
+    `PermanentError` to dead-letter it.
+    """
+
+    def __init__(self, config: Any, iface: Interface, pattern: Pattern) -> None:
+        self.config = config
+        self.iface = iface
+        self.pattern = pattern
+        self.name = iface.name
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, batch: list[Message]) -> dict[int, str] | None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None

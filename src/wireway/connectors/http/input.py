@@ -1,0 +1,107 @@
+"""The `http` input: POST routes on the shared HTTP server."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from wireway import formats
+from wireway.connectors.base import Input, InputContext
+from wireway.connectors.http.config import HttpInputConfig
+from wireway.errors import BackpressureError
+from wireway.registry import register_input
+
+JSON_TYPES = ("application/json", "text/json")
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    headers = {"Retry-After": str(extra.pop("retry_after"))} if "retry_after" in extra else None
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` bytes (-> 413)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            return None
+    return bytes(chunks)
+
+
+@register_input("http", config=HttpInputConfig)
+class HttpInput(Input):
+    """Accept JSON, JSON arrays and JSON lines POSTed to a path."""
+
+    async def start(self, ctx: InputContext) -> None:
+        self.ctx = ctx
+        sec = self.pattern.security
+        self.keys = [k.encode() for k in sec.api_keys if k]
+        self.auth = sec.authentication == "api_key"
+        ctx.add_routes([Route(self.config.address, self.handle, methods=["POST"])])
+        self.state = "running"
+
+    def authorized(self, request: Request) -> bool:
+        if not self.auth:
+            return True
+        sec = self.pattern.security
+        given = request.headers.get(sec.header, "")
+        auth = request.headers.get("authorization", "")
+        if not given and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        raw = given.encode()
+        return any(hmac.compare_digest(raw, key) for key in self.keys)
+
+    async def handle(self, request: Request) -> Response:
+        if self.state != "running":
+            return error(503, "input is stopping", retry_after=1)
+        if not self.authorized(request):
+            return error(401, "missing or invalid credentials")
+        ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+        if ctype not in JSON_TYPES + NDJSON_TYPES:
+            return error(415, f"unsupported content type {ctype}; send application/json")
+        limit = self.pattern.security.max_body_bytes
+        body = await read_body(request, limit)
+        if body is None:
+            return error(413, f"body larger than {limit} bytes")
+        values, problems = self.parse(body, ctype in NDJSON_TYPES)
+        if problems:
+            return error(400, "invalid input", rejected=problems)
+        if not values:
+            return error(400, "empty body")
+        if len(values) > self.config.max_items:
+            return error(413, f"more than {self.config.max_items} messages in one request")
+        try:
+            result = await self.ctx.ingest(values, source=self.name, reject_invalid=True, wait=False)
+        except BackpressureError as exc:
+            return error(503, str(exc), retry_after=max(1, round(exc.retry_after)))
+        if result.rejected:
+            rejected = [{"index": r.index, "reasons": r.reasons} for r in result.rejected]
+            return error(400, "invalid input", rejected=rejected)
+        ids = [m.message_id for m in result.accepted]
+        return JSONResponse({"accepted": len(ids), "ids": ids}, status_code=202)
+
+    @staticmethod
+    def parse(body: bytes, lines: bool) -> tuple[list[Any], list[dict[str, Any]]]:
+        if lines:
+            values, problems = [], []
+            for n, value, err in formats.decode_lines(body):
+                if err:
+                    problems.append({"line": n, "reasons": [err]})
+                else:
+                    values.append(value)
+            return values, problems
+        try:
+            value = formats.decode_json(body)
+        except msgspec.DecodeError as exc:
+            return [], [{"index": 0, "reasons": [f"invalid JSON: {exc}"]}]
+        return (value if isinstance(value, list) else [value]), []

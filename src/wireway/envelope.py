@@ -1,0 +1,141 @@
+"""The standard message envelope (camelCase on the wire, snake_case in Python)."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+Priority = Literal["high", "normal", "low"]
+MessageType = Literal["data", "control", "event", "error"]
+PRIORITY_RANK: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class Metadata(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Delivery hints carried with a message."""
+
+    priority: Priority = "normal"
+    ttl: float | None = None
+    retry_count: int = 0
+    correlation_id: str | None = None
+
+
+class Message(msgspec.Struct, rename="camel", omit_defaults=True):
+    """One message as it travels through a pattern."""
+
+    message_id: str
+    timestamp: str
+    payload: Any
+    source: str = ""
+    destination: str = ""
+    message_type: MessageType = "data"
+    version: str = "1.0"
+    metadata: Metadata = msgspec.field(default_factory=Metadata)
+
+    def expired(self, now: float | None = None) -> bool:
+        """True when the TTL (counted from `timestamp`) has run out."""
+        ttl = self.metadata.ttl
+        if ttl is None:
+            return False
+        try:
+            born = parse_timestamp(self.timestamp)
+        except ValueError:
+            return False
+        return (now if now is not None else time.time()) > born + ttl
+
+    def to_context(self) -> dict[str, Any]:
+        """The envelope as a CEL / JSON-schema friendly dict (wire names)."""
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+
+class _IdState:
+    last_ms = 0
+    rand = 0
+
+
+def new_message_id() -> str:
+    """A ULID: 48-bit millisecond time + 80 random bits, monotonic within a millisecond."""
+    ms = time.time_ns() // 1_000_000
+    if ms == _IdState.last_ms:
+        _IdState.rand = (_IdState.rand + 1) & ((1 << 80) - 1)
+    else:
+        _IdState.last_ms = ms
+        _IdState.rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | _IdState.rand
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def now_rfc3339() -> str:
+    """The current time, RFC 3339 in UTC with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(value: str) -> float:
+    """Seconds since the epoch for an RFC 3339 timestamp (raises ValueError)."""
+    text = value.replace("Z", "+00:00").replace("z", "+00:00")
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Message)
+
+
+def encode(msg: Message) -> bytes:
+    """The envelope as JSON bytes."""
+    return _encoder.encode(msg)
+
+
+def decode(data: bytes | str) -> Message:
+    """Parse envelope JSON (raises msgspec.ValidationError / DecodeError)."""
+    return _decoder.decode(data)
+
+
+def is_envelope(value: Any) -> bool:
+    """A JSON object with messageId, messageType and payload is an envelope."""
+    return (
+        isinstance(value, dict)
+        and "messageId" in value
+        and "messageType" in value
+        and "payload" in value
+    )
+
+
+def from_value(value: Any, *, source: str, arrived: str | None = None) -> Message:
+    """Take an envelope as is (validated) or wrap a bare payload.
+
+    Raises:
+        ValueError: the value looks like an envelope but a field is invalid; the
+            message names the field.
+    """
+    if is_envelope(value):
+        data = dict(value)
+        data.setdefault("timestamp", arrived or now_rfc3339())
+        try:
+            msg = msgspec.convert(data, Message)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"invalid envelope: {exc}") from exc
+        try:
+            parse_timestamp(msg.timestamp)
+        except ValueError as exc:
+            raise ValueError("invalid envelope: timestamp is not RFC 3339 - at `$.timestamp`") from exc
+        if not msg.message_id:
+            raise ValueError("invalid envelope: messageId is empty - at `$.messageId`")
+        return msg
+    return Message(
+        message_id=new_message_id(),
+        timestamp=arrived or now_rfc3339(),
+        payload=value,
+        source=source,
+    )

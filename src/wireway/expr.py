@@ -1,0 +1,60 @@
+"""CEL expressions over the envelope, compiled once at load time."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import cel
+
+# Names an expression may use: the envelope's wire fields.
+VARIABLES = (
+    "payload",
+    "metadata",
+    "source",
+    "destination",
+    "messageType",
+    "messageId",
+    "timestamp",
+    "version",
+)
+_POS = re.compile(r"<input>:(\d+):(\d+): (.*)")
+
+
+class ExpressionError(ValueError):
+    """An expression failed to compile; the message gives the position."""
+
+
+class Expr:
+    """A compiled CEL expression."""
+
+    __slots__ = ("program", "source")
+
+    def __init__(self, source: str) -> None:
+        if not isinstance(source, str) or not source.strip():
+            raise ExpressionError("expected a CEL expression (a non-empty string)")
+        self.source = source
+        try:
+            self.program = cel.compile(source)
+        except (ValueError, RuntimeError) as exc:
+            raise ExpressionError(_describe(source, str(exc))) from exc
+
+    def evaluate(self, context: dict[str, Any]) -> Any:
+        """Evaluate against an envelope context; raises on a missing key or type error."""
+        return self.program.execute(context)
+
+    def test(self, context: dict[str, Any]) -> bool:
+        """Evaluate as a condition: an error (say, a missing field) counts as false."""
+        try:
+            return self.program.execute(context) is True
+        except Exception:  # noqa: BLE001 - CEL raises KeyError, TypeError, RuntimeError...
+            return False
+
+
+def _describe(source: str, text: str) -> str:
+    m = _POS.search(text)
+    if not m:
+        return f"invalid CEL expression {source!r}: {text.splitlines()[0]}"
+    line, col, what = m.groups()
+    where = f"column {col}" if line == "1" else f"line {line} column {col}"
+    return f"CEL syntax error at {where} in {source!r}: {what}"

@@ -1,0 +1,40 @@
+"""Every metric name wireway exports, defined once."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+MESSAGES = Counter(
+    "wireway_messages_total",
+    "Messages seen, by pattern, component and outcome.",
+    ["pattern", "component", "outcome"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "wireway_processing_latency_seconds",
+    "Seconds from arrival at an input to confirmation by an output.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+QUEUE_SIZE = Gauge(
+    "wireway_queue_size", "Messages waiting in an output buffer.", ["queue_name"], registry=REGISTRY
+)
+DLQ_SIZE = Gauge(
+    "wireway_dlq_size", "Messages in the dead-letter queue.", ["pattern"], registry=REGISTRY
+)
+ACTIVE_CONNECTIONS = Gauge(
+    "active_connections", "Open connections, by kind.", ["kind"], registry=REGISTRY
+)
+BREAKER_STATE = Gauge(
+    "wireway_breaker_open",
+    "1 while an output's circuit breaker is open or half-open.",
+    ["queue_name"],
+    registry=REGISTRY,
+)
+
+
+def render() -> bytes:
+    """The Prometheus text exposition of every metric."""
+    return generate_latest(REGISTRY)

@@ -1,0 +1,91 @@
+"""`validate`: JSON Schema validation of the payload (or the whole envelope)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import jsonschema
+import msgspec
+
+from wireway.envelope import Message
+from wireway.errors import ConfigError
+from wireway.processors import Result
+from wireway.registry import register_processor
+
+
+class ValidateConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Options of `validate`.
+
+    `schema` is a JSON Schema file (relative to the pattern file) or the name of a
+    built-in schema (see `wireway/schemas/`).
+    """
+
+    __shorthand__: ClassVar[str] = "schema"
+    schema: str
+    target: Literal["payload", "envelope"] = "payload"
+
+
+def builtin_schemas() -> list[str]:
+    """Names of the schemas that ship with wireway."""
+    folder = resources.files("wireway") / "schemas"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_schema(ref: str, base_dir: Path) -> dict[str, Any]:
+    """Read a schema from a file beside the pattern or from the built-ins."""
+    if "/" not in ref and not ref.endswith(".json") and ref in builtin_schemas():
+        text = (resources.files("wireway") / "schemas" / f"{ref}.json").read_text("utf-8")
+    else:
+        path = (base_dir / ref).resolve()
+        if not path.is_file():
+            known = ", ".join(builtin_schemas()) or "none"
+            raise ConfigError(
+                f"no schema file {ref} beside the pattern file, nor a built-in schema ({known})",
+                path="schema",
+            )
+        text = path.read_text("utf-8")
+    try:
+        schema = json.loads(text)
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except (ValueError, jsonschema.SchemaError) as exc:
+        raise ConfigError(f"invalid JSON Schema {ref}: {exc}", path="schema") from exc
+    return schema  # type: ignore[no-any-return]
+
+
+def describe(error: jsonschema.ValidationError, root: str) -> str:
+    """'payload.items[2].qty: -1 is less than the minimum of 0'."""
+    path = root
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return f"{path}: {error.message}"
+
+
+@register_processor("validate", config=ValidateConfig)
+class Validate:
+    """Reject messages whose payload does not match a JSON Schema, naming every field."""
+
+    def __init__(self, config: ValidateConfig, *, base_dir: Path) -> None:
+        schema = load_schema(config.schema, base_dir)
+        cls = jsonschema.validators.validator_for(schema)
+        self.validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        self.envelope = config.target == "envelope"
+
+    def errors(self, msg: Message) -> list[str]:
+        """Every rule the message breaks, one string per failing field."""
+        value = msg.to_context() if self.envelope else msg.payload
+        root = "" if self.envelope else "payload"
+        found = sorted(self.validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
+        return [describe(e, root).lstrip(".") or "envelope" for e in found]
+
+    async def process(self, batch: list[Message]) -> Result:
+        passed, failed = [], []
+        for msg in batch:
+            errs = self.errors(msg)
+            if errs:
+                failed.append((msg, "validation: " + "; ".join(errs)))
+            else:
+                passed.append(msg)
+        return passed, failed

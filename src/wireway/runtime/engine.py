@@ -1,0 +1,286 @@
+"""The engine: stores, pattern runners, the HTTP server and the process lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.routing import BaseRoute
+
+from wireway.config.model import Pattern
+from wireway.connectors.base import Input, InputContext
+from wireway.envelope import now_rfc3339
+from wireway.errors import WirewayError
+from wireway.observability import logging as log
+from wireway.observability.metrics import ACTIVE_CONNECTIONS, DLQ_SIZE
+from wireway.runtime.pattern import PatternRunner
+from wireway.runtime.store import MemoryStore, SqliteStore, Store
+from wireway.web.app import build_app
+
+logger = log.get("engine")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the engine owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a WirewayError that says which address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise WirewayError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class Engine:
+    """Runs a deployment (one or more patterns) until told to stop."""
+
+    def __init__(
+        self,
+        patterns: list[Pattern],
+        *,
+        data_dir: Path,
+        http: tuple[str, int] = ("127.0.0.1", 8080),
+        extra_routes: list[BaseRoute] | None = None,
+    ) -> None:
+        self.patterns = patterns
+        self.data_dir = data_dir
+        self.http = http
+        self.extra_routes = list(extra_routes or [])
+        self.durable = any(p.settings.buffer == "durable" for p in patterns)
+        self.sqlite: Store | None = None
+        self.memory: Store = MemoryStore()
+        self.runners: list[PatternRunner] = []
+        self.routes: list[BaseRoute] = []
+        self.stop_event = asyncio.Event()
+        self.accepting = False
+        self.started = time.time()
+        self.connections: dict[str, int] = {}
+        self._lock_fd: int | None = None
+        self._dlq_cache: dict[str, int] = {}
+
+    # ----- lifecycle -----------------------------------------------------------------
+    def lock_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / "wireway.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise WirewayError(
+                f"another wireway instance is using {self.data_dir} (pass another --data-dir)"
+            ) from None
+        self._lock_fd = fd
+
+    def store_for(self, pattern: Pattern) -> Store:
+        if pattern.settings.buffer == "durable":
+            assert self.sqlite is not None
+            return self.sqlite
+        return self.memory
+
+    async def start(self) -> None:
+        """Open stores, restore queues, start outputs, inputs and the HTTP server."""
+        self.lock_data_dir()
+        sock = bind(*self.http)
+        if self.durable:
+            self.sqlite = SqliteStore(self.data_dir / "wireway.db")
+            await self.sqlite.open()
+        await self.memory.open()
+        pending = self.sqlite.pending() if self.sqlite else []
+        for pattern in self.patterns:
+            runner = PatternRunner(pattern, self.store_for(pattern))
+            runner.on_dlq = self._dlq_changed
+            runner.restore(pending)
+            self.runners.append(runner)
+        if pending:
+            logger.info("restored undelivered messages", count=len(pending))
+        for runner in self.runners:
+            await runner.start_outputs()
+        await self.redrive()
+        for runner in self.runners:
+            await runner.start_inputs(self.input_context)
+        app = build_app(self, [*self.routes, *self.extra_routes])
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            loop="none",
+        )
+        self.server = _Server(config)
+        self.server_task = asyncio.create_task(self.server.serve([sock]), name="wireway[http]")
+        self.poll_task = asyncio.create_task(self.poll(), name="wireway[engine].poll")
+        self.accepting = True
+        for runner in self.runners:
+            self._dlq_changed(runner.name)
+        host, port = self.http
+        logger.info(
+            "wireway started",
+            patterns=[p.name for p in self.patterns],
+            http=f"http://{host}:{port}",
+            data_dir=str(self.data_dir),
+        )
+
+    def input_context(self, runner: PatternRunner, inp: Input) -> InputContext:
+        return InputContext(
+            ingest=runner.ingest,
+            add_routes=self.routes.extend,
+            connection_opened=self._opened,
+            connection_closed=self._closed,
+        )
+
+    def _opened(self, kind: str) -> None:
+        self.connections[kind] = self.connections.get(kind, 0) + 1
+        ACTIVE_CONNECTIONS.labels(kind).set(self.connections[kind])
+
+    def _closed(self, kind: str) -> None:
+        self.connections[kind] = self.connections.get(kind, 1) - 1
+        ACTIVE_CONNECTIONS.labels(kind).set(self.connections[kind])
+
+    async def poll(self) -> None:
+        """Pick up DLQ redrives from the CLI and refresh gauges, once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.redrive()
+                self.refresh_gauges()
+            except Exception as exc:  # noqa: BLE001 - a failed poll must not stop the engine
+                logger.warning("poll failed", error=str(exc))
+
+    async def redrive(self) -> None:
+        if self.sqlite is None:
+            return
+        letters = await self.sqlite.take_redrives()
+        if not letters:
+            return
+        by_pattern = {r.name: r for r in self.runners}
+        count = 0
+        for letter in letters:
+            runner = by_pattern.get(letter.pattern)
+            if runner is None:
+                logger.warning("redrive: unknown pattern", pattern=letter.pattern)
+                continue
+            route = next((r for r in runner.routes if r.queue_name == letter.queue), None)
+            letter.message.metadata.retry_count = 0
+            if route is not None:
+                items = await runner.store.enqueue([(route.queue_name, letter.message)])
+                route.queue.put(items)
+            else:
+                await runner.ingest([letter.message.payload], source=letter.message.source)
+            count += 1
+        logger.info("redriven from the DLQ", count=count)
+        for runner in self.runners:
+            self._dlq_changed(runner.name)
+
+    async def run_until_stopped(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._signal)
+        await self.stop_event.wait()
+        await self.shutdown()
+
+    def _signal(self) -> None:
+        if self.stop_event.is_set():
+            logger.warning("second signal: exiting at once")
+            os._exit(130)
+        self.stop_event.set()
+
+    async def shutdown(self) -> None:
+        """Stop inputs, drain outputs for up to settings.timeout, close everything."""
+        t0 = time.monotonic()
+        self.accepting = False
+        for runner in self.runners:
+            await runner.stop_inputs()
+        self.server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.server_task, 10)
+        timeout = max((p.settings.timeout for p in self.patterns), default=30.0)
+        while not all(r.drained() for r in self.runners) and time.monotonic() - t0 < timeout:
+            await asyncio.sleep(0.02)
+        self.poll_task.cancel()
+        for runner in self.runners:
+            await runner.stop_outputs()
+            await runner.flush_acks()
+        left = sum(r.queue.depth for runner in self.runners for r in runner.routes)
+        delivered = sum(r.delivered for runner in self.runners for r in runner.routes)
+        if self.sqlite:
+            await self.sqlite.close()
+        await self.memory.close()
+        logger.info(
+            "wireway stopped",
+            seconds=round(time.monotonic() - t0, 2),
+            delivered=delivered,
+            left_in_buffer=left,
+        )
+
+    # ----- views ---------------------------------------------------------------------
+    def _dlq_changed(self, pattern: str) -> None:
+        runner = next((r for r in self.runners if r.name == pattern), None)
+        if runner is None:
+            return
+        depth = runner.store.dlq_depth(pattern)
+        self._dlq_cache[pattern] = depth
+        DLQ_SIZE.labels(pattern).set(depth)
+
+    def refresh_gauges(self) -> None:
+        for runner in self.runners:
+            self._dlq_changed(runner.name)
+            for route in runner.routes:
+                route.update_gauges()
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        down: list[str] = []
+        if not self.accepting:
+            down.append("engine: not accepting")
+        if self.durable and (self.sqlite is None or not getattr(self.sqlite, "healthy", True)):
+            down.append("buffer: not writable")
+        return (not down), down
+
+    def health(self) -> dict[str, Any]:
+        ok, down = self.readiness()
+        services: dict[str, str] = {"buffer": "up" if ok or not self.accepting else "down"}
+        degraded = False
+        for runner in self.runners:
+            for route in runner.routes:
+                up = route.breaker.state == "closed"
+                services[route.queue_name] = "up" if up else "down"
+                degraded = degraded or not up
+        status = "unhealthy" if not ok else ("degraded" if degraded else "healthy")
+        return {"status": status, "timestamp": now_rfc3339(), "services": services}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "timestamp": now_rfc3339(),
+            "uptime_seconds": round(time.time() - self.started, 1),
+            "accepting": self.accepting,
+            "data_dir": str(self.data_dir),
+            "patterns": [r.status(self._dlq_cache.get(r.name, 0)) for r in self.runners],
+        }
+
+
+async def serve(patterns: list[Pattern], **kwargs: Any) -> None:
+    """Start an engine and run it until SIGTERM/SIGINT."""
+    engine = Engine(patterns, **kwargs)
+    await engine.start()
+    await engine.run_until_stopped()

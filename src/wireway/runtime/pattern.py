@@ -1,0 +1,378 @@
+"""One running pattern: ingest (wrap, process, route, enqueue) and per-output delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from wireway import envelope
+from wireway.config.model import Interface, Pattern
+from wireway.connectors.base import IngestResult, Input, InputContext, Output, Rejected
+from wireway.envelope import Message
+from wireway.errors import BackpressureError, PermanentError
+from wireway.observability import logging as log
+from wireway.observability.metrics import BREAKER_STATE, LATENCY, MESSAGES, QUEUE_SIZE
+from wireway.registry import lookup
+from wireway.runtime.backoff import backoff
+from wireway.runtime.breaker import Breaker
+from wireway.runtime.queue import OutputQueue
+from wireway.runtime.store import DeadLetter, Item, Store
+
+logger = log.get("runtime")
+
+
+class Route:
+    """An output with its queue, breaker and delivery loop."""
+
+    def __init__(self, runner: PatternRunner, iface: Interface, output: Output) -> None:
+        self.runner = runner
+        self.iface = iface
+        self.output = output
+        self.queue_name = f"{runner.name}/{iface.name}"
+        settings = runner.pattern.settings
+        self.queue = OutputQueue(self.queue_name, settings.buffer_size)
+        self.breaker = Breaker(settings.breaker_threshold, settings.breaker_timeout)
+        self.delivered = 0
+        self.failed = 0
+        self.last_error = ""
+        self.state = "stopped"
+        self._counter = MESSAGES.labels(runner.name, iface.name, "delivered")
+        self._gauge = QUEUE_SIZE.labels(self.queue_name)
+        self._breaker_gauge = BREAKER_STATE.labels(self.queue_name)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.iface.name,
+            "type": self.iface.type,
+            "state": self.state,
+            "delivered": self.delivered,
+            "errors": self.failed,
+            "buffer_depth": self.queue.depth,
+            "breaker": self.breaker.state,
+            "last_error": self.last_error,
+        }
+
+    def update_gauges(self) -> None:
+        self._gauge.set(self.queue.depth)
+        self._breaker_gauge.set(0 if self.breaker.state == "closed" else 1)
+
+    async def deliver_forever(self) -> None:
+        """Drain the queue in batches: retries with backoff, the breaker, the DLQ."""
+        settings = self.runner.pattern.settings
+        while True:
+            await self.queue.ready.wait()
+            wait = self.breaker.wait()
+            if wait > 0:
+                self.state = "open"
+                self.update_gauges()
+                await asyncio.sleep(wait)
+                continue
+            batch = self.queue.take(1 if self.breaker.state == "half-open" else settings.batch_size)
+            if not batch:
+                continue
+            now = time.time()
+            expired = [it for it in batch if it.message.expired(now)]
+            if expired:
+                batch = [it for it in batch if not it.message.expired(now)]
+                await self.dead_letter(expired, "expired")
+                if not batch:
+                    continue
+            try:
+                refused = await asyncio.wait_for(
+                    self.output.write([it.message for it in batch]), settings.timeout
+                )
+            except asyncio.CancelledError:
+                self.queue.retry(batch)
+                raise
+            except PermanentError as exc:
+                self.breaker.success()  # the peer answered: it is up
+                await self.dead_letter(batch, str(exc) or type(exc).__name__)
+                continue
+            except Exception as exc:  # noqa: BLE001 - any output failure is retried
+                await self.failed_attempt(batch, exc)
+                continue
+            self.breaker.success()
+            self.state = "running"
+            if refused:
+                for i, reason in refused.items():
+                    await self.dead_letter([batch[i]], reason)
+                batch = [it for i, it in enumerate(batch) if i not in refused]
+            self.confirm(batch, now)
+            self.runner.ack([it.id for it in batch])
+
+    def confirm(self, batch: list[Item], now: float) -> None:
+        self.queue.done(len(batch))
+        self.delivered += len(batch)
+        self._counter.inc(len(batch))
+        arrived = self.runner.arrivals
+        for it in batch:
+            t0 = arrived.pop(it.id, None)
+            if t0 is not None:
+                LATENCY.observe(now - t0 if now > t0 else 0.0)
+        self.update_gauges()
+
+    async def failed_attempt(self, batch: list[Item], exc: BaseException) -> None:
+        settings = self.runner.pattern.settings
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            reason = f"timeout after {settings.timeout}s"
+        self.last_error = reason
+        self.breaker.failure()
+        self.state = self.breaker.state if self.breaker.state != "closed" else "retrying"
+        MESSAGES.labels(self.runner.name, self.iface.name, "retry").inc(len(batch))
+        logger.warning("delivery failed", output=self.queue_name, error=reason, batch=len(batch))
+        give_up = [it for it in batch if it.attempts >= settings.retries]
+        again = [it for it in batch if it.attempts < settings.retries]
+        for it in again:
+            it.attempts += 1
+            it.message.metadata.retry_count = it.attempts
+        if give_up:
+            await self.dead_letter(give_up, reason)
+        if again:
+            self.queue.retry(again)
+            delay = backoff(again[0].attempts, settings.backoff_base, settings.backoff_max)
+            self.update_gauges()
+            await asyncio.sleep(delay)
+
+    async def dead_letter(self, items: list[Item], reason: str) -> None:
+        letters = [
+            DeadLetter(it.message, self.runner.name, self.queue_name, reason, it.attempts + 1)
+            for it in items
+        ]
+        await self.runner.store.dead_letter(letters, [it.id for it in items])
+        for it in items:
+            self.runner.arrivals.pop(it.id, None)
+            logger.warning(
+                "dead-lettered",
+                output=self.queue_name,
+                message_id=it.message.message_id,
+                correlation_id=it.message.metadata.correlation_id,
+                reason=reason,
+            )
+        self.queue.done(len(items))
+        self.failed += len(items)
+        MESSAGES.labels(self.runner.name, self.iface.name, "dead_letter").inc(len(items))
+        self.runner.refresh_dlq()
+        self.update_gauges()
+
+
+class PatternRunner:
+    """Builds a pattern's inputs, steps and outputs and moves messages between them."""
+
+    def __init__(self, pattern: Pattern, store: Store) -> None:
+        self.pattern = pattern
+        self.name = pattern.name
+        self.store = store
+        self.inputs: list[Input] = []
+        self.routes: list[Route] = []
+        self.counts = {"in": 0, "out": 0, "error": 0, "filtered": 0}
+        self.arrivals: dict[int, float] = {}  # item id -> arrival, for the latency histogram
+        self.tasks: list[asyncio.Task[None]] = []
+        self.started = 0.0
+        self.on_dlq: Any = None
+        self._acks: set[asyncio.Task[None]] = set()
+        self._in = MESSAGES.labels(self.name, "ingest", "accepted")
+        for iface in pattern.inputs:
+            spec = lookup("input", iface.type)
+            assert spec is not None
+            self.inputs.append(spec.cls(iface.config, iface, pattern))
+        for iface in pattern.outputs:
+            spec = lookup("output", iface.type)
+            assert spec is not None
+            self.routes.append(Route(self, iface, spec.cls(iface.config, iface, pattern)))
+        self.needs_context = any(r.iface.when is not None for r in self.routes)
+
+    def ack(self, ids: list[int]) -> None:
+        """Delete delivered items from the store without holding up delivery."""
+        task = asyncio.create_task(self.store.ack(ids))
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+
+    async def flush_acks(self) -> None:
+        if self._acks:
+            await asyncio.gather(*self._acks, return_exceptions=True)
+
+    def refresh_dlq(self) -> None:
+        if self.on_dlq is not None:
+            self.on_dlq(self.name)
+
+    # ----- ingest path -------------------------------------------------------------
+    async def ingest(
+        self,
+        values: list[Any],
+        *,
+        source: str,
+        reject_invalid: bool = False,
+        wait: bool = True,
+        errors: list[tuple[Any, str]] | None = None,
+    ) -> IngestResult:
+        """Wrap, process and route values; returns once the accepted ones are durable."""
+        t0 = time.time()
+        arrived = envelope.now_rfc3339()
+        result = IngestResult()
+        msgs: list[Message] = []
+        index: dict[str, int] = {}
+        for raw, reason in errors or []:  # values the input could not even decode
+            result.rejected.append(Rejected(-1, [reason], raw))
+        for i, value in enumerate(values):
+            try:
+                msg = envelope.from_value(value, source=source, arrived=arrived)
+            except ValueError as exc:
+                result.rejected.append(Rejected(i, [str(exc)], value))
+                continue
+            index.setdefault(msg.message_id, i)
+            msgs.append(msg)
+        for step in self.pattern.steps:
+            if not msgs:
+                break
+            passed, failed = await step.instance.process(msgs)
+            result.filtered += len(msgs) - len(passed) - len(failed)
+            for msg, reason in failed:
+                reasons = reason.split("; ") if reason.startswith("validation: ") else [reason]
+                reasons = [r.removeprefix("validation: ") for r in reasons]
+                i = index.get(msg.message_id, -1)
+                result.rejected.append(Rejected(i, reasons, msg.payload, msg))
+            msgs = passed
+        if result.rejected:
+            if reject_invalid:
+                result.rejected.sort(key=lambda r: r.index)
+                MESSAGES.labels(self.name, "ingest", "rejected").inc(len(result.rejected))
+                return result
+            await self._dead_letter_ingest(result, source, arrived)
+        if result.filtered:
+            MESSAGES.labels(self.name, "ingest", "filtered").inc(result.filtered)
+            self.counts["filtered"] += result.filtered
+        entries = self.route(msgs)
+        await self._room(entries, wait)
+        items = await self.store.enqueue([(route.queue_name, msg) for route, msg in entries])
+        by_queue: dict[str, list[Item]] = {}
+        for item in items:
+            by_queue.setdefault(item.queue, []).append(item)
+            self.arrivals[item.id] = t0
+        for route in self.routes:
+            got = by_queue.get(route.queue_name)
+            if got:
+                route.queue.put(got)
+                route.update_gauges()
+        result.accepted = msgs
+        self.counts["in"] += len(msgs)
+        self._in.inc(len(msgs))
+        return result
+
+    def route(self, msgs: list[Message]) -> list[tuple[Route, Message]]:
+        entries: list[tuple[Route, Message]] = []
+        unrouted = 0
+        for msg in msgs:
+            ctx = msg.to_context() if self.needs_context else None
+            hit = False
+            for route in self.routes:
+                when = route.iface.when
+                if when is None or (ctx is not None and when.test(ctx)):
+                    entries.append((route, msg))
+                    hit = True
+            unrouted += not hit
+        if unrouted:
+            MESSAGES.labels(self.name, "router", "unrouted").inc(unrouted)
+        return entries
+
+    async def _room(self, entries: list[tuple[Route, Message]], wait: bool) -> None:
+        need: dict[Route, int] = {}
+        for route, _ in entries:
+            need[route] = need.get(route, 0) + 1
+        for route, n in need.items():
+            while route.queue.free() < min(n, route.queue.capacity):
+                if not wait:
+                    MESSAGES.labels(self.name, route.iface.name, "backpressure").inc(n)
+                    raise BackpressureError(route.queue_name)
+                route.queue.room.clear()
+                await route.queue.room.wait()
+
+    async def _dead_letter_ingest(
+        self,
+        result: IngestResult,
+        source: str,
+        arrived: str,
+    ) -> None:
+        letters = []
+        for rej in result.rejected:
+            msg = rej.message or envelope.Message(
+                message_id=envelope.new_message_id(),
+                timestamp=arrived,
+                payload=rej.value,
+                source=source,
+                message_type="error",
+            )
+            letters.append(DeadLetter(msg, self.name, None, "; ".join(rej.reasons), 0))
+        await self.store.dead_letter(letters)
+        result.dead_lettered = len(letters)
+        self.counts["error"] += len(letters)
+        MESSAGES.labels(self.name, "ingest", "dead_letter").inc(len(letters))
+        for letter in letters:
+            logger.warning("rejected to DLQ", pattern=self.name, reason=letter.reason)
+        self.refresh_dlq()
+
+    # ----- lifecycle ---------------------------------------------------------------
+    def restore(self, items: list[Item]) -> None:
+        """Put items left in the store by an earlier run back in their queues."""
+        for route in self.routes:
+            mine = [it for it in items if it.queue == route.queue_name]
+            route.queue.put(mine)
+            route.update_gauges()
+
+    async def start_outputs(self) -> None:
+        for route in self.routes:
+            await route.output.open()
+            route.state = "running"
+            self.tasks.append(
+                asyncio.create_task(
+                    route.deliver_forever(), name=f"wireway[{route.queue_name}].deliver"
+                )
+            )
+
+    async def start_inputs(self, make_ctx: Any) -> None:
+        self.started = time.time()
+        for inp in self.inputs:
+            await inp.start(make_ctx(self, inp))
+
+    async def stop_inputs(self) -> None:
+        for inp in self.inputs:
+            try:
+                await inp.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                logger.warning("input stop failed", input=inp.name, error=str(exc))
+
+    def drained(self) -> bool:
+        return all(r.queue.depth == 0 for r in self.routes)
+
+    async def stop_outputs(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for route in self.routes:
+            route.state = "stopped"
+            try:
+                await route.output.close()
+            except Exception as exc:  # noqa: BLE001 - keep closing the others
+                logger.warning("output close failed", output=route.queue_name, error=str(exc))
+
+    def status(self, dlq_depth: int) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.pattern.info.type,
+            "file": self.pattern.file,
+            "state": "running" if self.tasks else "stopped",
+            "uptime_seconds": round(time.time() - self.started, 1) if self.started else 0,
+            "counts": {
+                "in": self.counts["in"],
+                "out": sum(r.delivered for r in self.routes),
+                "error": self.counts["error"] + sum(r.failed for r in self.routes),
+                "filtered": self.counts["filtered"],
+            },
+            "buffer_depth": sum(r.queue.depth for r in self.routes),
+            "dlq_depth": dlq_depth,
+            "inputs": [
+                {"name": i.name, "type": i.iface.type, "state": i.state} for i in self.inputs
+            ],
+            "outputs": [r.status() for r in self.routes],
+        }

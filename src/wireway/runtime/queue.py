@@ -1,0 +1,67 @@
+"""The in-memory view of one output's outbox: priority lanes over stored items."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from wireway.envelope import PRIORITY_RANK
+from wireway.runtime.store import Item
+
+
+class OutputQueue:
+    """Items waiting for one output, high priority first, bounded by `capacity`."""
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.lanes: tuple[deque[Item], ...] = (deque(), deque(), deque())
+        self.in_flight = 0
+        self.ready = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def __len__(self) -> int:
+        return sum(len(lane) for lane in self.lanes)
+
+    @property
+    def depth(self) -> int:
+        """Items not yet confirmed: waiting plus in flight."""
+        return len(self) + self.in_flight
+
+    def free(self) -> int:
+        return self.capacity - self.depth
+
+    def put(self, items: list[Item], *, front: bool = False) -> None:
+        for item in reversed(items) if front else items:
+            lane = self.lanes[PRIORITY_RANK.get(item.message.metadata.priority, 1)]
+            if front:
+                lane.appendleft(item)
+            else:
+                lane.append(item)
+        if items:
+            self.ready.set()
+        if self.free() <= 0:
+            self.room.clear()
+
+    def take(self, n: int) -> list[Item]:
+        """Up to n items, highest priority first; they count as in flight until `done`."""
+        out: list[Item] = []
+        for lane in self.lanes:
+            while lane and len(out) < n:
+                out.append(lane.popleft())
+        self.in_flight += len(out)
+        if not len(self):
+            self.ready.clear()
+        return out
+
+    def done(self, count: int) -> None:
+        """`count` in-flight items left the queue for good (delivered or dead-lettered)."""
+        self.in_flight -= count
+        if self.free() > 0:
+            self.room.set()
+
+    def retry(self, items: list[Item]) -> None:
+        """In-flight items go back to the front of their lanes."""
+        self.in_flight -= len(items)
+        self.put(items, front=True)

@@ -1,0 +1,53 @@
+"""ASGI app assembly: observability routes plus the routes inputs and apps add."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from wireway.envelope import now_rfc3339
+from wireway.observability.metrics import render
+
+if TYPE_CHECKING:
+    from wireway.runtime.engine import Engine
+
+
+def build_app(engine: Engine, extra: list[BaseRoute]) -> Starlette:
+    """The process's ASGI app."""
+
+    async def health(request: Request) -> Response:
+        body = engine.health()
+        return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200)
+
+    async def ready(request: Request) -> Response:
+        ok, down = engine.readiness()
+        body: dict[str, Any] = {"ready": ok, "timestamp": now_rfc3339()}
+        if down:
+            body["down"] = down
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(engine.status())
+
+    async def metrics(request: Request) -> Response:
+        engine.refresh_gauges()
+        return Response(render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "Not found", "path": request.url.path}, status_code=404)
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "Method not allowed"}, status_code=405)
+
+    routes: list[BaseRoute] = [
+        Route("/health", health),
+        Route("/ready", ready),
+        Route("/status", status),
+        Route("/metrics", metrics),
+        *extra,
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
