@@ -16,7 +16,7 @@ PRIORITY_RANK: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-class Metadata(msgspec.Struct, rename="camel", omit_defaults=True):
+class Metadata(msgspec.Struct, rename="camel"):
     """Delivery hints carried with a message."""
 
     priority: Priority = "normal"
@@ -25,7 +25,7 @@ class Metadata(msgspec.Struct, rename="camel", omit_defaults=True):
     correlation_id: str | None = None
 
 
-class Message(msgspec.Struct, rename="camel", omit_defaults=True):
+class Message(msgspec.Struct, rename="camel"):
     """One message as it travels through a pattern."""
 
     message_id: str

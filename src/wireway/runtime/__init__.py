@@ -1,0 +1,1 @@
+"""The runtime: pattern runners, output queues, the store and the engine."""

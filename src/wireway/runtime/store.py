@@ -1,0 +1,508 @@
+"""The outbox and dead-letter store: SQLite (WAL) written by one group-committing thread.
+
+Async callers hand operations to a dedicated writer thread. The thread blocks for the
+first waiting operation, drains every other one already queued, runs them all in ONE
+transaction, commits once and resolves each caller's future on its event loop. So a
+sync (fsync with `synchronous="full"`) is paid per group, not per message.
+
+`MemoryStore` has the same API for `buffer: memory` and keeps only its dead letters.
+`DlqAdmin` works on the same file from another process (the CLI) while an instance runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from wireway.envelope import Message, decode, encode
+from wireway.errors import WirewayError
+
+Synchronous = Literal["full", "normal"]
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox(
+  id INTEGER PRIMARY KEY, queue TEXT NOT NULL, body BLOB NOT NULL, enqueued_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dlq(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, pattern TEXT NOT NULL,
+  queue TEXT, reason TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at REAL NOT NULL,
+  body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS dlq_message_id ON dlq(message_id);
+CREATE INDEX IF NOT EXISTS dlq_pattern ON dlq(pattern);
+CREATE TABLE IF NOT EXISTS redrive(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, pattern TEXT, queue TEXT, body BLOB,
+  attempts INTEGER);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1'), ('last_id', '0');
+"""
+_INSERT_OUTBOX = "INSERT INTO outbox(id, queue, body, enqueued_at) VALUES (?, ?, ?, ?)"
+_DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ?"
+_INSERT_DLQ = (
+    "INSERT INTO dlq(message_id, pattern, queue, reason, attempts, failed_at, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_DLQ_COLUMNS = "id, message_id, pattern, queue, reason, attempts, failed_at"
+
+_Fn = Callable[[sqlite3.Connection], Any]
+_Op = tuple[_Fn, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+class StoreError(WirewayError):
+    """The store cannot do what was asked (closed, newer schema, not a wireway file)."""
+
+
+class DatabaseNotFound(StoreError, FileNotFoundError):
+    """There is no wireway database at the given path."""
+
+
+@dataclass(slots=True)
+class Item:
+    """One message waiting in one output's outbox."""
+
+    id: int
+    queue: str
+    message: Message
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message that could not be delivered (or was rejected before routing)."""
+
+    message: Message
+    pattern: str
+    queue: str | None
+    reason: str
+    attempts: int
+    failed_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.failed_at:
+            self.failed_at = time.time()
+
+
+class Store(ABC):
+    """What the runtime needs from a buffer: an outbox, a DLQ and redrive requests."""
+
+    durable: bool = False
+    healthy: bool = True
+    commits: int = 0
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def pending(self) -> list[Item]: ...
+
+    @abstractmethod
+    async def enqueue(self, entries: list[tuple[str, Message]]) -> list[Item]: ...
+
+    @abstractmethod
+    async def ack(self, ids: list[int]) -> None: ...
+
+    @abstractmethod
+    async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None: ...
+
+    @abstractmethod
+    async def take_redrives(self) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    def dlq_depth(self, pattern: str | None = None) -> int: ...
+
+
+def _connect(target: str | Path, *, uri: bool = False, shared: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        target, timeout=5.0, isolation_level=None, check_same_thread=not shared, uri=uri
+    )
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def _settle(pairs: list[tuple[asyncio.Future[Any], Any]], exc: Exception | None) -> None:
+    for fut, value in pairs:
+        if fut.done():  # the caller was cancelled; the work is done anyway
+            continue
+        if exc is None:
+            fut.set_result(value)
+        else:
+            fut.set_exception(exc)
+
+
+class SqliteStore(Store):
+    """The durable store: `<data_dir>/wireway.db`."""
+
+    durable = True
+
+    def __init__(self, path: Path, synchronous: Synchronous = "full") -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.commits = 0
+        self.healthy = True
+        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._next_id = 1  # next id to hand out (event loop side)
+        self._top = 0  # highest id written (writer side)
+        self._saved_top = 0  # highest id recorded in meta.last_id
+        self._dlq: dict[str, int] = {}  # committed DLQ depth per pattern
+        self._delta: dict[str, int] = {}  # DLQ changes of the group being written
+        self._recount: dict[str, int] | None = None
+        self._data_version = 0
+
+    # ----- lifecycle ----------------------------------------------------------------
+    async def open(self) -> None:
+        if self._thread is not None:
+            return
+        await asyncio.to_thread(self._setup)
+        self._thread = threading.Thread(
+            target=self._run, name=f"wireway-store[{self.path}]", daemon=True
+        )
+        self._thread.start()
+
+    def _setup(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path, shared=True)  # used by the writer thread only from here on
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot use WAL mode (got {mode!r})")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            conn.executescript(_SCHEMA)
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if int(meta["schema_version"]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {meta['schema_version']}; "
+                    f"this wireway knows {SCHEMA_VERSION} (upgrade wireway)"
+                )
+            top = conn.execute("SELECT max(id) FROM outbox").fetchone()[0] or 0
+            self._top = self._saved_top = max(top, int(meta["last_id"] or 0))
+            self._next_id = self._top + 1
+            self._dlq = _count_dlq(conn)
+            self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._thread = None  # refuse new work; what is queued is still written
+        self._ops.put(None)
+        await asyncio.to_thread(thread.join)
+        self._conn = None
+
+    def pending(self) -> list[Item]:
+        if not self.path.exists():
+            return []
+        with contextlib.closing(_connect(self.path)) as conn:
+            rows = conn.execute("SELECT id, queue, body FROM outbox ORDER BY id").fetchall()
+        return [Item(i, q, decode(body)) for i, q, body in rows]
+
+    # ----- operations ---------------------------------------------------------------
+    async def _submit(self, fn: _Fn) -> Any:
+        if self._thread is None:
+            raise StoreError(f"store {self.path} is not open")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._ops.put((fn, fut, loop))
+        return await fut
+
+    async def enqueue(self, entries: list[tuple[str, Message]]) -> list[Item]:
+        if not entries:
+            return []
+        start = self._next_id
+        ids = range(start, start + len(entries))
+        self._next_id = ids.stop
+        now = time.time()
+        rows = [(i, q, encode(m), now) for i, (q, m) in zip(ids, entries, strict=True)]
+        last = ids.stop - 1
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(_INSERT_OUTBOX, rows)
+            self._top = max(self._top, last)
+
+        await self._submit(op)
+        return [Item(i, q, m) for i, (q, m) in zip(ids, entries, strict=True)]
+
+    async def ack(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        keys = [(i,) for i in ids]
+        await self._submit(lambda conn: conn.executemany(_DELETE_OUTBOX, keys))
+
+    async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None:
+        if not letters and not ids:
+            return
+        rows = [
+            (
+                d.message.message_id,
+                d.pattern,
+                d.queue,
+                d.reason,
+                d.attempts,
+                d.failed_at or time.time(),
+                encode(d.message),
+            )
+            for d in letters
+        ]
+        keys = [(i,) for i in ids]
+        added = Counter(d.pattern for d in letters)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(_INSERT_DLQ, rows)
+            conn.executemany(_DELETE_OUTBOX, keys)
+            for pattern, n in added.items():
+                self._delta[pattern] = self._delta.get(pattern, 0) + n
+
+        await self._submit(op)
+
+    async def take_redrives(self) -> list[DeadLetter]:
+        def op(conn: sqlite3.Connection) -> list[Any]:
+            self._refresh_counts(conn)
+            rows = conn.execute(
+                "SELECT id, pattern, queue, body, attempts FROM redrive ORDER BY id"
+            ).fetchall()
+            if rows:
+                conn.execute("DELETE FROM redrive WHERE id <= ?", (rows[-1][0],))
+            return rows
+
+        rows = await self._submit(op)
+        return [
+            DeadLetter(decode(body), pattern or "", q, "redrive", attempts or 0)
+            for _, pattern, q, body, attempts in rows
+        ]
+
+    def dlq_depth(self, pattern: str | None = None) -> int:
+        counts = self._dlq
+        return sum(counts.values()) if pattern is None else counts.get(pattern, 0)
+
+    # ----- the writer thread --------------------------------------------------------
+    def _refresh_counts(self, conn: sqlite3.Connection) -> None:
+        """Recount the DLQ when another connection (the CLI) changed the file."""
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._data_version = version
+            self._recount = _count_dlq(conn)  # includes this group's earlier changes
+            self._delta = {}
+
+    def _run(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        ops = self._ops
+        try:
+            stop = False
+            while not stop:
+                first = ops.get()
+                if first is None:
+                    break
+                group = [first]
+                while True:
+                    try:
+                        op = ops.get_nowait()
+                    except queue.Empty:
+                        break
+                    if op is None:
+                        stop = True
+                        break
+                    group.append(op)
+                self._write(conn, group)
+        finally:
+            conn.close()
+
+    def _write(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
+        self._delta = {}
+        self._recount = None
+        results: list[Any] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for fn, _, _ in group:
+                    results.append(fn(conn))
+                top = self._top
+                if top > self._saved_top:
+                    conn.execute("UPDATE meta SET value = ? WHERE key = 'last_id'", (str(top),))
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:  # every caller of the group gets it; the writer goes on
+            self.healthy = False
+            self._resolve(group, None, exc)
+            return
+        self.commits += 1
+        self.healthy = True
+        self._saved_top = top
+        if self._recount is not None or self._delta:
+            counts = dict(self._recount if self._recount is not None else self._dlq)
+            for pattern, n in self._delta.items():
+                counts[pattern] = counts.get(pattern, 0) + n
+            self._dlq = {p: n for p, n in counts.items() if n > 0}
+        self._resolve(group, results, None)
+
+    @staticmethod
+    def _resolve(group: list[_Op], results: list[Any] | None, exc: Exception | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        for n, (_, fut, loop) in enumerate(group):
+            value = results[n] if results is not None else None
+            by_loop.setdefault(loop, []).append((fut, value))
+        for loop, pairs in by_loop.items():  # one wake-up per loop, not per caller
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, pairs, exc)
+
+
+def _count_dlq(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT pattern, count(*) FROM dlq GROUP BY pattern").fetchall()
+    return {pattern: n for pattern, n in rows}
+
+
+class MemoryStore(Store):
+    """`buffer: memory`: nothing survives a restart; dead letters are kept in a list."""
+
+    durable = False
+
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+        self.commits = 0
+        self._next_id = 1
+        self._depth: Counter[str] = Counter()
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def pending(self) -> list[Item]:
+        return []
+
+    async def enqueue(self, entries: list[tuple[str, Message]]) -> list[Item]:
+        start = self._next_id
+        self._next_id += len(entries)
+        return [Item(i, q, m) for i, (q, m) in enumerate(entries, start)]
+
+    async def ack(self, ids: list[int]) -> None:
+        return None
+
+    async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None:
+        self.letters.extend(letters)
+        self._depth.update(d.pattern for d in letters)
+
+    async def take_redrives(self) -> list[DeadLetter]:
+        return []
+
+    def dlq_depth(self, pattern: str | None = None) -> int:
+        return len(self.letters) if pattern is None else self._depth[pattern]
+
+
+class DlqAdmin:
+    """Inspect, redrive and purge dead letters in a wireway database (safe while it runs)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DatabaseNotFound(
+                f"no wireway database at {self.path} (is --data-dir right? it is created "
+                "by the first run of a pattern with buffer: durable)"
+            )
+        self._conn = _connect(self.path.resolve().as_uri() + "?mode=rw", uri=True)
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path} is not a wireway database: {exc}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> DlqAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def list(self, pattern: str | None = None, limit: int = 100) -> builtins.list[dict[str, Any]]:
+        """Dead letters, newest first."""
+        where, params = _where(pattern, None)
+        rows = self._conn.execute(
+            f"SELECT {_DLQ_COLUMNS} FROM dlq{where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def show(self, message_id: str) -> dict[str, Any] | None:
+        """The newest dead letter with this message id, plus its envelope (wire names)."""
+        row = self._conn.execute(
+            f"SELECT {_DLQ_COLUMNS}, body FROM dlq WHERE message_id = ? ORDER BY id DESC LIMIT 1",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["message"] = msgspec.json.decode(out.pop("body"))
+        return out
+
+    def redrive(self, pattern: str | None = None, message_id: str | None = None) -> int:
+        """Move matching dead letters to the redrive table (one transaction); the count."""
+        where, params = _where(pattern, message_id)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO redrive(message_id, pattern, queue, body, attempts)"
+                f" SELECT message_id, pattern, queue, body, attempts FROM dlq{where} ORDER BY id",
+                params,
+            )
+            return conn.execute(f"DELETE FROM dlq{where}", params).rowcount
+
+    def purge(self, pattern: str | None = None) -> int:
+        """Delete dead letters for good; the count."""
+        where, params = _where(pattern, None)
+        with self._transaction() as conn:
+            return conn.execute(f"DELETE FROM dlq{where}", params).rowcount
+
+    def depth(self) -> dict[str, int]:
+        """Dead letters per pattern."""
+        rows = self._conn.execute(
+            "SELECT pattern, count(*) FROM dlq GROUP BY pattern ORDER BY pattern"
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+
+def _where(pattern: str | None, message_id: str | None) -> tuple[str, tuple[str, ...]]:
+    clauses: builtins.list[str] = []
+    params: builtins.list[str] = []
+    if pattern is not None:
+        clauses.append("pattern = ?")
+        params.append(pattern)
+    if message_id is not None:
+        clauses.append("message_id = ?")
+        params.append(message_id)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)

@@ -1,0 +1,162 @@
+"""Delivery through a real HTTP peer: retries, the breaker, the DLQ, TTL, priority, backpressure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support import Sink, base_url, engine_from, eventually
+from wireway.runtime.store import DlqAdmin
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    yield s
+    s.close()
+
+
+def pattern(sink: Sink, *, retries: int = 3, extra: str = "", buffer_size: int = 1000,
+            out: str = "") -> str:
+    return f"""
+pattern: {{name: hooks, type: port-mapping}}
+interfaces:
+  input:
+    - {{type: http, address: /in}}
+  output:
+    - {{type: http_client, address: "{sink.url}", payload_only: true, name: hook, timeout: 2{out}}}
+settings: {{retries: {retries}, backoff_base: 0.01, backoff_max: 0.05, breaker_threshold: 3,
+           breaker_timeout: 0.3, buffer_size: {buffer_size}, batch_size: 50, timeout: 5{extra}}}
+"""
+
+
+async def post(engine: object, body: object, **kw: object) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as c:  # type: ignore[arg-type]
+        return await c.post("/in", json=body, **kw)  # type: ignore[arg-type]
+
+
+async def test_5xx_is_retried_then_delivered(tmp_path: Path, sink: Sink) -> None:
+    """Two 503s then a 200: delivered once, nothing in the DLQ."""
+    sink.statuses = [503, 503]
+    async with engine_from(tmp_path, pattern(sink)) as engine:
+        r = await post(engine, {"n": 1})
+        assert r.status_code == 202
+        await eventually(lambda: sink.received == [{"n": 1}])
+        route = engine.runners[0].routes[0]
+        assert route.delivered == 1
+        assert engine.sqlite is not None
+        assert engine.sqlite.dlq_depth("hooks") == 0
+    assert sink.requests == 3
+
+
+async def test_4xx_goes_straight_to_the_dlq(tmp_path: Path, sink: Sink) -> None:
+    """A 404 is not retried; the DLQ keeps the message with the reason."""
+    sink.statuses = [404]
+    async with engine_from(tmp_path, pattern(sink)) as engine:
+        r = await post(engine, {"n": 2})
+        msg_id = r.json()["ids"][0]
+        await eventually(lambda: engine.sqlite is not None and engine.sqlite.dlq_depth("hooks") == 1)
+        assert sink.requests == 1
+    row = DlqAdmin(tmp_path / "data" / "wireway.db").show(msg_id)
+    assert row is not None
+    assert row["reason"].startswith("HTTP 404")
+    assert row["attempts"] == 1
+    assert row["queue"] == "hooks/hook"
+
+
+async def test_retries_exhausted_then_redrive(tmp_path: Path, sink: Sink) -> None:
+    """After `retries` the message is dead-lettered; a redrive while running delivers it."""
+    sink.default = 500
+    async with engine_from(tmp_path, pattern(sink, retries=2)) as engine:
+        r = await post(engine, {"n": 3})
+        msg_id = r.json()["ids"][0]
+        assert engine.sqlite is not None
+        await eventually(lambda: engine.sqlite.dlq_depth("hooks") == 1)
+        assert sink.requests == 3  # first attempt + 2 retries
+        admin = DlqAdmin(tmp_path / "data" / "wireway.db")
+        row = admin.show(msg_id)
+        assert row is not None
+        assert row["attempts"] == 3
+        assert "HTTP 500" in row["reason"]
+        sink.default = 200
+        assert admin.redrive(pattern="hooks") == 1
+        await eventually(lambda: sink.received == [{"n": 3}], timeout=10)
+        await eventually(lambda: engine.sqlite.dlq_depth("hooks") == 0)
+
+
+async def test_breaker_opens_and_closes(tmp_path: Path, sink: Sink) -> None:
+    """Connection failures open the breaker; messages wait; a probe closes it."""
+    sink.close()
+    async with engine_from(tmp_path, pattern(sink, retries=100)) as engine:
+        route = engine.runners[0].routes[0]
+        for n in range(5):
+            assert (await post(engine, {"n": n})).status_code == 202
+        await eventually(lambda: route.breaker.state in ("open", "half-open"))
+        async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as c:
+            status = (await c.get("/status")).json()
+            out = status["patterns"][0]["outputs"][0]
+            assert out["breaker"] in ("open", "half-open")
+            assert out["buffer_depth"] == 5
+            health = (await c.get("/health")).json()
+            assert health["status"] == "degraded"
+            assert health["services"]["hooks/hook"] == "down"
+        revived = Sink()
+        try:
+            # the peer comes back on another port: point the output at it
+            route.output.config = type(route.output.config)(
+                address=revived.url, payload_only=True, timeout=2
+            )
+            await eventually(lambda: len(revived.received) == 5, timeout=15)
+            await eventually(lambda: route.breaker.state == "closed")
+        finally:
+            revived.close()
+
+
+async def test_expired_ttl_goes_to_dlq(tmp_path: Path, sink: Sink) -> None:
+    """A message whose TTL ran out before delivery is dead-lettered as `expired`."""
+    env = {"messageId": "ttl-1", "messageType": "data", "payload": {"n": 1},
+           "timestamp": "2020-01-01T00:00:00Z", "metadata": {"ttl": 5}}
+    async with engine_from(tmp_path, pattern(sink)) as engine:
+        assert (await post(engine, env)).status_code == 202
+        assert engine.sqlite is not None
+        await eventually(lambda: engine.sqlite.dlq_depth("hooks") == 1)
+    row = DlqAdmin(tmp_path / "data" / "wireway.db").show("ttl-1")
+    assert row is not None
+    assert row["reason"] == "expired"
+    assert sink.received == []
+
+
+async def test_priority_high_before_normal_before_low(tmp_path: Path, sink: Sink) -> None:
+    """Messages queued while the output is down leave high first, then normal, then low."""
+    sink.close()
+    async with engine_from(tmp_path, pattern(sink, retries=1000, out=", concurrency: 1")) as engine:
+        route = engine.runners[0].routes[0]
+        for prio in ("low", "normal", "high", "low", "high"):
+            env = {"messageId": f"{prio}-{route.queue.depth}", "messageType": "data",
+                   "payload": {"p": prio}, "metadata": {"priority": prio}}
+            assert (await post(engine, env)).status_code == 202
+        await eventually(lambda: route.queue.depth == 5)
+        revived = Sink()
+        try:
+            route.output.config = type(route.output.config)(
+                address=revived.url, payload_only=True, timeout=2, concurrency=1
+            )
+            await eventually(lambda: len(revived.received) == 5, timeout=15)
+            assert [r["p"] for r in revived.received] == ["high", "high", "normal", "low", "low"]
+        finally:
+            revived.close()
+
+
+async def test_full_buffer_answers_503_with_retry_after(tmp_path: Path, sink: Sink) -> None:
+    """When the buffer is full the http input answers 503 with Retry-After; nothing is dropped."""
+    sink.close()
+    async with engine_from(tmp_path, pattern(sink, retries=1000, buffer_size=3)) as engine:
+        codes = [(await post(engine, {"n": n})).status_code for n in range(3)]
+        assert codes == [202, 202, 202]
+        r = await post(engine, {"n": 4})
+        assert r.status_code == 503
+        assert int(r.headers["retry-after"]) >= 1
+        assert engine.runners[0].routes[0].queue.depth == 3

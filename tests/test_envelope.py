@@ -1,0 +1,111 @@
+"""The envelope: wire names, round trips, wrapping and validation."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wireway import envelope
+from wireway.envelope import Message, Metadata
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=20,
+)
+messages = st.builds(
+    Message,
+    message_id=st.text(min_size=1, max_size=30),
+    timestamp=st.just("2026-11-24T07:30:00.000Z"),
+    payload=json_values,
+    source=st.text(max_size=20),
+    destination=st.text(max_size=20),
+    message_type=st.sampled_from(["data", "control", "event", "error"]),
+    metadata=st.builds(
+        Metadata,
+        priority=st.sampled_from(["high", "normal", "low"]),
+        ttl=st.none() | st.floats(min_value=0, max_value=1e6),
+        retry_count=st.integers(0, 100),
+        correlation_id=st.none() | st.text(max_size=20),
+    ),
+)
+
+
+@given(messages)
+def test_round_trip(msg: Message) -> None:
+    """Encoding then decoding gives back the same envelope."""
+    assert envelope.decode(envelope.encode(msg)) == msg
+
+
+@given(messages)
+def test_wire_names_are_camel_case(msg: Message) -> None:
+    """The JSON uses messageId, messageType, retryCount, correlationId."""
+    wire = msgspec.json.decode(envelope.encode(msg))
+    assert wire["messageId"] == msg.message_id
+    assert wire["messageType"] == msg.message_type
+    assert wire["payload"] == msg.payload
+    if msg.metadata.retry_count:
+        assert wire["metadata"]["retryCount"] == msg.metadata.retry_count
+
+
+@given(json_values)
+def test_bare_values_are_wrapped(value: object) -> None:
+    """Anything that is not an envelope becomes the payload of a new one."""
+    msg = envelope.from_value(value, source="p.http")
+    if not envelope.is_envelope(value):
+        assert msg.payload == value
+        assert msg.source == "p.http"
+        assert msg.version == "1.0"
+        assert msg.metadata.priority == "normal"
+
+
+def test_envelope_is_taken_as_is_with_defaults() -> None:
+    """An object with messageId, messageType and payload keeps its id; the rest defaults."""
+    msg = envelope.from_value(
+        {"messageId": "abc", "messageType": "event", "payload": {"x": 1}}, source="ignored"
+    )
+    assert msg.message_id == "abc"
+    assert msg.message_type == "event"
+    assert msg.version == "1.0"
+    assert msg.metadata.priority == "normal"
+    envelope.parse_timestamp(msg.timestamp)
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"messageId": "a", "messageType": "gossip", "payload": 1}, "$.messageType"),
+        ({"messageId": 5, "messageType": "data", "payload": 1}, "$.messageId"),
+        ({"messageId": "a", "messageType": "data", "payload": 1, "metadata": {"priority": "x"}},
+         "$.metadata.priority"),
+        ({"messageId": "a", "messageType": "data", "payload": 1, "timestamp": "yesterday"},
+         "$.timestamp"),
+    ],
+)
+def test_invalid_envelope_names_the_field(value: dict[str, object], field: str) -> None:
+    """An invalid envelope is refused with the failing field in the reason."""
+    with pytest.raises(ValueError, match=field.replace("$", r"\$")):
+        envelope.from_value(value, source="s")
+
+
+def test_ids_are_unique_and_sortable() -> None:
+    """ULIDs from one process are unique and increase."""
+    ids = [envelope.new_message_id() for _ in range(10000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(len(i) == 26 for i in ids)
+
+
+def test_ttl_counts_from_timestamp() -> None:
+    """A message expires ttl seconds after its own timestamp."""
+    msg = Message("id", "2026-01-01T00:00:00Z", 1, metadata=Metadata(ttl=60))
+    born = envelope.parse_timestamp(msg.timestamp)
+    assert not msg.expired(born + 59)
+    assert msg.expired(born + 61)
+    assert not Message("id", envelope.now_rfc3339(), 1).expired(time.time() + 1e6)
