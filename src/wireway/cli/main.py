@@ -127,6 +127,22 @@ def bench(
 
 
 @app.command()
+def docs(
+    folder: Annotated[Path, typer.Argument(help="Where to write the pages.")] = Path(
+        "docs/reference"
+    ),
+) -> None:
+    """Generate one reference page per connector and processor from its options.
+
+    Example: wireway docs docs/reference
+    """
+    from wireway.docgen import generate
+
+    for path in generate(folder):
+        console.print(f"wrote {path}", markup=False)
+
+
+@app.command()
 def version() -> None:
     """Print wireway's version.
 

@@ -372,7 +372,7 @@ class SqliteStore(Store):
 
 def _count_dlq(conn: sqlite3.Connection) -> dict[str, int]:
     rows = conn.execute("SELECT pattern, count(*) FROM dlq GROUP BY pattern").fetchall()
-    return {pattern: n for pattern, n in rows}
+    return dict(rows)
 
 
 class MemoryStore(Store):

@@ -1,0 +1,67 @@
+"""Reference pages generated from the options Structs (`wireway docs`)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from wireway import registry
+
+KINDS = ("input", "output", "processor")
+
+
+def _type_name(t: Any) -> str:
+    text = getattr(t, "__name__", None) or str(t)
+    return text.replace("typing.", "").replace("Annotated", "").replace("NoneType", "None")
+
+
+def _row(field: msgspec.structs.FieldInfo) -> str:
+    if field.required:
+        default = "required"
+    elif field.default is not msgspec.NODEFAULT:
+        default = f"`{field.default!r}`"
+    else:
+        default = f"`{field.default_factory()!r}`"  # type: ignore[misc]
+    desc = ""
+    for meta in getattr(field.type, "__metadata__", ()):
+        desc = getattr(meta, "description", None) or desc
+    kind = _type_name(getattr(field.type, "__origin__", field.type))
+    return f"| `{field.encode_name}` | `{kind}` | {default} | {desc} |"
+
+
+def page(kind: str, name: str) -> str:
+    """The markdown page of one component."""
+    spec = registry.lookup(kind, name)
+    assert spec is not None, (kind, name)
+    doc = inspect.cleandoc(spec.config.__doc__ or "")
+    lines = [f"# `{name}` {kind}", "", doc, "", "| option | type | default | description |",
+             "| --- | --- | --- | --- |"]
+    if kind != "processor":
+        common = ["name", "format"] + (["when"] if kind == "output" else [])
+        for key in common:
+            desc = {
+                "name": "label in metrics, logs and `source` (default `<pattern>.<type>`)",
+                "format": "`json` or `jsonl`",
+                "when": "CEL condition: only matching messages go to this output",
+            }[key]
+            lines.append(f"| `{key}` | `str` | optional | {desc} |")
+    lines += [_row(f) for f in msgspec.structs.fields(spec.config)]
+    shorthand = getattr(spec.config, "__shorthand__", None)
+    if shorthand:
+        lines += ["", f"Shorthand: `- {name}: VALUE` sets `{shorthand}`."]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def generate(folder: Path) -> list[Path]:
+    """Write one page per registered component; returns the paths written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in KINDS:
+        for name in registry.names(kind):
+            path = folder / f"{kind}-{name}.md"
+            path.write_text(page(kind, name))
+            written.append(path)
+    return written
