@@ -22,14 +22,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wireway(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def wireway(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI and capture its output."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("WIREWAY_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "wireway", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

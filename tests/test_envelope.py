@@ -13,10 +13,14 @@ from wireway import envelope
 from wireway.envelope import Message, Metadata
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=20)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
 messages = st.builds(
@@ -82,10 +86,14 @@ def test_envelope_is_taken_as_is_with_defaults() -> None:
     [
         ({"messageId": "a", "messageType": "gossip", "payload": 1}, "$.messageType"),
         ({"messageId": 5, "messageType": "data", "payload": 1}, "$.messageId"),
-        ({"messageId": "a", "messageType": "data", "payload": 1, "metadata": {"priority": "x"}},
-         "$.metadata.priority"),
-        ({"messageId": "a", "messageType": "data", "payload": 1, "timestamp": "yesterday"},
-         "$.timestamp"),
+        (
+            {"messageId": "a", "messageType": "data", "payload": 1, "metadata": {"priority": "x"}},
+            "$.metadata.priority",
+        ),
+        (
+            {"messageId": "a", "messageType": "data", "payload": 1, "timestamp": "yesterday"},
+            "$.timestamp",
+        ),
     ],
 )
 def test_invalid_envelope_names_the_field(value: dict[str, object], field: str) -> None:

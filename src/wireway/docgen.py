@@ -24,7 +24,7 @@ def _row(field: msgspec.structs.FieldInfo) -> str:
     elif field.default is not msgspec.NODEFAULT:
         default = f"`{field.default!r}`"
     else:
-        default = f"`{field.default_factory()!r}`"  # type: ignore[misc]
+        default = f"`{field.default_factory()!r}`"
     desc = ""
     for meta in getattr(field.type, "__metadata__", ()):
         desc = getattr(meta, "description", None) or desc
@@ -37,8 +37,14 @@ def page(kind: str, name: str) -> str:
     spec = registry.lookup(kind, name)
     assert spec is not None, (kind, name)
     doc = inspect.cleandoc(spec.config.__doc__ or "")
-    lines = [f"# `{name}` {kind}", "", doc, "", "| option | type | default | description |",
-             "| --- | --- | --- | --- |"]
+    lines = [
+        f"# `{name}` {kind}",
+        "",
+        doc,
+        "",
+        "| option | type | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
     if kind != "processor":
         common = ["name", "format"] + (["when"] if kind == "output" else [])
         for key in common:

@@ -129,7 +129,9 @@ def from_value(value: Any, *, source: str, arrived: str | None = None) -> Messag
         try:
             parse_timestamp(msg.timestamp)
         except ValueError as exc:
-            raise ValueError("invalid envelope: timestamp is not RFC 3339 - at `$.timestamp`") from exc
+            raise ValueError(
+                "invalid envelope: timestamp is not RFC 3339 - at `$.timestamp`"
+            ) from exc
         if not msg.message_id:
             raise ValueError("invalid envelope: messageId is empty - at `$.messageId`")
         return msg

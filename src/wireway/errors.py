@@ -1,13 +1,13 @@
 """wireway's errors.
 
-    WirewayError
-    ├── ConfigError          a pattern file is wrong (carries file, line, key path)
-    ├── ConnectorError       something at a connector's edge went wrong
-    │   ├── NotConnected     the peer is away; the runtime reconnects with backoff
-    │   ├── RetryableError   this attempt failed; try again later (5xx, timeout)
-    │   └── PermanentError   retrying cannot help (a 4xx); the message goes to the DLQ
-    ├── ProcessingError      a processor rejected a message (its reasons go to the DLQ)
-    └── BackpressureError    an outbox is full; the input must slow down
+WirewayError
+├── ConfigError          a pattern file is wrong (carries file, line, key path)
+├── ConnectorError       something at a connector's edge went wrong
+│   ├── NotConnected     the peer is away; the runtime reconnects with backoff
+│   ├── RetryableError   this attempt failed; try again later (5xx, timeout)
+│   └── PermanentError   retrying cannot help (a 4xx); the message goes to the DLQ
+├── ProcessingError      a processor rejected a message (its reasons go to the DLQ)
+└── BackpressureError    an outbox is full; the input must slow down
 """
 
 from __future__ import annotations

@@ -70,7 +70,9 @@ def register_processor(name: str, *, config: type[msgspec.Struct]) -> Callable[[
 
 def names(kind: str) -> list[str]:
     """Every known type name of one kind."""
-    return sorted({n for (k, n) in _MODULES if k == kind} | {n for (k, n) in _REGISTRY if k == kind})
+    return sorted(
+        {n for (k, n) in _MODULES if k == kind} | {n for (k, n) in _REGISTRY if k == kind}
+    )
 
 
 def lookup(kind: str, name: str) -> Spec | None:

@@ -11,8 +11,19 @@ from conftest import wireway
 from wireway.envelope import Message
 from wireway.runtime.store import DeadLetter, SqliteStore
 
-COMMANDS = [[], ["run"], ["check"], ["status"], ["bench"], ["dlq"], ["dlq", "list"],
-            ["dlq", "show"], ["dlq", "redrive"], ["dlq", "purge"], ["version"]]
+COMMANDS = [
+    [],
+    ["run"],
+    ["check"],
+    ["status"],
+    ["bench"],
+    ["dlq"],
+    ["dlq", "list"],
+    ["dlq", "show"],
+    ["dlq", "redrive"],
+    ["dlq", "purge"],
+    ["version"],
+]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "wireway")
@@ -28,8 +39,13 @@ async def test_dlq_list_show_redrive_purge(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "wireway.db")
     await store.open()
     letters = [
-        DeadLetter(Message(f"m-{i}", "2026-01-01T00:00:00Z", {"i": i}), "orders", "orders/out",
-                   "HTTP 404: gone", 1)
+        DeadLetter(
+            Message(f"m-{i}", "2026-01-01T00:00:00Z", {"i": i}),
+            "orders",
+            "orders/out",
+            "HTTP 404: gone",
+            1,
+        )
         for i in range(3)
     ]
     await store.dead_letter(letters)

@@ -52,8 +52,9 @@ def test_missing_path_is_a_clear_error() -> None:
 
 def test_run_with_broken_config_exits_1_without_traceback(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`wireway run` refuses a broken file the same way `check` does."""
-    result = wireway("run", str(FIXTURES / "broken" / "a_unknown_keys.yaml"),
-                     "--data-dir", str(tmp_path))
+    result = wireway(
+        "run", str(FIXTURES / "broken" / "a_unknown_keys.yaml"), "--data-dir", str(tmp_path)
+    )
     assert result.returncode == 1
     assert "interfaces.input[0].adress: unknown key" in result.stderr
     assert "Traceback" not in result.stderr

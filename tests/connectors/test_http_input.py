@@ -109,12 +109,14 @@ async def test_auth_size_and_content_type(tmp_path: Path) -> None:
             )
             assert bearer.status_code == 202
             big = await c.post(
-                "/ingest/orders", json={"id": 1, "total": 1, "pad": "x" * 500},
+                "/ingest/orders",
+                json={"id": 1, "total": 1, "pad": "x" * 500},
                 headers={"X-API-Key": "s3cret"},
             )
             assert big.status_code == 413
             text = await c.post(
-                "/ingest/orders", content=b"hello",
+                "/ingest/orders",
+                content=b"hello",
                 headers={"X-API-Key": "s3cret", "content-type": "text/plain"},
             )
             assert text.status_code == 415

@@ -44,9 +44,19 @@ class Instance:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wireway", "run", str(self.tmp / "p.yaml"),
-             "--data-dir", str(self.tmp / "data"), "--http", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=open(self.tmp / "log.txt", "ab"),  # noqa: SIM115
+            [
+                sys.executable,
+                "-m",
+                "wireway",
+                "run",
+                str(self.tmp / "p.yaml"),
+                "--data-dir",
+                str(self.tmp / "data"),
+                "--http",
+                f"127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.tmp / "log.txt", "ab"),  # noqa: SIM115
         )
         wait_http(f"http://127.0.0.1:{self.port}/health")
 
@@ -113,7 +123,9 @@ def test_every_acknowledged_message_arrives(tmp_path: Path, sig: int) -> None:
     inst.start()
     half = threading.Event()
     result: dict[str, set[int]] = {}
-    poster = threading.Thread(target=lambda: result.update(acked=post_all(inst.port, TOTAL // 2, half)))
+    poster = threading.Thread(
+        target=lambda: result.update(acked=post_all(inst.port, TOTAL // 2, half))
+    )
     poster.start()
     assert half.wait(120), "the server never acknowledged half of the messages"
     code = inst.signal(sig)

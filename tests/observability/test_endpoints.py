@@ -42,7 +42,10 @@ async def test_observability_endpoints(tmp_path: Path) -> None:
             assert p["outputs"][0]["breaker"] == "closed"
             assert p["uptime_seconds"] >= 0
             metrics = (await c.get("/metrics")).text
-            assert 'wireway_messages_total{component="obs.file",outcome="delivered",pattern="obs"} 2.0' in metrics
+            assert (
+                'wireway_messages_total{component="obs.file",outcome="delivered",pattern="obs"} 2.0'
+                in metrics
+            )
             assert "wireway_processing_latency_seconds_bucket" in metrics
             assert 'wireway_queue_size{queue_name="obs/obs.file"} 0.0' in metrics
             assert 'wireway_dlq_size{pattern="obs"} 0.0' in metrics

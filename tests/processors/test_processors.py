@@ -25,7 +25,7 @@ async def test_validate_names_every_failing_field() -> None:
     v = Validate(ValidateConfig(schema="schemas/order.json"), base_dir=GOOD)
     passed, failed = await v.process(msgs({"id": 1, "total": 5}, {"id": 0, "total": -1}))
     assert [m.payload["id"] for m in passed] == [1]
-    (_, reason), = failed
+    ((_, reason),) = failed
     assert reason.startswith("validation: ")
     assert "payload.id: 0 is less than the minimum of 1" in reason
     assert "payload.total: -1 is less than the minimum of 0" in reason
@@ -41,8 +41,11 @@ async def test_transform_set_rename_drop() -> None:
     """set evaluates CEL, rename moves, drop removes."""
     t = Transform(
         TransformConfig(
-            set={"payload.seen_by": "'kit-01'", "payload.double": "payload.n * 2",
-                 "metadata.priority": "'high'"},
+            set={
+                "payload.seen_by": "'kit-01'",
+                "payload.double": "payload.n * 2",
+                "metadata.priority": "'high'",
+            },
             rename={"payload.n": "payload.count"},
             drop=["payload.secret"],
         ),

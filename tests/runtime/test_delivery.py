@@ -19,8 +19,9 @@ def sink() -> Iterator[Sink]:
     s.close()
 
 
-def pattern(sink: Sink, *, retries: int = 3, extra: str = "", buffer_size: int = 1000,
-            out: str = "") -> str:
+def pattern(
+    sink: Sink, *, retries: int = 3, extra: str = "", buffer_size: int = 1000, out: str = ""
+) -> str:
     return f"""
 pattern: {{name: hooks, type: port-mapping}}
 interfaces:
@@ -58,7 +59,9 @@ async def test_4xx_goes_straight_to_the_dlq(tmp_path: Path, sink: Sink) -> None:
     async with engine_from(tmp_path, pattern(sink)) as engine:
         r = await post(engine, {"n": 2})
         msg_id = r.json()["ids"][0]
-        await eventually(lambda: engine.sqlite is not None and engine.sqlite.dlq_depth("hooks") == 1)
+        await eventually(
+            lambda: engine.sqlite is not None and engine.sqlite.dlq_depth("hooks") == 1
+        )
         assert sink.requests == 1
     row = DlqAdmin(tmp_path / "data" / "wireway.db").show(msg_id)
     assert row is not None
@@ -117,8 +120,13 @@ async def test_breaker_opens_and_closes(tmp_path: Path, sink: Sink) -> None:
 
 async def test_expired_ttl_goes_to_dlq(tmp_path: Path, sink: Sink) -> None:
     """A message whose TTL ran out before delivery is dead-lettered as `expired`."""
-    env = {"messageId": "ttl-1", "messageType": "data", "payload": {"n": 1},
-           "timestamp": "2020-01-01T00:00:00Z", "metadata": {"ttl": 5}}
+    env = {
+        "messageId": "ttl-1",
+        "messageType": "data",
+        "payload": {"n": 1},
+        "timestamp": "2020-01-01T00:00:00Z",
+        "metadata": {"ttl": 5},
+    }
     async with engine_from(tmp_path, pattern(sink)) as engine:
         assert (await post(engine, env)).status_code == 202
         assert engine.sqlite is not None
@@ -135,8 +143,12 @@ async def test_priority_high_before_normal_before_low(tmp_path: Path, sink: Sink
     async with engine_from(tmp_path, pattern(sink, retries=1000, out=", concurrency: 1")) as engine:
         route = engine.runners[0].routes[0]
         for prio in ("low", "normal", "high", "low", "high"):
-            env = {"messageId": f"{prio}-{route.queue.depth}", "messageType": "data",
-                   "payload": {"p": prio}, "metadata": {"priority": prio}}
+            env = {
+                "messageId": f"{prio}-{route.queue.depth}",
+                "messageType": "data",
+                "payload": {"p": prio},
+                "metadata": {"priority": prio},
+            }
             assert (await post(engine, env)).status_code == 202
         await eventually(lambda: route.queue.depth == 5)
         revived = Sink()

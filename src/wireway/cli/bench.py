@@ -30,7 +30,7 @@ interfaces:
     - {{type: tcp, address: "127.0.0.1:{port}"}}
   output:
     - {{type: file, address: "{out}", format: jsonl, payload_only: true, fsync: never}}
-settings: {{buffer: {buffer}, buffer_size: 200000, batch_size: 2000, timeout: 30}}
+settings: {{buffer: {buffer}, buffer_size: 20000, batch_size: 2000, timeout: 30}}
 """
 
 
@@ -133,15 +133,32 @@ def run_case(buffer: str, n: int, rate: float | None, workdir: Path) -> dict[str
     port, http = free_port(), free_port()
     out = case / "out.jsonl"
     (case / "bench.yaml").write_text(PATTERN.format(port=port, out=out, buffer=buffer))
-    cmd = [sys.executable, "-m", "wireway", "run", str(case / "bench.yaml"),
-           "--data-dir", str(case / "data"), "--http", f"127.0.0.1:{http}", "--log-level", "WARNING"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wireway",
+        "run",
+        str(case / "bench.yaml"),
+        "--data-dir",
+        str(case / "data"),
+        "--http",
+        f"127.0.0.1:{http}",
+        "--log-level",
+        "WARNING",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:
         wait_port(port)
         tail = Tail(out)
         label = f"{buffer} buffer, " + (f"{rate:.0f} msg/s offered" if rate else "full speed")
-        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as progress:
+        with Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
             task = progress.add_task("send", total=n)
             start = send(port, n, rate, progress, task)
             deadline = time.monotonic() + 120
@@ -175,10 +192,24 @@ def run_bench(*, messages: int, rate: int, latency_seconds: float, buffer: str) 
     with tempfile.TemporaryDirectory(prefix="wireway-bench-") as tmp:
         for buf in buffers:
             r = run_case(buf, messages, None, Path(tmp))
-            table.add_row(buf, "full speed", str(r["delivered"]), f"{r['rate']:,.0f}", "-", "-",
-                          f"{r['rss']:.0f}")
+            table.add_row(
+                buf,
+                "full speed",
+                str(r["delivered"]),
+                f"{r['rate']:,.0f}",
+                "-",
+                "-",
+                f"{r['rss']:.0f}",
+            )
             n = int(rate * latency_seconds)
             r = run_case(buf, n, float(rate), Path(tmp))
-            table.add_row(buf, f"{rate}/s offered", str(r["delivered"]), f"{r['rate']:,.0f}",
-                          f"{r['p50']:.2f}", f"{r['p99']:.2f}", f"{r['rss']:.0f}")
+            table.add_row(
+                buf,
+                f"{rate}/s offered",
+                str(r["delivered"]),
+                f"{r['rate']:,.0f}",
+                f"{r['p50']:.2f}",
+                f"{r['p99']:.2f}",
+                f"{r['rss']:.0f}",
+            )
     console.print(table)

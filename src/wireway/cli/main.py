@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,9 +38,7 @@ def run(
     ] = None,
     data_dir: DataDir = Path("data"),
     http: Http = "127.0.0.1:8080",
-    log_format: Annotated[
-        str, typer.Option("--log-format", help="console or json.")
-    ] = "console",
+    log_format: Annotated[str, typer.Option("--log-format", help="console or json.")] = "console",
     log_level: Annotated[
         str | None, typer.Option("--log-level", envvar="WIREWAY_LOG_LEVEL", help="DEBUG, INFO...")
     ] = None,
@@ -60,16 +58,19 @@ def run(
     target = path or default_target()
     patterns = load_or_exit(target)
     try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-    try:
-        runner(serve(patterns, data_dir=data_dir, http=hostport_option(http)))
+        with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
+            loop_runner.run(serve(patterns, data_dir=data_dir, http=hostport_option(http)))
     except WirewayError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return None
+    return uvloop.new_event_loop
 
 
 @app.command()
@@ -113,9 +114,7 @@ def bench(
     messages: Annotated[int, typer.Option(help="Messages per run.")] = 200_000,
     rate: Annotated[int, typer.Option(help="Offered rate for the latency run (msg/s).")] = 5000,
     latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 10.0,
-    buffer: Annotated[
-        str, typer.Option(help="durable, memory or both.")
-    ] = "both",
+    buffer: Annotated[str, typer.Option(help="durable, memory or both.")] = "both",
 ) -> None:
     """Benchmark tcp -> buffer -> file on loopback: msg/s, p50/p99 latency, peak RSS.
 

@@ -8,5 +8,5 @@ def parse_hostport(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("expected host:port")
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - an explicit ':port' means all interfaces
+    host = host.strip("[]") or "0.0.0.0"
     return host, int(port)

@@ -7,4 +7,4 @@ import random
 
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Seconds to wait before retry number `attempt` (1-based)."""
-    return random.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))  # noqa: S311 - not crypto
+    return random.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))

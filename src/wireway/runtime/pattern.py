@@ -8,7 +8,7 @@ from typing import Any
 
 from wireway import envelope
 from wireway.config.model import Interface, Pattern
-from wireway.connectors.base import IngestResult, Input, InputContext, Output, Rejected
+from wireway.connectors.base import IngestResult, Input, Output, Rejected
 from wireway.envelope import Message
 from wireway.errors import BackpressureError, PermanentError
 from wireway.observability import logging as log
@@ -89,7 +89,7 @@ class Route:
                 self.breaker.success()  # the peer answered: it is up
                 await self.dead_letter(batch, str(exc) or type(exc).__name__)
                 continue
-            except Exception as exc:  # noqa: BLE001 - any output failure is retried
+            except Exception as exc:
                 await self.failed_attempt(batch, exc)
                 continue
             self.breaker.success()
@@ -339,7 +339,7 @@ class PatternRunner:
         for inp in self.inputs:
             try:
                 await inp.stop()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+            except Exception as exc:
                 logger.warning("input stop failed", input=inp.name, error=str(exc))
 
     def drained(self) -> bool:
@@ -353,7 +353,7 @@ class PatternRunner:
             route.state = "stopped"
             try:
                 await route.output.close()
-            except Exception as exc:  # noqa: BLE001 - keep closing the others
+            except Exception as exc:
                 logger.warning("output close failed", output=route.queue_name, error=str(exc))
 
     def status(self, dlq_depth: int) -> dict[str, Any]:

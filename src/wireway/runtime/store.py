@@ -102,25 +102,18 @@ class Store(ABC):
 
     @abstractmethod
     async def open(self) -> None: ...
-
     @abstractmethod
     async def close(self) -> None: ...
-
     @abstractmethod
     def pending(self) -> list[Item]: ...
-
     @abstractmethod
     async def enqueue(self, entries: list[tuple[str, Message]]) -> list[Item]: ...
-
     @abstractmethod
     async def ack(self, ids: list[int]) -> None: ...
-
     @abstractmethod
     async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None: ...
-
     @abstractmethod
     async def take_redrives(self) -> list[DeadLetter]: ...
-
     @abstractmethod
     def dlq_depth(self, pattern: str | None = None) -> int: ...
 
@@ -252,18 +245,7 @@ class SqliteStore(Store):
     async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None:
         if not letters and not ids:
             return
-        rows = [
-            (
-                d.message.message_id,
-                d.pattern,
-                d.queue,
-                d.reason,
-                d.attempts,
-                d.failed_at or time.time(),
-                encode(d.message),
-            )
-            for d in letters
-        ]
+        rows = [_dlq_row(d) for d in letters]
         keys = [(i,) for i in ids]
         added = Counter(d.pattern for d in letters)
 
@@ -307,24 +289,16 @@ class SqliteStore(Store):
     def _run(self) -> None:
         conn = self._conn
         assert conn is not None
-        ops = self._ops
         try:
-            stop = False
-            while not stop:
-                first = ops.get()
-                if first is None:
-                    break
-                group = [first]
-                while True:
-                    try:
-                        op = ops.get_nowait()
-                    except queue.Empty:
-                        break
-                    if op is None:
-                        stop = True
-                        break
-                    group.append(op)
+            while (first := self._ops.get()) is not None:
+                group, stop = [first], False
+                with contextlib.suppress(queue.Empty):  # take what is waiting, then write
+                    while (op := self._ops.get_nowait()) is not None:
+                        group.append(op)
+                    stop = True  # close() was called: write this group, then stop
                 self._write(conn, group)
+                if stop:
+                    break
         finally:
             conn.close()
 
@@ -368,6 +342,11 @@ class SqliteStore(Store):
         for loop, pairs in by_loop.items():  # one wake-up per loop, not per caller
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_settle, pairs, exc)
+
+
+def _dlq_row(d: DeadLetter) -> tuple[str, str, str | None, str, int, float, bytes]:
+    m = d.message
+    return (m.message_id, d.pattern, d.queue, d.reason, d.attempts, d.failed_at, encode(m))
 
 
 def _count_dlq(conn: sqlite3.Connection) -> dict[str, int]:

@@ -64,9 +64,9 @@ class HttpClientOutput(Output):
                 body, ctype = formats.encode_lines(batch, payload_only), "application/x-ndjson"
             else:
                 body, ctype = formats.encode_array(batch, payload_only), "application/json"
-            refused = classify(await self.send(body, ctype))
-            if refused:
-                raise PermanentError(refused)
+            reason = classify(await self.send(body, ctype))
+            if reason:
+                raise PermanentError(reason)
             return None
         # One request per message, concurrently; a retryable failure retries the batch.
         responses = await asyncio.gather(
@@ -80,12 +80,12 @@ class HttpClientOutput(Output):
                 retry = retry or resp
                 continue
             try:
-                reason = classify(resp)
+                why = classify(resp)
             except RetryableError as exc:
                 retry = retry or exc
                 continue
-            if reason:
-                refused[i] = reason
+            if why:
+                refused[i] = why
         if retry is not None:
             raise retry
         return refused or None

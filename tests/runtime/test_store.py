@@ -1,0 +1,325 @@
+"""The outbox + DLQ store: durability, group commit, failures, the DLQ admin, the memory twin."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from wireway.envelope import Message, Metadata
+from wireway.errors import WirewayError
+from wireway.runtime.store import (
+    DatabaseNotFound,
+    DeadLetter,
+    DlqAdmin,
+    MemoryStore,
+    SqliteStore,
+    Store,
+    StoreError,
+)
+
+
+def msg(n: int, priority: str = "normal") -> Message:
+    return Message(
+        message_id=f"m{n}",
+        timestamp="2026-01-01T00:00:00.000Z",
+        payload={"n": n, "text": "héllo"},
+        source="test",
+        metadata=Metadata(priority=priority, correlation_id=f"c{n}"),  # type: ignore[arg-type]
+    )
+
+
+def letter(n: int, pattern: str = "orders", queue: str | None = "orders/out") -> DeadLetter:
+    return DeadLetter(msg(n), pattern, queue, f"HTTP 404: nope {n}", attempts=n)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "wireway.db"
+
+
+@pytest.fixture
+async def sqlite_store(db: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(db)
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def store(request: pytest.FixtureRequest, db: Path) -> AsyncIterator[Store]:
+    s: Store = SqliteStore(db) if request.param == "sqlite" else MemoryStore()
+    await s.open()
+    yield s
+    await s.close()
+
+
+@contextmanager
+def write_lock(db: Path) -> Iterator[None]:
+    """Hold the database's write lock from another connection, as the CLI could."""
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("COMMIT")
+        other.close()
+
+
+# ----- the shared contract ------------------------------------------------------------
+async def test_enqueue_assigns_unique_increasing_ids(store: Store) -> None:
+    items = await store.enqueue([("orders/a", msg(1)), ("orders/b", msg(1)), ("orders/a", msg(2))])
+    more = await store.enqueue([("orders/a", msg(3))])
+    ids = [it.id for it in items + more]
+    assert ids == sorted(set(ids))
+    assert [(it.queue, it.message, it.attempts) for it in items] == [
+        ("orders/a", msg(1), 0),
+        ("orders/b", msg(1), 0),
+        ("orders/a", msg(2), 0),
+    ]
+    assert await store.enqueue([]) == []
+    await store.ack([])
+    await store.ack([items[0].id])
+
+
+async def test_dead_letters_are_counted_per_pattern(store: Store) -> None:
+    items = await store.enqueue([("orders/out", msg(1)), ("orders/out", msg(2))])
+    assert store.dlq_depth() == 0
+    await store.dead_letter([letter(1), letter(2)], [it.id for it in items])
+    await store.dead_letter([letter(3, "hooks", None)])
+    assert (store.dlq_depth("orders"), store.dlq_depth("hooks"), store.dlq_depth()) == (2, 1, 3)
+    assert store.dlq_depth("nothing") == 0
+    assert await store.take_redrives() == []
+
+
+async def test_memory_store_keeps_nothing_but_dead_letters() -> None:
+    store = MemoryStore()
+    await store.open()
+    await store.enqueue([("q", msg(1))])
+    await store.dead_letter([letter(1)])
+    assert not store.durable
+    assert store.pending() == []
+    assert [d.message for d in store.letters] == [msg(1)]
+    await store.close()
+
+
+def test_dead_letter_failed_at_defaults_to_now() -> None:
+    assert letter(1).failed_at > 1_700_000_000
+    assert DeadLetter(msg(1), "p", None, "expired", 0, failed_at=12.5).failed_at == 12.5
+
+
+# ----- durability ---------------------------------------------------------------------
+@pytest.mark.parametrize("synchronous", ["full", "normal"])
+async def test_pending_survives_close_and_reopen(db: Path, synchronous: str) -> None:
+    store = SqliteStore(db, synchronous=synchronous)  # type: ignore[arg-type]
+    await store.open()
+    assert store.durable
+    assert store.pending() == []
+    items = await store.enqueue([("orders/a", msg(1, "high")), ("orders/b", msg(2))])
+    items += await store.enqueue([("orders/a", msg(3, "low"))])
+    await store.close()
+    assert (db.parent / "wireway.db").is_file()
+
+    again = SqliteStore(db, synchronous=synchronous)  # type: ignore[arg-type]
+    await again.open()
+    assert again.pending() == items
+    await again.ack([items[0].id, items[2].id])
+    await again.close()
+
+    third = SqliteStore(db)
+    await third.open()
+    assert third.pending() == [items[1]]
+    await third.close()
+
+
+async def test_ids_stay_monotonic_across_reopen_even_when_emptied(db: Path) -> None:
+    store = SqliteStore(db)
+    await store.open()
+    first = await store.enqueue([("q", msg(n)) for n in range(5)])
+    await store.ack([it.id for it in first])  # the outbox is empty again
+    await store.close()
+
+    store = SqliteStore(db)
+    await store.open()
+    assert store.pending() == []
+    second = await store.enqueue([("q", msg(9))])
+    assert second[0].id > first[-1].id
+    await store.close()
+
+
+async def test_ack_deletes_only_the_given_ids(sqlite_store: SqliteStore) -> None:
+    items = await sqlite_store.enqueue([("q", msg(n)) for n in range(10)])
+    await sqlite_store.ack([it.id for it in items[::2]])
+    assert sqlite_store.pending() == items[1::2]
+
+
+async def test_dead_letter_moves_items_in_one_transaction(
+    sqlite_store: SqliteStore, db: Path
+) -> None:
+    items = await sqlite_store.enqueue([("orders/out", msg(n)) for n in range(4)])
+    await sqlite_store.dead_letter([letter(0), letter(1)], [items[0].id, items[1].id])
+    assert sqlite_store.pending() == items[2:]
+    assert sqlite_store.dlq_depth("orders") == 2
+    with DlqAdmin(db) as admin:
+        assert [r["message_id"] for r in admin.list()] == ["m1", "m0"]
+
+    broken = DeadLetter(msg(2), None, "orders/out", "boom", 1)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        await sqlite_store.dead_letter([letter(3), broken], [items[2].id, items[3].id])
+    assert sqlite_store.pending() == items[2:]  # rolled back: nothing deleted ...
+    assert sqlite_store.dlq_depth("orders") == 2  # ... and nothing inserted
+    with DlqAdmin(db) as admin:
+        assert admin.depth() == {"orders": 2}
+
+
+async def test_close_writes_what_was_already_submitted(db: Path) -> None:
+    store = SqliteStore(db)
+    await store.open()
+    tasks = [asyncio.create_task(store.enqueue([("q", msg(n))])) for n in range(20)]
+    await asyncio.sleep(0)  # every task has handed its rows to the writer
+    await store.close()
+    items = [it for batch in await asyncio.gather(*tasks) for it in batch]
+    with pytest.raises(StoreError, match="not open"):
+        await store.enqueue([("q", msg(99))])
+    store = SqliteStore(db)
+    await store.open()
+    assert store.pending() == items
+    await store.close()
+
+
+# ----- group commit and failures -------------------------------------------------------
+async def test_concurrent_enqueues_are_grouped(sqlite_store: SqliteStore) -> None:
+    batches = await asyncio.gather(
+        *(sqlite_store.enqueue([("q", msg(n)), ("r", msg(n))]) for n in range(100))
+    )
+    items = [it for batch in batches for it in batch]
+    assert len({it.id for it in items}) == 200
+    assert sqlite_store.pending() == sorted(items, key=lambda it: it.id)
+    assert 1 <= sqlite_store.commits < 100
+
+
+async def test_ops_waiting_behind_a_commit_share_the_next_one(
+    sqlite_store: SqliteStore, db: Path
+) -> None:
+    with write_lock(db):
+        first = asyncio.create_task(sqlite_store.enqueue([("q", msg(0))]))
+        await asyncio.sleep(0.2)  # the writer holds it and waits for the lock
+        rest = [asyncio.create_task(sqlite_store.enqueue([("q", msg(n))])) for n in range(1, 31)]
+        ack = asyncio.create_task(sqlite_store.ack([1]))
+        await asyncio.sleep(0.1)
+        assert not first.done()
+    await asyncio.gather(first, *rest, ack)
+    assert sqlite_store.commits == 2
+    assert [it.message for it in sqlite_store.pending()] == [msg(n) for n in range(1, 31)]
+
+
+async def test_a_failed_transaction_fails_its_whole_group(
+    sqlite_store: SqliteStore, db: Path
+) -> None:
+    with write_lock(db):
+        first = asyncio.create_task(sqlite_store.enqueue([("q", msg(0))]))
+        await asyncio.sleep(0.2)
+        good = asyncio.create_task(sqlite_store.enqueue([("q", msg(1))]))
+        bad = asyncio.create_task(sqlite_store.enqueue([(None, msg(2))]))  # type: ignore[list-item]
+        await asyncio.sleep(0.1)
+    await first
+    for task in (good, bad):
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            await task
+    assert not sqlite_store.healthy
+    assert [it.message for it in sqlite_store.pending()] == [msg(0)]
+    # the writer carries on
+    later = await sqlite_store.enqueue([("q", msg(3))])
+    assert sqlite_store.healthy
+    assert later[0].id > 3
+    assert [it.message for it in sqlite_store.pending()] == [msg(0), msg(3)]
+
+
+# ----- the DLQ admin ------------------------------------------------------------------
+async def test_admin_list_show_depth_purge_while_open(sqlite_store: SqliteStore, db: Path) -> None:
+    await sqlite_store.dead_letter([letter(1), letter(2), letter(3, "hooks", None)])
+    with DlqAdmin(db) as admin:
+        rows = admin.list()
+        assert [r["message_id"] for r in rows] == ["m3", "m2", "m1"]
+        assert set(rows[0]) == {
+            "id", "message_id", "pattern", "queue", "reason", "attempts", "failed_at",
+        }  # fmt: skip
+        assert [r["message_id"] for r in admin.list("orders", limit=1)] == ["m2"]
+        assert admin.depth() == {"hooks": 1, "orders": 2}
+
+        row = admin.show("m2")
+        assert row is not None
+        assert (row["pattern"], row["queue"], row["attempts"]) == ("orders", "orders/out", 2)
+        assert row["reason"] == "HTTP 404: nope 2"
+        assert row["message"]["messageId"] == "m2"
+        assert row["message"]["payload"] == {"n": 2, "text": "héllo"}
+        assert row["message"]["metadata"]["correlationId"] == "c2"
+        assert admin.show("missing") is None
+
+        assert admin.purge("hooks") == 1
+        assert admin.depth() == {"orders": 2}
+        assert sqlite_store.dlq_depth("hooks") == 1  # the cache catches up on the next poll
+        assert await sqlite_store.take_redrives() == []
+        assert sqlite_store.dlq_depth("hooks") == 0
+        assert admin.purge() == 2
+        assert admin.purge() == 0
+
+
+async def test_redrive_hands_letters_back_once(sqlite_store: SqliteStore, db: Path) -> None:
+    await sqlite_store.dead_letter(
+        [letter(1), letter(2), letter(3, "hooks", None), letter(4, "hooks", "hooks/hook")]
+    )
+    with DlqAdmin(db) as admin:
+        assert admin.redrive(message_id="m1") == 1
+        assert admin.redrive(pattern="hooks") == 2
+        assert admin.redrive(pattern="nothing") == 0
+        assert admin.depth() == {"orders": 1}
+
+    taken = await sqlite_store.take_redrives()
+    assert [(d.message, d.pattern, d.queue, d.attempts) for d in taken] == [
+        (msg(1), "orders", "orders/out", 1),
+        (msg(3), "hooks", None, 3),
+        (msg(4), "hooks", "hooks/hook", 4),
+    ]
+    assert await sqlite_store.take_redrives() == []
+    assert (sqlite_store.dlq_depth("orders"), sqlite_store.dlq_depth("hooks")) == (1, 0)
+
+
+async def test_redrives_wait_for_the_next_start(db: Path) -> None:
+    store = SqliteStore(db)
+    await store.open()
+    await store.dead_letter([letter(1)])
+    await store.close()
+    with DlqAdmin(db) as admin:
+        assert admin.redrive() == 1
+    store = SqliteStore(db)
+    await store.open()
+    assert store.dlq_depth() == 0
+    assert [d.message for d in await store.take_redrives()] == [msg(1)]
+    await store.close()
+
+
+def test_admin_refuses_a_missing_database(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "wireway.db"
+    with pytest.raises(DatabaseNotFound, match="no wireway database") as info:
+        DlqAdmin(path)
+    assert isinstance(info.value, FileNotFoundError)
+    assert isinstance(info.value, WirewayError)
+    assert not path.exists()
+    assert not path.parent.exists()
+
+
+def test_admin_refuses_a_foreign_file(tmp_path: Path) -> None:
+    path = tmp_path / "wireway.db"
+    path.write_text("not a database at all, just some text" * 100)
+    with pytest.raises(StoreError, match="not a wireway database"):
+        DlqAdmin(path)
+
+
+def test_synchronous_is_checked(db: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(db, synchronous="off")  # type: ignore[arg-type]
