@@ -8,6 +8,7 @@ never imports paho.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,10 +35,18 @@ _REGISTRY: dict[tuple[str, str], Spec] = {}
 _MODULES: dict[tuple[str, str], str] = {
     ("input", "http"): "wireway.connectors.http.input",
     ("input", "tcp"): "wireway.connectors.tcp.input",
+    ("input", "mqtt"): "wireway.connectors.mqtt.input",
+    ("input", "sensor_http"): "wireway.apps.sensor_ingest.http_input",
     ("output", "file"): "wireway.connectors.file.output",
+    ("output", "mqtt"): "wireway.connectors.mqtt.output",
+    ("output", "sql"): "wireway.connectors.sql.output",
+    ("output", "websocket"): "wireway.connectors.websocket.output",
+    ("output", "sensor_state"): "wireway.apps.sensor_ingest.state_output",
+    ("output", "sensor_alerts"): "wireway.apps.sensor_ingest.alerts_output",
     ("output", "stdout"): "wireway.connectors.stdout.output",
     ("output", "http_client"): "wireway.connectors.http_client.output",
     ("processor", "validate"): "wireway.processors.validate",
+    ("processor", "sensor_enrich"): "wireway.apps.sensor_ingest.enrich",
     ("processor", "transform"): "wireway.processors.transform",
     ("processor", "filter"): "wireway.processors.filter",
     ("processor", "python"): "wireway.processors.python",
@@ -69,10 +78,16 @@ def register_processor(name: str, *, config: type[msgspec.Struct]) -> Callable[[
 
 
 def names(kind: str) -> list[str]:
-    """Every known type name of one kind."""
-    return sorted(
-        {n for (k, n) in _MODULES if k == kind} | {n for (k, n) in _REGISTRY if k == kind}
-    )
+    """Every type name of one kind whose module is present."""
+    found = {n for (k, n), module in _MODULES.items() if k == kind and _present(module)}
+    return sorted(found | {n for (k, n) in _REGISTRY if k == kind})
+
+
+def _present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def lookup(kind: str, name: str) -> Spec | None:

@@ -55,6 +55,30 @@ class InputContext:
     connection_closed: Callable[[str], None]
 
 
+class Service:
+    """Something several connectors share (an application, a connection pool).
+
+    The engine starts each service once, before any output opens, adds its HTTP
+    routes to the process's server, merges its `health()` into /health and stops
+    it after every output has closed. Connectors hand theirs out from `services()`.
+    """
+
+    name = "service"
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    def health(self) -> dict[str, str]:
+        """Component name -> "up" or "down"; any "down" makes /health `degraded`."""
+        return {}
+
+
 class Input:
     """Base class of inputs: `start` begins reading, `stop` ends it."""
 
@@ -70,6 +94,12 @@ class Input:
 
     async def stop(self) -> None:
         self.state = "stopped"
+
+    def services(self) -> list[Service]:
+        return []
+
+    def health(self) -> dict[str, str]:
+        return {}
 
 
 class Output:
@@ -94,3 +124,9 @@ class Output:
 
     async def close(self) -> None:
         return None
+
+    def services(self) -> list[Service]:
+        return []
+
+    def health(self) -> dict[str, str]:
+        return {}

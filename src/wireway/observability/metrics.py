@@ -24,15 +24,32 @@ QUEUE_SIZE = Gauge(
 DLQ_SIZE = Gauge(
     "wireway_dlq_size", "Messages in the dead-letter queue.", ["pattern"], registry=REGISTRY
 )
+# Both label names carry the same value: dashboards written for either keep working.
 ACTIVE_CONNECTIONS = Gauge(
-    "active_connections", "Open connections, by kind.", ["kind"], registry=REGISTRY
+    "active_connections",
+    "Open connections, by kind (tcp, http, websocket, mqtt, ...).",
+    ["kind", "connection_type"],
+    registry=REGISTRY,
 )
+_open: dict[str, int] = {}
 BREAKER_STATE = Gauge(
     "wireway_breaker_open",
     "1 while an output's circuit breaker is open or half-open.",
     ["queue_name"],
     registry=REGISTRY,
 )
+
+
+def connection_opened(kind: str) -> None:
+    """Count one more open connection of `kind`."""
+    _open[kind] = _open.get(kind, 0) + 1
+    ACTIVE_CONNECTIONS.labels(kind, kind).set(_open[kind])
+
+
+def connection_closed(kind: str) -> None:
+    """Count one fewer open connection of `kind`."""
+    _open[kind] = max(0, _open.get(kind, 0) - 1)
+    ACTIVE_CONNECTIONS.labels(kind, kind).set(_open[kind])
 
 
 def render() -> bytes:

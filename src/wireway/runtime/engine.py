@@ -17,11 +17,11 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from wireway.config.model import Pattern
-from wireway.connectors.base import Input, InputContext
+from wireway.connectors.base import Input, InputContext, Service
 from wireway.envelope import now_rfc3339
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
-from wireway.observability.metrics import ACTIVE_CONNECTIONS, DLQ_SIZE
+from wireway.observability.metrics import DLQ_SIZE, connection_closed, connection_opened
 from wireway.runtime.pattern import PatternRunner
 from wireway.runtime.store import MemoryStore, SqliteStore, Store
 from wireway.web.app import build_app
@@ -75,7 +75,7 @@ class Engine:
         self.stop_event = asyncio.Event()
         self.accepting = False
         self.started = time.time()
-        self.connections: dict[str, int] = {}
+        self.services: list[Service] = []
         self._lock_fd: int | None = None
         self._dlq_cache: dict[str, int] = {}
 
@@ -115,6 +115,14 @@ class Engine:
         if pending:
             logger.info("restored undelivered messages", count=len(pending))
         for runner in self.runners:
+            for component in [*runner.inputs, *(r.output for r in runner.routes)]:
+                for service in component.services():
+                    if all(service is not s for s in self.services):
+                        self.services.append(service)
+        for service in self.services:
+            await service.start()
+            self.routes.extend(service.routes())
+        for runner in self.runners:
             await runner.start_outputs()
         await self.redrive()
         for runner in self.runners:
@@ -146,17 +154,9 @@ class Engine:
         return InputContext(
             ingest=runner.ingest,
             add_routes=self.routes.extend,
-            connection_opened=self._opened,
-            connection_closed=self._closed,
+            connection_opened=connection_opened,
+            connection_closed=connection_closed,
         )
-
-    def _opened(self, kind: str) -> None:
-        self.connections[kind] = self.connections.get(kind, 0) + 1
-        ACTIVE_CONNECTIONS.labels(kind).set(self.connections[kind])
-
-    def _closed(self, kind: str) -> None:
-        self.connections[kind] = self.connections.get(kind, 1) - 1
-        ACTIVE_CONNECTIONS.labels(kind).set(self.connections[kind])
 
     async def poll(self) -> None:
         """Pick up DLQ redrives from the CLI and refresh gauges, once a second."""
@@ -223,6 +223,11 @@ class Engine:
         for runner in self.runners:
             await runner.stop_outputs()
             await runner.flush_acks()
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                logger.warning("service stop failed", service=service.name, error=str(exc))
         left = sum(r.queue.depth for runner in self.runners for r in runner.routes)
         delivered = sum(r.delivered for runner in self.runners for r in runner.routes)
         if self.sqlite:
@@ -261,12 +266,15 @@ class Engine:
     def health(self) -> dict[str, Any]:
         ok, _ = self.readiness()
         services: dict[str, str] = {"buffer": "up" if ok or not self.accepting else "down"}
-        degraded = False
         for runner in self.runners:
             for route in runner.routes:
-                up = route.breaker.state == "closed"
-                services[route.queue_name] = "up" if up else "down"
-                degraded = degraded or not up
+                services[route.queue_name] = "up" if route.breaker.state == "closed" else "down"
+                services.update(route.output.health())
+            for inp in runner.inputs:
+                services.update(inp.health())
+        for service in self.services:
+            services.update(service.health())
+        degraded = any(v != "up" for v in services.values())
         status = "unhealthy" if not ok else ("degraded" if degraded else "healthy")
         return {"status": status, "timestamp": now_rfc3339(), "services": services}
 
