@@ -323,3 +323,27 @@ def test_admin_refuses_a_foreign_file(tmp_path: Path) -> None:
 def test_synchronous_is_checked(db: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         SqliteStore(db, synchronous="off")  # type: ignore[arg-type]
+
+
+async def test_many_acks_in_one_group_all_commit(tmp_path: Path) -> None:
+    """Several acks and enqueues grouped into one transaction all succeed (regression:
+    a cursor kept alive by the first ack made the second fail with SQLITE_MISUSE)."""
+    store = SqliteStore(tmp_path / "wireway.db")
+    await store.open()
+    try:
+        items = await store.enqueue(
+            [("q", Message(str(i), "2026-01-01T00:00:00Z", i)) for i in range(40)]
+        )
+        await asyncio.gather(
+            *(store.ack([it.id]) for it in items[:20]),
+            *(store.enqueue([("q", Message("x", "2026-01-01T00:00:00Z", 0))]) for _ in range(5)),
+        )
+        await asyncio.gather(*(store.ack([it.id]) for it in items[20:]))
+    finally:
+        await store.close()
+    reopened = SqliteStore(tmp_path / "wireway.db")
+    await reopened.open()
+    try:
+        assert [it.message.message_id for it in reopened.pending()] == ["x"] * 5
+    finally:
+        await reopened.close()

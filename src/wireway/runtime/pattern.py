@@ -187,7 +187,13 @@ class PatternRunner:
         """Delete delivered items from the store without holding up delivery."""
         task = asyncio.create_task(self.store.ack(ids))
         self._acks.add(task)
-        task.add_done_callback(self._acks.discard)
+        task.add_done_callback(self._ack_done)
+
+    def _ack_done(self, task: asyncio.Task[None]) -> None:
+        self._acks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # the items stay in the store and are delivered again after a restart
+            logger.error("could not delete delivered items", error=str(task.exception()))
 
     async def flush_acks(self) -> None:
         if self._acks:

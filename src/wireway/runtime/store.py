@@ -230,7 +230,7 @@ class SqliteStore(Store):
         last = ids.stop - 1
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(_INSERT_OUTBOX, rows)
+            conn.executemany(_INSERT_OUTBOX, rows).close()
             self._top = max(self._top, last)
 
         await self._submit(op)
@@ -240,7 +240,13 @@ class SqliteStore(Store):
         if not ids:
             return
         keys = [(i,) for i in ids]
-        await self._submit(lambda conn: conn.executemany(_DELETE_OUTBOX, keys))
+
+        def op(conn: sqlite3.Connection) -> None:
+            # close the cursor: a live one pins the cached DELETE statement, and the
+            # next ack in the same group would then fail with SQLITE_MISUSE
+            conn.executemany(_DELETE_OUTBOX, keys).close()
+
+        await self._submit(op)
 
     async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None:
         if not letters and not ids:
@@ -250,8 +256,8 @@ class SqliteStore(Store):
         added = Counter(d.pattern for d in letters)
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(_INSERT_DLQ, rows)
-            conn.executemany(_DELETE_OUTBOX, keys)
+            conn.executemany(_INSERT_DLQ, rows).close()
+            conn.executemany(_DELETE_OUTBOX, keys).close()
             for pattern, n in added.items():
                 self._delta[pattern] = self._delta.get(pattern, 0) + n
 
