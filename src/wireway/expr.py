@@ -47,7 +47,7 @@ class Expr:
         """Evaluate as a condition: an error (say, a missing field) counts as false."""
         try:
             return self.program.execute(context) is True
-        except Exception:
+        except Exception:  # noqa: BLE001
             return False
 
 

@@ -40,7 +40,7 @@ class Filter:
         for msg in batch:
             try:
                 keep = self.expr.evaluate(msg.to_context()) is True
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 if self.to_dlq:
                     failed.append((msg, f"filter: cannot evaluate {self.expr.source!r}: {exc}"))
                 continue

@@ -65,6 +65,6 @@ class Python:
                         passed.append(msgspec.convert({**ctx, **item}, Message))
                     else:
                         passed.append(msgspec.structs.replace(msg, payload=item))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 failed.append((msg, f"python {type(exc).__name__}: {exc}"))
         return passed, failed

@@ -53,7 +53,7 @@ class Transform:
             ctx = msg.to_context()
             try:
                 values = [(path, expr.evaluate(ctx)) for path, expr in self.sets]
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 failed.append((msg, f"transform: {exc}"))
                 continue
             if not isinstance(ctx.get("payload"), dict) and any(

@@ -165,7 +165,7 @@ class Engine:
             try:
                 await self.redrive()
                 self.refresh_gauges()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 logger.warning("poll failed", error=str(exc))
 
     async def redrive(self) -> None:
@@ -226,7 +226,7 @@ class Engine:
         for service in reversed(self.services):
             try:
                 await service.stop()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+            except Exception as exc:  # noqa: BLE001  (keep stopping the others)
                 logger.warning("service stop failed", service=service.name, error=str(exc))
         left = sum(r.queue.depth for runner in self.runners for r in runner.routes)
         delivered = sum(r.delivered for runner in self.runners for r in runner.routes)

@@ -89,7 +89,7 @@ class Route:
                 self.breaker.success()  # the peer answered: it is up
                 await self.dead_letter(batch, str(exc) or type(exc).__name__)
                 continue
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 await self.failed_attempt(batch, exc)
                 continue
             self.breaker.success()
@@ -345,7 +345,7 @@ class PatternRunner:
         for inp in self.inputs:
             try:
                 await inp.stop()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 logger.warning("input stop failed", input=inp.name, error=str(exc))
 
     def drained(self) -> bool:
@@ -359,7 +359,7 @@ class PatternRunner:
             route.state = "stopped"
             try:
                 await route.output.close()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 logger.warning("output close failed", output=route.queue_name, error=str(exc))
 
     def status(self, dlq_depth: int) -> dict[str, Any]:

@@ -325,7 +325,7 @@ class SqliteStore(Store):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-        except Exception as exc:  # every caller of the group gets it; the writer goes on
+        except Exception as exc:  # every caller of the group gets it; the writer goes on  # noqa: BLE001
             self.healthy = False
             self._resolve(group, None, exc)
             return
