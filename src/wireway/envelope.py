@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -79,13 +81,42 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
 def parse_timestamp(value: str) -> float:
-    """Seconds since the epoch for an RFC 3339 timestamp (raises ValueError)."""
+    """Seconds since the epoch for an RFC 3339 timestamp (raises ValueError).
+
+    A timestamp without an offset is taken as UTC.
+    """
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
     text = value.replace("Z", "+00:00").replace("z", "+00:00")
+    if "." in text:  # Python 3.11 takes at most 6 fraction digits
+        head, _, tail = text.partition(".")
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        text = f"{head}.{tail[:min(digits, 6)]}{tail[digits:]}"
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+# Fixed namespace for ids derived from content, so a redelivery gets the same id.
+ID_NAMESPACE = uuid.UUID("6f1c3a52-8f0e-4c7e-9a57-2f1d1c0b7e11")
+
+
+def canonical_timestamp(value: str) -> str:
+    """RFC 3339 in UTC with milliseconds; the same instant always gives the same text."""
+    dt = datetime.fromtimestamp(parse_timestamp(value), UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stable_id(*parts: object) -> str:
+    """A UUIDv5 over the parts (timestamps should be canonical first)."""
+    return str(uuid.uuid5(ID_NAMESPACE, "|".join(str(p) for p in parts)))
 
 
 _encoder = msgspec.json.Encoder()

@@ -46,6 +46,7 @@ _MODULES: dict[tuple[str, str], str] = {
     ("output", "stdout"): "wireway.connectors.stdout.output",
     ("output", "http_client"): "wireway.connectors.http_client.output",
     ("processor", "validate"): "wireway.processors.validate",
+    ("processor", "dedupe"): "wireway.processors.dedupe",
     ("processor", "sensor_enrich"): "wireway.apps.sensor_ingest.enrich",
     ("processor", "transform"): "wireway.processors.transform",
     ("processor", "filter"): "wireway.processors.filter",

@@ -6,6 +6,6 @@ from importlib import resources
 from pathlib import Path
 
 
-def builtin_path(name: str = "default") -> Path:
+def builtin_path(name: str = "sensor_ingest") -> Path:
     """The folder of a built-in application's pattern files."""
-    return Path(str(resources.files("wireway") / "apps" / name))
+    return Path(str(resources.files("wireway") / "apps" / name / "patterns"))

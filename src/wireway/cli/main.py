@@ -10,8 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from wireway import __version__
+from wireway.apps import builtin_path
 from wireway.cli.common import console, default_target, err_console, hostport_option, load_or_exit
 from wireway.cli.dlq import app as dlq_app
+from wireway.cli.sensors import keys_app
 from wireway.errors import WirewayError
 
 app = typer.Typer(
@@ -22,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="WIREWAY_DATA_DIR", help="Buffer and DLQ folder.")
@@ -38,6 +41,18 @@ def run(
     ] = None,
     data_dir: DataDir = Path("data"),
     http: Http = "127.0.0.1:8080",
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", envvar="WIREWAY_STORAGE", help="sqlite:///path or postgresql://..."),
+    ] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option("--mqtt", envvar="WIREWAY_MQTT_URL", help="MQTT broker URL (built-in app)."),
+    ] = None,
+    no_mqtt: Annotated[bool, typer.Option("--no-mqtt", help="Turn the MQTT input off.")] = False,
+    simulate: Annotated[
+        int, typer.Option("--simulate", help="Also post readings from N simulated devices.")
+    ] = 0,
     log_format: Annotated[str, typer.Option("--log-format", help="console or json.")] = "console",
     log_level: Annotated[
         str | None, typer.Option("--log-level", envvar="WIREWAY_LOG_LEVEL", help="DEBUG, INFO...")
@@ -46,7 +61,7 @@ def run(
     """Run patterns until SIGTERM or Ctrl-C.
 
     With no PATH: $WIREWAY_CONFIG, else ./wireway.yaml or ./patterns/, else the
-    built-in application.
+    built-in sensor-ingestion application.
 
     Example: wireway run patterns/ --http 0.0.0.0:8080 --data-dir /var/lib/wireway
     """
@@ -54,15 +69,82 @@ def run(
     from wireway.runtime.engine import serve
 
     log.setup(log_level, log_format)
-    os.environ.setdefault("WIREWAY_DATA_DIR", str(data_dir))
+    os.environ["WIREWAY_DATA_DIR"] = str(data_dir)
+    if storage:
+        os.environ["WIREWAY_STORAGE"] = storage
+    if mqtt:
+        os.environ["WIREWAY_MQTT_URL"] = mqtt
     target = path or default_target()
+    if no_mqtt:
+        os.environ["WIREWAY_MQTT_ENABLED"] = "false"
+    elif target == builtin_path() and not mqtt and not broker_answers():
+        console.print(
+            "wireway: no MQTT broker answers at 127.0.0.1:1883, so the MQTT input is off "
+            "(start one and restart, or pass --mqtt URL)",
+            markup=False,
+        )
+        os.environ["WIREWAY_MQTT_ENABLED"] = "false"
     patterns = load_or_exit(target)
+    address = hostport_option(http)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
-            loop_runner.run(serve(patterns, data_dir=data_dir, http=hostport_option(http)))
+            loop_runner.run(
+                serve(patterns, data_dir=data_dir, http=address, simulate=simulate)
+            )
     except WirewayError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
+
+
+def broker_answers(host: str = "127.0.0.1", port: int = 1883) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Where to copy the pattern files.")] = Path(
+        "patterns"
+    ),
+) -> None:
+    """Copy the built-in application's pattern files out, to edit and run.
+
+    Example: wireway init patterns && wireway run patterns
+    """
+    from wireway.cli.sensors import init as do_init
+
+    do_init(folder)
+
+
+@app.command()
+def simulate(
+    devices: Annotated[int, typer.Option(help="Simulated devices.")] = 100,
+    rate: Annotated[float, typer.Option(help="Readings per second, all devices together.")] = 100,
+    duration: Annotated[float, typer.Option(help="Seconds to run.")] = 60,
+    via: Annotated[str, typer.Option(help="http or mqtt.")] = "http",
+    url: Annotated[str, typer.Option(help="wireway's HTTP address.")] = "http://127.0.0.1:8080",
+    mqtt: Annotated[str, typer.Option("--mqtt", help="Broker URL.")] = "mqtt://127.0.0.1:1883",
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="WIREWAY_API_KEY", help="Key for HTTP.")
+    ] = None,
+    anomalies: Annotated[float, typer.Option(help="Fraction of gas spikes.")] = 0.02,
+    malformed: Annotated[float, typer.Option(help="Fraction of invalid readings.")] = 0.01,
+    total: Annotated[int | None, typer.Option(help="Stop after this many readings.")] = None,
+) -> None:
+    """Send realistic ESP32 readings (moving radar targets, PIR bursts, gas spikes).
+
+    Example: wireway simulate --devices 100 --rate 1000 --duration 60 --via mqtt
+    """
+    if via not in ("http", "mqtt"):
+        raise typer.BadParameter("--via must be http or mqtt")
+    from wireway.cli.sensors import simulate as do_simulate
+
+    do_simulate(devices, rate, duration, via, url, mqtt, api_key, anomalies, malformed, total)
 
 
 def _loop_factory() -> Any:

@@ -98,6 +98,9 @@ class _Loader:
         if not isinstance(entry, dict):
             self.fail(path, "expected a mapping with a `type`")
             return None
+        enabled = entry.get("enabled", True)
+        if enabled in (False, "false", "off", "no", 0, "0"):
+            return None  # switched off, e.g. `enabled: ${WIREWAY_MQTT_ENABLED:-true}`
         type_ = entry.get("type")
         if not isinstance(type_, str):
             self.fail(join(path, "type"), f"required; one of: {', '.join(registry.names(kind))}")

@@ -37,17 +37,28 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     backoff_max: Annotated[float, Meta(gt=0)] = 30.0
 
 
+class RateLimit(msgspec.Struct, forbid_unknown_fields=True):
+    """Requests allowed per key: a token bucket of `burst` refilled at `per_minute`."""
+
+    per_minute: Annotated[float, Meta(gt=0)] = 100
+    burst: Annotated[int, Meta(ge=1)] = 20
+
+
 class Security(msgspec.Struct, forbid_unknown_fields=True):
-    """The `security:` section, applied to the pattern's server-side inputs."""
+    """The `security:` section, applied to the pattern's server-side inputs.
+
+    `api_key` accepts the keys listed here and, in applications that keep keys
+    (the sensor application), the keys stored hashed in their database, plus JWTs
+    signed with `jwt_secret` (HS256) or the key in `jwt_public_key` (RS256).
+    """
 
     authentication: Literal["none", "api_key"] = "none"
     api_keys: list[str] = []
     header: str = "X-API-Key"
     max_body_bytes: Annotated[int, Meta(ge=1)] = 1024 * 1024
-
-    def __post_init__(self) -> None:
-        if self.authentication == "api_key" and not [k for k in self.api_keys if k]:
-            raise ValueError("authentication api_key needs at least one entry in api_keys")
+    rate_limit: RateLimit | None = None
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
 
 
 class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
@@ -59,8 +70,8 @@ class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # Keys every interface entry may carry besides its connector's own options.
-INPUT_COMMON = ("type", "name", "format")
-OUTPUT_COMMON = ("type", "name", "format", "when")
+INPUT_COMMON = ("type", "name", "format", "enabled")
+OUTPUT_COMMON = ("type", "name", "format", "when", "enabled")
 FORMATS = ("json", "jsonl")
 
 

@@ -10,7 +10,8 @@ import yaml
 
 from wireway.errors import ConfigError
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# innermost first: a default may itself hold ${OTHER:-...}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^{}]*))?\}")
 
 
 def interpolate(text: str, env: dict[str, str] | None = None) -> str:
@@ -28,7 +29,12 @@ def interpolate(text: str, env: dict[str, str] | None = None) -> str:
             return default
         return value
 
-    return _VAR.sub(sub, text)
+    for _ in range(10):
+        new = _VAR.sub(sub, text)
+        if new == text:
+            break
+        text = new
+    return text
 
 
 def join(path: str, key: str | int) -> str:

@@ -65,6 +65,10 @@ class Service:
 
     name = "service"
 
+    def attach(self, engine: Any) -> None:
+        """Called once with the engine before `start` (for status views)."""
+        return None
+
     async def start(self) -> None:
         return None
 

@@ -21,6 +21,10 @@ LATENCY = Histogram(
 QUEUE_SIZE = Gauge(
     "wireway_queue_size", "Messages waiting in an output buffer.", ["queue_name"], registry=REGISTRY
 )
+# The same depth under the name the sensor teams' dashboards use.
+QUEUE_SIZE_ALIAS = Gauge(
+    "queue_size", "Messages waiting in an output buffer.", ["queue_name"], registry=REGISTRY
+)
 DLQ_SIZE = Gauge(
     "wireway_dlq_size", "Messages in the dead-letter queue.", ["pattern"], registry=REGISTRY
 )

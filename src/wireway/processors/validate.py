@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -10,7 +11,7 @@ from typing import Any, ClassVar, Literal
 import jsonschema
 import msgspec
 
-from wireway.envelope import Message
+from wireway.envelope import Message, parse_timestamp
 from wireway.errors import ConfigError
 from wireway.processors import Result
 from wireway.registry import register_processor
@@ -63,14 +64,43 @@ def describe(error: jsonschema.ValidationError, root: str) -> str:
     return f"{path}: {error.message}"
 
 
+def _rfc3339(validator: Any, wanted: Any, instance: Any, schema: Any) -> Any:
+    if wanted and isinstance(instance, str):
+        try:
+            parse_timestamp(instance)
+        except ValueError:
+            yield jsonschema.ValidationError(f"{instance!r} is not an RFC 3339 timestamp")
+
+
+def _max_future(validator: Any, seconds: Any, instance: Any, schema: Any) -> Any:
+    if isinstance(instance, str):
+        try:
+            ahead = parse_timestamp(instance) - time.time()
+        except ValueError:
+            return
+        if ahead > seconds:
+            yield jsonschema.ValidationError(
+                f"{instance!r} is more than {seconds} seconds in the future"
+            )
+
+
+# wireway's own keywords: `rfc3339: true` and `maxFutureSeconds: N` on strings
+EXTRA_KEYWORDS = {"rfc3339": _rfc3339, "maxFutureSeconds": _max_future}
+
+
+def make_validator(schema: dict[str, Any]) -> Any:
+    """A validator for `schema` that also knows wireway's keywords."""
+    base = jsonschema.validators.validator_for(schema)
+    cls = jsonschema.validators.extend(base, EXTRA_KEYWORDS)
+    return cls(schema, format_checker=base.FORMAT_CHECKER)
+
+
 @register_processor("validate", config=ValidateConfig)
 class Validate:
     """Reject messages whose payload does not match a JSON Schema, naming every field."""
 
     def __init__(self, config: ValidateConfig, *, base_dir: Path) -> None:
-        schema = load_schema(config.schema, base_dir)
-        cls = jsonschema.validators.validator_for(schema)
-        self.validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        self.validator = make_validator(load_schema(config.schema, base_dir))
         self.envelope = config.target == "envelope"
 
     def errors(self, msg: Message) -> list[str]:

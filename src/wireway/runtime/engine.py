@@ -120,6 +120,7 @@ class Engine:
                     if all(service is not s for s in self.services):
                         self.services.append(service)
         for service in self.services:
+            service.attach(self)
             await service.start()
             self.routes.extend(service.routes())
         for runner in self.runners:
@@ -240,6 +241,15 @@ class Engine:
             left_in_buffer=left,
         )
 
+    def where_to_look(self) -> None:
+        """Tell a person at the console where to look."""
+        host, port = self.http
+        base = f"http://{host}:{port}"
+        paths = ["/status", "/health", "/metrics"]
+        paths += [r.path for r in self.routes if getattr(r, "path", "").startswith(("/api", "/ws"))]
+        lines = [f"  {base}{p}" for p in dict.fromkeys(paths) if "{" not in p]
+        print("wireway is running. Look at:\n" + "\n".join(lines), flush=True)
+
     # ----- views ---------------------------------------------------------------------
     def _dlq_changed(self, pattern: str) -> None:
         runner = next((r for r in self.runners if r.name == pattern), None)
@@ -288,8 +298,20 @@ class Engine:
         }
 
 
-async def serve(patterns: list[Pattern], **kwargs: Any) -> None:
+async def serve(patterns: list[Pattern], *, simulate: int = 0, **kwargs: Any) -> None:
     """Start an engine and run it until SIGTERM/SIGINT."""
     engine = Engine(patterns, **kwargs)
     await engine.start()
-    await engine.run_until_stopped()
+    engine.where_to_look()
+    demo = None
+    if simulate:
+        from wireway.apps.sensor_ingest.demo import run_demo
+
+        demo = asyncio.create_task(run_demo(engine, simulate), name="wireway[simulator]")
+    try:
+        await engine.run_until_stopped()
+    finally:
+        if demo is not None:
+            demo.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await demo

@@ -11,8 +11,15 @@ from wireway.config.model import Interface, Pattern
 from wireway.connectors.base import IngestResult, Input, Output, Rejected
 from wireway.envelope import Message
 from wireway.errors import BackpressureError, PermanentError
+from wireway.observability import events
 from wireway.observability import logging as log
-from wireway.observability.metrics import BREAKER_STATE, LATENCY, MESSAGES, QUEUE_SIZE
+from wireway.observability.metrics import (
+    BREAKER_STATE,
+    LATENCY,
+    MESSAGES,
+    QUEUE_SIZE,
+    QUEUE_SIZE_ALIAS,
+)
 from wireway.registry import lookup
 from wireway.runtime.backoff import backoff
 from wireway.runtime.breaker import Breaker
@@ -39,6 +46,7 @@ class Route:
         self.state = "stopped"
         self._counter = MESSAGES.labels(runner.name, iface.name, "delivered")
         self._gauge = QUEUE_SIZE.labels(self.queue_name)
+        self._alias = QUEUE_SIZE_ALIAS.labels(self.queue_name)
         self._breaker_gauge = BREAKER_STATE.labels(self.queue_name)
 
     def status(self) -> dict[str, Any]:
@@ -55,6 +63,7 @@ class Route:
 
     def update_gauges(self) -> None:
         self._gauge.set(self.queue.depth)
+        self._alias.set(self.queue.depth)
         self._breaker_gauge.set(0 if self.breaker.state == "closed" else 1)
 
     async def deliver_forever(self) -> None:
@@ -106,10 +115,15 @@ class Route:
         self.delivered += len(batch)
         self._counter.inc(len(batch))
         arrived = self.runner.arrivals
+        done_at = time.time()
+        latencies = []
         for it in batch:
             t0 = arrived.pop(it.id, None)
             if t0 is not None:
-                LATENCY.observe(now - t0 if now > t0 else 0.0)
+                latencies.append(max(done_at - t0, 0.0))
+        for seconds in latencies:
+            LATENCY.observe(seconds)
+        events.delivered(self.runner.name, self.iface.name, latencies)
         self.update_gauges()
 
     async def failed_attempt(self, batch: list[Item], exc: BaseException) -> None:
@@ -182,6 +196,10 @@ class PatternRunner:
             assert spec is not None
             self.routes.append(Route(self, iface, spec.cls(iface.config, iface, pattern)))
         self.needs_context = any(r.iface.when is not None for r in self.routes)
+        # steps that want to know when their messages became durable (dedupe)
+        self.committed_hooks = [
+            s.instance.committed for s in pattern.steps if hasattr(s.instance, "committed")
+        ]
 
     def ack(self, ids: list[int]) -> None:
         """Delete delivered items from the store without holding up delivery."""
@@ -240,6 +258,8 @@ class PatternRunner:
                 i = index.get(msg.message_id, -1)
                 result.rejected.append(Rejected(i, reasons, msg.payload, msg))
             msgs = passed
+        for rej in result.rejected:
+            events.rejected(self.name, "; ".join(rej.reasons))
         if result.rejected:
             if reject_invalid:
                 result.rejected.sort(key=lambda r: r.index)
@@ -261,6 +281,8 @@ class PatternRunner:
             if got:
                 route.queue.put(got)
                 route.update_gauges()
+        for step in self.committed_hooks:
+            step(msgs)
         result.accepted = msgs
         self.counts["in"] += len(msgs)
         self._in.inc(len(msgs))

@@ -1,0 +1,125 @@
+"""The sensor application's read and admin API: queue status, devices, alerts, readings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from wireway.apps.sensor_ingest.auth import AuthError, Principal
+from wireway.apps.sensor_ingest.http_input import authenticate, err
+from wireway.envelope import now_rfc3339
+
+if TYPE_CHECKING:
+    from wireway.apps.sensor_ingest.app import SensorApp
+
+
+def api_routes(app: SensorApp) -> list[BaseRoute]:
+    """Every GET/DELETE/admin route of the application."""
+
+    def who(request: Request, admin: bool = False) -> Principal | Response:
+        try:
+            principal = authenticate(request)
+        except AuthError as exc:
+            return err(exc.status, {"error": exc.message}, exc.retry_after)
+        if admin and not principal.admin:
+            return err(403, {"error": "Admin key required"})
+        return principal
+
+    async def authorize(request: Request) -> Response | None:
+        found = who(request)
+        return found if isinstance(found, Response) else None
+
+    async def queue_status(request: Request) -> Response:
+        if isinstance(found := who(request), Response):
+            return found
+        queue, dlq = app.queue_depth()
+        return JSONResponse({"queue_size": queue, "dlq_size": dlq, "timestamp": now_rfc3339()})
+
+    def device_view(row: dict[str, Any]) -> dict[str, Any]:
+        view = dict(row)
+        if app.occupancy is not None:
+            view["occupancy"] = app.occupancy.snapshot(row["device_id"])
+        return view
+
+    async def list_devices(request: Request) -> Response:
+        if isinstance(found := who(request), Response):
+            return found
+        assert app.devices is not None
+        rows = [device_view(r) for r in await app.devices.all()]
+        return JSONResponse({"devices": rows, "count": len(rows)})
+
+    async def get_device(request: Request) -> Response:
+        if isinstance(found := who(request), Response):
+            return found
+        assert app.devices is not None
+        device_id = request.path_params["device_id"]
+        row = await app.devices.get(device_id)
+        if row is None:
+            return err(404, {"error": "Device not found", "device_id": device_id})
+        return JSONResponse(device_view(row))
+
+    async def delete_device(request: Request) -> Response:
+        if isinstance(found := who(request, admin=True), Response):
+            return found
+        assert app.devices is not None
+        device_id = request.path_params["device_id"]
+        if not await app.devices.delete(device_id):
+            return err(404, {"error": "Device not found", "device_id": device_id})
+        return JSONResponse({"message": "Device deleted", "device_id": device_id})
+
+    async def upsert_metadata(request: Request) -> Response:
+        if isinstance(found := who(request, admin=True), Response):
+            return found
+        assert app.devices is not None
+        try:
+            body = msgspec.json.decode(await request.body())
+        except msgspec.DecodeError as exc:
+            return err(400, {"error": "Invalid JSON", "details": [str(exc)]})
+        device_id = body.get("device_id") if isinstance(body, dict) else None
+        metadata = body.get("metadata") if isinstance(body, dict) else None
+        if not isinstance(device_id, str) or not device_id or not isinstance(metadata, dict):
+            return err(400, {"error": "Invalid device metadata",
+                             "details": ["device_id (string) and metadata (object) are required"]})
+        await app.devices.upsert_metadata(device_id, metadata)
+        return JSONResponse({"message": "Device metadata updated", "device_id": device_id,
+                             "metadata": metadata})
+
+    async def list_alerts(request: Request) -> Response:
+        if isinstance(found := who(request), Response):
+            return found
+        if app.alerts is None:
+            return JSONResponse({"alerts": [], "count": 0})
+        rows = app.alerts.list(request.query_params.get("state"), request.query_params.get("device_id"))
+        return JSONResponse({"alerts": rows, "count": len(rows)})
+
+    async def change_alert(request: Request) -> Response:
+        if isinstance(found := who(request), Response):
+            return found
+        alert_id, action = request.path_params["alert_id"], request.path_params["action"]
+        if app.alerts is None or action not in ("ack", "clear"):
+            return err(404, {"error": "Not found", "path": request.url.path})
+        method = app.alerts.acknowledge if action == "ack" else app.alerts.clear
+        alert = await method(alert_id)
+        if alert is None:
+            return err(404, {"error": "Alert not found", "id": alert_id})
+        return JSONResponse(alert)
+
+    from wireway.apps.sensor_ingest.readings_api import readings_routes
+
+    def db() -> Any:
+        return app.db
+
+    return [
+        Route("/api/v1/queue/status", queue_status),
+        Route("/api/v1/devices", list_devices),
+        Route("/api/v1/devices/metadata", upsert_metadata, methods=["POST"]),
+        Route("/api/v1/devices/{device_id}", get_device, methods=["GET"]),
+        Route("/api/v1/devices/{device_id}", delete_device, methods=["DELETE"]),
+        Route("/api/v1/alerts", list_alerts),
+        Route("/api/v1/alerts/{alert_id}/{action}", change_alert, methods=["POST"]),
+        *readings_routes(db, authorize),
+    ]

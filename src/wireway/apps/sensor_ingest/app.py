@@ -1,0 +1,160 @@
+"""The sensor application: one shared service behind its connectors and API routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from wireway.apps.sensor_ingest import metrics
+from wireway.apps.sensor_ingest.auth import Keys
+from wireway.apps.sensor_ingest.devices import Devices
+from wireway.apps.sensor_ingest.migrations import migrate
+from wireway.config.model import Security
+from wireway.connectors.base import Service
+from wireway.connectors.sql.db import Database, open_database
+from wireway.observability import events
+from wireway.observability import logging as log
+from wireway.processors.dedupe import SeenCache, shared_cache
+
+logger = log.get("sensor-app")
+DEFAULT_STORAGE = "sqlite:///{data_dir}/sensors.db"
+
+
+def default_storage() -> str:
+    data_dir = os.environ.get("WIREWAY_DATA_DIR", "data")
+    return os.environ.get("WIREWAY_STORAGE") or DEFAULT_STORAGE.format(data_dir=data_dir)
+
+
+class SensorApp(Service):
+    """Devices, keys, alerts, occupancy and the live hub, shared by the app's connectors."""
+
+    name = "sensor-app"
+
+    def __init__(self) -> None:
+        self.storage = default_storage()
+        self.security = Security()
+        self.unknown_devices = "accept"
+        self.db: Database | None = None
+        self.devices: Devices | None = None
+        self.keys: Keys | None = None
+        self.seen: SeenCache = shared_cache("sensors")
+        self.alerts: Any = None  # AlertEngine, set by the sensor_alerts output
+        self.occupancy: Any = None  # OccupancyTracker, set by the sensor_state output
+        self.hub: Any = None  # the websocket Hub, when a websocket output is present
+        self.route_factories: list[Any] = []
+        self.started = False
+        self.storage_up = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.queue_depth: Any = lambda: (0, 0)
+        self.patterns: set[str] = set()
+        # output name -> `operation` label of sensor_data_processing_latency_seconds
+        self.operations = {"storage": "store", "live": "broadcast", "alerts": "alerts",
+                           "state": "devices"}
+
+    def attach(self, engine: Any) -> None:
+        def depth() -> tuple[int, int]:
+            queue = sum(r.queue.depth for runner in engine.runners for r in runner.routes)
+            dlq = sum(runner.store.dlq_depth(runner.name) for runner in engine.runners)
+            return queue, dlq
+
+        self.queue_depth = depth
+        self.patterns = {p.name for p in engine.patterns}
+
+    def configure(self, *, storage: str, security: Security, unknown_devices: str) -> None:
+        self.storage = storage or default_storage()
+        self.security = security
+        self.unknown_devices = unknown_devices
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        data_dir = Path(os.environ.get("WIREWAY_DATA_DIR", "data"))
+        self.db = open_database(self.storage, data_dir=data_dir)
+        await self.db.open()
+        await migrate(self.db)
+        self.storage_up = True
+        self.devices = Devices(self.db)
+        await self.devices.load()
+        self.keys = Keys(self.db, self.security)
+        created = await self.keys.ensure_admin()
+        if created and self.keys.enabled:
+            # printed once on the console, never in the structured log
+            print(f"\nwireway: admin API key (shown once): {created}\n", file=sys.stderr, flush=True)
+        await self.keys.refresh()
+        await self.warm_seen()
+        events.on_rejection(self._rejected)
+        events.on_delivered(self._delivered)
+        self._tasks.append(asyncio.create_task(self.refresh_loop(), name="wireway[sensor-app].refresh"))
+        logger.info("sensor application ready", storage=self.db.url, devices=len(self.devices.metadata))
+
+    def _rejected(self, pattern: str, reason: str) -> None:
+        if pattern in self.patterns:
+            metrics.count_rejection(pattern, reason)
+
+    def _delivered(self, pattern: str, output: str, latencies: list[float]) -> None:
+        if pattern in self.patterns and output in self.operations:
+            hist = metrics.LATENCY.labels(self.operations[output])
+            for seconds in latencies:
+                hist.observe(seconds)
+
+    async def warm_seen(self) -> None:
+        """Remember the newest stored message ids so a late redelivery is still a duplicate."""
+        assert self.db is not None
+        rows = await self.db.fetch(
+            "SELECT DISTINCT message_id FROM (SELECT message_id FROM sensor_readings "
+            "ORDER BY id DESC LIMIT 100000) recent"
+        )
+        for r in rows:
+            self.seen.add(r["message_id"])
+
+    async def refresh_loop(self) -> None:
+        """Reload keys (revocations apply within 2 s) and check the database."""
+        while True:
+            await asyncio.sleep(2.0)
+            assert self.db is not None and self.keys is not None
+            try:
+                await self.keys.refresh()
+                self.storage_up = True
+            except Exception as exc:  # noqa: BLE001  (the database may be away for a while)
+                self.storage_up = await self.db.ping()
+                logger.warning("key refresh failed", error=str(exc))
+            if self.occupancy is not None and self.hub is not None:
+                for event in self.occupancy.tick():
+                    self.hub.publish("occupancy", event)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.db is not None:
+            await self.db.close()
+        self.started = False
+
+    def routes(self) -> list[BaseRoute]:
+        from wireway.apps.sensor_ingest.api import api_routes
+
+        return api_routes(self)
+
+    def health(self) -> dict[str, str]:
+        return {"storage": "up" if self.storage_up else "down"}
+
+
+_APP: SensorApp | None = None
+
+
+def sensor_app() -> SensorApp:
+    """The process's one sensor application."""
+    global _APP  # noqa: PLW0603
+    if _APP is None:
+        _APP = SensorApp()
+    return _APP

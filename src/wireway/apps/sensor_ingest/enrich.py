@@ -1,0 +1,86 @@
+"""`sensor_enrich`: validate a reading against `sensor_reading`, attach device metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from wireway.apps.sensor_ingest.app import sensor_app
+from wireway.apps.sensor_ingest.metrics import INGESTED
+from wireway.envelope import Message
+from wireway.processors import Result
+from wireway.processors.validate import load_schema, make_validator
+from wireway.registry import register_processor
+
+_validator = make_validator(load_schema("sensor_reading", Path(".")))
+
+
+def _field(error: Any) -> str:
+    return ".".join(str(p) for p in error.absolute_path)
+
+
+def _describe(error: Any) -> str:
+    field = _field(error)
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return f"{field + '.' if field else ''}{missing}: is required"
+    if error.validator == "minProperties" and field == "sensors":
+        return "sensors: must contain at least one sensor"
+    if error.validator == "type" and not field:
+        return "reading: must be a JSON object"
+    return f"{field or 'reading'}: {error.message}"
+
+
+def reading_errors(value: Any) -> list[str]:
+    """Every rule a reading breaks, as 'field: rule' (all of them, not only the first)."""
+    found = sorted(_validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
+    return [_describe(e) for e in found]
+
+
+class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Options of `sensor_enrich` (none needed: it uses the sensor application's settings).
+
+    Checks each payload against the built-in `sensor_reading` schema (all errors,
+    each naming the field and the rule), refuses readings from unknown devices
+    when the application is set to `unknown_devices: reject`, and sets
+    `received_at` and `device_metadata` on the payload.
+    """
+
+    validate: bool = True
+
+
+@register_processor("sensor_enrich", config=EnrichConfig)
+class SensorEnrich:
+    """Validate and enrich sensor readings."""
+
+    def __init__(self, config: EnrichConfig, *, base_dir: Path) -> None:
+        self.validate = config.validate
+
+    async def process(self, batch: list[Message]) -> Result:
+        app = sensor_app()
+        passed: list[Message] = []
+        failed: list[tuple[Message, str]] = []
+        metadata = app.devices.metadata if app.devices else {}
+        for msg in batch:
+            payload = msg.payload
+            if self.validate:
+                errors = reading_errors(payload)
+                if errors:
+                    failed.append((msg, "validation: " + "; ".join(errors)))
+                    continue
+            device_id = payload["device_id"]
+            if app.unknown_devices == "reject" and device_id not in metadata:
+                failed.append((msg, f"unknown device: {device_id} is not registered"))
+                continue
+            payload["received_at"] = msg.timestamp
+            payload["device_metadata"] = metadata.get(device_id, {})
+            passed.append(msg)
+        return passed, failed
+
+    def committed(self, batch: list[Message]) -> None:
+        """Count readings once they are durable (sensor_data_ingested_total)."""
+        for msg in batch:
+            for sensor_type in msg.payload.get("sensors", {}):
+                INGESTED.inc(sensor_type, msg.payload["device_id"])

@@ -1,0 +1,72 @@
+"""The sensor application's metrics, with the names its teams' dashboards use."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from wireway.observability.metrics import REGISTRY
+
+ERRORS = Counter(
+    "sensor_data_errors_total", "Rejected or failed sensor data, by error type.", ["error_type"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "sensor_data_processing_latency_seconds",
+    "Seconds from receipt to the end of an operation (store: receive -> committed).",
+    ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+OCCUPANCY = Gauge(
+    "occupancy", "1 while a device's area is occupied.", ["device_id", "location"],
+    registry=REGISTRY,
+)
+OCCUPIED_BY_LOCATION = Gauge(
+    "occupancy_count", "Occupied devices per location.", ["location"], registry=REGISTRY
+)
+
+
+class _Ingested:
+    """sensor_data_ingested_total: a device_id label only with metrics.per_device."""
+
+    def __init__(self) -> None:
+        self.counter: Counter | None = None
+        self.per_device = False
+
+    def setup(self, per_device: bool) -> None:
+        if self.counter is None:
+            self.per_device = per_device
+            labels = ["sensor_type", "device_id"] if per_device else ["sensor_type"]
+            self.counter = Counter(
+                "sensor_data_ingested_total", "Sensor readings accepted, by sensor type.",
+                labels, registry=REGISTRY,
+            )
+
+    def inc(self, sensor_type: str, device_id: str) -> None:
+        if self.counter is None:
+            self.setup(False)
+        assert self.counter is not None
+        if self.per_device:
+            self.counter.labels(sensor_type, device_id).inc()
+        else:
+            self.counter.labels(sensor_type).inc()
+
+
+INGESTED = _Ingested()
+
+_PREFIXES = (
+    ("invalid JSON", "json_parse_error"),
+    ("validation", "validation_error"),
+    ("topic mismatch", "topic_mismatch"),
+    ("unknown device", "unknown_device"),
+    ("invalid envelope", "validation_error"),
+)
+
+
+def count_rejection(pattern: str, reason: str) -> None:
+    """Map a rejection reason to its error_type and count it."""
+    for prefix, kind in _PREFIXES:
+        if reason.startswith(prefix) or prefix in reason[:40]:
+            ERRORS.labels(kind).inc()
+            return
+    ERRORS.labels("processing_error").inc()

@@ -1,0 +1,99 @@
+"""`dedupe`: drop messages whose key was already accepted recently."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from wireway.envelope import Message
+from wireway.errors import ConfigError
+from wireway.expr import Expr, ExpressionError
+from wireway.observability.metrics import MESSAGES
+from wireway.processors import Result
+from wireway.registry import register_processor
+
+
+class DedupeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Options of `dedupe`.
+
+    A key is remembered only once its message is in the outboxes (so a message
+    refused for backpressure can be sent again). Redeliveries after that are
+    dropped and counted (outcome `duplicate`), and the input still acknowledges them.
+    """
+
+    key: Annotated[str, Meta(description="CEL expression for the key")] = "messageId"
+    window: Annotated[int, Meta(ge=1, description="how many recent keys to remember")] = 1_000_000
+    cache: Annotated[str, Meta(description="name of a cache shared by steps and apps")] = ""
+
+
+class SeenCache:
+    """A bounded set of recent keys, oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys
+
+    def add(self, key: str) -> None:
+        self.keys[key] = None
+        if len(self.keys) > self.size:
+            self.keys.popitem(last=False)
+
+
+_CACHES: dict[str, SeenCache] = {}
+
+
+def shared_cache(name: str, size: int = 1_000_000) -> SeenCache:
+    """The process-wide cache called `name` (created on first use)."""
+    if name not in _CACHES:
+        _CACHES[name] = SeenCache(size)
+    return _CACHES[name]
+
+
+@register_processor("dedupe", config=DedupeConfig)
+class Dedupe:
+    """Drop a message whose key was already accepted."""
+
+    def __init__(self, config: DedupeConfig, *, base_dir: Path) -> None:
+        self.by_id = config.key == "messageId"
+        if not self.by_id:
+            try:
+                self.expr = Expr(config.key)
+            except ExpressionError as exc:
+                raise ConfigError(str(exc), path="key") from exc
+        self.seen = shared_cache(config.cache, config.window) if config.cache else SeenCache(
+            config.window
+        )
+        self.pattern = ""
+
+    def key(self, msg: Message) -> str:
+        return msg.message_id if self.by_id else str(self.expr.evaluate(msg.to_context()))
+
+    async def process(self, batch: list[Message]) -> Result:
+        passed, failed = [], []
+        batch_keys: set[str] = set()
+        for msg in batch:
+            try:
+                key = self.key(msg)
+            except Exception as exc:  # noqa: BLE001  (CEL evaluation error)
+                failed.append((msg, f"dedupe: cannot evaluate key: {exc}"))
+                continue
+            if key in self.seen or key in batch_keys:
+                continue
+            batch_keys.add(key)
+            passed.append(msg)
+        dropped = len(batch) - len(passed) - len(failed)
+        if dropped:
+            MESSAGES.labels(self.pattern or "-", "dedupe", "duplicate").inc(dropped)
+        return passed, failed
+
+    def committed(self, batch: list[Message]) -> None:
+        """Called by the runtime once these messages are durable."""
+        for msg in batch:
+            self.seen.add(self.key(msg))
