@@ -108,7 +108,10 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
             return err(404, {"error": "Alert not found", "id": alert_id})
         return JSONResponse(alert)
 
-    from wireway.apps.sensor_ingest.readings_api import readings_routes
+    try:  # TEMP until readings_api lands
+        from wireway.apps.sensor_ingest.readings_api import readings_routes
+    except ImportError:
+        readings_routes = lambda *a: []  # noqa: E731
 
     def db() -> Any:
         return app.db

@@ -94,6 +94,31 @@ class SensorApp(Service):
         self._tasks.append(asyncio.create_task(self.refresh_loop(), name="wireway[sensor-app].refresh"))
         logger.info("sensor application ready", storage=self.db.url, devices=len(self.devices.metadata))
 
+    def use_hub(self, hub: Any) -> None:
+        """Share the live hub; with authentication on, its clients need a key or JWT."""
+        self.hub = hub
+        if self.keys is not None and self.keys.enabled:
+            hub.authenticate = self.ws_authenticate
+
+    async def ws_authenticate(
+        self, headers: dict[str, str], query: dict[str, str], first: dict[str, Any] | None
+    ) -> str | None:
+        """None when the WebSocket client may connect, else why not."""
+        from wireway.apps.sensor_ingest.auth import AuthError
+
+        assert self.keys is not None
+        auth = headers.get("authorization", "")
+        api_key = headers.get("x-api-key") or query.get("api_key") or (first or {}).get("api_key")
+        bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        bearer = bearer or query.get("token") or (first or {}).get("token")
+        if not api_key and not bearer:
+            return "missing credentials"
+        try:
+            self.keys.authenticate(api_key, bearer)
+        except AuthError as exc:
+            return exc.message
+        return None
+
     def _rejected(self, pattern: str, reason: str) -> None:
         if pattern in self.patterns:
             metrics.count_rejection(pattern, reason)
@@ -107,6 +132,7 @@ class SensorApp(Service):
     async def warm_seen(self) -> None:
         """Remember the newest stored message ids so a late redelivery is still a duplicate."""
         assert self.db is not None
+        self.seen.keys.clear()  # what counts is this storage's content
         rows = await self.db.fetch(
             "SELECT DISTINCT message_id FROM (SELECT message_id FROM sensor_readings "
             "ORDER BY id DESC LIMIT 100000) recent"

@@ -45,7 +45,7 @@ class SensorStateOutput(Output):
         if app.hub is None:
             from wireway.connectors.websocket.hub import get_hub
 
-            app.hub = get_hub("/ws")
+            app.use_hub(get_hub("/ws"))
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         app = sensor_app()
