@@ -105,7 +105,7 @@ async def test_authentication_failures(tmp_path: Path) -> None:
     """401 without or with a wrong key, 403 for another device, 413, 415, 429, revocation."""
     from wireway.apps.sensor_ingest.app import sensor_app
 
-    env = {"WIREWAY_JWT_SECRET": "jwt-test-secret"}
+    env = {"WIREWAY_JWT_SECRET": "jwt-test-secret-0123456789abcdef0123"}
     async with sensor_engine(tmp_path, env=env) as engine:
         app = sensor_app()
         assert app.keys is not None
@@ -136,12 +136,12 @@ async def test_authentication_failures(tmp_path: Path) -> None:
             codes = [(await admin.post("/api/v1/sensor-data", json=reading("esp32-003", f"2025-10-16T13:00:{i:02d}Z"))).status_code
                      for i in range(30)]
             assert set(codes) == {202}
-        token = jwt.encode({"sub": "esp32-004"}, "jwt-test-secret", algorithm="HS256")
+        token = jwt.encode({"sub": "esp32-004"}, "jwt-test-secret-0123456789abcdef0123", algorithm="HS256")
         async with client(engine, None) as j:
             j.headers["Authorization"] = f"Bearer {token}"
             assert (await j.post("/api/v1/sensor-data", json=reading("esp32-004"))).status_code == 202
             assert (await j.post("/api/v1/sensor-data", json=reading("esp32-005"))).status_code == 403
-            j.headers["Authorization"] = "Bearer " + jwt.encode({"sub": "x"}, "other", algorithm="HS256")
+            j.headers["Authorization"] = "Bearer " + jwt.encode({"sub": "x"}, "another-secret-0123456789abcdef0123", algorithm="HS256")
             assert (await j.post("/api/v1/sensor-data", json=reading("x"))).status_code == 401
         await app.keys.revoke(key_id)
         async with client(engine, device_key) as dev:

@@ -199,6 +199,8 @@ class _Loader:
         for i, entry in enumerate(steps):
             step = self.step(entry, join("processors", i))
             if step is not None:
+                if hasattr(step.instance, "pattern"):
+                    step.instance.pattern = name  # for its metrics and events
                 pat.steps.append(step)
         return pat if info else None
 

@@ -12,6 +12,7 @@ from msgspec import Meta
 from wireway.envelope import Message
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
+from wireway.observability import events
 from wireway.observability.metrics import MESSAGES
 from wireway.processors import Result
 from wireway.registry import register_processor
@@ -91,6 +92,8 @@ class Dedupe:
         dropped = len(batch) - len(passed) - len(failed)
         if dropped:
             MESSAGES.labels(self.pattern or "-", "dedupe", "duplicate").inc(dropped)
+            for _ in range(dropped):
+                events.rejected(self.pattern, "duplicate: already accepted")
         return passed, failed
 
     def committed(self, batch: list[Message]) -> None:

@@ -238,11 +238,13 @@ class PatternRunner:
         msgs: list[Message] = []
         index: dict[str, int] = {}
         for raw, reason in errors or []:  # values the input could not even decode
+            events.rejected(self.name, reason)
             result.rejected.append(Rejected(-1, [reason], raw))
         for i, value in enumerate(values):
             try:
                 msg = envelope.from_value(value, source=source, arrived=arrived)
             except ValueError as exc:
+                events.rejected(self.name, str(exc))
                 result.rejected.append(Rejected(i, [str(exc)], value))
                 continue
             index.setdefault(msg.message_id, i)
@@ -253,13 +255,12 @@ class PatternRunner:
             passed, failed = await step.instance.process(msgs)
             result.filtered += len(msgs) - len(passed) - len(failed)
             for msg, reason in failed:
+                events.rejected(self.name, reason)
                 reasons = reason.split("; ") if reason.startswith("validation: ") else [reason]
                 reasons = [r.removeprefix("validation: ") for r in reasons]
                 i = index.get(msg.message_id, -1)
                 result.rejected.append(Rejected(i, reasons, msg.payload, msg))
             msgs = passed
-        for rej in result.rejected:
-            events.rejected(self.name, "; ".join(rej.reasons))
         if result.rejected:
             if reject_invalid:
                 result.rejected.sort(key=lambda r: r.index)

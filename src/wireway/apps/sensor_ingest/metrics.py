@@ -56,6 +56,7 @@ INGESTED = _Ingested()
 
 _PREFIXES = (
     ("invalid JSON", "json_parse_error"),
+    ("duplicate", "duplicate"),
     ("validation", "validation_error"),
     ("topic mismatch", "topic_mismatch"),
     ("unknown device", "unknown_device"),
