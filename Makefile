@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/wireway run
+	$(BIN)/wireway run --simulate 20
 
 test: $(STAMP)
 	$(BIN)/pytest -m "not slow" -q

@@ -29,7 +29,8 @@ def _row(field: msgspec.structs.FieldInfo) -> str:
     for meta in getattr(field.type, "__metadata__", ()):
         desc = getattr(meta, "description", None) or desc
     kind = _type_name(getattr(field.type, "__origin__", field.type))
-    return f"| `{field.encode_name}` | `{kind}` | {default} | {desc} |"
+    cells = [f"`{field.encode_name}`", f"`{kind}`", default, desc]
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
 def page(kind: str, name: str) -> str:

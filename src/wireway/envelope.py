@@ -81,9 +81,7 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
 
 
 def parse_timestamp(value: str) -> float:
@@ -97,7 +95,7 @@ def parse_timestamp(value: str) -> float:
     if "." in text:  # Python 3.11 takes at most 6 fraction digits
         head, _, tail = text.partition(".")
         digits = len(tail) - len(tail.lstrip("0123456789"))
-        text = f"{head}.{tail[:min(digits, 6)]}{tail[digits:]}"
+        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
@@ -135,12 +133,7 @@ def decode(data: bytes | str) -> Message:
 
 def is_envelope(value: Any) -> bool:
     """A JSON object with messageId, messageType and payload is an envelope."""
-    return (
-        isinstance(value, dict)
-        and "messageId" in value
-        and "messageType" in value
-        and "payload" in value
-    )
+    return isinstance(value, dict) and "messageId" in value and "messageType" in value and "payload" in value
 
 
 def from_value(value: Any, *, source: str, arrived: str | None = None) -> Message:
@@ -160,9 +153,7 @@ def from_value(value: Any, *, source: str, arrived: str | None = None) -> Messag
         try:
             parse_timestamp(msg.timestamp)
         except ValueError as exc:
-            raise ValueError(
-                "invalid envelope: timestamp is not RFC 3339 - at `$.timestamp`"
-            ) from exc
+            raise ValueError("invalid envelope: timestamp is not RFC 3339 - at `$.timestamp`") from exc
         if not msg.message_id:
             raise ValueError("invalid envelope: messageId is empty - at `$.messageId`")
         return msg

@@ -64,7 +64,13 @@ def client(engine: Engine, key: str | None = ADMIN) -> httpx.AsyncClient:
 
 
 def reading(device: str = "esp32-001", ts: str = "2025-10-16T18:33:58Z", **sensors: Any) -> dict[str, Any]:
-    return {"device_id": device, "timestamp": ts,
-            "sensors": sensors or {"ld2410": {"presence": True, "distance": 150, "energy": 75},
-                                   "pir": {"motion_detected": True},
-                                   "mq134": {"gas_concentration": 250, "unit": "ppm"}}}
+    return {
+        "device_id": device,
+        "timestamp": ts,
+        "sensors": sensors
+        or {
+            "ld2410": {"presence": True, "distance": 150, "energy": 75},
+            "pir": {"motion_detected": True},
+            "mq134": {"gas_concentration": 250, "unit": "ppm"},
+        },
+    }

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import jwt
 import pytest
-
 from sensor_support import ADMIN, SAMPLES, client, reading, sensor_engine
+
 from support import eventually
 
 
-def rows(tmp: Path, sql: str = "SELECT device_id, sensor_type, message_id FROM sensor_readings") -> list[tuple]:  # type: ignore[type-arg]
+def rows(
+    tmp: Path, sql: str = "SELECT device_id, sensor_type, message_id FROM sensor_readings"
+) -> list[tuple]:  # type: ignore[type-arg]
     with sqlite3.connect(tmp / "data" / "sensors.db") as conn:
         return conn.execute(sql).fetchall()
 
@@ -30,7 +32,8 @@ async def test_samples_accepted_or_rejected_as_marked(tmp_path: Path) -> None:
                 body = r.json()
                 assert body["message"] == "Sensor data accepted"
                 assert body["device_id"] == sample["device_id"]
-                assert body["message_id"] and body["timestamp"]
+                assert body["message_id"]
+                assert body["timestamp"]
             else:
                 assert r.status_code == 400, (name, r.text)
                 assert r.json()["error"] == "Invalid sensor data"
@@ -73,21 +76,33 @@ async def test_readings_become_rows_once(tmp_path: Path) -> None:
         await eventually(lambda: len(rows(tmp_path)) == 4)
     types = sorted(t for _, t, _ in rows(tmp_path))
     assert types == ["bme280", "ld2410", "mq134", "pir"]
-    stored = rows(tmp_path, "SELECT data, metadata, received_at FROM sensor_readings WHERE sensor_type='bme280'")
+    stored = rows(
+        tmp_path,
+        "SELECT data, metadata, received_at FROM sensor_readings WHERE sensor_type='bme280'",
+    )
     assert '"temperature"' in stored[0][0]
 
 
 async def test_batch_results_per_reading(tmp_path: Path) -> None:
     """A batch answers 202 with accepted, failed and duplicate per reading."""
-    batch = [reading(ts="2025-10-16T18:00:00Z"), SAMPLES["invalid_timestamp"],
-             reading(ts="2025-10-16T18:00:00Z"), reading("esp32-009", "2025-10-16T18:00:01Z")]
+    batch = [
+        reading(ts="2025-10-16T18:00:00Z"),
+        SAMPLES["invalid_timestamp"],
+        reading(ts="2025-10-16T18:00:00Z"),
+        reading("esp32-009", "2025-10-16T18:00:01Z"),
+    ]
     async with sensor_engine(tmp_path) as engine, client(engine) as c:
         r = await c.post("/api/v1/sensor-data/batch", json=batch)
         assert r.status_code == 202
         body = r.json()
         assert body["message"] == "Batch processed"
         assert body["total"] == 4
-        assert [x["status"] for x in body["results"]] == ["accepted", "failed", "duplicate", "accepted"]
+        assert [x["status"] for x in body["results"]] == [
+            "accepted",
+            "failed",
+            "duplicate",
+            "accepted",
+        ]
         assert "timestamp" in body["results"][1]["error"]
         assert "message_id" in body["results"][0]
         empty = await c.post("/api/v1/sensor-data/batch", json=[])
@@ -123,31 +138,49 @@ async def test_authentication_failures(tmp_path: Path) -> None:
             assert own.status_code == 202
             text = await dev.post("/api/v1/sensor-data", content=b"x", headers={"content-type": "text/plain"})
             assert text.status_code == 415
-            big = await dev.post("/api/v1/sensor-data", content=b"[" + b"1," * 600_000 + b"1]",
-                                 headers={"content-type": "application/json"})
+            big = await dev.post(
+                "/api/v1/sensor-data",
+                content=b"[" + b"1," * 600_000 + b"1]",
+                headers={"content-type": "application/json"},
+            )
             assert big.status_code == 413
-            codes = [(await dev.post("/api/v1/sensor-data", json=reading(ts=f"2025-10-16T11:00:{i:02d}Z"))).status_code
-                     for i in range(25)]
+            codes = [
+                (
+                    await dev.post("/api/v1/sensor-data", json=reading(ts=f"2025-10-16T11:00:{i:02d}Z"))
+                ).status_code
+                for i in range(25)
+            ]
             assert 429 in codes
             limited = await dev.post("/api/v1/sensor-data", json=reading(ts="2025-10-16T12:00:00Z"))
             assert limited.status_code == 429
             assert int(limited.headers["retry-after"]) >= 1
         async with client(engine) as admin:  # the admin key is not rate limited
-            codes = [(await admin.post("/api/v1/sensor-data", json=reading("esp32-003", f"2025-10-16T13:00:{i:02d}Z"))).status_code
-                     for i in range(30)]
+            codes = [
+                (
+                    await admin.post(
+                        "/api/v1/sensor-data",
+                        json=reading("esp32-003", f"2025-10-16T13:00:{i:02d}Z"),
+                    )
+                ).status_code
+                for i in range(30)
+            ]
             assert set(codes) == {202}
         token = jwt.encode({"sub": "esp32-004"}, "jwt-test-secret-0123456789abcdef0123", algorithm="HS256")
         async with client(engine, None) as j:
             j.headers["Authorization"] = f"Bearer {token}"
             assert (await j.post("/api/v1/sensor-data", json=reading("esp32-004"))).status_code == 202
             assert (await j.post("/api/v1/sensor-data", json=reading("esp32-005"))).status_code == 403
-            j.headers["Authorization"] = "Bearer " + jwt.encode({"sub": "x"}, "another-secret-0123456789abcdef0123", algorithm="HS256")
+            j.headers["Authorization"] = "Bearer " + jwt.encode(
+                {"sub": "x"}, "another-secret-0123456789abcdef0123", algorithm="HS256"
+            )
             assert (await j.post("/api/v1/sensor-data", json=reading("x"))).status_code == 401
         await app.keys.revoke(key_id)
         async with client(engine, device_key) as dev:
+
             async def refused() -> bool:
                 r = await dev.post("/api/v1/sensor-data", json=reading(ts="2025-10-16T14:00:00Z"))
                 return r.status_code == 401
+
             deadline = asyncio.get_running_loop().time() + 5
             while not await refused():
                 assert asyncio.get_running_loop().time() < deadline, "revoked key still accepted after 5 s"
@@ -157,8 +190,10 @@ async def test_authentication_failures(tmp_path: Path) -> None:
 async def test_devices_api(tmp_path: Path) -> None:
     """Metadata upsert (admin), list and get with latest values, counts and occupancy, delete."""
     async with sensor_engine(tmp_path) as engine, client(engine) as c:
-        r = await c.post("/api/v1/devices/metadata",
-                         json={"device_id": "esp32-001", "metadata": {"location": "lab", "secure_area": True}})
+        r = await c.post(
+            "/api/v1/devices/metadata",
+            json={"device_id": "esp32-001", "metadata": {"location": "lab", "secure_area": True}},
+        )
         assert r.status_code == 200
         assert (await c.post("/api/v1/sensor-data", json=reading())).status_code == 202
         assert (await c.post("/api/v1/sensor-data", json=reading("esp32-002"))).status_code == 202
@@ -166,6 +201,7 @@ async def test_devices_api(tmp_path: Path) -> None:
         async def counted() -> bool:
             d = (await c.get("/api/v1/devices/esp32-001")).json()
             return d.get("reading_count") == 1
+
         for _ in range(100):
             if await counted():
                 break
@@ -187,7 +223,10 @@ async def test_devices_api(tmp_path: Path) -> None:
 @pytest.mark.parametrize("policy", ["reject"])
 async def test_unknown_devices_can_be_rejected(tmp_path: Path, policy: str) -> None:
     """With unknown_devices: reject, a reading from an unregistered device is refused."""
-    async with sensor_engine(tmp_path, env={"WIREWAY_UNKNOWN_DEVICES": policy}) as engine, client(engine) as c:
+    async with (
+        sensor_engine(tmp_path, env={"WIREWAY_UNKNOWN_DEVICES": policy}) as engine,
+        client(engine) as c,
+    ):
         r = await c.post("/api/v1/sensor-data", json=reading("stranger"))
         assert r.status_code == 400
         assert "unknown device" in r.json()["details"][0]

@@ -13,12 +13,11 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 import websockets
+from sensor_support import ADMIN, client, reading, sensor_engine
 
 from conftest import need_service
-from sensor_support import ADMIN, client, reading, sensor_engine
 from support import eventually
 from wireway.runtime.engine import Engine
-
 
 DUPLICATES = 'sensor_data_errors_total{error_type="duplicate"}'
 
@@ -69,8 +68,11 @@ def prefix(request: pytest.FixtureRequest) -> str:
 
 
 def mqtt_env(prefix: str) -> dict[str, str]:
-    return {"WIREWAY_MQTT_ENABLED": "true", "WIREWAY_MQTT_PREFIX": prefix,
-            "WIREWAY_MQTT_CLIENT_ID": f"wireway-{prefix}"}
+    return {
+        "WIREWAY_MQTT_ENABLED": "true",
+        "WIREWAY_MQTT_PREFIX": prefix,
+        "WIREWAY_MQTT_CLIENT_ID": f"wireway-{prefix}",
+    }
 
 
 async def connected(engine: Engine) -> None:
@@ -106,7 +108,13 @@ async def test_mqtt_readings_rows_dlq_and_duplicates(tmp_path: Path, prefix: str
             assert 'sensor_data_errors_total{error_type="topic_mismatch"}' in text
             assert 'sensor_data_errors_total{error_type="validation_error"}' in text
             assert metric(text, DUPLICATES) == before + 1
-            assert metric(text, 'wireway_messages_total{component="dedupe",outcome="duplicate",pattern="sensors"}') >= 1
+            assert (
+                metric(
+                    text,
+                    'wireway_messages_total{component="dedupe",outcome="duplicate",pattern="sensors"}',
+                )
+                >= 1
+            )
     finally:
         broker.close()
 
@@ -124,8 +132,9 @@ async def test_live_clients_and_alerts(tmp_path: Path, prefix: str) -> None:
             async with websockets.connect(f"ws://{host}:{port}/ws?api_key={ADMIN}") as ws:
                 hello = json.loads(await ws.recv())
                 assert hello["type"] == "connected"
-                await ws.send(json.dumps({"type": "subscribe", "filters": {"device_id": "esp32-001"},
-                                          "alerts": True}))
+                await ws.send(
+                    json.dumps({"type": "subscribe", "filters": {"device_id": "esp32-001"}, "alerts": True})
+                )
                 assert json.loads(await ws.recv())["type"] == "subscribed"
                 spike = reading(mq134={"gas_concentration": 900, "unit": "ppm"})
                 broker.publish(f"{prefix}/sensors/esp32-001/data", spike)
@@ -139,8 +148,10 @@ async def test_live_clients_and_alerts(tmp_path: Path, prefix: str) -> None:
             second = reading(ts="2025-10-16T18:34:10Z", mq134={"gas_concentration": 950, "unit": "ppm"})
             broker.publish(f"{prefix}/sensors/esp32-001/data", second)
             async with client(engine) as c:
+
                 async def alerts() -> list[dict[str, Any]]:
                     return (await c.get("/api/v1/alerts", params={"device_id": "esp32-001"})).json()["alerts"]
+
                 for _ in range(100):
                     found = await alerts()
                     if found and found[0]["count"] == 2:
@@ -172,18 +183,22 @@ async def test_broker_restart_loses_nothing(tmp_path: Path, prefix: str) -> None
     port = free_port()
     conf = tmp_path / "m.conf"
     (tmp_path / "mq").mkdir()
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\nuser root\n"
-                    f"persistence_location {tmp_path}/mq/\nlog_dest file {tmp_path}/mq.log\nlog_type all\n")
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\nuser root\n"
+        f"persistence_location {tmp_path}/mq/\nlog_dest file {tmp_path}/mq.log\nlog_type all\n"
+    )
 
     def start() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return proc
             except OSError:
                 import time
+
                 time.sleep(0.05)
         raise RuntimeError("private mosquitto did not start")
 
@@ -194,8 +209,10 @@ async def test_broker_restart_loses_nothing(tmp_path: Path, prefix: str) -> None
             await connected(engine)
             pub = Broker(port)
             for i in range(50):
-                pub.publish(f"{prefix}/sensors/d{i % 5}/data", reading(f"d{i % 5}", f"2025-10-16T18:00:{i:02d}Z",
-                                                                    pir={"motion_detected": True}))
+                pub.publish(
+                    f"{prefix}/sensors/d{i % 5}/data",
+                    reading(f"d{i % 5}", f"2025-10-16T18:00:{i:02d}Z", pir={"motion_detected": True}),
+                )
             pub.close()
             proc.terminate()
             proc.wait(10)
@@ -204,8 +221,14 @@ async def test_broker_restart_loses_nothing(tmp_path: Path, prefix: str) -> None
             await connected(engine)
             pub = Broker(port)
             for i in range(50, 100):
-                pub.publish(f"{prefix}/sensors/d{i % 5}/data", reading(f"d{i % 5}", f"2025-10-16T18:01:{i - 50:02d}Z",
-                                                                    pir={"motion_detected": True}))
+                pub.publish(
+                    f"{prefix}/sensors/d{i % 5}/data",
+                    reading(
+                        f"d{i % 5}",
+                        f"2025-10-16T18:01:{i - 50:02d}Z",
+                        pir={"motion_detected": True},
+                    ),
+                )
             pub.close()
             await eventually(lambda: count_rows(tmp_path) == 100, timeout=20)
     finally:

@@ -11,12 +11,12 @@ broken/a_unknown_keys.yaml:9 interfaces.output[0].fromat: unknown key (did you m
 broken/a_unknown_keys.yaml:11 settings.retries: expected `int`, got `str`
 broken/a_unknown_keys.yaml:12 settings.bufer_size: unknown key (did you mean `buffer_size`?)
 broken/b_types.yaml:4 interfaces.input[0].address: expected host:port
-broken/b_types.yaml:5 interfaces.input[1].type: unknown input type `mqqt` (known: http, tcp)
+broken/b_types.yaml:5 interfaces.input[1].type: unknown input type `mqqt` (did you mean `mqtt`?)
 broken/b_types.yaml:9 interfaces.output[1].address: expected an http:// or https:// URL
 broken/b_types.yaml:10 interfaces.output[1].when: CEL syntax error at column 15 in 'payload.temp >': Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
-broken/b_types.yaml:12 processors[0].validate.schema: no schema file schemas/missing.json beside the pattern file, nor a built-in schema (none)
+broken/b_types.yaml:12 processors[0].validate.schema: no schema file schemas/missing.json beside the pattern file, nor a built-in schema (sensor_reading)
 broken/b_types.yaml:13 processors[1].transform.set.payload.seen_by: CEL syntax error at column 1 in "'kit-01": Syntax error: token recognition error at: ''kit-01'
-broken/b_types.yaml:14 processors[2].enrich: unknown processor (known: filter, python, transform, validate)
+broken/b_types.yaml:14 processors[2].enrich: unknown processor (did you mean `sensor_enrich`?)
 broken/c_env.yaml:4 interfaces.input[0].address: environment variable WIREWAY_TEST_UNSET_PORT is not set (use ${WIREWAY_TEST_UNSET_PORT:-default})
 broken/e_syntax.yaml:2: YAML syntax: expected ',' or '}', but got ':'
 broken/f_conflict.yaml:4 interfaces.input[0].address: tcp port 9911 is also used by broken/d_conflict.yaml:4 interfaces.input[0]
@@ -52,9 +52,7 @@ def test_missing_path_is_a_clear_error() -> None:
 
 def test_run_with_broken_config_exits_1_without_traceback(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`wireway run` refuses a broken file the same way `check` does."""
-    result = wireway(
-        "run", str(FIXTURES / "broken" / "a_unknown_keys.yaml"), "--data-dir", str(tmp_path)
-    )
+    result = wireway("run", str(FIXTURES / "broken" / "a_unknown_keys.yaml"), "--data-dir", str(tmp_path))
     assert result.returncode == 1
     assert "interfaces.input[0].adress: unknown key" in result.stderr
     assert "Traceback" not in result.stderr

@@ -104,9 +104,7 @@ async def test_auth_size_and_content_type(tmp_path: Path) -> None:
             assert wrong.status_code == 401
             good = await c.post("/ingest/orders", json=ok, headers={"X-API-Key": "s3cret"})
             assert good.status_code == 202
-            bearer = await c.post(
-                "/ingest/orders", json=ok, headers={"Authorization": "Bearer s3cret"}
-            )
+            bearer = await c.post("/ingest/orders", json=ok, headers={"Authorization": "Bearer s3cret"})
             assert bearer.status_code == 202
             big = await c.post(
                 "/ingest/orders",

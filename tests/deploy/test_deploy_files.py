@@ -32,8 +32,21 @@ def metric_names() -> set[str]:
 
 def exprs_metrics(expr: str) -> set[str]:
     words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", re.sub(r"\{[^}]*\}|\[[^]]*\]", "", expr)))
-    functions = {"sum", "rate", "by", "max", "clamp_min", "histogram_quantile", "le",
-                 "sensor_type", "error_type", "connection_type", "outcome", "and", "or"}
+    functions = {
+        "sum",
+        "rate",
+        "by",
+        "max",
+        "clamp_min",
+        "histogram_quantile",
+        "le",
+        "sensor_type",
+        "error_type",
+        "connection_type",
+        "outcome",
+        "and",
+        "or",
+    }
     return {w for w in words if w not in functions and not w.isdigit()}
 
 

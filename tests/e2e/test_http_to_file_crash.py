@@ -123,9 +123,7 @@ def test_every_acknowledged_message_arrives(tmp_path: Path, sig: int) -> None:
     inst.start()
     half = threading.Event()
     result: dict[str, set[int]] = {}
-    poster = threading.Thread(
-        target=lambda: result.update(acked=post_all(inst.port, TOTAL // 2, half))
-    )
+    poster = threading.Thread(target=lambda: result.update(acked=post_all(inst.port, TOTAL // 2, half)))
     poster.start()
     assert half.wait(120), "the server never acknowledged half of the messages"
     code = inst.signal(sig)

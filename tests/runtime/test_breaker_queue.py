@@ -28,9 +28,7 @@ def test_breaker_cycle() -> None:
 
 
 def item(i: int, prio: str) -> Item:
-    return Item(
-        i, "q", Message(str(i), "2026-01-01T00:00:00Z", i, metadata=Metadata(priority=prio))
-    )  # type: ignore[arg-type]
+    return Item(i, "q", Message(str(i), "2026-01-01T00:00:00Z", i, metadata=Metadata(priority=prio)))  # type: ignore[arg-type]
 
 
 async def test_queue_priority_and_room() -> None:

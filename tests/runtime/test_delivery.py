@@ -19,9 +19,7 @@ def sink() -> Iterator[Sink]:
     s.close()
 
 
-def pattern(
-    sink: Sink, *, retries: int = 3, extra: str = "", buffer_size: int = 1000, out: str = ""
-) -> str:
+def pattern(sink: Sink, *, retries: int = 3, extra: str = "", buffer_size: int = 1000, out: str = "") -> str:
     return f"""
 pattern: {{name: hooks, type: port-mapping}}
 interfaces:
@@ -59,9 +57,7 @@ async def test_4xx_goes_straight_to_the_dlq(tmp_path: Path, sink: Sink) -> None:
     async with engine_from(tmp_path, pattern(sink)) as engine:
         r = await post(engine, {"n": 2})
         msg_id = r.json()["ids"][0]
-        await eventually(
-            lambda: engine.sqlite is not None and engine.sqlite.dlq_depth("hooks") == 1
-        )
+        await eventually(lambda: engine.sqlite is not None and engine.sqlite.dlq_depth("hooks") == 1)
         assert sink.requests == 1
     row = DlqAdmin(tmp_path / "data" / "wireway.db").show(msg_id)
     assert row is not None
@@ -109,9 +105,7 @@ async def test_breaker_opens_and_closes(tmp_path: Path, sink: Sink) -> None:
         revived = Sink()
         try:
             # the peer comes back on another port: point the output at it
-            route.output.config = type(route.output.config)(
-                address=revived.url, payload_only=True, timeout=2
-            )
+            route.output.config = type(route.output.config)(address=revived.url, payload_only=True, timeout=2)
             await eventually(lambda: len(revived.received) == 5, timeout=15)
             await eventually(lambda: route.breaker.state == "closed")
         finally:

@@ -157,9 +157,7 @@ async def test_ack_deletes_only_the_given_ids(sqlite_store: SqliteStore) -> None
     assert sqlite_store.pending() == items[1::2]
 
 
-async def test_dead_letter_moves_items_in_one_transaction(
-    sqlite_store: SqliteStore, db: Path
-) -> None:
+async def test_dead_letter_moves_items_in_one_transaction(sqlite_store: SqliteStore, db: Path) -> None:
     items = await sqlite_store.enqueue([("orders/out", msg(n)) for n in range(4)])
     await sqlite_store.dead_letter([letter(0), letter(1)], [items[0].id, items[1].id])
     assert sqlite_store.pending() == items[2:]
@@ -202,9 +200,7 @@ async def test_concurrent_enqueues_are_grouped(sqlite_store: SqliteStore) -> Non
     assert 1 <= sqlite_store.commits < 100
 
 
-async def test_ops_waiting_behind_a_commit_share_the_next_one(
-    sqlite_store: SqliteStore, db: Path
-) -> None:
+async def test_ops_waiting_behind_a_commit_share_the_next_one(sqlite_store: SqliteStore, db: Path) -> None:
     with write_lock(db):
         first = asyncio.create_task(sqlite_store.enqueue([("q", msg(0))]))
         await asyncio.sleep(0.2)  # the writer holds it and waits for the lock
@@ -217,9 +213,7 @@ async def test_ops_waiting_behind_a_commit_share_the_next_one(
     assert [it.message for it in sqlite_store.pending()] == [msg(n) for n in range(1, 31)]
 
 
-async def test_a_failed_transaction_fails_its_whole_group(
-    sqlite_store: SqliteStore, db: Path
-) -> None:
+async def test_a_failed_transaction_fails_its_whole_group(sqlite_store: SqliteStore, db: Path) -> None:
     with write_lock(db):
         first = asyncio.create_task(sqlite_store.enqueue([("q", msg(0))]))
         await asyncio.sleep(0.2)
@@ -331,9 +325,7 @@ async def test_many_acks_in_one_group_all_commit(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "wireway.db")
     await store.open()
     try:
-        items = await store.enqueue(
-            [("q", Message(str(i), "2026-01-01T00:00:00Z", i)) for i in range(40)]
-        )
+        items = await store.enqueue([("q", Message(str(i), "2026-01-01T00:00:00Z", i)) for i in range(40)])
         await asyncio.gather(
             *(store.ack([it.id]) for it in items[:20]),
             *(store.enqueue([("q", Message("x", "2026-01-01T00:00:00Z", 0))]) for _ in range(5)),

@@ -29,16 +29,12 @@ app.add_typer(keys_app, name="keys")
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="WIREWAY_DATA_DIR", help="Buffer and DLQ folder.")
 ]
-Http = Annotated[
-    str, typer.Option("--http", envvar="WIREWAY_HTTP", help="HOST:PORT of the HTTP server.")
-]
+Http = Annotated[str, typer.Option("--http", envvar="WIREWAY_HTTP", help="HOST:PORT of the HTTP server.")]
 
 
 @app.command()
 def run(
-    path: Annotated[
-        Path | None, typer.Argument(help="A pattern file or a folder of *.yaml files.")
-    ] = None,
+    path: Annotated[Path | None, typer.Argument(help="A pattern file or a folder of *.yaml files.")] = None,
     data_dir: DataDir = Path("data"),
     http: Http = "127.0.0.1:8080",
     storage: Annotated[
@@ -88,9 +84,7 @@ def run(
     address = hostport_option(http)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
-            loop_runner.run(
-                serve(patterns, data_dir=data_dir, http=address, simulate=simulate)
-            )
+            loop_runner.run(serve(patterns, data_dir=data_dir, http=address, simulate=simulate))
     except WirewayError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
@@ -108,9 +102,7 @@ def broker_answers(host: str = "127.0.0.1", port: int = 1883) -> bool:
 
 @app.command()
 def init(
-    folder: Annotated[Path, typer.Argument(help="Where to copy the pattern files.")] = Path(
-        "patterns"
-    ),
+    folder: Annotated[Path, typer.Argument(help="Where to copy the pattern files.")] = Path("patterns"),
 ) -> None:
     """Copy the built-in application's pattern files out, to edit and run.
 
@@ -193,25 +185,46 @@ def status(http: Http = "127.0.0.1:8080") -> None:
 
 @app.command()
 def bench(
-    messages: Annotated[int, typer.Option(help="Messages per run.")] = 200_000,
-    rate: Annotated[int, typer.Option(help="Offered rate for the latency run (msg/s).")] = 5000,
+    what: Annotated[str, typer.Argument(help="tcp (tcp -> buffer -> file) or sensor.")] = "tcp",
+    messages: Annotated[int, typer.Option(help="Messages (readings) per full-speed run.")] = 200_000,
+    rate: Annotated[int | None, typer.Option(help="Offered rate for the latency run.")] = None,
     latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 10.0,
-    buffer: Annotated[str, typer.Option(help="durable, memory or both.")] = "both",
+    buffer: Annotated[str, typer.Option(help="tcp: durable, memory or both.")] = "both",
+    devices: Annotated[int, typer.Option(help="sensor: simulated devices.")] = 100,
+    postgres: Annotated[
+        str, typer.Option(help="sensor: PostgreSQL to store into (a temporary schema).")
+    ] = "postgresql://postgres@127.0.0.1:5432/test",
+    http_readings: Annotated[int, typer.Option(help="sensor: readings for the HTTP runs.")] = 40_000,
 ) -> None:
-    """Benchmark tcp -> buffer -> file on loopback: msg/s, p50/p99 latency, peak RSS.
+    """Benchmark on loopback: msg/s, p50/p99 latency, CPU and peak RSS.
 
-    Example: wireway bench --messages 200000 --rate 5000
+    `tcp`: tcp -> buffer -> file. `sensor`: the built-in application, MQTT QoS 1 ->
+    durable buffer -> PostgreSQL, then HTTP single and batched POSTs.
+
+    Example: wireway bench sensor --messages 100000 --rate 1000
     """
+    if what == "sensor":
+        from wireway.cli.bench_sensor import run_sensor_bench
+
+        run_sensor_bench(
+            readings=messages,
+            rate=rate or 1000,
+            latency_seconds=latency_seconds,
+            devices=devices,
+            dsn=postgres,
+            http_readings=http_readings,
+        )
+        return
+    if what != "tcp":
+        raise typer.BadParameter("expected tcp or sensor")
     from wireway.cli.bench import run_bench
 
-    run_bench(messages=messages, rate=rate, latency_seconds=latency_seconds, buffer=buffer)
+    run_bench(messages=messages, rate=rate or 5000, latency_seconds=latency_seconds, buffer=buffer)
 
 
 @app.command()
 def docs(
-    folder: Annotated[Path, typer.Argument(help="Where to write the pages.")] = Path(
-        "docs/reference"
-    ),
+    folder: Annotated[Path, typer.Argument(help="Where to write the pages.")] = Path("docs/reference"),
 ) -> None:
     """Generate one reference page per connector and processor from its options.
 

@@ -87,8 +87,13 @@ def keys_list(storage: Storage = None, data_dir: DataDir = Path("data")) -> None
     for col in ("key id", "role", "device", "created", "revoked"):
         table.add_column(col)
     for r in rows:  # type: ignore[attr-defined]
-        table.add_row(r["key_id"], r["role"], r["device_id"] or "", str(r["created_at"]),
-                      str(r["revoked_at"] or ""))
+        table.add_row(
+            r["key_id"],
+            r["role"],
+            r["device_id"] or "",
+            str(r["created_at"]),
+            str(r["revoked_at"] or ""),
+        )
     console.print(table)
 
 
@@ -118,27 +123,48 @@ def init(folder: Path) -> None:
 
 
 def simulate(
-    devices: int, rate: float, duration: float, via: str, url: str, mqtt: str,
-    api_key: str | None, anomalies: float, malformed: float, total: int | None,
+    devices: int,
+    rate: float,
+    duration: float,
+    via: str,
+    url: str,
+    mqtt: str,
+    api_key: str | None,
+    anomalies: float,
+    malformed: float,
+    total: int | None,
 ) -> None:
     """Send simulated readings with a progress bar and print a summary."""
     from wireway.apps.sensor_ingest.simulate import Simulator, post_http, publish_mqtt
 
     sim = Simulator(devices=devices, anomalies=anomalies, malformed=malformed)
     n = total if total is not None else int(rate * duration)
-    with Progress(TextColumn(f"{via} -> {url if via == 'http' else mqtt}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn(f"{via} -> {url if via == 'http' else mqtt}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("send", total=n)
 
         def advance(k: int) -> None:
             progress.advance(task, k)
 
         if via == "http":
-            results = asyncio.run(post_http(sim, url=url, rate=rate, duration=duration,
-                                            api_key=api_key, total=total, progress=advance))
+            results = asyncio.run(
+                post_http(
+                    sim,
+                    url=url,
+                    rate=rate,
+                    duration=duration,
+                    api_key=api_key,
+                    total=total,
+                    progress=advance,
+                )
+            )
         else:
-            results = publish_mqtt(sim, url=mqtt, rate=rate, duration=duration, total=total,
-                                   progress=advance)
+            results = publish_mqtt(sim, url=mqtt, rate=rate, duration=duration, total=total, progress=advance)
     table = Table(title=f"simulated {sum(sim.made.values())} readings from {devices} devices")
     table.add_column("what")
     table.add_column("count", justify="right")

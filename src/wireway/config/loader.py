@@ -129,9 +129,7 @@ class _Loader:
 
     def step(self, entry: Any, path: str) -> Step | None:
         if not isinstance(entry, dict) or len(entry) != 1:
-            self.fail(
-                path, "expected one `kind: options` pair, like `- validate: {schema: x.json}`"
-            )
+            self.fail(path, "expected one `kind: options` pair, like `- validate: {schema: x.json}`")
             return None
         ((kind, options),) = entry.items()
         spec = registry.lookup("processor", kind)

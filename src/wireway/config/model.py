@@ -16,9 +16,7 @@ class PatternInfo(msgspec.Struct, forbid_unknown_fields=True):
     """The `pattern:` section."""
 
     name: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="unique pattern name")]
-    type: Annotated[
-        str, Meta(description="free text: port-mapping, filesystem, message-bus...")
-    ] = "generic"
+    type: Annotated[str, Meta(description="free text: port-mapping, filesystem, message-bus...")] = "generic"
     version: str = "1.0"
     description: str = ""
 

@@ -23,9 +23,7 @@ def interpolate(text: str, env: dict[str, str] | None = None) -> str:
         value = environ.get(name)
         if value is None or (value == "" and default is not None):
             if default is None:
-                raise ValueError(
-                    f"environment variable {name} is not set (use ${{{name}:-default}})"
-                )
+                raise ValueError(f"environment variable {name} is not set (use ${{{name}:-default}})")
             return default
         return value
 
@@ -100,9 +98,7 @@ def load_document(file: str, text: str) -> tuple[Document, list[ConfigError]]:
                 if n.style is None:  # plain scalar: re-resolve its type after interpolation
                     n.tag = loader.resolve(yaml.ScalarNode, n.value, (True, False))
             except ValueError as exc:
-                errors.append(
-                    ConfigError(str(exc), file=file, line=n.start_mark.line + 1, path=path)
-                )
+                errors.append(ConfigError(str(exc), file=file, line=n.start_mark.line + 1, path=path))
                 return n.value  # keep the raw text so the error is not reported twice
         return loader.construct_object(n, deep=True)
 

@@ -67,7 +67,7 @@ class Service:
 
     def attach(self, engine: Any) -> None:
         """Called once with the engine before `start` (for status views)."""
-        return None
+        return
 
     async def start(self) -> None:
         return None

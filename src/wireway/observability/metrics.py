@@ -25,9 +25,7 @@ QUEUE_SIZE = Gauge(
 QUEUE_SIZE_ALIAS = Gauge(
     "queue_size", "Messages waiting in an output buffer.", ["queue_name"], registry=REGISTRY
 )
-DLQ_SIZE = Gauge(
-    "wireway_dlq_size", "Messages in the dead-letter queue.", ["pattern"], registry=REGISTRY
-)
+DLQ_SIZE = Gauge("wireway_dlq_size", "Messages in the dead-letter queue.", ["pattern"], registry=REGISTRY)
 # Both label names carry the same value: dashboards written for either keep working.
 ACTIVE_CONNECTIONS = Gauge(
     "active_connections",

@@ -68,9 +68,7 @@ class Dedupe:
                 self.expr = Expr(config.key)
             except ExpressionError as exc:
                 raise ConfigError(str(exc), path="key") from exc
-        self.seen = shared_cache(config.cache, config.window) if config.cache else SeenCache(
-            config.window
-        )
+        self.seen = shared_cache(config.cache, config.window) if config.cache else SeenCache(config.window)
         self.pattern = ""
 
     def key(self, msg: Message) -> str:

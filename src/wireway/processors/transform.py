@@ -56,9 +56,7 @@ class Transform:
             except Exception as exc:  # noqa: BLE001
                 failed.append((msg, f"transform: {exc}"))
                 continue
-            if not isinstance(ctx.get("payload"), dict) and any(
-                p.startswith("payload.") for p, _ in values
-            ):
+            if not isinstance(ctx.get("payload"), dict) and any(p.startswith("payload.") for p, _ in values):
                 ctx["payload"] = {"value": ctx.get("payload")}
             for path, value in values:
                 set_path(ctx, path, value)

@@ -79,9 +79,7 @@ def _max_future(validator: Any, seconds: Any, instance: Any, schema: Any) -> Any
         except ValueError:
             return
         if ahead > seconds:
-            yield jsonschema.ValidationError(
-                f"{instance!r} is more than {seconds} seconds in the future"
-            )
+            yield jsonschema.ValidationError(f"{instance!r} is more than {seconds} seconds in the future")
 
 
 # wireway's own keywords: `rfc3339: true` and `maxFutureSeconds: N` on strings

@@ -8,9 +8,7 @@ import time
 class Breaker:
     """Opens after `threshold` consecutive failures; probes after a growing wait."""
 
-    def __init__(
-        self, threshold: int = 5, timeout: float = 5.0, max_timeout: float = 300.0
-    ) -> None:
+    def __init__(self, threshold: int = 5, timeout: float = 5.0, max_timeout: float = 300.0) -> None:
         self.threshold = threshold
         self.base_timeout = timeout
         self.max_timeout = max_timeout

@@ -76,6 +76,7 @@ class Engine:
         self.accepting = False
         self.started = time.time()
         self.services: list[Service] = []
+        self.on_stop: list[Any] = []  # called first thing at shutdown
         self._lock_fd: int | None = None
         self._dlq_cache: dict[str, int] = {}
 
@@ -210,6 +211,8 @@ class Engine:
     async def shutdown(self) -> None:
         """Stop inputs, drain outputs for up to settings.timeout, close everything."""
         t0 = time.monotonic()
+        for callback in self.on_stop:
+            callback()
         self.accepting = False
         for runner in self.runners:
             await runner.stop_inputs()
@@ -248,7 +251,10 @@ class Engine:
         paths = ["/status", "/health", "/metrics"]
         paths += [r.path for r in self.routes if getattr(r, "path", "").startswith(("/api", "/ws"))]
         lines = [f"  {base}{p}" for p in dict.fromkeys(paths) if "{" not in p]
-        print("wireway is running. Look at:\n" + "\n".join(lines), flush=True)
+        note = ""
+        if any(getattr(s, "keys", None) is not None and s.keys.enabled for s in self.services):
+            note = "\nAPI calls need a key: the admin key printed at first start, or WIREWAY_ADMIN_KEY."
+        print("wireway is running. Look at:\n" + "\n".join(lines) + note, flush=True)
 
     # ----- views ---------------------------------------------------------------------
     def _dlq_changed(self, pattern: str) -> None:
@@ -308,6 +314,7 @@ async def serve(patterns: list[Pattern], *, simulate: int = 0, **kwargs: Any) ->
         from wireway.apps.sensor_ingest.demo import run_demo
 
         demo = asyncio.create_task(run_demo(engine, simulate), name="wireway[simulator]")
+        engine.on_stop.append(demo.cancel)
     try:
         await engine.run_until_stopped()
     finally:

@@ -151,8 +151,7 @@ class Route:
 
     async def dead_letter(self, items: list[Item], reason: str) -> None:
         letters = [
-            DeadLetter(it.message, self.runner.name, self.queue_name, reason, it.attempts + 1)
-            for it in items
+            DeadLetter(it.message, self.runner.name, self.queue_name, reason, it.attempts + 1) for it in items
         ]
         await self.runner.store.dead_letter(letters, [it.id for it in items])
         for it in items:
@@ -354,9 +353,7 @@ class PatternRunner:
             await route.output.open()
             route.state = "running"
             self.tasks.append(
-                asyncio.create_task(
-                    route.deliver_forever(), name=f"wireway[{route.queue_name}].deliver"
-                )
+                asyncio.create_task(route.deliver_forever(), name=f"wireway[{route.queue_name}].deliver")
             )
 
     async def start_inputs(self, make_ctx: Any) -> None:
@@ -400,8 +397,6 @@ class PatternRunner:
             },
             "buffer_depth": sum(r.queue.depth for r in self.routes),
             "dlq_depth": dlq_depth,
-            "inputs": [
-                {"name": i.name, "type": i.iface.type, "state": i.state} for i in self.inputs
-            ],
+            "inputs": [{"name": i.name, "type": i.iface.type, "state": i.state} for i in self.inputs],
             "outputs": [r.status() for r in self.routes],
         }

@@ -119,9 +119,7 @@ class Store(ABC):
 
 
 def _connect(target: str | Path, *, uri: bool = False, shared: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        target, timeout=5.0, isolation_level=None, check_same_thread=not shared, uri=uri
-    )
+    conn = sqlite3.connect(target, timeout=5.0, isolation_level=None, check_same_thread=not shared, uri=uri)
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
 
@@ -164,9 +162,7 @@ class SqliteStore(Store):
         if self._thread is not None:
             return
         await asyncio.to_thread(self._setup)
-        self._thread = threading.Thread(
-            target=self._run, name=f"wireway-store[{self.path}]", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"wireway-store[{self.path}]", daemon=True)
         self._thread.start()
 
     def _setup(self) -> None:

@@ -11,7 +11,13 @@ from urllib.parse import urlparse
 import msgspec
 from msgspec import Meta
 
-from wireway.apps.sensor_ingest.alerts import AlertEngine, AlertRule, BusinessHours, Webhooks, default_rules
+from wireway.apps.sensor_ingest.alerts import (
+    AlertEngine,
+    AlertRule,
+    BusinessHours,
+    Webhooks,
+    default_rules,
+)
 from wireway.apps.sensor_ingest.app import sensor_app
 from wireway.connectors.base import Output, Service
 from wireway.envelope import Message
@@ -86,7 +92,12 @@ class SensorAlertsOutput(Output):
         rules = default_rules(config.gas_threshold_ppm, config.business_hours) if config.default_rules else []
         names = {r.name for r in config.rules}
         self.rules = [r for r in rules if r.name not in names] + list(config.rules)
-        self.engine = AlertEngine(self.rules, persist=self.persist, notify=self.notify)
+        self.engine = AlertEngine(
+            self.rules,
+            persist=self.persist,
+            notify=self.notify,
+            business_hours=config.business_hours,
+        )
         self.webhooks = Webhooks(config.webhooks, secret=config.webhook_secret) if config.webhooks else None
         self.mqtt: MqttPublisher | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -114,6 +125,8 @@ class SensorAlertsOutput(Output):
     async def close(self) -> None:
         if self._pending:
             await asyncio.wait(self._pending, timeout=5)
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self.mqtt is not None:
             self.mqtt.close()
 
@@ -125,10 +138,18 @@ class SensorAlertsOutput(Output):
             "last_seen, acknowledged_at, cleared_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
             "$9, $10, $11, $12) ON CONFLICT (id) DO UPDATE SET state = $5, message = $6, "
             "count = $7, last_seen = $9, acknowledged_at = $10, cleared_at = $11, data = $12",
-            alert["id"], alert["rule"], alert["device_id"], alert["severity"], alert["state"],
-            alert.get("message", ""), alert["count"], _dt(alert["first_seen"]),
-            _dt(alert["last_seen"]), _dt(alert.get("acknowledged_at")),
-            _dt(alert.get("cleared_at")), alert.get("data"),
+            alert["id"],
+            alert["rule"],
+            alert["device_id"],
+            alert["severity"],
+            alert["state"],
+            alert.get("message", ""),
+            alert["count"],
+            _dt(alert["first_seen"]),
+            _dt(alert["last_seen"]),
+            _dt(alert.get("acknowledged_at")),
+            _dt(alert.get("cleared_at")),
+            alert.get("data"),
         )
 
     async def notify(self, alert: dict[str, Any]) -> None:
@@ -147,6 +168,6 @@ class SensorAlertsOutput(Output):
         try:
             for msg in batch:
                 await self.engine.evaluate(msg.payload)
-        except Exception as exc:  # noqa: BLE001  (the database may be away: retry)
+        except Exception as exc:
             raise RetryableError(f"alerts: {exc}") from exc
         return None

@@ -82,11 +82,17 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         device_id = body.get("device_id") if isinstance(body, dict) else None
         metadata = body.get("metadata") if isinstance(body, dict) else None
         if not isinstance(device_id, str) or not device_id or not isinstance(metadata, dict):
-            return err(400, {"error": "Invalid device metadata",
-                             "details": ["device_id (string) and metadata (object) are required"]})
+            return err(
+                400,
+                {
+                    "error": "Invalid device metadata",
+                    "details": ["device_id (string) and metadata (object) are required"],
+                },
+            )
         await app.devices.upsert_metadata(device_id, metadata)
-        return JSONResponse({"message": "Device metadata updated", "device_id": device_id,
-                             "metadata": metadata})
+        return JSONResponse(
+            {"message": "Device metadata updated", "device_id": device_id, "metadata": metadata}
+        )
 
     async def list_alerts(request: Request) -> Response:
         if isinstance(found := who(request), Response):
@@ -108,10 +114,7 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
             return err(404, {"error": "Alert not found", "id": alert_id})
         return JSONResponse(alert)
 
-    try:  # TEMP until readings_api lands
-        from wireway.apps.sensor_ingest.readings_api import readings_routes
-    except ImportError:
-        readings_routes = lambda *a: []  # noqa: E731
+    from wireway.apps.sensor_ingest.readings_api import readings_routes
 
     def db() -> Any:
         return app.db

@@ -54,8 +54,12 @@ class SensorApp(Service):
         self.queue_depth: Any = lambda: (0, 0)
         self.patterns: set[str] = set()
         # output name -> `operation` label of sensor_data_processing_latency_seconds
-        self.operations = {"storage": "store", "live": "broadcast", "alerts": "alerts",
-                           "state": "devices"}
+        self.operations = {
+            "storage": "store",
+            "live": "broadcast",
+            "alerts": "alerts",
+            "state": "devices",
+        }
 
     def attach(self, engine: Any) -> None:
         def depth() -> tuple[int, int]:
@@ -144,7 +148,8 @@ class SensorApp(Service):
         """Reload keys (revocations apply within 2 s) and check the database."""
         while True:
             await asyncio.sleep(2.0)
-            assert self.db is not None and self.keys is not None
+            assert self.db is not None
+            assert self.keys is not None
             try:
                 await self.keys.refresh()
                 self.storage_up = True
@@ -180,7 +185,7 @@ _APP: SensorApp | None = None
 
 def sensor_app() -> SensorApp:
     """The process's one sensor application."""
-    global _APP  # noqa: PLW0603
+    global _APP
     if _APP is None:
         _APP = SensorApp()
     return _APP

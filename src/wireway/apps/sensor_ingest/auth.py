@@ -86,7 +86,9 @@ class Keys:
         self.security = security
         self.by_hash: dict[str, Principal] = {}
         self.loaded = 0.0
-        self.static = {hash_key(k): Principal(f"static-{i}", "admin") for i, k in enumerate(security.api_keys) if k}
+        self.static = {
+            hash_key(k): Principal(f"static-{i}", "admin") for i, k in enumerate(security.api_keys) if k
+        }
         self.limiter = RateLimiter(security.rate_limit or RateLimit())
         self.jwt_key, self.jwt_alg = self._jwt_settings()
 
@@ -106,9 +108,7 @@ class Keys:
         rows = await self.db.fetch(
             "SELECT key_id, key_hash, role, device_id FROM api_keys WHERE revoked_at IS NULL"
         )
-        self.by_hash = {
-            r["key_hash"]: Principal(r["key_id"], r["role"], r["device_id"]) for r in rows
-        }
+        self.by_hash = {r["key_hash"]: Principal(r["key_id"], r["role"], r["device_id"]) for r in rows}
         self.loaded = time.monotonic()
 
     async def ensure_admin(self) -> str | None:
@@ -119,8 +119,10 @@ class Keys:
         if wanted:
             if row is None:
                 await self.db.execute(
-                    "INSERT INTO api_keys (key_id, key_hash, role, created_at) VALUES ('admin', $1, 'admin', $2)",
-                    hash_key(wanted), now,
+                    "INSERT INTO api_keys (key_id, key_hash, role, created_at) "
+                    "VALUES ('admin', $1, 'admin', $2)",
+                    hash_key(wanted),
+                    now,
                 )
             elif row["key_hash"] != hash_key(wanted):
                 await self.db.execute(
@@ -134,22 +136,29 @@ class Keys:
         key = "ww_admin_" + key.split("_", 2)[2]
         await self.db.execute(
             "INSERT INTO api_keys (key_id, key_hash, role, created_at) VALUES ('admin', $1, 'admin', $2)",
-            hash_key(key), now,
+            hash_key(key),
+            now,
         )
         return key
 
     async def create(self, device_id: str | None, role: str = "device") -> tuple[str, str]:
         key_id, key = new_key()
         await self.db.execute(
-            "INSERT INTO api_keys (key_id, key_hash, role, device_id, created_at) VALUES ($1, $2, $3, $4, $5)",
-            key_id, hash_key(key), role, device_id, datetime.now(UTC),
+            "INSERT INTO api_keys (key_id, key_hash, role, device_id, created_at) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            key_id,
+            hash_key(key),
+            role,
+            device_id,
+            datetime.now(UTC),
         )
         return key_id, key
 
     async def revoke(self, key_id: str) -> bool:
         status = await self.db.execute(
             "UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
-            datetime.now(UTC), key_id,
+            datetime.now(UTC),
+            key_id,
         )
         return not status.endswith(" 0")
 

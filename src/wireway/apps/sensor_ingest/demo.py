@@ -27,8 +27,12 @@ async def run_demo(engine: Any, devices: int, per_device_hz: float = 1.0) -> Non
     try:
         while True:
             await post_http(
-                sim, url=f"http://{host}:{port}", rate=devices * per_device_hz, duration=60,
-                api_key=key, concurrency=4,
+                sim,
+                url=f"http://{host}:{port}",
+                rate=devices * per_device_hz,
+                duration=60,
+                api_key=key,
+                concurrency=4,
             )
     finally:
         with contextlib.suppress(Exception):

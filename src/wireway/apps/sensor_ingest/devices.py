@@ -67,7 +67,12 @@ class Devices:
                         "INSERT INTO devices (device_id, metadata, first_seen, last_seen, "
                         "reading_count, latest) VALUES ($1, $2, $3, $4, $5, $6) "
                         "ON CONFLICT (device_id) DO NOTHING",
-                        device_id, {}, _dt(d["first"]), _dt(d["last"]), d["n"], latest,
+                        device_id,
+                        {},
+                        _dt(d["first"]),
+                        _dt(d["last"]),
+                        d["n"],
+                        latest,
                     )
                     self.metadata.setdefault(device_id, {})
                 else:
@@ -76,7 +81,11 @@ class Devices:
                         "first_seen > $2 THEN $2 ELSE first_seen END, last_seen = CASE WHEN "
                         "last_seen IS NULL OR last_seen < $3 THEN $3 ELSE last_seen END, "
                         "reading_count = reading_count + $4, latest = $5 WHERE device_id = $1",
-                        device_id, _dt(d["first"]), _dt(d["last"]), d["n"], latest,
+                        device_id,
+                        _dt(d["first"]),
+                        _dt(d["last"]),
+                        d["n"],
+                        latest,
                     )
 
     async def get(self, device_id: str) -> dict[str, Any] | None:

@@ -78,10 +78,12 @@ class SensorHttpInput(Input):
 
     async def start(self, ctx: InputContext) -> None:
         self.ctx = ctx
-        ctx.add_routes([
-            Route("/api/v1/sensor-data", self.one, methods=["POST"]),
-            Route("/api/v1/sensor-data/batch", self.batch, methods=["POST"]),
-        ])
+        ctx.add_routes(
+            [
+                Route("/api/v1/sensor-data", self.one, methods=["POST"]),
+                Route("/api/v1/sensor-data/batch", self.batch, methods=["POST"]),
+            ]
+        )
         self.state = "running"
 
     async def body(self, request: Request) -> tuple[Any, Response | None]:
@@ -137,8 +139,13 @@ class SensorHttpInput(Input):
         principal: Principal = request.state.principal
         if principal.device_id and principal.device_id != value["device_id"]:
             ERRORS.labels("forbidden").inc()
-            return err(403, {"error": "This key may only post readings of its own device",
-                             "device_id": value["device_id"]})
+            return err(
+                403,
+                {
+                    "error": "This key may only post readings of its own device",
+                    "device_id": value["device_id"],
+                },
+            )
         received_at = now_rfc3339()
         env = self.envelope(value, received_at)
         if env["messageId"] in sensor_app().seen:
@@ -148,8 +155,12 @@ class SensorHttpInput(Input):
         if problem is not None:
             return problem
         return JSONResponse(
-            {"message": "Sensor data accepted", "message_id": env["messageId"],
-             "device_id": value["device_id"], "timestamp": received_at},
+            {
+                "message": "Sensor data accepted",
+                "message_id": env["messageId"],
+                "device_id": value["device_id"],
+                "timestamp": received_at,
+            },
             status_code=202,
         )
 
@@ -160,8 +171,13 @@ class SensorHttpInput(Input):
         if problem is not None:
             return problem
         if not isinstance(value, list) or not 1 <= len(value) <= self.config.max_batch:
-            return err(400, {"error": "Invalid batch",
-                             "details": [f"expected a JSON array of 1 to {self.config.max_batch} readings"]})
+            return err(
+                400,
+                {
+                    "error": "Invalid batch",
+                    "details": [f"expected a JSON array of 1 to {self.config.max_batch} readings"],
+                },
+            )
         principal: Principal = request.state.principal
         received_at = now_rfc3339()
         seen = sensor_app().seen
@@ -176,8 +192,13 @@ class SensorHttpInput(Input):
                 results.append({"device_id": device, "status": "failed", "error": "; ".join(errors)})
                 continue
             if principal.device_id and principal.device_id != device:
-                results.append({"device_id": device, "status": "failed",
-                                "error": "this key may only post readings of its own device"})
+                results.append(
+                    {
+                        "device_id": device,
+                        "status": "failed",
+                        "error": "this key may only post readings of its own device",
+                    }
+                )
                 continue
             env = self.envelope(reading, received_at)
             if env["messageId"] in seen or env["messageId"] in in_batch:

@@ -7,7 +7,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from wireway.observability.metrics import REGISTRY
 
 ERRORS = Counter(
-    "sensor_data_errors_total", "Rejected or failed sensor data, by error type.", ["error_type"],
+    "sensor_data_errors_total",
+    "Rejected or failed sensor data, by error type.",
+    ["error_type"],
     registry=REGISTRY,
 )
 LATENCY = Histogram(
@@ -18,7 +20,9 @@ LATENCY = Histogram(
     registry=REGISTRY,
 )
 OCCUPANCY = Gauge(
-    "occupancy", "1 while a device's area is occupied.", ["device_id", "location"],
+    "occupancy",
+    "1 while a device's area is occupied.",
+    ["device_id", "location"],
     registry=REGISTRY,
 )
 OCCUPIED_BY_LOCATION = Gauge(
@@ -38,8 +42,10 @@ class _Ingested:
             self.per_device = per_device
             labels = ["sensor_type", "device_id"] if per_device else ["sensor_type"]
             self.counter = Counter(
-                "sensor_data_ingested_total", "Sensor readings accepted, by sensor type.",
-                labels, registry=REGISTRY,
+                "sensor_data_ingested_total",
+                "Sensor readings accepted, by sensor type.",
+                labels,
+                registry=REGISTRY,
             )
 
     def inc(self, sensor_type: str, device_id: str) -> None:

@@ -62,8 +62,11 @@ class Device:
                     "has_still_target": self.present and not moving,
                 },
                 "pir": {"motion_detected": now < self.pir_until},
-                "mq134": {"gas_concentration": round(gas, 1), "unit": "ppm",
-                          "raw": int(min(4095, gas * 4))},
+                "mq134": {
+                    "gas_concentration": round(gas, 1),
+                    "unit": "ppm",
+                    "raw": int(min(4095, gas * 4)),
+                },
             },
         }
 
@@ -83,8 +86,7 @@ class Simulator:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.fleet = [
-            Device(f"{self.prefix}-{i:04d}", random.Random(self.seed * 1000 + i))
-            for i in range(self.devices)
+            Device(f"{self.prefix}-{i:04d}", random.Random(self.seed * 1000 + i)) for i in range(self.devices)
         ]
         self.last_ts: dict[str, float] = {}
 
@@ -139,19 +141,24 @@ async def post_http(
                 progress(1)
 
         tasks: set[asyncio.Task[None]] = set()
-        for i in range(n):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if time.monotonic() - start > duration + 5:
-                break
-            task = asyncio.create_task(send(i))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            while len(tasks) > concurrency * 4:
-                await asyncio.sleep(0.001)
-        await asyncio.gather(*tasks)
+        try:
+            for i in range(n):
+                due = start + i / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if time.monotonic() - start > duration + 5:
+                    break
+                task = asyncio.create_task(send(i))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                while len(tasks) > concurrency * 4:  # noqa: ASYNC110  (a bounded in-flight window)
+                    await asyncio.sleep(0.001)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return results
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import time
 from typing import Annotated, Any
 
 import msgspec
@@ -13,7 +15,10 @@ from wireway.apps.sensor_ingest.occupancy import OccupancyTracker
 from wireway.connectors.base import Output, Service
 from wireway.envelope import Message
 from wireway.errors import RetryableError
+from wireway.observability import logging as log
 from wireway.registry import register_output
+
+logger = log.get("sensor-state")
 
 
 class SensorStateConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,6 +47,10 @@ class SensorStateOutput(Output):
 
     async def open(self) -> None:
         app = sensor_app()
+        assert app.db is not None
+        rows = await app.db.fetch("SELECT device_id, day, occupied_seconds FROM occupancy_daily")
+        app.occupancy.restore([(r["device_id"], str(r["day"])[:10], r["occupied_seconds"]) for r in rows])
+        self.saved = time.monotonic()
         if app.hub is None:
             from wireway.connectors.websocket.hub import get_hub
 
@@ -53,7 +62,7 @@ class SensorStateOutput(Output):
         readings = [m.payload for m in batch]
         try:
             await app.devices.record(readings)
-        except Exception as exc:  # noqa: BLE001  (database errors are retried)
+        except Exception as exc:
             raise RetryableError(f"device registry: {exc}") from exc
         tracker = app.occupancy
         for reading in readings:
@@ -62,13 +71,32 @@ class SensorStateOutput(Output):
                 self.occupancy_changed(event)
         for event in tracker.tick():
             self.occupancy_changed(event)
+        if time.monotonic() - self.saved > 30:
+            await self.save_occupancy()
         return None
+
+    async def save_occupancy(self) -> None:
+        """Persist occupied seconds per device and day (running totals, upserted)."""
+        app = sensor_app()
+        assert app.db is not None
+        rows = [(d, datetime.date.fromisoformat(day), s) for d, day, s in app.occupancy.daily()]
+        if rows:
+            await app.db.executemany(
+                "INSERT INTO occupancy_daily (device_id, day, occupied_seconds) VALUES ($1, $2, $3) "
+                "ON CONFLICT (device_id, day) DO UPDATE SET occupied_seconds = $3",
+                rows,
+            )
+        self.saved = time.monotonic()
+
+    async def close(self) -> None:
+        try:
+            await self.save_occupancy()
+        except Exception as exc:  # noqa: BLE001  (best effort at shutdown)
+            logger.warning("could not save occupancy", error=str(exc))
 
     def occupancy_changed(self, event: dict[str, Any]) -> None:
         app = sensor_app()
-        metrics.OCCUPANCY.labels(event["device_id"], event["location"]).set(
-            1 if event["occupied"] else 0
-        )
+        metrics.OCCUPANCY.labels(event["device_id"], event["location"]).set(1 if event["occupied"] else 0)
         for location, n in app.occupancy.counts_by_location().items():
             metrics.OCCUPIED_BY_LOCATION.labels(location).set(n)
         if app.hub is not None:

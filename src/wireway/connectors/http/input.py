@@ -81,9 +81,7 @@ class HttpInput(Input):
         if len(values) > self.config.max_items:
             return error(413, f"more than {self.config.max_items} messages in one request")
         try:
-            result = await self.ctx.ingest(
-                values, source=self.name, reject_invalid=True, wait=False
-            )
+            result = await self.ctx.ingest(values, source=self.name, reject_invalid=True, wait=False)
         except BackpressureError as exc:
             return error(503, str(exc), retry_after=max(1, round(exc.retry_after)))
         if result.rejected:

@@ -1,0 +1,205 @@
+"""Occupancy per device from radar presence and PIR motion, with a hold time.
+
+A device is occupied from the first reading whose `ld2410.presence` or
+`pir.motion_detected` is true; it becomes vacant `hold_seconds` after the last such
+reading (the hold counts as occupied time). Readings without either sensor, or with
+both false, do not extend the hold. Times come from the clock (when wireway saw the
+reading), not from the device's `timestamp`, so a device with a wrong clock is still
+tracked correctly. Occupied time is kept per UTC day, split at midnight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+DAY = 86400.0
+
+
+def _rfc3339(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _day(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).date().isoformat()
+
+
+def detected(sensors: Any) -> bool:
+    """True when the radar reports presence or the PIR reports motion."""
+    if not isinstance(sensors, Mapping):
+        return False
+    radar, pir = sensors.get("ld2410"), sensors.get("pir")
+    return (isinstance(radar, Mapping) and radar.get("presence") is True) or (
+        isinstance(pir, Mapping) and pir.get("motion_detected") is True
+    )
+
+
+def split_by_day(start: float, end: float) -> list[tuple[str, float]]:
+    """[(UTC day, seconds)] of the interval start..end, split at each midnight."""
+    out: list[tuple[str, float]] = []
+    while start < end:
+        midnight = (start // DAY + 1) * DAY
+        stop = min(end, midnight)
+        out.append((_day(start), stop - start))
+        start = stop
+    return out
+
+
+@dataclass
+class _Device:
+    since: float
+    occupied: bool = False
+    last_detected: float = 0.0
+    location: str = "unknown"
+    days: dict[str, float] = field(default_factory=dict)  # finished occupied seconds
+
+
+class OccupancyTracker:
+    """Occupied/vacant per device, occupied seconds per UTC day, counts per location.
+
+    Args:
+        hold_seconds: seconds without presence or motion before a device is vacant.
+        clock: the time source (Unix seconds).
+        retain_days: days of per-day totals kept in memory.
+    """
+
+    def __init__(
+        self,
+        hold_seconds: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        retain_days: int = 8,
+    ) -> None:
+        if hold_seconds <= 0:
+            raise ValueError("hold_seconds must be positive")
+        self.hold_seconds = hold_seconds
+        self.clock = clock
+        self.retain_days = retain_days
+        self._devices: dict[str, _Device] = {}
+
+    # ----- changes --------------------------------------------------------------------
+    def update(self, reading: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Apply one reading; the change event, or None when nothing changed.
+
+        A device seen for the first time reports its state (occupied or vacant). When
+        a device whose hold ran out without a `tick()` is detected again, the vacancy
+        is accounted for and the returned event is the new occupancy.
+        """
+        device_id = reading.get("device_id")
+        if not isinstance(device_id, str):
+            return None
+        now = self.clock()
+        device = self._devices.get(device_id)
+        new = device is None
+        if device is None:
+            device = self._devices[device_id] = _Device(since=now)
+        metadata = reading.get("device_metadata")
+        if isinstance(metadata, Mapping):
+            device.location = str(metadata.get("location") or "unknown")
+        event = self._expire(device_id, device, now)
+        if detected(reading.get("sensors")):
+            device.last_detected = now
+            if not device.occupied:
+                device.occupied, device.since = True, now
+                event = self._event(device_id, device, now)
+        elif new:
+            event = self._event(device_id, device, now)
+        return event
+
+    def tick(self) -> list[dict[str, Any]]:
+        """Vacate devices whose hold ran out; their change events."""
+        now = self.clock()
+        events = []
+        for device_id, device in self._devices.items():
+            event = self._expire(device_id, device, now)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _expire(self, device_id: str, device: _Device, now: float) -> dict[str, Any] | None:
+        if not device.occupied or now - device.last_detected < self.hold_seconds:
+            return None
+        vacant_at = device.last_detected + self.hold_seconds
+        for day, seconds in split_by_day(device.since, vacant_at):
+            device.days[day] = device.days.get(day, 0.0) + seconds
+        device.occupied, device.since = False, vacant_at
+        oldest = _day(now - self.retain_days * DAY)
+        for day in [d for d in device.days if d < oldest]:
+            del device.days[day]
+        return self._event(device_id, device, now)
+
+    @staticmethod
+    def _event(device_id: str, device: _Device, now: float) -> dict[str, Any]:
+        return {
+            "device_id": device_id,
+            "location": device.location,
+            "occupied": device.occupied,
+            "since": _rfc3339(device.since),
+            "timestamp": _rfc3339(now),
+        }
+
+    def restore(self, rows: Iterable[tuple[str, str, float]]) -> None:
+        """Take stored per-day totals (device_id, day, seconds) back, say after a restart."""
+        now = self.clock()
+        for device_id, day, seconds in rows:
+            device = self._devices.setdefault(device_id, _Device(since=now))
+            device.days[str(day)] = max(device.days.get(str(day), 0.0), float(seconds))
+
+    # ----- views (as of now: a hold that ran out counts as vacant before tick()) -------
+    def _occupied_until(self, device: _Device, now: float) -> float | None:
+        """The end of the current occupied stretch as of now, or None when vacant."""
+        if not device.occupied:
+            return None
+        return min(now, device.last_detected + self.hold_seconds)
+
+    def _totals(self, device: _Device, now: float) -> dict[str, float]:
+        totals = dict(device.days)
+        until = self._occupied_until(device, now)
+        if until is not None:
+            for day, seconds in split_by_day(device.since, until):
+                totals[day] = totals.get(day, 0.0) + seconds
+        return totals
+
+    def _is_occupied(self, device: _Device, now: float) -> bool:
+        return device.occupied and now - device.last_detected < self.hold_seconds
+
+    def snapshot(self, device_id: str) -> dict[str, Any]:
+        """`occupied`, `since`, `occupied_seconds_today` (UTC day) and `location`."""
+        now = self.clock()
+        device = self._devices.get(device_id)
+        if device is None:
+            return {
+                "occupied": False,
+                "since": None,
+                "occupied_seconds_today": 0.0,
+                "location": "unknown",
+            }
+        occupied = self._is_occupied(device, now)
+        since = device.since
+        if device.occupied and not occupied:
+            since = device.last_detected + self.hold_seconds
+        return {
+            "occupied": occupied,
+            "since": _rfc3339(since),
+            "occupied_seconds_today": round(self._totals(device, now).get(_day(now), 0.0), 3),
+            "location": device.location,
+        }
+
+    def counts_by_location(self) -> dict[str, int]:
+        """Occupied devices per location (every known location, 0 included)."""
+        now = self.clock()
+        counts: dict[str, int] = {}
+        for device in self._devices.values():
+            counts[device.location] = counts.get(device.location, 0) + int(self._is_occupied(device, now))
+        return counts
+
+    def daily(self) -> list[tuple[str, str, float]]:
+        """(device_id, UTC day, occupied seconds) totals so far, for an upsert."""
+        now = self.clock()
+        rows = []
+        for device_id, device in self._devices.items():
+            for day, seconds in sorted(self._totals(device, now).items()):
+                rows.append((device_id, day, round(seconds, 3)))
+        return rows

@@ -1,0 +1,308 @@
+"""`wireway bench sensor`: MQTT QoS 1 -> durable buffer -> PostgreSQL, measured end to end.
+
+A real `wireway run` (the built-in application) runs as a subprocess against the
+local Mosquitto and PostgreSQL, storing into a fresh schema that is dropped after.
+Latency is publish -> row: each reading's `timestamp` is its publish time, and the
+bench schema's `created_at` defaults to clock_timestamp() (the moment the row is
+written inside the storing transaction, just before its commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from wireway.cli.bench import free_port, peak_rss_mb
+from wireway.cli.common import console
+
+ADMIN = "bench-admin-key"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ts(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def body(device: int, t: float, seq: int) -> bytes:
+    return msgspec.json.encode(
+        {
+            "device_id": f"bench-{device:03d}",
+            "timestamp": ts(t),
+            "sensors": {
+                "ld2410": {"presence": seq % 3 == 0, "distance": seq % 600, "energy": seq % 100},
+                "pir": {"motion_detected": seq % 5 == 0},
+                "mq134": {"gas_concentration": 100 + seq % 50, "unit": "ppm"},
+            },
+        }
+    )
+
+
+class Publisher:
+    """paho on its own thread; QoS 1 with a window of in-flight messages."""
+
+    def __init__(self, port: int = 1883) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}")
+        self.client.max_inflight_messages_set(2000)
+        self.client.max_queued_messages_set(0)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def run(
+        self, prefix: str, n: int, devices: int, rate: float | None, progress: Progress, task: Any
+    ) -> list[Any]:
+        infos = []
+        start = time.monotonic()
+        for i in range(n):
+            if rate is not None:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            d = i % devices
+            infos.append(
+                self.client.publish(f"{prefix}/sensors/bench-{d:03d}/data", body(d, time.time(), i), qos=1)
+            )
+            if i % 500 == 0:
+                progress.update(task, completed=i)
+        progress.update(task, completed=n)
+        return infos
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+async def pg(dsn: str, sql: str) -> Any:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
+
+
+BROKER_CONF = """listener {port} 127.0.0.1
+allow_anonymous true
+user root
+persistence false
+# a fast burst must queue, not drop: Mosquitto's default keeps only 1,000 per client
+max_queued_messages 0
+max_inflight_messages 1000
+"""
+
+
+def start_broker(work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A private Mosquitto tuned for bursts, on a free loopback port."""
+    port = free_port()
+    conf = work / "mosquitto.conf"
+    conf.write_text(BROKER_CONF.format(port=port))
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("mosquitto did not start")
+
+
+def start_wireway(work: Path, env: dict[str, str], http: int) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "wireway",
+        "run",
+        "--data-dir",
+        str(work / "data"),
+        "--http",
+        f"127.0.0.1:{http}",
+        "--log-level",
+        "WARNING",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "wireway.log", "wb"),  # noqa: SIM115  (the child owns it)
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if (
+                httpx.get(f"http://127.0.0.1:{http}/health", timeout=1, trust_env=False)
+                .json()["services"]
+                .get("mqtt")
+                == "up"
+            ):
+                return proc
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"wireway did not come up; see {work / 'wireway.log'}")
+
+
+def wait_rows(dsn: str, schema: str, want: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = asyncio.run(pg(dsn, f"SELECT count(*) AS n FROM {schema}.sensor_readings"))[0]["n"]
+        if n >= want:
+            return time.time()
+        time.sleep(0.05)
+    raise RuntimeError(f"only some rows arrived in {timeout}s")
+
+
+async def http_load(url: str, n: int, batch: int, concurrency: int) -> tuple[float, int]:
+    """POST n readings (singly or in batches); returns (readings/s, accepted)."""
+    accepted = 0
+    sem = asyncio.Semaphore(concurrency)
+    t_base = time.time() - 86400 * 30
+    async with httpx.AsyncClient(
+        base_url=url,
+        headers={"X-API-Key": ADMIN, "content-type": "application/json"},
+        timeout=30,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=concurrency),
+    ) as c:
+
+        async def one(i: int) -> None:
+            nonlocal accepted
+            if batch == 1:
+                data, path = body(i % 100, t_base + i * 0.001, i), "/api/v1/sensor-data"
+            else:
+                items = [
+                    msgspec.json.decode(body(j % 100, t_base + j * 0.001, j)) for j in range(i, i + batch)
+                ]
+                data, path = msgspec.json.encode(items), "/api/v1/sensor-data/batch"
+            async with sem:
+                r = await c.post(path, content=data)
+            if r.status_code == 202:
+                accepted += batch
+
+        start = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(0, n, batch)))
+        return n / (time.monotonic() - start), accepted
+
+
+def run_sensor_bench(
+    *, readings: int, rate: int, latency_seconds: float, devices: int, dsn: str, http_readings: int
+) -> None:
+    schema = f"wwbench_{uuid.uuid4().hex[:8]}"
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    asyncio.run(pg(dsn, f"CREATE SCHEMA {schema}"))
+    http = free_port()
+    results: list[tuple[str, str]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="wireway-bench-") as tmp:
+            work = Path(tmp)
+            broker, broker_port = start_broker(work)
+            env = {
+                "WIREWAY_MQTT_URL": f"mqtt://127.0.0.1:{broker_port}",
+                "WIREWAY_STORAGE": f"{dsn}?search_path={schema}",
+                "WIREWAY_ADMIN_KEY": ADMIN,
+                "WIREWAY_MQTT_PREFIX": prefix,
+                "WIREWAY_MQTT_CLIENT_ID": f"wireway-{prefix}",
+                "WIREWAY_MQTT_ENABLED": "true",
+            }
+            proc = start_wireway(work, env, http)
+            try:
+                asyncio.run(
+                    pg(
+                        dsn,
+                        f"ALTER TABLE {schema}.sensor_readings "
+                        "ALTER COLUMN created_at SET DEFAULT clock_timestamp()",
+                    )
+                )
+                pub = Publisher(broker_port)
+                cols = (
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                )
+                # 1. sustained throughput
+                cpu0, t0 = cpu_seconds(proc.pid), time.time()
+                with Progress(*cols, console=console, transient=True) as progress:
+                    task = progress.add_task(f"MQTT QoS 1, {devices} devices, full speed", total=readings)
+                    pub.run(prefix, readings, devices, None, progress, task)
+                    done = wait_rows(dsn, schema, readings * 3, 600)
+                cpu = cpu_seconds(proc.pid) - cpu0
+                results += [
+                    ("readings/s sustained (MQTT -> PostgreSQL)", f"{readings / (done - t0):,.0f}"),
+                    ("rows/s", f"{readings * 3 / (done - t0):,.0f}"),
+                    (
+                        "CPU ms per 1,000 readings (wireway)",
+                        f"{cpu * 1000 / (readings / 1000):.0f}",
+                    ),
+                ]
+                # 2. latency at the offered rate
+                n = int(rate * latency_seconds)
+                mark = asyncio.run(pg(dsn, f"SELECT max(id) AS m FROM {schema}.sensor_readings"))[0]["m"]
+                with Progress(*cols, console=console, transient=True) as progress:
+                    task = progress.add_task(f"MQTT QoS 1 at {rate}/s", total=n)
+                    pub.run(prefix, n, devices, float(rate), progress, task)
+                    wait_rows(dsn, schema, (readings + n) * 3, 120)
+                rows = asyncio.run(
+                    pg(
+                        dsn,
+                        "SELECT EXTRACT(EPOCH FROM (created_at - timestamp)) AS s "
+                        f"FROM {schema}.sensor_readings WHERE id > {mark} AND sensor_type = 'pir'",
+                    )
+                )
+                lat = sorted(float(r["s"]) for r in rows)
+                pub.close()
+                results += [
+                    (f"p50 publish -> row at {rate}/s (ms)", f"{lat[len(lat) // 2] * 1000:.1f}"),
+                    (
+                        f"p99 publish -> row at {rate}/s (ms)",
+                        f"{lat[int(len(lat) * 0.99)] * 1000:.1f}",
+                    ),
+                ]
+                # 3. HTTP
+                url = f"http://127.0.0.1:{http}"
+                single, ok1 = asyncio.run(http_load(url, http_readings // 4, 1, 32))
+                batched, ok2 = asyncio.run(http_load(url, http_readings, 100, 8))
+                results += [
+                    ("HTTP single-reading POSTs/s", f"{single:,.0f} ({ok1} accepted)"),
+                    ("HTTP readings/s in batches of 100", f"{batched:,.0f} ({ok2} accepted)"),
+                    ("peak RSS MB (wireway)", f"{peak_rss_mb(proc.pid):.0f}"),
+                ]
+            finally:
+                proc.terminate()
+                proc.wait(60)
+                broker.terminate()
+                broker.wait(10)
+    finally:
+        asyncio.run(pg(dsn, f"DROP SCHEMA {schema} CASCADE"))
+    table = Table(
+        title=f"wireway bench sensor: {readings:,} readings, {devices} devices, {os.cpu_count()} cores"
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for k, v in results:
+        table.add_row(k, v)
+    console.print(table)

@@ -1,0 +1,463 @@
+"""The `sql` output: insert messages as rows of a SQLite or PostgreSQL table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from wireway.config.model import Interface, Pattern
+from wireway.connectors.base import Output
+from wireway.connectors.sql.config import MISSING, Getter, SqlOutputConfig, compile_path
+from wireway.connectors.sql.db import (
+    PG_ERRORS,
+    Database,
+    QueryFailed,
+    RejectedData,
+    format_timestamp,
+    json_text,
+    open_database,
+    parse_timestamp,
+    translate_pg,
+)
+from wireway.envelope import Message
+from wireway.errors import ConnectorError, NotConnected
+from wireway.observability import logging as log
+from wireway.registry import register_output
+
+logger = log.get("sql")
+WATCH_INTERVAL = 5.0  # seconds between liveness checks (and reconnects) of the database
+
+
+class Unfit(ValueError):
+    """A value that does not fit its column."""
+
+
+@dataclass
+class ColumnInfo:
+    """One column of the target table, as the database describes it."""
+
+    name: str
+    kind: str  # text int float numeric bool json timestamptz timestamp date any
+    notnull: bool = False
+    maxlen: int | None = None
+    low: int = -(2**63)
+    high: int = 2**63 - 1
+
+
+_PG_INT_RANGE = {"int2": 15, "int4": 31, "int8": 63}
+_PG_KINDS = {
+    "varchar": "text",
+    "bpchar": "text",
+    "text": "text",
+    "name": "text",
+    "citext": "text",
+    "float4": "float",
+    "float8": "float",
+    "numeric": "numeric",
+    "bool": "bool",
+    "json": "json",
+    "jsonb": "json",
+    "timestamptz": "timestamptz",
+    "timestamp": "timestamp",
+    "date": "date",
+}
+_DESCRIBE_PG = """
+SELECT a.attname AS name, t.typname AS typname, a.attnotnull AS notnull,
+       CASE WHEN t.typname IN ('varchar', 'bpchar') AND a.atttypmod > 4
+            THEN a.atttypmod - 4 END AS maxlen
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+_LENGTH = re.compile(r"\(\s*(\d+)\s*\)")
+
+
+def _sqlite_kind(declared: str) -> str:
+    d = declared.upper()
+    if "JSON" in d:
+        return "json"
+    if "INT" in d:
+        return "int"
+    if "CHAR" in d or "CLOB" in d or "TEXT" in d:
+        return "text"
+    if "REAL" in d or "FLOA" in d or "DOUB" in d or "NUMERIC" in d or "DECIMAL" in d:
+        return "float"
+    if "BOOL" in d:
+        return "bool"
+    if "TIMESTAMP" in d or "DATETIME" in d:
+        return "timestamp"
+    if d == "DATE":
+        return "date"
+    return "any"
+
+
+async def describe(db: Database, table: str) -> dict[str, ColumnInfo]:
+    """The columns of a table; raises QueryFailed if there is no such table."""
+    found: dict[str, ColumnInfo] = {}
+    if db.dialect == "postgresql":
+        for r in await db.fetch(_DESCRIBE_PG, table):
+            typname = str(r["typname"])
+            info = ColumnInfo(str(r["name"]), _PG_KINDS.get(typname, "any"), bool(r["notnull"]))
+            info.maxlen = r["maxlen"]
+            if typname in _PG_INT_RANGE:
+                bits = _PG_INT_RANGE[typname]
+                info.kind, info.low, info.high = "int", -(2**bits), 2**bits - 1
+            found[info.name] = info
+    else:
+        schema, _, name = table.rpartition(".")
+        pragma = f"PRAGMA {schema + '.' if schema else ''}table_info({name})"
+        for r in await db.fetch(pragma):
+            declared = str(r["type"] or "")
+            info = ColumnInfo(str(r["name"]), _sqlite_kind(declared), bool(r["notnull"]))
+            length = _LENGTH.search(declared)
+            if info.kind == "text" and length:
+                info.maxlen = int(length.group(1))
+            found[info.name] = info
+    if not found:
+        raise QueryFailed(f"table {table} does not exist in {db.url}")
+    return found
+
+
+# ----- values -> column values ----------------------------------------------------------
+def _tname(value: Any) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _as_datetime(value: Any) -> datetime:
+    if type(value) is datetime:
+        return value
+    if type(value) is str:
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            pass
+    raise Unfit(f"expected an RFC 3339 timestamp, got {value!r:.60}")
+
+
+Coerce = Callable[[Any], Any]
+
+
+def coercer(info: ColumnInfo, dialect: str) -> Coerce:
+    """The function that checks and converts a (non-null) value for one column."""
+    kind, pg = info.kind, dialect == "postgresql"
+    if kind == "text":
+        maxlen = info.maxlen
+
+        def text(v: Any) -> Any:
+            t = type(v)
+            if t is str:
+                s = v
+            elif t is int or t is float:
+                s = str(v)
+            elif t is datetime:
+                s = format_timestamp(v)
+            else:
+                raise Unfit(f"expected a string, got {_tname(v)}")
+            if maxlen is not None and len(s) > maxlen:
+                raise Unfit(f"longer than {maxlen} characters ({len(s)})")
+            return s
+
+        return text
+    if kind == "int":
+        low, high = info.low, info.high
+
+        def integer(v: Any) -> Any:
+            t = type(v)
+            if t is int:
+                n = v
+            elif t is float and v.is_integer():
+                n = int(v)
+            else:
+                raise Unfit(f"expected an integer, got {_tname(v)}")
+            if not low <= n <= high:
+                raise Unfit(f"{n} is out of range")
+            return n
+
+        return integer
+    if kind in ("float", "numeric"):
+        to_number: Callable[[Any], Any] = (lambda v: Decimal(repr(v))) if pg and kind == "numeric" else float
+
+        def number(v: Any) -> Any:
+            t = type(v)
+            if t is int or t is float:
+                return to_number(v)
+            raise Unfit(f"expected a number, got {_tname(v)}")
+
+        return number
+    if kind == "bool":
+
+        def boolean(v: Any) -> Any:
+            if type(v) is bool:
+                return v
+            raise Unfit(f"expected true or false, got {_tname(v)}")
+
+        return boolean
+    if kind == "json":
+        return (lambda v: v) if pg else json_text  # PostgreSQL: the pool's jsonb codec
+    if kind == "json_text":
+        return json_text
+    if kind == "timestamptz" and pg:
+        return _as_datetime
+    if kind == "timestamp" and pg:
+        return lambda v: _as_datetime(v).replace(tzinfo=None)
+    if kind in ("timestamptz", "timestamp", "timestamp_text"):
+        return lambda v: format_timestamp(_as_datetime(v))
+    if kind == "date":
+
+        def day(v: Any) -> Any:
+            if type(v) is str and len(v) == 10:
+                try:
+                    d = date.fromisoformat(v)
+                except ValueError:
+                    raise Unfit(f"expected a date, got {v!r:.60}") from None
+            else:
+                d = _as_datetime(v).date()
+            return d if pg else d.isoformat()
+
+        return day
+    if pg:
+        return lambda v: v
+    return lambda v: json_text(v) if type(v) in (dict, list) else v
+
+
+# ----- the plan: how messages become rows -----------------------------------------------
+@dataclass
+class Column:
+    name: str
+    path: str
+    get: Getter
+    optional: bool
+    notnull: bool
+    coerce: Coerce
+
+
+class Plan:
+    """Compiled once per table description: messages -> row tuples, and the statements."""
+
+    def __init__(self, config: SqlOutputConfig, dialect: str, table: dict[str, ColumnInfo]) -> None:
+        self.config = config
+        self.columns: list[Column] = []
+        lower = {name.lower(): info for name, info in table.items()}
+        for name, path in config.columns.items():
+            info = table.get(name) or lower.get(name.lower())
+            if info is None:
+                raise QueryFailed(f"table {config.table} has no column `{name}`")
+            kind = info.kind
+            if name in config.timestamp_columns and kind not in ("timestamptz", "timestamp"):
+                kind = "date" if kind == "date" else "timestamp_text"
+            if name in config.json_columns and kind != "json":
+                kind = "json_text"
+            spec = ColumnInfo(info.name, kind, info.notnull, info.maxlen, info.low, info.high)
+            get, optional = compile_path(path)
+            self.columns.append(Column(info.name, path, get, optional, info.notnull, coercer(spec, dialect)))
+        scope = {"$now": "batch", "$key": "entry", "$value": "entry"}
+        by_scope: dict[str, list[tuple[int, Column]]] = {"batch": [], "message": [], "entry": []}
+        for i, col in enumerate(self.columns):
+            by_scope[scope.get(col.path.rstrip("?").split(".")[0], "message")].append((i, col))
+        self._batch_cols = by_scope["batch"]
+        self._message_cols = by_scope["message"]
+        self._entry_cols = by_scope["entry"]
+        self._now: datetime | None = None
+        self._template: list[Any] = []
+        self.explode: Getter | None = None
+        if config.explode:
+            self.explode = compile_path(config.explode)[0]
+        self.names = [c.name for c in self.columns]
+        cols = ", ".join(f'"{n}"' for n in self.names)
+        conflict = " ON CONFLICT DO NOTHING" if config.on_conflict == "ignore" else ""
+        marks = ", ".join(f"${i + 1}" for i in range(len(self.columns)))
+        table_name = config.table
+        self.insert = f"INSERT INTO {table_name} ({cols}) VALUES ({marks}){conflict}"
+        digest = hashlib.sha1(f"{table_name}|{cols}".encode()).hexdigest()[:12]
+        self.stage = f"wireway_stage_{digest}"
+        self.create_stage = (
+            f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ON COMMIT DELETE ROWS AS "
+            f"SELECT {cols} FROM {table_name} WITH NO DATA"
+        )
+        self.from_stage = f"INSERT INTO {table_name} ({cols}) SELECT {cols} FROM {self.stage}{conflict}"
+
+    def rows(self, msg: Message, now: datetime) -> list[tuple[Any, ...]]:
+        """The rows of one message; raises Unfit naming the column and the path.
+
+        `$now` columns are converted once per batch (`now`) and envelope paths once per
+        message; only `$key` / `$value` columns are converted per exploded entry.
+        """
+        if now is not self._now:
+            self._now = now
+            self._template = [None] * len(self.columns)
+            for i, col in self._batch_cols:
+                self._template[i] = _convert(col, msg, None, None, now)
+        row = self._template.copy()
+        for i, col in self._message_cols:
+            row[i] = _convert(col, msg, None, None, now)
+        if self.explode is None:
+            return [tuple(row)]
+        obj = self.explode(msg, None, None, now)
+        where = self.config.explode
+        if obj is MISSING:
+            raise Unfit(f"`{where}` is missing")
+        if type(obj) is dict:
+            entries: Any = obj.items()
+        elif type(obj) is list:
+            entries = enumerate(obj)
+        else:
+            raise Unfit(f"`{where}` is {_tname(obj)}, not an object")
+        rows = []
+        entry_cols = self._entry_cols
+        for key, value in entries:
+            try:
+                for i, col in entry_cols:
+                    row[i] = _convert(col, msg, key, value, now)
+            except Unfit as exc:
+                raise Unfit(f"{where}.{key}: {exc}") from None
+            rows.append(tuple(row))
+        if not rows:
+            raise Unfit(f"`{where}` is empty: nothing to write")
+        return rows
+
+
+def _convert(col: Column, msg: Message, key: Any, value: Any, now: datetime) -> Any:
+    v = col.get(msg, key, value, now)
+    if v is MISSING:
+        if not col.optional:
+            raise Unfit(f"column `{col.name}`: `{col.path}` is missing")
+        v = None
+    if v is None:
+        if col.notnull:
+            raise Unfit(f"column `{col.name}`: `{col.path}` is null (NOT NULL column)")
+        return None
+    try:
+        return col.coerce(v)
+    except Unfit as exc:
+        raise Unfit(f"column `{col.name}` (`{col.path}`): {exc}") from None
+
+
+@register_output("sql", config=SqlOutputConfig)
+class SqlOutput(Output):
+    """Insert messages as rows of a SQL table (SQLite or PostgreSQL).
+
+    `db` is the output's `Database`, for an application to share; it opens lazily and
+    is closed when the output closes.
+    """
+
+    config: SqlOutputConfig
+
+    def __init__(self, config: SqlOutputConfig, iface: Interface, pattern: Pattern) -> None:
+        super().__init__(config, iface, pattern)
+        data_dir = Path(os.environ.get("WIREWAY_DATA_DIR", "data"))
+        self.db: Database = open_database(config.url, data_dir=data_dir)
+        self.plan: Plan | None = None
+        self.up = False
+        self.written = 0
+        self._preparing = asyncio.Lock()
+        self._watch: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Connect, migrate and describe the table; a database that is down is retried later."""
+        try:
+            await self.prepare()
+        except NotConnected as exc:
+            logger.warning("database unavailable; will retry", output=self.name, error=str(exc))
+        self._watch = asyncio.create_task(self.watch(), name=f"wireway[{self.name}].ping")
+
+    async def prepare(self) -> Plan:
+        async with self._preparing:
+            if self.plan is not None:
+                return self.plan
+            try:
+                await self.db.open()
+                if self.config.migrate == "sensor_readings":
+                    from wireway.apps.sensor_ingest.migrations import migrate
+
+                    await migrate(self.db)
+                self.plan = Plan(self.config, self.db.dialect, await describe(self.db, self.config.table))
+            except NotConnected:
+                self.up = False
+                raise
+            self.up = True
+            logger.info("sql output ready", output=self.name, url=self.db.url, table=self.config.table)
+            return self.plan
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            self.up = await self.db.ping()
+            if self.up and self.plan is None:
+                with contextlib.suppress(ConnectorError):
+                    await self.prepare()
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        await self.db.close()
+
+    def health(self) -> dict[str, str]:
+        return {"storage": "up" if self.up else "down"}
+
+    async def write(self, batch: list[Message]) -> dict[int, str] | None:
+        plan = self.plan or await self.prepare()
+        now = datetime.now(UTC)
+        refused: dict[int, str] = {}
+        good: list[tuple[int, list[tuple[Any, ...]]]] = []
+        for i, msg in enumerate(batch):
+            try:
+                good.append((i, plan.rows(msg, now)))
+            except Unfit as exc:
+                refused[i] = str(exc)
+        try:
+            if good:
+                try:
+                    await self.insert(plan, [row for _, rows in good for row in rows])
+                except RejectedData as exc:
+                    logger.warning(
+                        "batch refused by the database; writing message by message",
+                        output=self.name,
+                        error=str(exc),
+                    )
+                    refused.update(await self.insert_each(plan, good))
+        except NotConnected:
+            self.up = False
+            raise
+        self.up = True
+        self.written += sum(len(rows) for i, rows in good if i not in refused)
+        return refused or None
+
+    async def insert(self, plan: Plan, rows: list[tuple[Any, ...]]) -> None:
+        """Every row in one transaction: COPY + INSERT ... SELECT (PostgreSQL), executemany."""
+        async with self.db.transaction() as tx:
+            if self.db.dialect != "postgresql":
+                await tx.executemany(plan.insert, rows)
+                return
+            conn = tx.connection
+            try:
+                await conn.execute(plan.create_stage)
+                await conn.copy_records_to_table(plan.stage, records=rows, columns=plan.names)
+                await conn.execute(plan.from_stage)
+            except PG_ERRORS as exc:
+                raise translate_pg(exc) from exc
+
+    async def insert_each(self, plan: Plan, good: list[tuple[int, list[tuple[Any, ...]]]]) -> dict[int, str]:
+        """One savepoint per message, in one transaction: only refused messages are left out."""
+        refused: dict[int, str] = {}
+        async with self.db.transaction() as tx:
+            for i, rows in good:
+                try:
+                    async with tx.savepoint():
+                        await tx.executemany(plan.insert, rows)
+                except RejectedData as exc:
+                    refused[i] = f"refused by the database: {exc}"
+        return refused

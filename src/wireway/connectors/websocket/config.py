@@ -1,0 +1,53 @@
+"""Options of the `websocket` output."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+
+class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """Push every message live to the WebSocket clients of a path (`/ws` by default).
+
+    Clients connect to `path` on the HTTP port (and, with `port`, to any path of a
+    second port). The server greets with `{"type":"connected",...}` and then pushes
+    `{"type":<kind>,"data":<payload>,"timestamp":...}` for each message. A client
+    may send `{"type":"subscribe","filters":{"device_id":...,"sensor_type":...}}`
+    (each filter a value or a list; a `sensor_type` filter trims `sensors` to the
+    named ones), `{"type":"unsubscribe"}` and `{"type":"ping"}` (answered `pong`).
+    A client without filters receives every message; `alert` and `occupancy`
+    messages go only to clients that subscribed with `"alerts": true` /
+    `"occupancy": true`.
+
+    Delivery is live and best-effort by design: `write` hands each message to the
+    hub and returns at once, so the output never holds up the pattern; a client
+    that is not connected misses the message. Each client has a queue of
+    `queue_size` messages; when a slow client lets it fill, its oldest messages are
+    dropped for that client alone (and counted). The server sends protocol-level
+    ping frames every `ping_interval` seconds and closes a client whose pong does
+    not come within `ping_timeout` (default: `ping_interval`). Several outputs with
+    the same `path` share one hub.
+    """
+
+    path: Annotated[str, Meta(pattern=r"^/\S*$", description="WebSocket path on the HTTP port")] = "/ws"
+    port: Annotated[int | None, Meta(description="also serve WebSocket clients on this port, any path")] = (
+        None
+    )
+    host: Annotated[str, Meta(description="interface of the extra `port`")] = "127.0.0.1"
+    kind: Annotated[str, Meta(min_length=1, description="the `type` of pushed messages")] = "sensor-data"
+    payload_only: Annotated[
+        bool, Meta(description="push the payload as `data` (false: the whole envelope)")
+    ] = True
+    queue_size: Annotated[int, Meta(ge=1, description="messages queued per client")] = 1000
+    ping_interval: Annotated[float, Meta(gt=0, description="seconds between pings")] = 30.0
+    ping_timeout: Annotated[
+        float | None, Meta(description="seconds to wait for a pong (default: ping_interval)")
+    ] = None
+
+    def __post_init__(self) -> None:
+        if self.port is not None and not 1 <= self.port <= 65535:
+            raise ValueError("expected a port from 1 to 65535 - at `$.port`")
+        if self.ping_timeout is not None and self.ping_timeout <= 0:
+            raise ValueError("expected a positive number of seconds - at `$.ping_timeout`")

@@ -1,0 +1,432 @@
+"""Alert rules and lifecycle (with a fake clock) and signed webhooks (a real HTTP server)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import msgspec
+import pytest
+
+from conftest import free_port
+from wireway.apps.sensor_ingest.alerts import (
+    AlertEngine,
+    AlertRule,
+    BusinessHours,
+    Webhooks,
+    default_rules,
+    normalize_sensors,
+)
+
+# 2025-10-14 is a Tuesday, 2025-10-18 a Saturday
+TUESDAY_10 = datetime(2025, 10, 14, 10, 0, tzinfo=UTC).timestamp()
+TUESDAY_22 = datetime(2025, 10, 14, 22, 0, tzinfo=UTC).timestamp()
+SATURDAY_11 = datetime(2025, 10, 18, 11, 0, tzinfo=UTC).timestamp()
+
+
+class Clock:
+    def __init__(self, now: float = TUESDAY_10) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Recorder:
+    """persist/notify hooks that remember what they were given."""
+
+    def __init__(self) -> None:
+        self.persisted: list[dict[str, Any]] = []
+        self.notified: list[dict[str, Any]] = []
+        self.fail_persist = 0
+
+    async def persist(self, alert: dict[str, Any]) -> None:
+        if self.fail_persist:
+            self.fail_persist -= 1
+            raise ConnectionError("database away")
+        self.persisted.append(alert)
+
+    async def notify(self, alert: dict[str, Any]) -> None:
+        self.notified.append(alert)
+
+
+_n = iter(range(1, 1_000_000))
+
+
+def reading(
+    device: str = "esp32-001",
+    *,
+    gas: float | None = None,
+    unit: str = "ppm",
+    presence: bool | None = None,
+    motion: bool | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    sensors: dict[str, Any] = {}
+    if gas is not None:
+        sensors["mq134"] = {"gas_concentration": gas, "unit": unit}
+    if presence is not None:
+        sensors["ld2410"] = {"presence": presence, "distance": 100, "energy": 50}
+    if motion is not None:
+        sensors["pir"] = {"motion_detected": motion}
+    return {
+        "device_id": device,
+        "timestamp": f"2025-10-14T10:00:{next(_n) % 60:02d}.{next(_n):06d}Z",
+        "received_at": "2025-10-14T10:00:00Z",
+        "sensors": sensors,
+        "device_metadata": metadata if metadata is not None else {"location": "lab"},
+    }
+
+
+def engine(clock: Clock, rec: Recorder, rules: list[AlertRule] | None = None) -> AlertEngine:
+    return AlertEngine(
+        default_rules() if rules is None else rules,
+        persist=rec.persist,
+        notify=rec.notify,
+        clock=clock,
+    )
+
+
+async def test_gas_spike_opens_one_alert_and_repeats_raise_its_count() -> None:
+    """One open alert per rule and device; repeats count, re-notify only after the cooldown."""
+    clock, rec = Clock(), Recorder()
+    alerts = engine(clock, rec)
+    assert await alerts.evaluate(reading(gas=250)) == []
+    (raised,) = await alerts.evaluate(reading(gas=650))
+    assert raised["event"] == "raised"
+    assert raised["rule"] == "high_gas_concentration"
+    assert raised["severity"] == "critical"
+    assert raised["state"] == "open"
+    assert raised["count"] == 1
+    assert raised["device_id"] == "esp32-001"
+    assert raised["message"] == "Gas concentration above 500 ppm on esp32-001"
+    assert raised["first_seen"] == raised["last_seen"] == "2025-10-14T10:00:00.000Z"
+    assert raised["acknowledged_at"] is None
+    assert raised["cleared_at"] is None
+    assert raised["data"]["sensors"]["mq134"]["gas_concentration"] == 650
+    assert [n["event"] for n in rec.notified] == ["raised"]
+    assert rec.persisted[-1]["id"] == raised["id"]
+    assert "event" not in rec.persisted[-1]
+
+    clock.advance(10)
+    (repeat,) = await alerts.evaluate(reading(gas=700))
+    assert repeat["event"] == "repeated"
+    assert repeat["id"] == raised["id"]
+    assert repeat["count"] == 2
+    assert repeat["last_seen"] == "2025-10-14T10:00:10.000Z"
+    assert repeat["first_seen"] == raised["first_seen"]
+    assert len(rec.notified) == 1  # within the 60 s cooldown: stored, not notified
+    assert rec.persisted[-1]["count"] == 2
+
+    clock.advance(60)
+    await alerts.evaluate(reading(gas=800))
+    assert [n["event"] for n in rec.notified] == ["raised", "repeated"]
+    assert rec.notified[-1]["count"] == 3
+    # another device gets its own alert
+    (other,) = await alerts.evaluate(reading("esp32-002", gas=900))
+    assert other["id"] != raised["id"]
+    assert len(alerts.list(state="open")) == 2
+    assert [a["device_id"] for a in alerts.list(device_id="esp32-002")] == ["esp32-002"]
+
+
+async def test_acknowledge_then_clear_when_the_condition_has_held() -> None:
+    """ack stops re-notification; clear after clear_after_seconds of normal readings."""
+    clock, rec = Clock(), Recorder()
+    alerts = engine(clock, rec)
+    (raised,) = await alerts.evaluate(reading(gas=650))
+    acked = await alerts.acknowledge(raised["id"])
+    assert acked is not None
+    assert acked["state"] == "acknowledged"
+    assert acked["acknowledged_at"] == "2025-10-14T10:00:00.000Z"
+    assert rec.persisted[-1]["state"] == "acknowledged"
+    assert await alerts.acknowledge("nope") is None
+
+    clock.advance(120)
+    (repeat,) = await alerts.evaluate(reading(gas=700))
+    assert repeat["state"] == "acknowledged"
+    assert repeat["count"] == 2
+    assert [n["event"] for n in rec.notified] == ["raised"]  # acknowledged: no re-notify
+
+    # normal readings: the wait starts at the first one
+    assert await alerts.evaluate(reading(gas=100)) == []
+    clock.advance(30)
+    assert await alerts.evaluate(reading(gas=100)) == []
+    clock.advance(20)
+    # another spike starts the wait again
+    await alerts.evaluate(reading(gas=900))
+    clock.advance(1)
+    assert await alerts.evaluate(reading(gas=100)) == []
+    clock.advance(59)
+    assert await alerts.evaluate(reading(gas=100)) == []
+    clock.advance(1)
+    # a reading without the gas sensor also counts as "condition false" for the default rule
+    (cleared,) = await alerts.evaluate(reading(presence=False))
+    assert cleared["event"] == "cleared"
+    assert cleared["state"] == "cleared"
+    assert cleared["id"] == raised["id"]
+    assert cleared["cleared_at"] == "2025-10-14T10:03:51.000Z"
+    assert cleared["count"] == 3
+    assert rec.notified[-1]["event"] == "cleared"
+    assert rec.persisted[-1]["state"] == "cleared"
+    assert alerts.list(state="open") == []
+    assert [a["id"] for a in alerts.list(state="cleared")] == [raised["id"]]
+
+    # a new occurrence is a new alert
+    (again,) = await alerts.evaluate(reading(gas=650))
+    assert again["event"] == "raised"
+    assert again["id"] != raised["id"]
+    assert again["count"] == 1
+
+
+async def test_clear_by_api() -> None:
+    """clear() closes an open alert at once and notifies; clearing twice changes nothing."""
+    clock, rec = Clock(), Recorder()
+    alerts = engine(clock, rec)
+    (raised,) = await alerts.evaluate(reading(gas=650))
+    clock.advance(5)
+    cleared = await alerts.clear(raised["id"])
+    assert cleared is not None
+    assert cleared["state"] == "cleared"
+    assert cleared["cleared_at"] == "2025-10-14T10:00:05.000Z"
+    assert rec.notified[-1]["event"] == "cleared"
+    assert await alerts.clear(raised["id"]) == cleared
+    assert await alerts.acknowledge(raised["id"]) == cleared
+    assert await alerts.clear("unknown") is None
+    (again,) = await alerts.evaluate(reading(gas=650))
+    assert again["id"] != raised["id"]
+
+
+async def test_custom_clear_condition_with_hysteresis() -> None:
+    """A clear condition that is false restarts the wait; one that cannot be evaluated does not."""
+    clock, rec = Clock(), Recorder()
+    rule = AlertRule(
+        name="gas_hysteresis",
+        condition="sensors.mq134.gas_concentration_ppm > 500",
+        clear_condition="sensors.mq134.gas_concentration_ppm < 300",
+        clear_after_seconds=10,
+        cooldown_seconds=0,
+    )
+    alerts = engine(clock, rec, [rule])
+    (raised,) = await alerts.evaluate(reading(gas=600))
+    await alerts.evaluate(reading(gas=200))  # the wait starts
+    clock.advance(6)
+    await alerts.evaluate(reading(gas=400))  # neither: the clear condition is false
+    clock.advance(6)
+    assert await alerts.evaluate(reading(gas=200)) == []  # so the wait started again
+    clock.advance(5)
+    assert await alerts.evaluate(reading(presence=True)) == []  # no gas: does not count
+    clock.advance(5)
+    (cleared,) = await alerts.evaluate(reading(gas=250))
+    assert cleared["event"] == "cleared"
+    assert cleared["id"] == raised["id"]
+    # cooldown 0: every repeat notifies
+    await alerts.evaluate(reading(gas=600))
+    await alerts.evaluate(reading(gas=600))
+    assert [n["event"] for n in rec.notified] == ["raised", "cleared", "raised", "repeated"]
+
+
+async def test_unauthorized_presence_only_outside_hours_and_in_secure_areas() -> None:
+    """Radar presence or PIR motion on a secure_area device, outside business hours."""
+    clock, rec = Clock(TUESDAY_10), Recorder()
+    alerts = engine(clock, rec)
+    secure = {"location": "vault", "secure_area": True}
+    assert await alerts.evaluate(reading(presence=True, metadata=secure)) == []  # office hours
+    clock.now = TUESDAY_22
+    assert await alerts.evaluate(reading("open-plan", presence=True)) == []  # not secure
+    assert await alerts.evaluate(reading("no-meta", motion=True, metadata={})) == []
+    assert await alerts.evaluate(reading("flag-off", motion=True, metadata={"secure_area": False})) == []
+    assert await alerts.evaluate(reading(presence=False, motion=False, metadata=secure)) == []
+    (night,) = await alerts.evaluate(reading(motion=True, metadata=secure))  # PIR alone
+    assert night["rule"] == "unauthorized_presence"
+    assert night["severity"] == "warning"
+    assert night["message"] == "Presence in secure area outside business hours on esp32-001 (vault)"
+    clock.now = SATURDAY_11  # weekend: outside business hours although 11:00
+    (weekend,) = await alerts.evaluate(reading("esp32-003", presence=True, metadata=secure))
+    assert weekend["rule"] == "unauthorized_presence"
+
+
+async def test_business_hours_follow_the_time_zone() -> None:
+    """Hours are local to the configured zone; `now_local_*` are in the context too."""
+    clock, rec = Clock(datetime(2025, 10, 14, 13, 0, tzinfo=UTC).timestamp()), Recorder()
+    tokyo = BusinessHours(timezone="Asia/Tokyo")  # 13:00 UTC is 22:00 in Tokyo
+    alerts = AlertEngine(default_rules(business_hours=tokyo), persist=rec.persist, clock=clock)
+    context = alerts.context(reading(), tokyo)
+    assert context["now_local_hour"] == 22
+    assert context["now_local_weekday"] == 1
+    assert context["in_business_hours"] is False
+    secure = {"secure_area": True}
+    (raised,) = await alerts.evaluate(reading(presence=True, metadata=secure))
+    assert raised["rule"] == "unauthorized_presence"
+    assert BusinessHours().contains(clock.now) is True  # 13:00 UTC on a Tuesday
+    overnight = BusinessHours(start_hour=22, end_hour=6, days=[0, 1, 2, 3, 4, 5, 6])
+    assert overnight.contains(TUESDAY_22) is True
+    assert overnight.contains(TUESDAY_10) is False
+    with pytest.raises(msgspec.ValidationError, match="unknown time zone"):
+        msgspec.convert({"timezone": "Mars/Olympus"}, BusinessHours)
+
+
+async def test_ppb_is_converted_to_ppm_before_comparing() -> None:
+    """600 ppb is 0.6 ppm (no alert); 600000 ppb is 600 ppm (alert)."""
+    clock, rec = Clock(), Recorder()
+    alerts = engine(clock, rec)
+    assert normalize_sensors({"mq134": {"gas_concentration": 750, "unit": "ppb"}}) == {
+        "mq134": {"gas_concentration": 750, "unit": "ppb", "gas_concentration_ppm": 0.75}
+    }
+    assert await alerts.evaluate(reading(gas=600, unit="ppb")) == []
+    (raised,) = await alerts.evaluate(reading(gas=600_000, unit="ppb"))
+    assert raised["rule"] == "high_gas_concentration"
+    assert raised["data"]["sensors"]["mq134"] == {"gas_concentration": 600_000, "unit": "ppb"}
+    custom = default_rules(gas_threshold_ppm=0.5)
+    low = AlertEngine(custom, persist=rec.persist, clock=clock)
+    assert len(await low.evaluate(reading("esp32-004", gas=600, unit="ppb"))) == 1
+
+
+async def test_failed_writes_are_raised_retried_and_not_counted_twice() -> None:
+    """persist fails: the error is raised; evaluating the same reading again stores it once."""
+    clock, rec = Clock(), Recorder()
+    alerts = engine(clock, rec)
+    spike = reading(gas=650)
+    rec.fail_persist = 1
+    with pytest.raises(ConnectionError):
+        await alerts.evaluate(spike)
+    assert rec.persisted == []
+    assert len(rec.notified) == 1  # notifications are not held back by storage
+    await alerts.evaluate(spike)  # the caller retries the batch
+    (stored,) = rec.persisted
+    assert stored["count"] == 1
+    assert alerts.list()[0]["count"] == 1
+
+
+async def test_load_restores_open_alerts() -> None:
+    """Rows from the database (datetimes, JSON text) come back; a repeat updates them."""
+    clock, rec = Clock(), Recorder()
+    alerts = engine(clock, rec)
+    alerts.load(
+        [
+            {
+                "id": "01ALERT",
+                "rule": "high_gas_concentration",
+                "device_id": "esp32-001",
+                "severity": "critical",
+                "state": "acknowledged",
+                "message": "stored",
+                "count": 4,
+                "first_seen": datetime(2025, 10, 14, 9, 0, tzinfo=UTC),
+                "last_seen": "2025-10-14T09:30:00.000Z",
+                "acknowledged_at": datetime(2025, 10, 14, 9, 5, tzinfo=UTC),
+                "cleared_at": None,
+                "data": json.dumps({"timestamp": "x", "sensors": {}}),
+            },
+            {"id": "broken"},
+        ]
+    )
+    (restored,) = alerts.list()
+    assert restored["first_seen"] == "2025-10-14T09:00:00.000Z"
+    assert restored["acknowledged_at"] == "2025-10-14T09:05:00.000Z"
+    assert restored["data"] == {"timestamp": "x", "sensors": {}}
+    (repeat,) = await alerts.evaluate(reading(gas=700))
+    assert repeat["id"] == "01ALERT"
+    assert repeat["count"] == 5
+    assert repeat["state"] == "acknowledged"
+
+
+def test_rules_are_checked_when_loaded() -> None:
+    """A CEL syntax error or a duplicate name is refused with a clear message."""
+    with pytest.raises(msgspec.ValidationError, match="CEL syntax error"):
+        msgspec.convert({"name": "x", "condition": "sensors.mq134 >"}, AlertRule)
+    with pytest.raises(msgspec.ValidationError, match="Object contains unknown field"):
+        msgspec.convert({"name": "x", "condition": "true", "level": "high"}, AlertRule)
+    rule = msgspec.convert({"name": "x", "condition": "true"}, AlertRule)
+    assert (rule.severity, rule.cooldown_seconds, rule.clear_after_seconds) == ("warning", 60, 60)
+
+    async def persist(alert: dict[str, Any]) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="two alert rules are named 'x'"):
+        AlertEngine([rule, rule], persist=persist)
+
+
+class Hooks:
+    """A real HTTP server that records webhook requests and answers as scripted."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                hooks.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = hooks.statuses.pop(0) if hooks.statuses else 200
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    server = Hooks()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+async def test_webhook_is_signed_and_retried(hooks: Hooks) -> None:
+    """The receiver can verify the HMAC-SHA256 of the body; 5xx is retried, 4xx is not."""
+    secret = "s3cret"
+    webhooks = Webhooks([hooks.url()], secret=secret, backoff_base=0.01)
+    alert = {"id": "A1", "rule": "high_gas_concentration", "device_id": "esp32-001", "count": 1}
+    hooks.statuses = [500, 503]
+    assert await webhooks.send(alert) is True
+    assert len(hooks.requests) == 3
+    headers, body = hooks.requests[-1]
+    assert json.loads(body) == alert
+    assert headers["content-type"] == "application/json"
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["x-wireway-signature"], expected)
+    assert all(h["x-wireway-signature"] == expected for h, _ in hooks.requests)
+
+    hooks.requests.clear()
+    hooks.statuses = [400]
+    assert await webhooks.send(alert) is False  # refused for good: no retry, no exception
+    assert len(hooks.requests) == 1
+
+    hooks.requests.clear()
+    hooks.statuses = [500, 500, 500, 500, 500]
+    assert await webhooks.send(alert) is False  # 1 attempt + 3 retries
+    assert len(hooks.requests) == 4
+    assert webhooks.failed == 2
+    await webhooks.close()
+
+
+async def test_webhook_to_a_dead_url_does_not_raise(hooks: Hooks) -> None:
+    """Connection refused on one URL: logged and reported, the other URL still gets it."""
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    webhooks = Webhooks([dead, hooks.url()], timeout=1, backoff_base=0.01)
+    assert await webhooks.send({"id": "A2"}) is False
+    ((headers, body),) = hooks.requests
+    assert "x-wireway-signature" not in headers  # no secret, no signature
+    assert json.loads(body) == {"id": "A2"}
+    await webhooks.close()
+    with pytest.raises(ValueError, match="http"):
+        Webhooks(["ftp://example.org/x"])

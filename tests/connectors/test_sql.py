@@ -1,0 +1,426 @@
+"""The sql connector on real SQLite and PostgreSQL: database layer, migrations, `sql` output."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from conftest import free_port, need_service
+from support import base_url, engine_from, eventually
+from wireway.apps.sensor_ingest.migrations import LATEST, MIGRATIONS, migrate
+from wireway.config import load_pattern
+from wireway.connectors.sql.db import (
+    Database,
+    Json,
+    RejectedData,
+    SqliteDatabase,
+    open_database,
+    sqlite_sql,
+)
+from wireway.envelope import Message
+from wireway.errors import NotConnected
+from wireway.runtime.store import DlqAdmin
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+APP_TABLES = ("sensor_readings", "devices", "api_keys", "alerts", "occupancy_daily")
+
+
+@asynccontextmanager
+async def pg_schema() -> AsyncIterator[str]:
+    """A PostgreSQL URL whose search_path (and application_name) is a new schema, dropped after."""
+    need_service("postgresql", 5432)
+    schema = f"wwtest_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG}?search_path={schema}&application_name={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database URL of each dialect."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/test.db"
+        return
+    async with pg_schema() as url:
+        yield url
+
+
+@pytest.fixture
+async def db(db_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    database = open_database(db_url, data_dir=tmp_path)
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def test_urls_and_sqlite_rewriting(tmp_path: Path) -> None:
+    """URLs pick the dialect and file; `$n`, casts and now() are rewritten outside literals."""
+    assert open_database("", data_dir=tmp_path).url == f"sqlite:///{tmp_path}/sensors.db"
+    rel = open_database("sqlite:///data/x.db", data_dir=tmp_path)
+    assert isinstance(rel, SqliteDatabase)
+    assert rel.path == str(Path.cwd() / "data/x.db")
+    absolute = open_database("sqlite:////var/tmp/x.db", data_dir=tmp_path)
+    assert isinstance(absolute, SqliteDatabase)
+    assert absolute.path == "/var/tmp/x.db"
+    pg = open_database("postgres://u:secret@db:5432/app", data_dir=tmp_path)
+    assert pg.dialect == "postgresql"
+    assert pg.url == "postgres://u:***@db:5432/app"
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        open_database("mysql://x/y", data_dir=tmp_path)
+    assert (
+        sqlite_sql("SELECT '$1 now()', $1::jsonb, $12 FROM t WHERE at < now() -- $3")
+        == "SELECT '$1 now()', ?1, ?12 FROM t WHERE at < strftime('%Y-%m-%dT%H:%M:%fZ','now') -- $3"
+    )
+
+
+async def test_migrations_create_the_tables_and_are_idempotent(db_url: str, tmp_path: Path) -> None:
+    """Every table exists after migrate; running it again, or twice at once, changes nothing."""
+    first, second = (open_database(db_url, data_dir=tmp_path) for _ in range(2))
+    try:
+        versions = list(await asyncio.gather(migrate(first), migrate(second)))  # concurrent starts
+        assert versions == [LATEST, LATEST]
+        assert await migrate(first) == LATEST
+        for table in APP_TABLES:
+            assert await first.fetchval(f"SELECT count(*) FROM {table}") == 0
+        rows = await first.fetch("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == [m.version for m in MIGRATIONS]
+        assert all(r["applied_at"].endswith("Z") for r in rows)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_one_shape_for_values_in_both_dialects(db: Database) -> None:
+    """Timestamps come back as RFC 3339 UTC text, JSON decoded; constraints are RejectedData."""
+    await migrate(db)
+    at = datetime(2026, 11, 24, 9, 50, 43, 531000, tzinfo=UTC)
+    insert = (
+        "INSERT INTO sensor_readings (device_id, timestamp, received_at, sensor_type, data,"
+        " metadata, message_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    )
+    local = at.astimezone(tz=UTC).replace(tzinfo=None)  # naive: taken as UTC
+    status = await db.execute(insert, "d1", at, local, "temperature", {"value": 21.5}, None, "m1")
+    assert status == "INSERT 0 1"
+    await db.executemany(insert, [("d1", at, at, "humidity", [1, 2], Json("s"), "m1")])
+    rows = await db.fetch(
+        "SELECT device_id, timestamp, received_at, data, metadata, created_at"
+        " FROM sensor_readings ORDER BY id"
+    )
+    assert rows[0]["timestamp"] == rows[0]["received_at"] == "2026-11-24T09:50:43.531Z"
+    assert rows[0]["data"] == {"value": 21.5}
+    assert rows[0]["metadata"] is None
+    assert rows[1]["data"] == [1, 2]
+    assert rows[1]["metadata"] == "s"
+    assert len(rows[0]["created_at"]) == 24
+    assert rows[0]["created_at"].endswith("Z")
+    with pytest.raises(RejectedData, match=r"(?i)unique|duplicate"):
+        await db.execute(insert, "d1", at, at, "temperature", {}, None, "m1")
+    with pytest.raises(RejectedData, match=r"(?i)null"):
+        await db.execute(insert, None, at, at, "x", {}, None, "m2")
+
+    async def rolled_back() -> None:
+        async with db.transaction() as tx:
+            await tx.execute(insert, "d2", at, at, "x", {}, None, "m3")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        await rolled_back()
+    async with db.transaction() as tx:
+        await tx.execute(insert, "d3", at, at, "x", {}, None, "m4")
+
+        async def half_duplicate() -> None:
+            async with tx.savepoint() as sp:
+                await sp.execute(insert, "d3", at, at, "y", {}, None, "m4")
+                await sp.execute(insert, "d3", at, at, "x", {}, None, "m4")  # duplicate
+
+        with pytest.raises(RejectedData):
+            await half_duplicate()
+    assert [r["device_id"] for r in await db.fetch("SELECT device_id FROM sensor_readings")] == [
+        "d1",
+        "d1",
+        "d3",
+    ]
+    assert await db.fetchrow("SELECT id FROM sensor_readings WHERE device_id = $1", "nope") is None
+    assert await db.ping()
+
+
+def reading(message_id: str, device: str, sensors: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    payload = {
+        "device_id": device,
+        "timestamp": "2026-11-24T07:50:43.531+01:00",
+        "sensors": sensors,
+    }
+    return {"messageId": message_id, "messageType": "data", "payload": {**payload, **extra}}
+
+
+def sql_pattern(url: str, port: int, retries: int = 1) -> str:
+    return f"""
+pattern: {{name: readings}}
+interfaces:
+  input:
+    - {{type: tcp, address: "127.0.0.1:{port}", ack: true}}
+  output:
+    - type: sql
+      url: "{url}"
+      table: sensor_readings
+      migrate: sensor_readings
+      explode: payload.sensors
+      columns:
+        device_id: payload.device_id
+        timestamp: payload.timestamp
+        received_at: $now
+        sensor_type: $key
+        data: $value
+        metadata: payload.metadata?
+        message_id: messageId
+      timestamp_columns: [timestamp, received_at]
+      json_columns: [data, metadata]
+settings: {{retries: {retries}, backoff_base: 0.05, breaker_timeout: 0.2}}
+"""
+
+
+async def send_lines(port: int, values: list[Any]) -> bytes:
+    import json
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"".join(json.dumps(v).encode() + b"\n" for v in values))
+    await writer.drain()
+    ack = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    return ack
+
+
+async def test_sql_output_writes_a_row_per_sensor_once(db_url: str, tmp_path: Path) -> None:
+    """tcp -> sql with explode: one row per sensor; a redelivery adds nothing; bad rows refuse only their message."""
+    port = free_port()
+    reader = open_database(db_url, data_dir=tmp_path)
+    count = "SELECT count(*) FROM sensor_readings"
+    try:
+        async with engine_from(tmp_path, sql_pattern(db_url, port)) as engine:
+            first = reading("m-1", "kit-01", {"temperature": {"value": 21.5, "unit": "C"},
+                                              "humidity": {"value": 40}, "motion": True},
+                            metadata={"site": "a"})  # fmt: skip
+            second = reading("m-2", "kit-02", {"temperature": {"value": 19.0}, "co2": 612})
+            assert await send_lines(port, [first, second]) == b"ok 2\n"
+            await eventually(lambda: engine.runners[0].routes[0].delivered == 2)
+            assert await reader.fetchval(count) == 5
+            rows = await reader.fetch(
+                "SELECT device_id, timestamp, received_at, sensor_type, data, metadata, message_id"
+                " FROM sensor_readings WHERE message_id = 'm-1' ORDER BY sensor_type"
+            )
+            assert [r["sensor_type"] for r in rows] == ["humidity", "motion", "temperature"]
+            assert rows[2]["data"] == {"value": 21.5, "unit": "C"}
+            assert rows[1]["data"] is True
+            assert rows[0]["timestamp"] == "2026-11-24T06:50:43.531Z"  # UTC
+            assert rows[0]["metadata"] == {"site": "a"}
+            assert rows[0]["received_at"].endswith("Z")
+
+            # the same message again (a redelivery): no second row
+            assert await send_lines(port, [first]) == b"ok 1\n"
+            await eventually(lambda: engine.runners[0].routes[0].delivered == 3)
+            assert await reader.fetchval(count) == 5
+
+            # one batch: a good message between a too long device_id and a missing one
+            bad_long = reading("m-3", "x" * 101, {"temperature": 1})
+            good = reading("m-4", "kit-03", {"temperature": 2, "humidity": 3})
+            bad_missing = {
+                "messageId": "m-5",
+                "messageType": "data",
+                "payload": {"sensors": {"a": 1}},
+            }
+            assert await send_lines(port, [bad_long, good, bad_missing]) == b"ok 3\n"
+            store = engine.sqlite
+            assert store is not None
+            await eventually(lambda: store.dlq_depth("readings") == 2)
+            await eventually(lambda: engine.runners[0].routes[0].delivered == 4)
+            assert await reader.fetchval(count) == 7
+            assert await reader.fetchval("SELECT count(*) FROM sensor_readings WHERE message_id = 'm-4'") == 2
+            assert engine.health()["services"]["storage"] == "up"
+        letters = {
+            r["message_id"]: r["reason"] for r in DlqAdmin(tmp_path / "data" / "wireway.db").list("readings")
+        }
+        assert "longer than 100 characters" in letters["m-3"]
+        assert "`payload.device_id` is missing" in letters["m-5"]
+    finally:
+        await reader.close()
+
+
+async def test_a_row_the_database_refuses_refuses_only_its_message(db_url: str, tmp_path: Path) -> None:
+    """A constraint only the database knows (a CHECK) falls back to one savepoint per message."""
+    database = open_database(db_url, data_dir=tmp_path)
+    await database.open()
+    try:
+        await database.execute("CREATE TABLE checked (id VARCHAR(20) PRIMARY KEY, n INTEGER CHECK (n >= 0))")
+        text = f"""
+pattern: {{name: checked}}
+interfaces:
+  input: [{{type: http, address: /in}}]
+  output:
+    - {{type: sql, url: "{db_url}", table: checked, on_conflict: error, columns: {{id: messageId, n: payload.n}}}}
+settings: {{retries: 0}}
+"""
+        async with engine_from(tmp_path, text) as engine:
+            batch = [{"messageId": f"c-{n}", "messageType": "data", "payload": {"n": n}} for n in (1, -1, 2)]
+            batch.append({"messageId": "c-1", "messageType": "data", "payload": {"n": 5}})  # duplicate
+            async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as client:
+                assert (await client.post("/in", json=batch)).status_code == 202
+            store = engine.sqlite
+            assert store is not None
+            await eventually(lambda: store.dlq_depth("checked") == 2)
+            await eventually(lambda: engine.runners[0].routes[0].delivered == 2)
+        rows = await database.fetch("SELECT id, n FROM checked ORDER BY id")
+        assert rows == [{"id": "c-1", "n": 1}, {"id": "c-2", "n": 2}]
+        reasons = sorted(r["reason"] for r in DlqAdmin(tmp_path / "data" / "wireway.db").list("checked"))
+        assert all(r.startswith("refused by the database") for r in reasons)
+    finally:
+        await database.close()
+
+
+async def test_unreachable_database_retries_and_reports_storage_down(tmp_path: Path) -> None:
+    """A closed port: the engine still starts, writes raise NotConnected, /health says storage down."""
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    port = free_port()
+    async with engine_from(tmp_path, sql_pattern(url, port)) as engine:
+        route = engine.runners[0].routes[0]
+        with pytest.raises(NotConnected, match="cannot connect to PostgreSQL"):
+            await route.output.write([Message("m-x", "2026-11-24T07:50:43.531Z", {})])
+        assert await send_lines(port, [reading("m-1", "kit-01", {"a": 1})]) == b"ok 1\n"
+        await eventually(lambda: "NotConnected" in route.last_error)
+        async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as client:
+            health = (await client.get("/health")).json()
+        assert health["services"]["storage"] == "down"
+        assert health["status"] == "degraded"
+
+
+async def test_output_recovers_when_its_connections_are_killed(tmp_path: Path) -> None:
+    """pg_terminate_backend on every pooled connection: a retry on a new connection delivers."""
+    port = free_port()
+    async with pg_schema() as url:
+        app_name = url.rsplit("=", 1)[1]
+        async with engine_from(tmp_path, sql_pattern(url, port, retries=5)) as engine:
+            route = engine.runners[0].routes[0]
+            assert await send_lines(port, [reading("m-1", "kit-01", {"a": 1})]) == b"ok 1\n"
+            await eventually(lambda: route.delivered == 1)
+            admin = await asyncpg.connect(PG)
+            killed = await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                app_name,
+            )
+            assert killed
+            assert await send_lines(port, [reading("m-2", "kit-01", {"a": 2, "b": 3})]) == b"ok 1\n"
+            await eventually(lambda: route.delivered == 2)
+            count = await admin.fetchval(
+                f"SELECT count(*) FROM {app_name}.sensor_readings WHERE message_id = 'm-2'"
+            )
+            await admin.close()
+            assert count == 2
+            assert route.failed == 0
+            assert engine.health()["services"]["storage"] == "up"
+
+
+def test_config_errors_name_the_option(tmp_path: Path) -> None:
+    """Bad options are reported at load with their key path."""
+    cases = {
+        'url: "mysql://x/y", table: t, columns: {a: messageId}': "url",
+        'url: "sqlite://", table: "t;drop", columns: {a: messageId}': "table",
+        'url: "sqlite://", table: t, columns: {a: $value}': "columns.a",
+        'url: "sqlite://", table: t, columns: {a: payload..x}': "columns.a",
+        'url: "sqlite://", table: t, columns: {a: metadata.nope}': "columns.a",
+        'url: "sqlite://", table: t, columns: {a: messageId}, json_columns: [b]': "json_columns",
+    }
+    for options, where in cases.items():
+        path = tmp_path / "p.yaml"
+        path.write_text(
+            "pattern: {name: p}\ninterfaces:\n  input: [{type: http, address: /in}]\n"
+            f"  output: [{{type: sql, {options}}}]\n"
+        )
+        pattern, errors = load_pattern(path)
+        assert pattern is None, options
+        assert errors, options
+        assert any(e.path == f"interfaces.output[0].{where}" for e in errors), [str(e) for e in errors]
+
+
+async def test_timestamps_sort_as_text_in_sqlite(tmp_path: Path) -> None:
+    """Offsets are normalized to UTC with milliseconds, so text order is time order."""
+    database = open_database(f"sqlite:///{tmp_path}/t.db", data_dir=tmp_path)
+    try:
+        await migrate(database)
+        base = datetime(2026, 11, 24, tzinfo=UTC)
+        stamps = [base + timedelta(milliseconds=n * 999) for n in (3, 1, 2, 0)]
+        await database.executemany(
+            "INSERT INTO api_keys (key_id, key_hash, role, created_at) VALUES ($1, $2, 'device', $3)",
+            [(f"k{i}", f"h{i}", ts) for i, ts in enumerate(stamps)],
+        )
+        rows = await database.fetch("SELECT key_id FROM api_keys ORDER BY created_at")
+        assert [r["key_id"] for r in rows] == ["k3", "k1", "k2", "k0"]
+    finally:
+        await database.close()
+
+
+async def test_paths_and_value_checks(tmp_path: Path) -> None:
+    """$value.x, list explode, metadata paths, and the reasons a value does not fit."""
+    from wireway.connectors.sql.config import SqlOutputConfig
+    from wireway.connectors.sql.output import Plan, Unfit, describe
+
+    database = open_database("sqlite:///:memory:", data_dir=tmp_path)
+    await database.execute(
+        "CREATE TABLE t (k VARCHAR(5) NOT NULL, n INTEGER, unit TEXT, cid TEXT, ok BOOLEAN,"
+        " at TEXT, blob JSON_TEXT)"
+    )
+    config = SqlOutputConfig(
+        url="sqlite://",
+        table="t",
+        explode="payload.items",
+        columns={
+            "k": "$key",
+            "n": "$value.n?",
+            "unit": "$value.unit?",
+            "cid": "metadata.correlationId",
+            "ok": "payload.ok?",
+            "at": "timestamp",
+            "blob": "payload",
+        },
+        timestamp_columns=["at"],
+    )
+    plan = Plan(config, "sqlite", await describe(database, "t"))
+    await database.close()
+    now = datetime.now(UTC)
+
+    def msg(payload: Any) -> Message:
+        m = Message("m", "2026-11-24T08:50:43.531+01:00", payload)
+        m.metadata.correlation_id = "c-1"
+        return m
+
+    rows = plan.rows(msg({"items": {"a": {"n": 2.0, "unit": "C"}, "b": {}}, "ok": True}), now)
+    blob = '{"items":{"a":{"n":2.0,"unit":"C"},"b":{}},"ok":true}'
+    ts = "2026-11-24T07:50:43.531Z"
+    assert rows == [("a", 2, "C", "c-1", True, ts, blob), ("b", None, None, "c-1", True, ts, blob)]
+    assert [r[0] for r in plan.rows(msg({"items": [{"n": 1}, {"n": 2}]}), now)] == ["0", "1"]
+    bad = {
+        "`payload.items` is missing": {},
+        "`payload.items` is empty": {"items": {}},
+        "`payload.items` is a string, not an object": {"items": "x"},
+        "payload.items.toolong: column `k`": {"items": {"toolong": {}}},
+        "column `n` (`$value.n?`): expected an integer, got a string": {"items": {"a": {"n": "1"}}},
+        "column `n` (`$value.n?`): expected an integer, got float": {"items": {"a": {"n": 1.5}}},
+        "column `ok` (`payload.ok?`): expected true or false": {"items": {"a": {}}, "ok": 1},
+    }
+    for reason, payload in bad.items():
+        with pytest.raises(Unfit) as caught:
+            plan.rows(msg(payload), now)
+        assert reason in str(caught.value)

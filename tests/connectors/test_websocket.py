@@ -1,0 +1,421 @@
+"""The websocket output and hub: a real server, real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from conftest import free_port
+from support import base_url, engine_from, eventually
+from wireway.connectors.websocket import get_hub
+from wireway.connectors.websocket.hub import Hub
+from wireway.observability.metrics import render
+from wireway.runtime.engine import Engine
+
+FULL = {
+    "ld2410": {"presence": True, "distance": 150, "energy": 75},
+    "pir": {"motion_detected": True},
+    "mq134": {"gas_concentration": 250, "unit": "ppm"},
+}
+
+
+def pattern(path: str, options: str = "") -> str:
+    return f"""
+pattern: {{name: live, type: port-mapping}}
+interfaces:
+  input:
+    - {{type: http, address: /ingest}}
+  output:
+    - {{type: websocket, path: "{path}"{options}}}
+settings: {{buffer: memory}}
+"""
+
+
+def reading(device: str, sensors: dict[str, Any] | None = None, n: int = 0) -> dict[str, Any]:
+    return {
+        "device_id": device,
+        "timestamp": "2025-10-16T18:33:58Z",
+        "n": n,
+        "sensors": FULL if sensors is None else sensors,
+    }
+
+
+def ws_url(engine: Engine, path: str, query: str = "") -> str:
+    host, port = engine.http
+    return f"ws://{host}:{port}{path}{query}"
+
+
+async def recv(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    """The next JSON message (bounded in time)."""
+    raw = await asyncio.wait_for(ws.recv(), timeout)
+    value = json.loads(raw)
+    assert isinstance(value, dict)
+    return value
+
+
+async def recv_until(
+    ws: ClientConnection, done: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """Every message up to and including the first for which `done` is true."""
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            got.append(await recv(ws, timeout))
+            if done(got[-1]):
+                return got
+
+
+async def post(engine: Engine, *values: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as c:
+        r = await c.post("/ingest", json=list(values))
+        assert r.status_code == 202, r.text
+
+
+def is_rfc3339(text: str) -> bool:
+    return text.endswith("Z") and datetime.fromisoformat(text.replace("Z", "+00:00")) is not None
+
+
+def marker(n: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: m.get("type") == "sensor-data" and m["data"].get("n") == n
+
+
+async def test_connect_subscribe_and_device_filter(tmp_path: Path) -> None:
+    """connected on connect, subscribed echoes filters, then only that device's readings."""
+    path = "/ws-device"
+    async with engine_from(tmp_path, pattern(path)) as engine:
+        async with connect(ws_url(engine, path)) as ws, connect(ws_url(engine, path)) as other:
+            hello = await recv(ws)
+            assert hello["type"] == "connected"
+            assert hello["message"] == "Connected to wireway live stream"
+            assert is_rfc3339(hello["timestamp"])
+            await recv(other)
+            await ws.send(json.dumps({"type": "subscribe", "filters": {"device_id": "esp32-001"}}))
+            sub = await recv(ws)
+            assert sub["type"] == "subscribed"
+            assert sub["filters"] == {"device_id": "esp32-001"}
+            assert is_rfc3339(sub["timestamp"])
+            await post(engine, reading("esp32-002", n=1), reading("esp32-001", n=2))
+            await post(engine, reading("esp32-002", n=3), reading("esp32-001", n=4))
+            got = await recv_until(ws, marker(4))
+            assert [m["data"]["n"] for m in got] == [2, 4]
+            assert all(m["data"]["device_id"] == "esp32-001" for m in got)
+            first = got[0]
+            assert first["type"] == "sensor-data"
+            assert first["data"]["sensors"] == FULL
+            assert is_rfc3339(first["timestamp"])
+            # a client without a subscription receives every reading
+            everything = await recv_until(other, marker(4))
+            assert [m["data"]["n"] for m in everything] == [1, 2, 3, 4]
+            # a list of devices, then unsubscribe: everything again
+            await ws.send(json.dumps({"type": "subscribe", "filters": {"device_id": ["a", "esp32-002"]}}))
+            assert (await recv(ws))["type"] == "subscribed"
+            await post(engine, reading("esp32-001", n=5), reading("esp32-002", n=6))
+            assert [m["data"]["n"] for m in await recv_until(ws, marker(6))] == [6]
+            await ws.send(json.dumps({"type": "unsubscribe"}))
+            unsub = await recv(ws)
+            assert unsub["type"] == "unsubscribed"
+            assert is_rfc3339(unsub["timestamp"])
+            await post(engine, reading("esp32-001", n=7), reading("esp32-002", n=8))
+            assert [m["data"]["n"] for m in await recv_until(ws, marker(8))] == [7, 8]
+
+
+async def test_sensor_type_filter_trims_sensors(tmp_path: Path) -> None:
+    """A sensor_type filter passes readings carrying that sensor, trimmed to it."""
+    path = "/ws-sensor-type"
+    async with engine_from(tmp_path, pattern(path)) as engine:
+        async with connect(ws_url(engine, path)) as ws, connect(ws_url(engine, path)) as other:
+            await recv(ws)
+            await recv(other)
+            await ws.send(json.dumps({"type": "subscribe", "filters": {"sensor_type": "pir"}}))
+            await recv(ws)
+            radar_only = {"ld2410": {"presence": False, "distance": 0, "energy": 0}}
+            await post(
+                engine,
+                reading("esp32-001", n=1),
+                reading("esp32-001", radar_only, n=2),
+                reading("esp32-002", {"pir": {"motion_detected": False}}, n=3),
+            )
+            got = await recv_until(ws, marker(3))
+            assert [m["data"]["n"] for m in got] == [1, 3]
+            assert got[0]["data"]["sensors"] == {"pir": {"motion_detected": True}}
+            assert got[0]["data"]["device_id"] == "esp32-001"
+            # the other client still gets the untrimmed reading (a copy was trimmed)
+            untrimmed = await recv_until(other, marker(1))
+            assert untrimmed[-1]["data"]["sensors"] == FULL
+            # two sensor types and a device filter together
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "subscribe",
+                        "filters": {"sensor_type": ["pir", "mq134"], "device_id": "esp32-001"},
+                    }
+                )
+            )
+            await recv(ws)
+            await post(engine, reading("esp32-002", n=4), reading("esp32-001", n=5))
+            (last,) = await recv_until(ws, marker(5))
+            assert last["data"]["sensors"] == {"pir": FULL["pir"], "mq134": FULL["mq134"]}
+
+
+async def test_ping_unknown_type_and_bad_json(tmp_path: Path) -> None:
+    """ping -> pong; unknown type and invalid JSON get the protocol's error messages."""
+    path = "/ws-errors"
+    async with engine_from(tmp_path, pattern(path)) as engine:
+        async with connect(ws_url(engine, path)) as ws:
+            await recv(ws)
+            await ws.send(json.dumps({"type": "ping"}))
+            pong = await recv(ws)
+            assert pong["type"] == "pong"
+            assert is_rfc3339(pong["timestamp"])
+            await ws.send(json.dumps({"type": "dance"}))
+            assert await recv(ws) == {"type": "error", "message": "Unknown message type"}
+            await ws.send("{not json")
+            assert await recv(ws) == {"type": "error", "message": "Invalid message format"}
+            await ws.send(json.dumps({"type": "subscribe", "filters": "esp32-001"}))
+            assert await recv(ws) == {"type": "error", "message": "Invalid message format"}
+            # the connection is still usable
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await recv(ws))["type"] == "pong"
+
+
+async def test_alerts_and_occupancy_only_for_clients_that_ask(tmp_path: Path) -> None:
+    """alert/occupancy messages need alerts/occupancy: true; device filters still apply."""
+    path = "/ws-opt-in"
+    hub = get_hub(path)
+    async with engine_from(tmp_path, pattern(path)) as engine:
+        async with (
+            connect(ws_url(engine, path)) as plain,
+            connect(ws_url(engine, path)) as watcher,
+            connect(ws_url(engine, path)) as other_device,
+        ):
+            for ws in (plain, watcher, other_device):
+                await recv(ws)
+            await watcher.send(
+                json.dumps(
+                    {
+                        "type": "subscribe",
+                        "filters": {"sensor_type": "mq134"},
+                        "alerts": True,
+                        "occupancy": True,
+                    }
+                )
+            )
+            sub = await recv(watcher)
+            assert sub["alerts"] is True
+            assert sub["occupancy"] is True
+            await other_device.send(
+                json.dumps({"type": "subscribe", "filters": {"device_id": "esp32-009"}, "alerts": True})
+            )
+            await recv(other_device)
+            await eventually(lambda: hub.clients == 3)
+            alert = {"id": "A1", "rule": "high_gas_concentration", "device_id": "esp32-001"}
+            occupancy = {"device_id": "esp32-001", "location": "lab", "occupied": True}
+            assert hub.publish("alert", alert) == 1
+            assert hub.publish("occupancy", occupancy) == 1
+            await post(engine, reading("esp32-001", n=1))
+            got = await recv_until(watcher, marker(1))
+            assert [m["type"] for m in got] == ["alert", "occupancy", "sensor-data"]
+            assert got[0]["data"] == alert
+            assert is_rfc3339(got[0]["timestamp"])
+            assert got[1]["data"] == occupancy
+            assert list(got[2]["data"]["sensors"]) == ["mq134"]
+            assert [m["type"] for m in await recv_until(plain, marker(1))] == ["sensor-data"]
+            # esp32-009's client got neither the alert nor esp32-001's reading
+            await post(engine, reading("esp32-009", n=2))
+            assert [m["data"]["n"] for m in await recv_until(other_device, marker(2))] == [2]
+
+
+async def test_authentication_hook(tmp_path: Path) -> None:
+    """Header, query and first-message credentials; anything else gets 4401."""
+    path = "/ws-auth"
+    hub = get_hub(path)
+    seen: list[tuple[dict[str, str], dict[str, str], dict[str, Any] | None]] = []
+
+    async def authenticate(
+        headers: dict[str, str], query: dict[str, str], first: dict[str, Any] | None
+    ) -> str | None:
+        seen.append((headers, query, first))
+        key = headers.get("x-api-key") or query.get("api_key") or query.get("token")
+        if first is not None:
+            key = first.get("api_key")
+        return None if key == "good" else "invalid key"
+
+    async with engine_from(tmp_path, pattern(path)) as engine:
+        hub.authenticate = authenticate
+        async with connect(ws_url(engine, path), additional_headers={"X-API-Key": "good"}) as ws:
+            assert (await recv(ws))["type"] == "connected"
+        async with connect(ws_url(engine, path, "?api_key=good")) as ws:
+            assert (await recv(ws))["type"] == "connected"
+        async with connect(ws_url(engine, path, "?token=good")) as ws:
+            assert (await recv(ws))["type"] == "connected"
+        async with connect(ws_url(engine, path)) as ws:
+            assert (await recv(ws))["type"] == "connected"
+            await ws.send(json.dumps({"type": "auth", "api_key": "good"}))
+            authed = await recv(ws)
+            assert authed["type"] == "authenticated"
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await recv(ws))["type"] == "pong"
+            await post(engine, reading("esp32-001", n=1))
+            assert (await recv(ws))["data"]["n"] == 1
+        assert seen[-1][2] == {"type": "auth", "api_key": "good"}
+
+        for url, headers, first in [
+            (ws_url(engine, path), {"X-API-Key": "bad"}, None),
+            (ws_url(engine, path, "?api_key=bad"), {}, None),
+            (ws_url(engine, path), {}, {"type": "auth", "api_key": "bad"}),
+            (ws_url(engine, path), {}, {"type": "subscribe"}),
+        ]:
+            async with connect(url, additional_headers=headers) as ws:
+                if first is not None:
+                    assert (await recv(ws))["type"] == "connected"
+                    await ws.send(json.dumps(first))
+                assert await recv(ws) == {"type": "error", "message": "Unauthorized"}
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert ws.close_code == 4401, (url, headers, first)
+        # refused clients never received a reading
+        await eventually(lambda: hub.clients == 0)
+        assert hub.publish("sensor-data", reading("esp32-001")) == 0
+
+
+async def test_slow_client_drops_oldest_and_ingestion_never_waits(tmp_path: Path) -> None:
+    """A client that never reads loses its oldest messages; a reading client keeps up."""
+    path = "/ws-slow"
+    hub = get_hub(path)
+    async with engine_from(tmp_path, pattern(path, ", queue_size: 200")) as engine:
+        async with (
+            connect(ws_url(engine, path), max_queue=4, compression=None, close_timeout=0.5) as slow,
+            connect(ws_url(engine, path), compression=None) as fast,
+        ):
+            await recv(slow)  # then it never reads again
+            await recv(fast)
+            await eventually(lambda: hub.clients == 2)
+            received: list[int] = []
+
+            async def read_fast() -> None:
+                while True:
+                    m = await recv(fast, 10)
+                    received.append(m["data"]["n"])
+                    if m["data"]["n"] == 4999:
+                        return
+
+            reader = asyncio.create_task(read_fast())
+            blob = secrets.token_hex(4000)  # 8 kB each: the slow client's buffers fill up
+            loop = asyncio.get_running_loop()
+            for start in range(0, 5000, 50):
+                t0 = loop.time()
+                for n in range(start, start + 50):
+                    hub.publish("sensor-data", {"device_id": "esp32-001", "n": n, "blob": blob})
+                assert loop.time() - t0 < 0.5  # publishing never waits for a client
+                await asyncio.sleep(0.002)
+            await asyncio.wait_for(reader, 30)
+            stats = {s["peer"]: s for s in hub.stats()}
+            assert len(stats) == 2
+            slow_stats = max(stats.values(), key=lambda s: s["dropped"])
+            fast_stats = min(stats.values(), key=lambda s: s["dropped"])
+            assert slow_stats["dropped"] > 1000
+            assert slow_stats["queued"] <= 200
+            assert fast_stats["dropped"] < slow_stats["dropped"]
+            assert hub.dropped >= slow_stats["dropped"] + fast_stats["dropped"]
+            assert received[-1] == 4999  # the fast client got the latest
+            assert len(received) > slow_stats["sent"]
+            assert received == sorted(received)
+
+
+async def test_extra_port_accepts_any_path(tmp_path: Path) -> None:
+    """With `port`, a second server takes WebSocket clients on any path; HTTP gets 426."""
+    path = "/ws-extra"
+    port = free_port()
+    async with engine_from(tmp_path, pattern(path, f", port: {port}")) as engine:
+        async with (
+            connect(f"ws://127.0.0.1:{port}/") as root,
+            connect(f"ws://127.0.0.1:{port}/any/path?x=1") as deep,
+        ):
+            assert (await recv(root))["type"] == "connected"
+            assert (await recv(deep))["type"] == "connected"
+            await deep.send(json.dumps({"type": "subscribe", "filters": {"device_id": "b"}}))
+            await recv(deep)
+            await post(engine, reading("a", n=1), reading("b", n=2))
+            assert [m["data"]["n"] for m in await recv_until(root, marker(2))] == [1, 2]
+            assert [m["data"]["n"] for m in await recv_until(deep, marker(2))] == [2]
+            async with httpx.AsyncClient(trust_env=False) as c:
+                r = await c.get(f"http://127.0.0.1:{port}/status")
+            assert r.status_code == 426
+    # stopped with the engine
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def test_unresponsive_client_is_dropped_by_protocol_ping(tmp_path: Path) -> None:
+    """Ping frames every ping_interval: a peer that never answers is closed, others stay."""
+    path = "/ws-keepalive"
+    hub = get_hub(path)
+    options = ", ping_interval: 0.2, ping_timeout: 0.3"
+    async with engine_from(tmp_path, pattern(path, options)) as engine:
+        host, port = engine.http
+        async with connect(ws_url(engine, path), ping_interval=None) as alive:
+            await recv(alive)
+            # a raw peer: completes the handshake, then never reads or answers
+            raw = socket.create_connection((host, port))
+            raw.sendall(
+                (
+                    f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
+            )
+            try:
+                await eventually(lambda: hub.clients == 2, timeout=5)
+                await eventually(lambda: hub.clients == 1, timeout=5)
+            finally:
+                raw.close()
+            await asyncio.sleep(1.0)  # five more intervals: the answering client stays
+            await alive.send(json.dumps({"type": "ping"}))
+            assert (await recv(alive))["type"] == "pong"
+            assert hub.clients == 1
+
+
+async def test_envelope_mode_custom_kind_and_connection_gauge(tmp_path: Path) -> None:
+    """payload_only: false pushes the envelope under `kind`; the gauge counts clients."""
+    path = "/ws-envelope"
+    options = ", kind: order-event, payload_only: false"
+    async with engine_from(tmp_path, pattern(path, options)) as engine:
+        async with connect(ws_url(engine, path)) as ws:
+            await recv(ws)
+            assert 'active_connections{connection_type="websocket",kind="websocket"} 1.0' in (
+                render().decode()
+            )
+            await post(engine, {"id": 7})
+            got = await recv(ws)
+            assert got["type"] == "order-event"
+            assert got["data"]["payload"] == {"id": 7}
+            assert got["data"]["source"] == "live.http"
+            assert "messageId" in got["data"]
+        await eventually(lambda: get_hub(path).clients == 0)
+        await eventually(
+            lambda: (
+                'active_connections{connection_type="websocket",kind="websocket"} 0.0' in render().decode()
+            )
+        )
+        async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as c:
+            assert (await c.get("/health")).json()["status"] == "healthy"
+
+
+def test_two_extra_ports_for_one_hub_are_refused() -> None:
+    """One hub serves at most one extra port."""
+    hub = Hub("/ws-conflict")
+    hub.configure(port=3001)
+    hub.configure(port=3001)
+    with pytest.raises(Exception, match="already has the extra port"):
+        hub.configure(port=3002)
