@@ -47,12 +47,14 @@ def page(kind: str, name: str) -> str:
         "| --- | --- | --- | --- |",
     ]
     if kind != "processor":
-        common = ["name", "format"] + (["when"] if kind == "output" else [])
+        common = ["name", "format", "enabled"] + (["when", "buffer"] if kind == "output" else [])
         for key in common:
             desc = {
                 "name": "label in metrics, logs and `source` (default `<pattern>.<type>`)",
                 "format": "`json` or `jsonl`",
                 "when": "CEL condition: only matching messages go to this output",
+                "enabled": "`false` leaves this entry out (handy with `${VAR:-true}`)",
+                "buffer": "`memory` for this output alone (lossy, faster); the pattern's otherwise",
             }[key]
             lines.append(f"| `{key}` | `str` | optional | {desc} |")
     lines += [_row(f) for f in msgspec.structs.fields(spec.config)]

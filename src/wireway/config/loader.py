@@ -121,11 +121,16 @@ class _Loader:
                 when = Expr(entry["when"])
             except ExpressionError as exc:
                 self.fail(join(path, "when"), str(exc))
+        buffer = entry.get("buffer")
+        if kind == "output" and buffer not in (None, "memory", "durable"):
+            self.fail(join(path, "buffer"), "expected memory or durable")
         options = {k: v for k, v in entry.items() if k not in common}
         config = self.convert(options, spec.config, path, extra=common)
         if config is None:
             return None
-        return Interface(kind, type_, str(name), str(fmt), config, path, self.doc.line(path), when)
+        return Interface(
+            kind, type_, str(name), str(fmt), config, path, self.doc.line(path), when, buffer
+        )
 
     def step(self, entry: Any, path: str) -> Step | None:
         if not isinstance(entry, dict) or len(entry) != 1:

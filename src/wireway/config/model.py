@@ -69,7 +69,7 @@ class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
 
 # Keys every interface entry may carry besides its connector's own options.
 INPUT_COMMON = ("type", "name", "format", "enabled")
-OUTPUT_COMMON = ("type", "name", "format", "when", "enabled")
+OUTPUT_COMMON = ("type", "name", "format", "when", "enabled", "buffer")
 FORMATS = ("json", "jsonl")
 
 
@@ -85,6 +85,7 @@ class Interface:
     path: str
     line: int
     when: Expr | None = None
+    buffer: str | None = None  # an output's own `buffer: memory` (the pattern's otherwise)
 
 
 @dataclass

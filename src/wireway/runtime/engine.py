@@ -109,7 +109,7 @@ class Engine:
         await self.memory.open()
         pending = self.sqlite.pending() if self.sqlite else []
         for pattern in self.patterns:
-            runner = PatternRunner(pattern, self.store_for(pattern))
+            runner = PatternRunner(pattern, self.store_for(pattern), self.memory)
             runner.on_dlq = self._dlq_changed
             runner.restore(pending)
             self.runners.append(runner)

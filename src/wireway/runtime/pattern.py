@@ -37,6 +37,7 @@ class Route:
         self.iface = iface
         self.output = output
         self.queue_name = f"{runner.name}/{iface.name}"
+        self.store = runner.memory if iface.buffer == "memory" else runner.store
         settings = runner.pattern.settings
         self.queue = OutputQueue(self.queue_name, settings.buffer_size)
         self.breaker = Breaker(settings.breaker_threshold, settings.breaker_timeout)
@@ -108,7 +109,7 @@ class Route:
                     await self.dead_letter([batch[i]], reason)
                 batch = [it for i, it in enumerate(batch) if i not in refused]
             self.confirm(batch, now)
-            self.runner.ack([it.id for it in batch])
+            self.runner.ack(self.store, [it.id for it in batch])
 
     def confirm(self, batch: list[Item], now: float) -> None:
         self.queue.done(len(batch))
@@ -118,7 +119,7 @@ class Route:
         done_at = time.time()
         latencies = []
         for it in batch:
-            t0 = arrived.pop(it.id, None)
+            t0 = arrived.pop(id(it), None)
             if t0 is not None:
                 latencies.append(max(done_at - t0, 0.0))
         for seconds in latencies:
@@ -153,9 +154,13 @@ class Route:
         letters = [
             DeadLetter(it.message, self.runner.name, self.queue_name, reason, it.attempts + 1) for it in items
         ]
-        await self.runner.store.dead_letter(letters, [it.id for it in items])
+        if self.store is self.runner.store:
+            await self.store.dead_letter(letters, [it.id for it in items])
+        else:  # the DLQ stays durable even for an output buffered in memory
+            await self.runner.store.dead_letter(letters)
+            await self.store.ack([it.id for it in items])
         for it in items:
-            self.runner.arrivals.pop(it.id, None)
+            self.runner.arrivals.pop(id(it), None)
             logger.warning(
                 "dead-lettered",
                 output=self.queue_name,
@@ -173,10 +178,11 @@ class Route:
 class PatternRunner:
     """Builds a pattern's inputs, steps and outputs and moves messages between them."""
 
-    def __init__(self, pattern: Pattern, store: Store) -> None:
+    def __init__(self, pattern: Pattern, store: Store, memory: Store | None = None) -> None:
         self.pattern = pattern
         self.name = pattern.name
         self.store = store
+        self.memory = memory or store
         self.inputs: list[Input] = []
         self.routes: list[Route] = []
         self.counts = {"in": 0, "out": 0, "error": 0, "filtered": 0}
@@ -195,14 +201,15 @@ class PatternRunner:
             assert spec is not None
             self.routes.append(Route(self, iface, spec.cls(iface.config, iface, pattern)))
         self.needs_context = any(r.iface.when is not None for r in self.routes)
+        self.lossy = any(r.store is not self.store for r in self.routes)
         # steps that want to know when their messages became durable (dedupe)
         self.committed_hooks = [
             s.instance.committed for s in pattern.steps if hasattr(s.instance, "committed")
         ]
 
-    def ack(self, ids: list[int]) -> None:
+    def ack(self, store: Store, ids: list[int]) -> None:
         """Delete delivered items from the store without holding up delivery."""
-        task = asyncio.create_task(self.store.ack(ids))
+        task = asyncio.create_task(store.ack(ids))
         self._acks.add(task)
         task.add_done_callback(self._ack_done)
 
@@ -271,11 +278,17 @@ class PatternRunner:
             self.counts["filtered"] += result.filtered
         entries = self.route(msgs)
         await self._room(entries, wait)
-        items = await self.store.enqueue([(route.queue_name, msg) for route, msg in entries])
+        items = await self.store.enqueue(
+            [(route.queue_name, msg) for route, msg in entries if route.store is self.store]
+        )
+        if self.lossy:  # outputs that chose `buffer: memory`
+            items += await self.memory.enqueue(
+                [(route.queue_name, msg) for route, msg in entries if route.store is not self.store]
+            )
         by_queue: dict[str, list[Item]] = {}
         for item in items:
             by_queue.setdefault(item.queue, []).append(item)
-            self.arrivals[item.id] = t0
+            self.arrivals[id(item)] = t0
         for route in self.routes:
             got = by_queue.get(route.queue_name)
             if got:

@@ -1,0 +1,147 @@
+"""A fast check of a sensor reading, giving the same messages as the JSON Schema.
+
+The schema in `wireway/schemas/sensor_reading.json` stays the reference (and what
+`validate: {schema: sensor_reading}` uses); this hand-written version runs on
+every reading of the application, about twenty times faster. A property test
+checks that both agree.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from wireway.envelope import parse_timestamp
+
+DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
+MAX_FUTURE_SECONDS = 300
+RADAR_NUMBERS = {
+    "distance": 600,
+    "energy": 100,
+    "moving_distance": 600,
+    "moving_energy": 100,
+    "still_distance": 600,
+    "still_energy": 100,
+    "detection_distance": 600,
+}
+RADAR_FLAGS = ("has_moving_target", "has_still_target")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _type(field: str, value: Any, name: str) -> str:
+    return f"{field}: {value!r} is not of type {name!r}"
+
+
+def _range(errors: list[str], field: str, value: Any, low: float, high: float | None) -> None:
+    if value < low:
+        errors.append(f"{field}: {value!r} is less than the minimum of {low!r}")
+    if high is not None and value > high:
+        errors.append(f"{field}: {value!r} is greater than the maximum of {high!r}")
+
+
+def _radar(errors: list[str], s: dict[str, Any]) -> None:
+    if "presence" not in s:
+        errors.append("sensors.ld2410.presence: is required")
+    elif not isinstance(s["presence"], bool):
+        errors.append(_type("sensors.ld2410.presence", s["presence"], "boolean"))
+    for key, high in RADAR_NUMBERS.items():
+        if key in s:
+            value = s[key]
+            if not _number(value):
+                errors.append(_type(f"sensors.ld2410.{key}", value, "number"))
+            else:
+                _range(errors, f"sensors.ld2410.{key}", value, 0, high)
+    for key in RADAR_FLAGS:
+        if key in s and not isinstance(s[key], bool):
+            errors.append(_type(f"sensors.ld2410.{key}", s[key], "boolean"))
+
+
+def _pir(errors: list[str], s: dict[str, Any]) -> None:
+    if "motion_detected" not in s:
+        errors.append("sensors.pir.motion_detected: is required")
+    elif not isinstance(s["motion_detected"], bool):
+        errors.append(_type("sensors.pir.motion_detected", s["motion_detected"], "boolean"))
+
+
+def _gas(errors: list[str], s: dict[str, Any]) -> None:
+    if "gas_concentration" not in s:
+        errors.append("sensors.mq134.gas_concentration: is required")
+    elif not _number(s["gas_concentration"]):
+        errors.append(_type("sensors.mq134.gas_concentration", s["gas_concentration"], "number"))
+    else:
+        _range(errors, "sensors.mq134.gas_concentration", s["gas_concentration"], 0, None)
+    if "unit" in s and s["unit"] not in ("ppm", "ppb"):
+        errors.append(f"sensors.mq134.unit: {s['unit']!r} is not one of ['ppm', 'ppb']")
+    if "raw" in s:
+        if not _integer(s["raw"]):
+            errors.append(_type("sensors.mq134.raw", s["raw"], "integer"))
+        else:
+            _range(errors, "sensors.mq134.raw", s["raw"], 0, 4095)
+
+
+CHECKS = {"ld2410": _radar, "pir": _pir, "mq134": _gas}
+
+
+def _device_id(errors: list[str], value: Any) -> None:
+    if not isinstance(value, str):
+        errors.append(_type("device_id", value, "string"))
+        return
+    if not value:
+        errors.append(f"device_id: {value!r} should be non-empty")
+    if len(value) > 100:
+        errors.append(f"device_id: {value!r} is too long")
+    if not DEVICE_ID.match(value):
+        errors.append(f"device_id: {value!r} does not match {DEVICE_ID.pattern!r}")
+
+
+def _timestamp(errors: list[str], value: Any, now: float) -> None:
+    if not isinstance(value, str):
+        errors.append(_type("timestamp", value, "string"))
+        return
+    try:
+        ahead = parse_timestamp(value) - now
+    except ValueError:
+        errors.append(f"timestamp: {value!r} is not an RFC 3339 timestamp")
+        return
+    if ahead > MAX_FUTURE_SECONDS:
+        errors.append(f"timestamp: {value!r} is more than {MAX_FUTURE_SECONDS} seconds in the future")
+
+
+def check_reading(value: Any, now: float | None = None) -> list[str]:
+    """Every rule the reading breaks, as 'field: rule', in field order; [] when valid."""
+    if not isinstance(value, dict):
+        return ["reading: must be a JSON object"]
+    errors: list[str] = []
+    if "device_id" not in value:
+        errors.append("device_id: is required")
+    else:
+        _device_id(errors, value["device_id"])
+    if "sensors" not in value:
+        errors.append("sensors: is required")
+    else:
+        sensors = value["sensors"]
+        if not isinstance(sensors, dict):
+            errors.append(_type("sensors", sensors, "object"))
+        elif not sensors:
+            errors.append("sensors: must contain at least one sensor")
+        else:
+            for name, data in sensors.items():
+                if not isinstance(data, dict):
+                    errors.append(_type(f"sensors.{name}", data, "object"))
+                elif name in CHECKS:
+                    CHECKS[name](errors, data)
+    if "timestamp" not in value:
+        errors.append("timestamp: is required")
+    else:
+        _timestamp(errors, value["timestamp"], time.time() if now is None else now)
+    return errors
