@@ -28,7 +28,7 @@ class ExpressionError(ValueError):
 class Expr:
     """A compiled CEL expression."""
 
-    __slots__ = ("program", "source")
+    __slots__ = ("names", "program", "source")
 
     def __init__(self, source: str) -> None:
         if not isinstance(source, str) or not source.strip():
@@ -38,15 +38,17 @@ class Expr:
             self.program = cel.compile(source)
         except (ValueError, RuntimeError) as exc:
             raise ExpressionError(_describe(source, str(exc))) from exc
+        # converting the context to CEL values is most of the cost: pass only what is used
+        self.names = tuple(self.program.variables())
 
     def evaluate(self, context: dict[str, Any]) -> Any:
         """Evaluate against an envelope context; raises on a missing key or type error."""
-        return self.program.execute(context)
+        return self.program.execute({k: context[k] for k in self.names if k in context})
 
     def test(self, context: dict[str, Any]) -> bool:
         """Evaluate as a condition: an error (say, a missing field) counts as false."""
         try:
-            return self.program.execute(context) is True
+            return self.program.execute({k: context[k] for k in self.names if k in context}) is True
         except Exception:  # noqa: BLE001
             return False
 

@@ -58,3 +58,23 @@ async def test_observability_endpoints(tmp_path: Path) -> None:
             assert "closed" in table.stdout
     # after shutdown the engine is not ready
     assert engine.readiness()[0] is False
+
+
+def test_observe_many_matches_observe() -> None:
+    """Observing a batch gives exactly the buckets, count and sum of observing one by one."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from wireway.observability.metrics import observe_many
+
+    one, many = CollectorRegistry(), CollectorRegistry()
+    h1 = Histogram("x", "x", registry=one, buckets=(0.01, 0.1, 1))
+    h2 = Histogram("x", "x", registry=many, buckets=(0.01, 0.1, 1))
+    values = [0.001, 0.01, 0.05, 0.1, 0.5, 2, 5]
+    for v in values:
+        h1.observe(v)
+    observe_many(h2, values)
+
+    def text(r: CollectorRegistry) -> list[str]:
+        return [x for x in generate_latest(r).decode().splitlines() if "created" not in x]
+
+    assert text(one) == text(many)

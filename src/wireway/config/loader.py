@@ -128,9 +128,7 @@ class _Loader:
         config = self.convert(options, spec.config, path, extra=common)
         if config is None:
             return None
-        return Interface(
-            kind, type_, str(name), str(fmt), config, path, self.doc.line(path), when, buffer
-        )
+        return Interface(kind, type_, str(name), str(fmt), config, path, self.doc.line(path), when, buffer)
 
     def step(self, entry: Any, path: str) -> Step | None:
         if not isinstance(entry, dict) or len(entry) != 1:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -40,6 +43,23 @@ BREAKER_STATE = Gauge(
     ["queue_name"],
     registry=REGISTRY,
 )
+
+
+def observe_many(histogram: Any, values: list[float]) -> None:
+    """Observe a batch at once (one lock per bucket, not one call per value)."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    if bounds is None or buckets is None or not values:
+        for v in values:
+            histogram.observe(v)
+        return
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect.bisect_left(bounds, v)] += 1
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    histogram._sum.inc(sum(values))
 
 
 def connection_opened(kind: str) -> None:

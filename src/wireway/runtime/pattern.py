@@ -19,6 +19,7 @@ from wireway.observability.metrics import (
     MESSAGES,
     QUEUE_SIZE,
     QUEUE_SIZE_ALIAS,
+    observe_many,
 )
 from wireway.registry import lookup
 from wireway.runtime.backoff import backoff
@@ -122,8 +123,7 @@ class Route:
             t0 = arrived.pop(id(it), None)
             if t0 is not None:
                 latencies.append(max(done_at - t0, 0.0))
-        for seconds in latencies:
-            LATENCY.observe(seconds)
+        observe_many(LATENCY, latencies)
         events.delivered(self.runner.name, self.iface.name, latencies)
         self.update_gauges()
 

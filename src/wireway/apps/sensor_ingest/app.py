@@ -20,6 +20,7 @@ from wireway.connectors.base import Service
 from wireway.connectors.sql.db import Database, open_database
 from wireway.observability import events
 from wireway.observability import logging as log
+from wireway.observability.metrics import observe_many
 from wireway.processors.dedupe import SeenCache, shared_cache
 
 logger = log.get("sensor-app")
@@ -129,9 +130,7 @@ class SensorApp(Service):
 
     def _delivered(self, pattern: str, output: str, latencies: list[float]) -> None:
         if pattern in self.patterns and output in self.operations:
-            hist = metrics.LATENCY.labels(self.operations[output])
-            for seconds in latencies:
-                hist.observe(seconds)
+            observe_many(metrics.LATENCY.labels(self.operations[output]), latencies)
 
     async def warm_seen(self) -> None:
         """Remember the newest stored message ids so a late redelivery is still a duplicate."""
