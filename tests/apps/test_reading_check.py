@@ -6,8 +6,8 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sensor_support import SAMPLES
+
 from wireway.apps.sensor_ingest.enrich import schema_errors
 from wireway.apps.sensor_ingest.reading import check_reading
 
