@@ -71,7 +71,9 @@ def keys_create(
 
     Example: wireway keys create --device esp32-001
     """
-    key_id, key = _run(storage, data_dir, "create", device)  # type: ignore[misc]
+    created = _run(storage, data_dir, "create", device)
+    assert isinstance(created, tuple)
+    key_id, key = created
     console.print(f"key id: {key_id}\ndevice: {device}\nkey:    {key}", markup=False)
     console.print("Store the key now: it cannot be shown again.", style="yellow")
 

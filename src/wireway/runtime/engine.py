@@ -17,7 +17,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from wireway.config.model import Pattern
-from wireway.connectors.base import Input, InputContext, Service
+from wireway.connectors.base import Input, InputContext, Output, Service
 from wireway.envelope import now_rfc3339
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
@@ -116,7 +116,8 @@ class Engine:
         if pending:
             logger.info("restored undelivered messages", count=len(pending))
         for runner in self.runners:
-            for component in [*runner.inputs, *(r.output for r in runner.routes)]:
+            components: list[Input | Output] = [*runner.inputs, *(r.output for r in runner.routes)]
+            for component in components:
                 for service in component.services():
                     if all(service is not s for s in self.services):
                         self.services.append(service)
@@ -249,10 +250,11 @@ class Engine:
         host, port = self.http
         base = f"http://{host}:{port}"
         paths = ["/status", "/health", "/metrics"]
-        paths += [r.path for r in self.routes if getattr(r, "path", "").startswith(("/api", "/ws"))]
+        found = [str(getattr(r, "path", "")) for r in self.routes]
+        paths += [p for p in found if p.startswith(("/api", "/ws"))]
         lines = [f"  {base}{p}" for p in dict.fromkeys(paths) if "{" not in p]
         note = ""
-        if any(getattr(s, "keys", None) is not None and s.keys.enabled for s in self.services):
+        if any(getattr(getattr(s, "keys", None), "enabled", False) for s in self.services):
             note = "\nAPI calls need a key: the admin key printed at first start, or WIREWAY_ADMIN_KEY."
         print("wireway is running. Look at:\n" + "\n".join(lines) + note, flush=True)
 

@@ -61,10 +61,11 @@ class MqttPublisher:
 
     def __init__(self, config: MqttAlerts) -> None:
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         self.config = config
         url = urlparse(config.url)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="")
         if url.username:
             self.client.username_pw_set(url.username, url.password)
         self.client.connect_async(url.hostname or "127.0.0.1", url.port or 1883, keepalive=30)
@@ -100,7 +101,7 @@ class SensorAlertsOutput(Output):
         )
         self.webhooks = Webhooks(config.webhooks, secret=config.webhook_secret) if config.webhooks else None
         self.mqtt: MqttPublisher | None = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[bool]] = set()
 
     def services(self) -> list[Service]:
         return [sensor_app()]

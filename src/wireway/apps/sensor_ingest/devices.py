@@ -53,40 +53,25 @@ class Devices:
             if ts >= d["last"]:
                 d["last"] = ts
             d["latest"].update(r.get("sensors") or {})
-        async with self.db.transaction() as tx:
-            for device_id, d in per.items():
-                row = await tx.fetchrow(
-                    "SELECT latest, last_seen FROM devices WHERE device_id = $1", device_id
-                )
-                latest = dict((row or {}).get("latest") or {})
-                last_seen = (row or {}).get("last_seen")
-                if last_seen is None or d["last"] >= last_seen:
-                    latest.update(d["latest"])
-                if row is None:
-                    await tx.execute(
-                        "INSERT INTO devices (device_id, metadata, first_seen, last_seen, "
-                        "reading_count, latest) VALUES ($1, $2, $3, $4, $5, $6) "
-                        "ON CONFLICT (device_id) DO NOTHING",
-                        device_id,
-                        {},
-                        _dt(d["first"]),
-                        _dt(d["last"]),
-                        d["n"],
-                        latest,
-                    )
-                    self.metadata.setdefault(device_id, {})
-                else:
-                    await tx.execute(
-                        "UPDATE devices SET first_seen = CASE WHEN first_seen IS NULL OR "
-                        "first_seen > $2 THEN $2 ELSE first_seen END, last_seen = CASE WHEN "
-                        "last_seen IS NULL OR last_seen < $3 THEN $3 ELSE last_seen END, "
-                        "reading_count = reading_count + $4, latest = $5 WHERE device_id = $1",
-                        device_id,
-                        _dt(d["first"]),
-                        _dt(d["last"]),
-                        d["n"],
-                        latest,
-                    )
+        pg = self.db.dialect == "postgresql"
+        least, greatest = ("LEAST", "GREATEST") if pg else ("min", "max")
+        merged = "devices.latest || EXCLUDED.latest" if pg else "json_patch(devices.latest, excluded.latest)"
+        # one upsert per device, all in one round trip: no read-modify-write
+        await self.db.executemany(
+            "INSERT INTO devices (device_id, metadata, first_seen, last_seen, reading_count, latest) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id) DO UPDATE SET "
+            f"first_seen = {least}(COALESCE(devices.first_seen, EXCLUDED.first_seen), EXCLUDED.first_seen), "
+            f"last_seen = {greatest}(COALESCE(devices.last_seen, EXCLUDED.last_seen), EXCLUDED.last_seen), "
+            "reading_count = devices.reading_count + EXCLUDED.reading_count, "
+            "latest = CASE WHEN devices.last_seen IS NULL OR EXCLUDED.last_seen >= devices.last_seen "
+            f"THEN {merged} ELSE devices.latest END",
+            [
+                (device_id, {}, _dt(d["first"]), _dt(d["last"]), d["n"], d["latest"])
+                for device_id, d in per.items()
+            ],
+        )
+        for device_id in per:
+            self.metadata.setdefault(device_id, {})
 
     async def get(self, device_id: str) -> dict[str, Any] | None:
         return await self.db.fetchrow(

@@ -181,10 +181,11 @@ def publish_mqtt(
     from urllib.parse import urlparse
 
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
     parsed = urlparse(url)
     results: Counter[str] = Counter()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"wireway-sim-{sim.seed}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"wireway-sim-{sim.seed}")
     if parsed.username:
         client.username_pw_set(parsed.username, parsed.password)
     client.max_inflight_messages_set(1000)
