@@ -40,6 +40,7 @@ _MODULES: dict[tuple[str, str], str] = {
     ("output", "file"): "wireway.connectors.file.output",
     ("output", "mqtt"): "wireway.connectors.mqtt.output",
     ("output", "sql"): "wireway.connectors.sql.output",
+    ("output", "redis"): "wireway.connectors.redis.output",
     ("output", "websocket"): "wireway.connectors.websocket.output",
     ("output", "sensor_state"): "wireway.apps.sensor_ingest.state_output",
     ("output", "sensor_alerts"): "wireway.apps.sensor_ingest.alerts_output",

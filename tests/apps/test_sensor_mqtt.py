@@ -236,3 +236,40 @@ async def test_broker_restart_loses_nothing(tmp_path: Path, prefix: str) -> None
         proc.wait(10)
     assert count_rows(tmp_path) == 100
     assert httpx  # imported for type users
+
+
+async def test_enriched_readings_to_mqtt_events_and_redis(tmp_path: Path, prefix: str) -> None:
+    """With the event outputs on, enriched readings go to <prefix>/events/{device_id} and
+    to the Redis channel sensor-events."""
+    import redis.asyncio as aioredis
+
+    need_service("mosquitto", 1883)
+    need_service("redis", 6379)
+    broker = Broker()
+    broker.subscribe(f"{prefix}/events/#")
+    rclient = aioredis.from_url("redis://127.0.0.1:6379/0")
+    pubsub = rclient.pubsub()
+    await pubsub.subscribe("sensor-events")
+    env = {**mqtt_env(prefix), "WIREWAY_EVENTS_MQTT": "true", "WIREWAY_EVENTS_REDIS": "true"}
+    try:
+        async with sensor_engine(tmp_path, env=env) as engine:
+            await connected(engine)
+            async with client(engine) as c:
+                assert (await c.post("/api/v1/sensor-data", json=reading("esp32-042"))).status_code == 202
+            await eventually(lambda: any(t == f"{prefix}/events/esp32-042" for t, _ in broker.received))
+            ((_, event),) = [(t, p) for t, p in broker.received if t.endswith("/events/esp32-042")]
+            assert event["device_id"] == "esp32-042"
+            assert "received_at" in event
+            assert "device_metadata" in event
+            found = None
+            for _ in range(100):
+                m = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                if m and json.loads(m["data"]).get("device_id") == "esp32-042":
+                    found = json.loads(m["data"])
+                    break
+            assert found is not None
+            assert found["sensors"]["mq134"]["gas_concentration"] == 250
+    finally:
+        broker.close()
+        await pubsub.aclose()
+        await rclient.aclose()

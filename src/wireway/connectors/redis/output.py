@@ -1,0 +1,75 @@
+"""The `redis` output: pub/sub PUBLISH or stream XADD."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from wireway import formats
+from wireway.connectors.base import Output
+from wireway.connectors.redis.config import RedisOutputConfig
+from wireway.envelope import Message
+from wireway.errors import RetryableError
+from wireway.registry import register_output
+
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+def fill(template: str, wire: dict[str, Any]) -> str:
+    """'events.{payload.device_id}' -> 'events.esp32-001' (KeyError when a field is missing)."""
+
+    def value(m: re.Match[str]) -> str:
+        node: Any = wire
+        for part in m.group(1).split("."):
+            node = node[part]
+        return str(node)
+
+    return _FIELD.sub(value, template)
+
+
+@register_output("redis", config=RedisOutputConfig)
+class RedisOutput(Output):
+    """Send each message to a Redis channel or stream."""
+
+    client: aioredis.Redis
+    up = False
+
+    async def open(self) -> None:
+        self.client = aioredis.from_url(self.config.url)
+        self.templated = "{" in self.config.channel
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def health(self) -> dict[str, str]:
+        return {"redis": "up" if self.up else "down"}
+
+    async def write(self, batch: list[Message]) -> dict[int, str] | None:
+        refused: dict[int, str] = {}
+        pipe = self.client.pipeline(transaction=False)
+        for i, msg in enumerate(batch):
+            try:
+                channel = (
+                    fill(self.config.channel, msgspec.to_builtins(msg))
+                    if self.templated
+                    else self.config.channel
+                )
+            except (KeyError, TypeError) as exc:
+                refused[i] = f"channel template: missing field {exc}"
+                continue
+            data = formats.encode_one(msg, self.config.payload_only)
+            if self.config.mode == "publish":
+                pipe.publish(channel, data)
+            else:
+                pipe.xadd(channel, {"data": data}, maxlen=self.config.maxlen, approximate=True)
+        try:
+            await pipe.execute()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            self.up = False
+            raise RetryableError(f"redis: {exc}") from exc
+        self.up = True
+        return refused or None
