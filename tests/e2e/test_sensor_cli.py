@@ -1,0 +1,145 @@
+"""The sensor application through the real CLI: run with simulated devices, keys, init, simulate."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import free_port, wait_http, wireway
+
+ADMIN = "cli-admin-key"
+
+
+def start(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "WIREWAY_ADMIN_KEY": ADMIN}
+    env.pop("WIREWAY_CONFIG", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wireway",
+            "run",
+            "--no-mqtt",
+            "--data-dir",
+            str(tmp / "data"),
+            "--http",
+            f"127.0.0.1:{port}",
+            *extra,
+        ],
+        cwd=tmp,
+        env=env,
+        stdout=open(tmp / "out.txt", "wb"),
+        stderr=subprocess.STDOUT,  # noqa: SIM115
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health")
+    return proc, url
+
+
+def test_run_with_simulated_devices(tmp_path: Path) -> None:
+    """`wireway run --simulate 5` (what `make run` does) fills the device registry and
+    prints where to look; SIGTERM stops it cleanly."""
+    proc, url = start(tmp_path, "--simulate", "5")
+    try:
+        headers = {"X-API-Key": ADMIN}
+        deadline = time.monotonic() + 20
+        devices: list[dict[str, object]] = []
+        while time.monotonic() < deadline and len(devices) < 5:
+            devices = httpx.get(url + "/api/v1/devices", headers=headers, trust_env=False).json()["devices"]
+            time.sleep(0.3)
+        assert {d["device_id"] for d in devices} == {f"sim-{i:04d}" for i in range(5)}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    out = (tmp_path / "out.txt").read_text()
+    assert "wireway is running. Look at:" in out
+    assert "/api/v1/devices" in out
+    assert (tmp_path / "data" / "sensors.db").exists()
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    """Keys made by the CLI work against a running instance and stop working once revoked."""
+    d = ["--data-dir", str(tmp_path / "data")]
+    proc, url = start(tmp_path)
+    try:
+        created = wireway("keys", "create", "--device", "esp32-007", *d)
+        assert created.returncode == 0, created.stderr
+        key = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("key:"))
+        key_id = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("key id:"))
+        reading = {
+            "device_id": "esp32-007",
+            "timestamp": "2025-10-16T18:33:58Z",
+            "sensors": {"pir": {"motion_detected": True}},
+        }
+        deadline = time.monotonic() + 5
+        status = 0
+        while time.monotonic() < deadline and status != 202:
+            status = httpx.post(
+                url + "/api/v1/sensor-data", json=reading, headers={"X-API-Key": key}, trust_env=False
+            ).status_code
+            time.sleep(0.2)
+        assert status == 202
+        listed = wireway("keys", "list", *d, env={"COLUMNS": "200"})
+        assert key_id in listed.stdout
+        assert key not in listed.stdout
+        assert wireway("keys", "revoke", key_id, *d).returncode == 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and status != 401:
+            reading["timestamp"] = f"2025-10-16T18:34:{int(time.monotonic() * 10) % 60:02d}Z"
+            status = httpx.post(
+                url + "/api/v1/sensor-data", json=reading, headers={"X-API-Key": key}, trust_env=False
+            ).status_code
+            time.sleep(0.2)
+        assert status == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_init_copies_the_pattern_and_it_checks(tmp_path: Path) -> None:
+    """`wireway init DIR` writes the built-in pattern files; `wireway check DIR` accepts them."""
+    result = wireway("init", str(tmp_path / "patterns"))
+    assert result.returncode == 0
+    assert (tmp_path / "patterns" / "sensors.yaml").exists()
+    checked = wireway("check", str(tmp_path / "patterns"))
+    assert checked.returncode == 0, checked.stderr
+    assert "pattern sensors (message-bus)" in checked.stdout
+
+
+def test_simulate_over_http(tmp_path: Path) -> None:
+    """`wireway simulate --via http` posts readings and prints a summary table."""
+    proc, url = start(tmp_path)
+    try:
+        result = wireway(
+            "simulate",
+            "--devices",
+            "3",
+            "--rate",
+            "50",
+            "--duration",
+            "1",
+            "--via",
+            "http",
+            "--url",
+            url,
+            "--api-key",
+            ADMIN,
+            "--malformed",
+            "0",
+            "--anomalies",
+            "0",
+            env={"COLUMNS": "200"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert "answer: 202" in result.stdout
+        assert "made: normal" in result.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
