@@ -35,8 +35,8 @@ def start(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
         ],
         cwd=tmp,
         env=env,
-        stdout=open(tmp / "out.txt", "wb"),
-        stderr=subprocess.STDOUT,  # noqa: SIM115
+        stdout=open(tmp / "out.txt", "wb"),  # noqa: SIM115  (the child owns it)
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/health")
