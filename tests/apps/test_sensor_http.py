@@ -252,3 +252,26 @@ async def test_metrics_and_health(tmp_path: Path) -> None:
         assert ready["ready"] is True
         assert "timestamp" in ready
     assert ADMIN
+
+
+async def test_existing_clients_on_a_second_websocket_port(tmp_path: Path) -> None:
+    """With WIREWAY_WEBSOCKET_PORT set, clients connect on that port at any path."""
+    import json
+
+    import websockets
+
+    from conftest import free_port
+
+    ws_port = free_port()
+    async with (
+        sensor_engine(tmp_path, env={"WIREWAY_WEBSOCKET_PORT": str(ws_port)}) as engine,
+        client(engine) as c,
+    ):
+        async with websockets.connect(f"ws://127.0.0.1:{ws_port}/any/path?api_key={ADMIN}") as ws:
+            assert json.loads(await ws.recv())["type"] == "connected"
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await ws.recv())["type"] == "pong"
+            assert (await c.post("/api/v1/sensor-data", json=reading("esp32-077"))).status_code == 202
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert msg["type"] == "sensor-data"
+            assert msg["data"]["device_id"] == "esp32-077"

@@ -143,3 +143,52 @@ def test_simulate_over_http(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_per_device_metrics_when_asked(tmp_path: Path) -> None:
+    """`monitoring: {metrics: {per_device: true}}` adds a device_id label (off by default)."""
+    init = wireway("init", str(tmp_path / "patterns"))
+    assert init.returncode == 0
+    path = tmp_path / "patterns" / "sensors.yaml"
+    path.write_text(path.read_text().replace("per_device: false", "per_device: true"))
+    port = free_port()
+    env = {**os.environ, "WIREWAY_ADMIN_KEY": ADMIN}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wireway",
+            "run",
+            str(tmp_path / "patterns"),
+            "--no-mqtt",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--http",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/health")
+        reading = {
+            "device_id": "esp32-123",
+            "timestamp": "2025-10-16T18:33:58Z",
+            "sensors": {"pir": {"motion_detected": True}},
+        }
+        r = httpx.post(
+            url + "/api/v1/sensor-data", json=reading, headers={"X-API-Key": ADMIN}, trust_env=False
+        )
+        assert r.status_code == 202
+        deadline = time.monotonic() + 10
+        text = ""
+        while time.monotonic() < deadline and "esp32-123" not in text:
+            text = httpx.get(url + "/metrics", trust_env=False).text
+            time.sleep(0.2)
+        assert 'sensor_data_ingested_total{device_id="esp32-123",sensor_type="pir"} 1.0' in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

@@ -59,12 +59,25 @@ class Security(msgspec.Struct, forbid_unknown_fields=True):
     jwt_public_key: str = ""
 
 
-class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
-    """The `monitoring:` section."""
+class MetricsOptions(msgspec.Struct, forbid_unknown_fields=True):
+    """`monitoring.metrics` as a mapping."""
 
-    metrics: bool = True
+    enabled: bool = True
+    per_device: Annotated[
+        bool, Meta(description="add a device_id label where an app supports it (unbounded!)")
+    ] = False
+
+
+class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
+    """The `monitoring:` section. `metrics` is a bool or `{per_device: true}`."""
+
+    metrics: bool | MetricsOptions = True
     logging: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health_check: str = "/health"
+
+    @property
+    def per_device(self) -> bool:
+        return isinstance(self.metrics, MetricsOptions) and self.metrics.per_device
 
 
 # Keys every interface entry may carry besides its connector's own options.

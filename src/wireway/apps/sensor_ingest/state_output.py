@@ -40,7 +40,7 @@ class SensorStateOutput(Output):
         super().__init__(config, iface, pattern)
         app = sensor_app()
         app.occupancy = OccupancyTracker(hold_seconds=config.hold_seconds)
-        metrics.INGESTED.setup(config.per_device_metrics)
+        metrics.INGESTED.setup(config.per_device_metrics or pattern.monitoring.per_device)
 
     def services(self) -> list[Service]:
         return [sensor_app()]

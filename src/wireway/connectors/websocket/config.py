@@ -47,6 +47,8 @@ class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     ] = None
 
     def __post_init__(self) -> None:
+        if self.port == 0:  # `port: ${WIREWAY_WEBSOCKET_PORT:-0}` means none
+            self.port = None
         if self.port is not None and not 1 <= self.port <= 65535:
             raise ValueError("expected a port from 1 to 65535 - at `$.port`")
         if self.ping_timeout is not None and self.ping_timeout <= 0:
