@@ -28,7 +28,7 @@ class ExpressionError(ValueError):
 class Expr:
     """A compiled CEL expression."""
 
-    __slots__ = ("names", "program", "source")
+    __slots__ = ("names", "narrow", "program", "source")
 
     def __init__(self, source: str) -> None:
         if not isinstance(source, str) or not source.strip():
@@ -40,17 +40,42 @@ class Expr:
             raise ExpressionError(_describe(source, str(exc))) from exc
         # converting the context to CEL values is most of the cost: pass only what is used
         self.names = tuple(self.program.variables())
+        self.narrow = {name: _fields_used(source, name) for name in self.names}
 
     def evaluate(self, context: dict[str, Any]) -> Any:
         """Evaluate against an envelope context; raises on a missing key or type error."""
-        return self.program.execute({k: context[k] for k in self.names if k in context})
+        return self.program.execute(self.context(context))
+
+    def context(self, context: dict[str, Any]) -> dict[str, Any]:
+        """Only the variables (and of a mapping, only the fields) the expression reads."""
+        out: dict[str, Any] = {}
+        for name in self.names:
+            if name in context:
+                value = context[name]
+                fields = self.narrow[name]
+                if fields is not None and isinstance(value, dict):
+                    value = {k: value[k] for k in fields if k in value}
+                out[name] = value
+        return out
 
     def test(self, context: dict[str, Any]) -> bool:
         """Evaluate as a condition: an error (say, a missing field) counts as false."""
         try:
-            return self.program.execute({k: context[k] for k in self.names if k in context}) is True
+            return self.program.execute(self.context(context)) is True
         except Exception:  # noqa: BLE001
             return False
+
+
+def _fields_used(source: str, name: str) -> frozenset[str] | None:
+    """The fields of `name` the source reads as `name.field`, or None when it uses the
+    value otherwise (`name[...]`, `size(name)`, a method like `name.all(...)`)."""
+    fields = set()
+    for m in re.finditer(rf"(?<![\w.]){re.escape(name)}\b", source):
+        rest = re.match(r"\s*\.\s*([A-Za-z_]\w*)\s*(\()?", source[m.end() :])
+        if rest is None or rest.group(2):
+            return None
+        fields.add(rest.group(1))
+    return frozenset(fields)
 
 
 def _describe(source: str, text: str) -> str:

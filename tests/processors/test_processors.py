@@ -102,3 +102,22 @@ def test_python_missing_function_is_config_error(tmp_path: Path) -> None:
     """An import error is reported at load time, not at the first message."""
     with pytest.raises(ConfigError, match="cannot import"):
         Python(PythonConfig(function="no_such_module_xyz:f"), base_dir=tmp_path)
+
+
+def test_expressions_see_only_what_they_read() -> None:
+    """The context handed to CEL keeps only the variables and fields an expression reads,
+    and falls back to the whole value when it cannot tell."""
+    from wireway.expr import Expr
+
+    e = Expr("has(payload.a) && payload.a > 1 && metadata.priority == 'high'")
+    ctx = {
+        "payload": {"a": 2, "big": list(range(100))},
+        "metadata": {"priority": "high", "ttl": None},
+        "source": "x",
+    }
+    assert e.context(ctx) == {"payload": {"a": 2}, "metadata": {"priority": "high"}}
+    assert e.test(ctx)
+    assert Expr("size(payload) == 2").context(ctx)["payload"] == ctx["payload"]
+    assert Expr("payload.all(k, k != 'zz')").test(ctx)
+    assert Expr("payload['a'] == 2").test(ctx)
+    assert not Expr("has(payload.zz)").test(ctx)

@@ -339,3 +339,13 @@ async def test_many_acks_in_one_group_all_commit(tmp_path: Path) -> None:
         assert [it.message.message_id for it in reopened.pending()] == ["x"] * 5
     finally:
         await reopened.close()
+
+
+def test_id_ranges() -> None:
+    """Acks delete ranges of consecutive ids; duplicates and order do not matter."""
+    from wireway.runtime.store import id_ranges
+
+    assert id_ranges([1, 2, 3, 7, 8]) == [(1, 3), (7, 8)]
+    assert id_ranges([5, 3, 4, 4]) == [(3, 5)]
+    assert id_ranges([10]) == [(10, 10)]
+    assert id_ranges([]) == []

@@ -49,6 +49,20 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1'), ('last_id
 """
 _INSERT_OUTBOX = "INSERT INTO outbox(id, queue, body, enqueued_at) VALUES (?, ?, ?, ?)"
 _DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ?"
+_DELETE_RANGE = "DELETE FROM outbox WHERE id BETWEEN ? AND ?"
+
+
+def id_ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7, 8] -> [(1, 3), (7, 8)]: a delivered batch is mostly consecutive ids."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(ids):
+        if out and i == out[-1][1] + 1:
+            out[-1] = (out[-1][0], i)
+        elif not out or i != out[-1][1]:
+            out.append((i, i))
+    return out
+
+
 _INSERT_DLQ = (
     "INSERT INTO dlq(message_id, pattern, queue, reason, attempts, failed_at, body)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -222,7 +236,13 @@ class SqliteStore(Store):
         ids = range(start, start + len(entries))
         self._next_id = ids.stop
         now = time.time()
-        rows = [(i, q, encode(m), now) for i, (q, m) in zip(ids, entries, strict=True)]
+        bodies: dict[int, bytes] = {}  # a message routed to several outputs is encoded once
+        rows = []
+        for i, (q, m) in zip(ids, entries, strict=True):
+            body = bodies.get(id(m))
+            if body is None:
+                body = bodies[id(m)] = encode(m)
+            rows.append((i, q, body, now))
         last = ids.stop - 1
 
         def op(conn: sqlite3.Connection) -> None:
@@ -235,12 +255,12 @@ class SqliteStore(Store):
     async def ack(self, ids: list[int]) -> None:
         if not ids:
             return
-        keys = [(i,) for i in ids]
+        ranges = id_ranges(ids)
 
         def op(conn: sqlite3.Connection) -> None:
             # close the cursor: a live one pins the cached DELETE statement, and the
             # next ack in the same group would then fail with SQLITE_MISUSE
-            conn.executemany(_DELETE_OUTBOX, keys).close()
+            conn.executemany(_DELETE_RANGE, ranges).close()
 
         await self._submit(op)
 
