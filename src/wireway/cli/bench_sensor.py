@@ -55,49 +55,85 @@ def body(device: int, t: float, seq: int) -> bytes:
     )
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _str(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
 class Publisher:
-    """paho on its own thread; QoS 1 with a window of in-flight messages."""
+    """A minimal MQTT 3.1.1 QoS 1 publisher on raw asyncio streams.
 
-    def __init__(self, port: int = 1883) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
+    A Python client library would cost more CPU than the system under test; this one
+    builds PUBLISH packets directly and keeps `window` of them unacknowledged.
+    """
 
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}")
-        self.client.max_inflight_messages_set(2000)
-        self.client.max_queued_messages_set(0)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+    def __init__(self, port: int = 1883, window: int = 1000) -> None:
+        self.port = port
+        self.window = window
+
+    async def _run(
+        self, prefix: str, n: int, devices: int, rate: float | None, progress: Progress, task: Any
+    ) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        client_id = f"bench-{uuid.uuid4().hex[:8]}"
+        connect = b"\x00\x04MQTT\x04\x02\x00\x3c" + _str(client_id)
+        writer.write(b"\x10" + _varint(len(connect)) + connect)
+        if (await reader.readexactly(4))[3] != 0:
+            raise RuntimeError("the broker refused the connection")
+        acked = 0
+        free = asyncio.Semaphore(self.window)
+
+        async def read_acks() -> None:
+            nonlocal acked
+            while acked < n:
+                head = await reader.readexactly(2)
+                body = await reader.readexactly(head[1])
+                if head[0] == 0x40 and body:
+                    acked += 1
+                    free.release()
+
+        acks = asyncio.create_task(read_acks())
+        start = time.monotonic()
+        for i in range(n):
+            if rate is not None:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await free.acquire()
+            d = i % devices
+            packet_id = (i % 65535) + 1
+            rest = _str(f"{prefix}/sensors/bench-{d:03d}/data") + packet_id.to_bytes(2, "big")
+            rest += body(d, time.time(), i)
+            writer.write(b"\x32" + _varint(len(rest)) + rest)
+            if i % 200 == 0:
+                await writer.drain()
+                progress.update(task, completed=i)
+        await writer.drain()
+        try:
+            await asyncio.wait_for(acks, 600)
+        finally:
+            writer.write(b"\xe0\x00")  # DISCONNECT
+            writer.close()
+        progress.update(task, completed=n)
+        return acked
 
     def run(
         self, prefix: str, n: int, devices: int, rate: float | None, progress: Progress, task: Any
     ) -> int:
         """Publish n readings (paced when `rate` is set); returns how many the broker acked."""
-        infos = []
-        start = time.monotonic()
-        deadline = start + 600
-        for i in range(n):
-            if rate is not None:
-                delay = start + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            d = i % devices
-            topic = f"{prefix}/sensors/bench-{d:03d}/data"
-            info = self.client.publish(topic, body(d, time.time(), i), qos=1)
-            while info.rc != 0 and time.monotonic() < deadline:  # paho's window is full: retry
-                time.sleep(0.001)
-                info = self.client.publish(topic, body(d, time.time(), i), qos=1)
-            infos.append(info)
-            if i % 500 == 0:
-                progress.update(task, completed=i)
-        progress.update(task, completed=n)
-        for info in infos:
-            if info.rc == 0:
-                info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-        return sum(1 for info in infos if info.rc == 0 and info.is_published())
+        return asyncio.run(self._run(prefix, n, devices, rate, progress, task))
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        return None
 
 
 async def pg(dsn: str, sql: str) -> Any:
