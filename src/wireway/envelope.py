@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -84,6 +85,7 @@ def now_rfc3339() -> str:
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
 
 
+@functools.lru_cache(maxsize=4096)  # a batch shares its arrival time: most calls repeat
 def parse_timestamp(value: str) -> float:
     """Seconds since the epoch for an RFC 3339 timestamp (raises ValueError).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hypothesis import given, settings
@@ -70,7 +71,7 @@ readings = maybe(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=int(os.environ.get("WIREWAY_HYPOTHESIS_EXAMPLES", "400")))
 @given(readings)
 def test_fast_check_matches_the_schema(value: dict[str, Any]) -> None:
     """Same verdict and the same messages, whatever the reading."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from wireway.observability.metrics import REGISTRY
@@ -36,6 +38,7 @@ class _Ingested:
     def __init__(self) -> None:
         self.counter: Counter | None = None
         self.per_device = False
+        self.children: dict[object, Any] = {}
 
     def setup(self, per_device: bool) -> None:
         if self.counter is None:
@@ -52,10 +55,15 @@ class _Ingested:
         if self.counter is None:
             self.setup(False)
         assert self.counter is not None
-        if self.per_device:
-            self.counter.labels(sensor_type, device_id).inc()
-        else:
-            self.counter.labels(sensor_type).inc()
+        key = (sensor_type, device_id) if self.per_device else sensor_type
+        child = self.children.get(key)
+        if child is None:  # labels() is a locked lookup: keep the children
+            child = self.children[key] = (
+                self.counter.labels(sensor_type, device_id)
+                if self.per_device
+                else self.counter.labels(sensor_type)
+            )
+        child.inc()
 
 
 INGESTED = _Ingested()

@@ -85,7 +85,7 @@ def _gas(errors: list[str], s: dict[str, Any]) -> None:
     if "raw" in s:
         if not _integer(s["raw"]):
             errors.append(_type("sensors.mq134.raw", s["raw"], "integer"))
-        else:
+        if _number(s["raw"]):  # like JSON Schema: bounds apply to any number
             _range(errors, "sensors.mq134.raw", s["raw"], 0, 4095)
 
 
