@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -11,6 +12,11 @@ from rich.console import Console
 from wireway.apps import builtin_path
 from wireway.config import Pattern, load_deployment
 from wireway.connectors.hostport import parse_hostport
+
+# the --data-dir option every command that touches the buffer or DLQ shares
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="WIREWAY_DATA_DIR", help="Buffer and DLQ folder.")
+]
 
 console = Console()
 err_console = Console(stderr=True)

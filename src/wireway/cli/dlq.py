@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from wireway.cli.common import console, err_console
+from wireway.cli.common import DataDir, console, err_console
 from wireway.errors import WirewayError
 
 app = typer.Typer(
@@ -19,9 +19,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="WIREWAY_DATA_DIR", help="Buffer and DLQ folder.")
-]
 PatternOpt = Annotated[str | None, typer.Option("--pattern", help="Only this pattern.")]
 
 

@@ -11,7 +11,7 @@ import typer
 
 from wireway import __version__
 from wireway.apps import builtin_path
-from wireway.cli.common import console, default_target, err_console, hostport_option, load_or_exit
+from wireway.cli.common import DataDir, console, default_target, err_console, hostport_option, load_or_exit
 from wireway.cli.dlq import app as dlq_app
 from wireway.cli.sensors import keys_app
 from wireway.errors import WirewayError
@@ -26,9 +26,6 @@ app = typer.Typer(
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
 
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="WIREWAY_DATA_DIR", help="Buffer and DLQ folder.")
-]
 Http = Annotated[str, typer.Option("--http", envvar="WIREWAY_HTTP", help="HOST:PORT of the HTTP server.")]
 
 

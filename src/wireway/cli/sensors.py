@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from wireway.apps import builtin_path
-from wireway.cli.common import console, err_console
+from wireway.cli.common import DataDir, console, err_console
 from wireway.errors import WirewayError
 
 keys_app = typer.Typer(
@@ -22,9 +22,6 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="WIREWAY_DATA_DIR", help="Buffer and DLQ folder.")
-]
 Storage = Annotated[
     str | None,
     typer.Option("--storage", envvar="WIREWAY_STORAGE", help="sqlite:///path or postgresql://..."),
