@@ -275,3 +275,42 @@ async def test_existing_clients_on_a_second_websocket_port(tmp_path: Path) -> No
             msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert msg["type"] == "sensor-data"
             assert msg["data"]["device_id"] == "esp32-077"
+
+
+async def test_rs256_jwt_from_a_public_key_file(tmp_path: Path) -> None:
+    """WIREWAY_JWT_PUBLIC_KEY names a PEM file: RS256 tokens signed by its private key pass."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "jwt.pem").write_bytes(pem)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    async with sensor_engine(tmp_path, env={"WIREWAY_JWT_PUBLIC_KEY": str(tmp_path / "jwt.pem")}) as engine:
+        async with client(engine, None) as c:
+            good = jwt.encode({"sub": "esp32-rs"}, private, algorithm="RS256")
+            c.headers["Authorization"] = f"Bearer {good}"
+            assert (await c.post("/api/v1/sensor-data", json=reading("esp32-rs"))).status_code == 202
+            forged = jwt.encode({"sub": "esp32-rs"}, other, algorithm="RS256")
+            c.headers["Authorization"] = f"Bearer {forged}"
+            r = await c.post("/api/v1/sensor-data", json=reading("esp32-rs", "2025-10-16T18:40:00Z"))
+            assert r.status_code == 401
+
+
+async def test_occupancy_in_metrics(tmp_path: Path) -> None:
+    """A reading with presence makes its device occupied in /metrics, by location."""
+    async with sensor_engine(tmp_path) as engine, client(engine) as c:
+        await c.post(
+            "/api/v1/devices/metadata", json={"device_id": "esp32-occ", "metadata": {"location": "hall"}}
+        )
+        assert (await c.post("/api/v1/sensor-data", json=reading("esp32-occ"))).status_code == 202
+        text = ""
+        for _ in range(100):
+            text = (await c.get("/metrics")).text
+            if 'occupancy{device_id="esp32-occ",location="hall"} 1.0' in text:
+                break
+            await asyncio.sleep(0.05)
+        assert 'occupancy{device_id="esp32-occ",location="hall"} 1.0' in text
+        assert 'occupancy_count{location="hall"} 1.0' in text

@@ -192,3 +192,72 @@ def test_per_device_metrics_when_asked(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_first_start_prints_the_admin_key_once(tmp_path: Path) -> None:
+    """Without WIREWAY_ADMIN_KEY the first start prints a new admin key on the console,
+    never in the JSON log; it works; a second start prints nothing and keeps it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WIREWAY_ADMIN_KEY", "WIREWAY_CONFIG")}
+
+    def run_once() -> tuple[str, str]:
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "wireway",
+                "run",
+                "--no-mqtt",
+                "--log-format",
+                "json",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--http",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(url + "/health")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        return url, out.decode() + err.decode()
+
+    _, first = run_once()
+    line = next(x for x in first.splitlines() if "admin API key (shown once)" in x)
+    key = line.split()[-1]
+    assert key.startswith("ww_admin_")
+    json_lines = [x for x in first.splitlines() if x.startswith("{")]
+    assert json_lines
+    assert all(key not in x for x in json_lines)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wireway",
+            "run",
+            "--no-mqtt",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--http",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/devices", headers={"X-API-Key": key}, trust_env=False)
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        second = proc.communicate(timeout=30)[0].decode()
+    assert "admin API key" not in second
