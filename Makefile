@@ -6,8 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-all lint bench clean
 
+# Debian's bare python3 has no venv module: install it when we may (root with apt-get).
 $(BIN)/python:
-	$(PY) -m venv $(VENV)
+	@$(PY) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && $(PY) -m venv $(VENV); \
+	  else echo "python3 cannot create a venv: install python3-venv (apt-get install python3-venv)"; exit 1; fi; }
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
