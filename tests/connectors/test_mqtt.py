@@ -522,3 +522,41 @@ interfaces:
         async with engine_from(tmp_path / "bad", bad.replace("ca.pem", str(tmp_path / "ca.pem"))) as engine:
             assert input_state(engine) == "connecting"
             assert engine.health()["services"]["mqtt"] == "down"
+
+
+async def test_shared_subscription_splits_the_work(tmp_path: Path) -> None:
+    """Two engines in one shared group: every message reaches exactly one of them."""
+    need_service("mosquitto", 1883)
+    topic = f"shared-{uuid.uuid4().hex[:8]}"
+    outs = [tmp_path / f"a{i}" / "out.jsonl" for i in range(2)]
+
+    def text(i: int) -> str:
+        return f"""
+pattern: {{name: shared{i}}}
+interfaces:
+  input:
+    - {{type: mqtt, topics: ["{topic}/#"], shared_group: g, client_id: "w-{topic}-{i}"}}
+  output:
+    - {{type: file, address: "{outs[i]}", payload_only: true}}
+"""
+
+    for i in range(2):
+        (tmp_path / f"a{i}").mkdir()
+    async with engine_from(tmp_path / "a0", text(0)) as e0, engine_from(tmp_path / "a1", text(1)) as e1:
+        for engine in (e0, e1):
+            await eventually(lambda engine=engine: engine.health()["services"].get("mqtt") == "up")
+        pub = paho.Client(CallbackAPIVersion.VERSION2)
+        pub.connect("127.0.0.1", 1883)
+        pub.loop_start()
+        for n in range(100):
+            pub.publish(f"{topic}/x", json.dumps({"n": n}), qos=1).wait_for_publish(5)
+        pub.loop_stop()
+        pub.disconnect()
+
+        def seen() -> list[int]:
+            return [json.loads(x)["n"] for p in outs if p.exists() for x in p.read_text().splitlines()]
+
+        await eventually(lambda: len(seen()) >= 100, timeout=15)
+    got = seen()
+    assert sorted(got) == list(range(100))
+    assert all(p.exists() and p.read_text() for p in outs), "both members should get some"

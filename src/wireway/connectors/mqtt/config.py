@@ -189,6 +189,8 @@ class MqttInputConfig(MqttConnection, kw_only=True):
                     raise ValueError(
                         f"level {index} is beyond the topic `{topic}` - at `$.topic_fields.{key}`"
                     )
+        if self.shared_group == "":  # `${WIREWAY_MQTT_SHARED_GROUP:-}` left unset
+            self.shared_group = None
         if self.shared_group is not None and not re.fullmatch(r"[^/+#]+", self.shared_group):
             raise ValueError("must be a non-empty name without / + # - at `$.shared_group`")
 
