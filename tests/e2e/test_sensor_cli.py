@@ -16,31 +16,30 @@ from conftest import free_port, wait_http, wireway
 ADMIN = "cli-admin-key"
 
 
-def start(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    tmp: Path, *extra: str, admin: str | None = ADMIN, out: str = "out.txt"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`wireway run` (MQTT off) in `tmp`, its console in `tmp/out`; waits for /health."""
     port = free_port()
-    env = {**os.environ, "WIREWAY_ADMIN_KEY": ADMIN}
-    env.pop("WIREWAY_CONFIG", None)
+    env = {k: v for k, v in os.environ.items() if k not in ("WIREWAY_CONFIG", "WIREWAY_ADMIN_KEY")}
+    if admin:
+        env["WIREWAY_ADMIN_KEY"] = admin
+    command = [sys.executable, "-m", "wireway", "run", "--no-mqtt", "--data-dir", str(tmp / "data")]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wireway",
-            "run",
-            "--no-mqtt",
-            "--data-dir",
-            str(tmp / "data"),
-            "--http",
-            f"127.0.0.1:{port}",
-            *extra,
-        ],
+        [*command, "--http", f"127.0.0.1:{port}", *extra],
         cwd=tmp,
         env=env,
-        stdout=open(tmp / "out.txt", "wb"),  # noqa: SIM115  (the child owns it)
+        stdout=open(tmp / out, "wb"),  # noqa: SIM115  (the child owns it)
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/health")
     return proc, url
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(30)
 
 
 def test_run_with_simulated_devices(tmp_path: Path) -> None:
@@ -56,8 +55,7 @@ def test_run_with_simulated_devices(tmp_path: Path) -> None:
             time.sleep(0.3)
         assert {d["device_id"] for d in devices} == {f"sim-{i:04d}" for i in range(5)}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        assert stop(proc) == 0
     out = (tmp_path / "out.txt").read_text()
     assert "wireway is running. Look at:" in out
     assert "/api/v1/devices" in out
@@ -99,8 +97,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert status == 401
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        stop(proc)
 
 
 def test_init_copies_the_pattern_and_it_checks(tmp_path: Path) -> None:
@@ -141,39 +138,16 @@ def test_simulate_over_http(tmp_path: Path) -> None:
         assert "answer: 202" in result.stdout
         assert "made: normal" in result.stdout
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        stop(proc)
 
 
 def test_per_device_metrics_when_asked(tmp_path: Path) -> None:
     """`monitoring: {metrics: {per_device: true}}` adds a device_id label (off by default)."""
-    init = wireway("init", str(tmp_path / "patterns"))
-    assert init.returncode == 0
+    assert wireway("init", str(tmp_path / "patterns")).returncode == 0
     path = tmp_path / "patterns" / "sensors.yaml"
     path.write_text(path.read_text().replace("per_device: false", "per_device: true"))
-    port = free_port()
-    env = {**os.environ, "WIREWAY_ADMIN_KEY": ADMIN}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wireway",
-            "run",
-            str(tmp_path / "patterns"),
-            "--no-mqtt",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--http",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start(tmp_path, str(tmp_path / "patterns"))
     try:
-        wait_http(url + "/health")
         reading = {
             "device_id": "esp32-123",
             "timestamp": "2025-10-16T18:33:58Z",
@@ -190,74 +164,25 @@ def test_per_device_metrics_when_asked(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert 'sensor_data_ingested_total{device_id="esp32-123",sensor_type="pir"} 1.0' in text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        stop(proc)
 
 
 def test_first_start_prints_the_admin_key_once(tmp_path: Path) -> None:
     """Without WIREWAY_ADMIN_KEY the first start prints a new admin key on the console,
     never in the JSON log; it works; a second start prints nothing and keeps it."""
-    env = {k: v for k, v in os.environ.items() if k not in ("WIREWAY_ADMIN_KEY", "WIREWAY_CONFIG")}
-
-    def run_once() -> tuple[str, str]:
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wireway",
-                "run",
-                "--no-mqtt",
-                "--log-format",
-                "json",
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--http",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(url + "/health")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=30)
-        return url, out.decode() + err.decode()
-
-    _, first = run_once()
+    proc, _ = start(tmp_path, "--log-format", "json", admin=None, out="first.txt")
+    stop(proc)
+    first = (tmp_path / "first.txt").read_text()
     line = next(x for x in first.splitlines() if "admin API key (shown once)" in x)
     key = line.split()[-1]
     assert key.startswith("ww_admin_")
     json_lines = [x for x in first.splitlines() if x.startswith("{")]
     assert json_lines
     assert all(key not in x for x in json_lines)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wireway",
-            "run",
-            "--no-mqtt",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--http",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc, url = start(tmp_path, admin=None, out="second.txt")
     try:
-        wait_http(f"http://127.0.0.1:{port}/health")
-        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/devices", headers={"X-API-Key": key}, trust_env=False)
+        r = httpx.get(url + "/api/v1/devices", headers={"X-API-Key": key}, trust_env=False)
         assert r.status_code == 200
     finally:
-        proc.send_signal(signal.SIGTERM)
-        second = proc.communicate(timeout=30)[0].decode()
-    assert "admin API key" not in second
+        stop(proc)
+    assert "admin API key" not in (tmp_path / "second.txt").read_text()

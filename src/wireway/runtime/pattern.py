@@ -109,10 +109,10 @@ class Route:
                 for i, reason in refused.items():
                     await self.dead_letter([batch[i]], reason)
                 batch = [it for i, it in enumerate(batch) if i not in refused]
-            self.confirm(batch, now)
+            self.confirm(batch)
             self.runner.ack(self.store, [it.id for it in batch])
 
-    def confirm(self, batch: list[Item], now: float) -> None:
+    def confirm(self, batch: list[Item]) -> None:
         self.queue.done(len(batch))
         self.delivered += len(batch)
         self._counter.inc(len(batch))
