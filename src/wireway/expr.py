@@ -7,6 +7,8 @@ from typing import Any
 
 import cel
 
+from wireway.expr_fast import ERROR, compile_simple
+
 # Names an expression may use: the envelope's wire fields.
 VARIABLES = (
     "payload",
@@ -28,7 +30,7 @@ class ExpressionError(ValueError):
 class Expr:
     """A compiled CEL expression."""
 
-    __slots__ = ("names", "narrow", "program", "source")
+    __slots__ = ("fast", "names", "narrow", "program", "source")
 
     def __init__(self, source: str) -> None:
         if not isinstance(source, str) or not source.strip():
@@ -41,9 +43,15 @@ class Expr:
         # converting the context to CEL values is most of the cost: pass only what is used
         self.names = tuple(self.program.variables())
         self.narrow = {name: _fields_used(source, name) for name in self.names}
+        self.fast = compile_simple(source)  # plain Python for the simple forms
 
     def evaluate(self, context: dict[str, Any]) -> Any:
         """Evaluate against an envelope context; raises on a missing key or type error."""
+        if self.fast is not None:
+            value = self.fast(context)
+            if value is not ERROR:
+                return value
+            # let CEL raise its own error, with its own message
         return self.program.execute(self.context(context))
 
     def context(self, context: dict[str, Any]) -> dict[str, Any]:
@@ -60,6 +68,8 @@ class Expr:
 
     def test(self, context: dict[str, Any]) -> bool:
         """Evaluate as a condition: an error (say, a missing field) counts as false."""
+        if self.fast is not None:
+            return self.fast(context) is True
         try:
             return self.program.execute(self.context(context)) is True
         except Exception:  # noqa: BLE001
