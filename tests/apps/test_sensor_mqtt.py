@@ -273,3 +273,22 @@ async def test_enriched_readings_to_mqtt_events_and_redis(tmp_path: Path, prefix
         broker.close()
         await pubsub.aclose()
         await rclient.aclose()
+
+
+async def test_same_reading_over_mqtt_then_http_is_a_duplicate(tmp_path: Path, prefix: str) -> None:
+    """Both inputs derive one messageId from device_id and the instant of its timestamp,
+    so a reading first seen over MQTT is a 409 over HTTP, even written differently."""
+    need_service("mosquitto", 1883)
+    broker = Broker()
+    try:
+        async with sensor_engine(tmp_path, env=mqtt_env(prefix)) as engine:
+            await connected(engine)
+            broker.publish(f"{prefix}/sensors/esp32-500/data", reading("esp32-500", "2025-10-16T18:33:58Z"))
+            await eventually(lambda: count_rows(tmp_path) == 3)
+            async with client(engine) as c:
+                r = await c.post(
+                    "/api/v1/sensor-data", json=reading("esp32-500", "2025-10-16T20:33:58.000+02:00")
+                )
+            assert r.status_code == 409
+    finally:
+        broker.close()

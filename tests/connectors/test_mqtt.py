@@ -30,9 +30,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from conftest import free_port, need_service
 from support import base_url, engine_from, eventually
 from wireway.connectors.mqtt.client import Broker, parse_url
-from wireway.connectors.mqtt.input import NAMESPACE, MqttInput
+from wireway.connectors.mqtt.input import MqttInput
 from wireway.connectors.mqtt.output import Topic
-from wireway.envelope import Message
+from wireway.envelope import Message, stable_id
 from wireway.runtime.engine import Engine
 from wireway.runtime.store import DlqAdmin
 
@@ -280,10 +280,10 @@ interfaces:
             peer.close()
     first, second, third, fourth = lines(out)
     assert first["payload"] == {"ts": 1, "t": 20.5, "device_id": "d1"}
-    assert first["messageId"] == str(uuid.uuid5(NAMESPACE, "d1|1"))
+    assert first["messageId"] == stable_id("d1", "1")
     assert third["messageId"] == first["messageId"]
     assert second["payload"] == {"device_id": "d2", "ts": 2}
-    assert second["messageId"] == str(uuid.uuid5(NAMESPACE, "d2|2"))
+    assert second["messageId"] == stable_id("d2", "2")
     assert fourth["payload"] == {"device_id": "d4"}
     assert len(fourth["messageId"]) == 26
     assert first["source"] == "mqtt_fields.mqtt"

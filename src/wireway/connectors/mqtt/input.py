@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from typing import Any
 
 import msgspec
@@ -17,7 +16,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from wireway.connectors.base import Input, InputContext
 from wireway.connectors.mqtt.client import OK, Link, Session
 from wireway.connectors.mqtt.config import MqttInputConfig
-from wireway.envelope import is_envelope, new_message_id
+from wireway.envelope import canonical_timestamp, is_envelope, new_message_id, stable_id
 from wireway.observability import logging as log
 from wireway.registry import register_input
 
@@ -27,9 +26,18 @@ _decode = msgspec.json.Decoder().decode
 STALL_SECONDS = 0.1  # an ingest call taking longer waits for room: reading stops
 
 # Fixed forever: `id_fields` ids must stay the same across versions and restarts.
-NAMESPACE = uuid.UUID("3f6c2b1e-8d4a-5e0f-9b7c-6a1d2e3f4b5c")
 
 Received = tuple[int, paho.MQTTMessage]  # (connection generation, message)
+
+
+def _id_part(value: Any) -> str:
+    """A timestamp in its canonical form (so 18:33:58Z and 18:33:58.000+00:00 agree)."""
+    if isinstance(value, str):
+        try:
+            return canonical_timestamp(value)
+        except ValueError:
+            return value
+    return str(value)
 
 
 def _text(value: Any) -> str:
@@ -258,4 +266,5 @@ class MqttInput(Input):
         keys = self.config.id_fields
         if not isinstance(payload, dict) or any(k not in payload for k in keys):
             return new_message_id()
-        return str(uuid.uuid5(NAMESPACE, "|".join(str(payload[k]) for k in keys)))
+        # the same ids as every other input: one instant, one text (see envelope.stable_id)
+        return stable_id(*(_id_part(payload[k]) for k in keys))
