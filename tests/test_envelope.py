@@ -117,3 +117,13 @@ def test_ttl_counts_from_timestamp() -> None:
     assert not msg.expired(born + 59)
     assert msg.expired(born + 61)
     assert not Message("id", envelope.now_rfc3339(), 1).expired(time.time() + 1e6)
+
+
+def test_canonical_timestamps() -> None:
+    """One instant, one text; sub-millisecond instants stay apart."""
+    from wireway.envelope import canonical_timestamp
+
+    assert canonical_timestamp("2025-10-16T18:33:58Z") == canonical_timestamp("2025-10-16T20:33:58.000+02:00")
+    assert canonical_timestamp("2025-10-16T18:33:58.000100Z") != canonical_timestamp(
+        "2025-10-16T18:33:58.000200Z"
+    )

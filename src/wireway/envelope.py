@@ -109,9 +109,10 @@ ID_NAMESPACE = uuid.UUID("6f1c3a52-8f0e-4c7e-9a57-2f1d1c0b7e11")
 
 
 def canonical_timestamp(value: str) -> str:
-    """RFC 3339 in UTC with milliseconds; the same instant always gives the same text."""
+    """RFC 3339 in UTC with microseconds; the same instant always gives the same text
+    (and two readings a fraction of a millisecond apart stay two readings)."""
     dt = datetime.fromtimestamp(parse_timestamp(value), UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def stable_id(*parts: object) -> str:
