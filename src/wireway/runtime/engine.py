@@ -24,7 +24,7 @@ from wireway.observability import logging as log
 from wireway.observability.metrics import DLQ_SIZE, connection_closed, connection_opened
 from wireway.runtime.pattern import PatternRunner
 from wireway.runtime.store import MemoryStore, SqliteStore, Store
-from wireway.web.app import build_app
+from wireway.web.app import FastPaths, build_app
 
 logger = log.get("engine")
 
@@ -130,7 +130,7 @@ class Engine:
         await self.redrive()
         for runner in self.runners:
             await runner.start_inputs(self.input_context)
-        app = build_app(self, [*self.routes, *self.extra_routes])
+        app = FastPaths(build_app(self, [*self.routes, *self.extra_routes]), self.routes)
         config = uvicorn.Config(
             app,
             log_level="warning",
