@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -127,3 +128,22 @@ def test_canonical_timestamps() -> None:
     assert canonical_timestamp("2025-10-16T18:33:58.000100Z") != canonical_timestamp(
         "2025-10-16T18:33:58.000200Z"
     )
+
+
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 2), max_value=datetime(2200, 1, 1)),
+    st.integers(-14 * 60, 14 * 60),
+    st.integers(0, 6),
+)
+def test_canonical_fast_path_matches_exact(moment: datetime, offset_minutes: int, digits: int) -> None:
+    """Writing one instant as ...Z or with any offset gives the same canonical text."""
+    from wireway.envelope import _exact_utc, canonical_timestamp
+
+    dt = moment.replace(tzinfo=UTC)
+    frac = f"{dt.microsecond:06d}"[:digits]
+    dt = dt.replace(microsecond=int(frac.ljust(6, "0")) if digits else 0)
+    z_text = dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if digits else "") + "Z"
+    shifted = dt.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    off = shifted.strftime("%z")
+    o_text = shifted.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if digits else "") + f"{off[:3]}:{off[3:]}"
+    assert canonical_timestamp(z_text) == _exact_utc(z_text) == canonical_timestamp(o_text)

@@ -111,8 +111,27 @@ ID_NAMESPACE = uuid.UUID("6f1c3a52-8f0e-4c7e-9a57-2f1d1c0b7e11")
 def canonical_timestamp(value: str) -> str:
     """RFC 3339 in UTC with microseconds; the same instant always gives the same text
     (and two readings a fraction of a millisecond apart stay two readings)."""
-    dt = datetime.fromtimestamp(parse_timestamp(value), UTC)
-    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    m = _UTC_Z.match(value)
+    if m:  # already UTC: pad the fraction (the common case, no parsing)
+        return f"{m.group(1)}.{(m.group(2) or '').ljust(6, '0')}Z"
+    return _exact_utc(value)
+
+
+_UTC_Z = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$")
+
+
+def _exact_utc(value: str) -> str:
+    """The slow path: exact datetime arithmetic (no float), any offset or separator."""
+    parse_timestamp(value)  # validates, or raises ValueError
+    text = value.replace("Z", "+00:00").replace("z", "+00:00").replace(" ", "T").replace("t", "T")
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def stable_id(*parts: object) -> str:
