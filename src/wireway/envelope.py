@@ -85,23 +85,27 @@ def now_rfc3339() -> str:
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
 
 
+def _parse_datetime(value: str) -> datetime:
+    """An aware datetime for an RFC 3339 timestamp, exact to the microsecond (raises
+    ValueError); a timestamp without an offset is taken as UTC."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
+    text = value.replace("Z", "+00:00").replace("z", "+00:00").replace(" ", "T").replace("t", "T")
+    if "." in text:  # Python 3.11 takes at most 6 fraction digits
+        head, _, tail = text.partition(".")
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
 @functools.lru_cache(maxsize=4096)  # a batch shares its arrival time: most calls repeat
 def parse_timestamp(value: str) -> float:
     """Seconds since the epoch for an RFC 3339 timestamp (raises ValueError).
 
     A timestamp without an offset is taken as UTC.
     """
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
-    text = value.replace("Z", "+00:00").replace("z", "+00:00")
-    if "." in text:  # Python 3.11 takes at most 6 fraction digits
-        head, _, tail = text.partition(".")
-        digits = len(tail) - len(tail.lstrip("0123456789"))
-        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    return _parse_datetime(value).timestamp()
 
 
 # Fixed namespace for ids derived from content, so a redelivery gets the same id.
@@ -122,16 +126,8 @@ _UTC_Z = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$")
 
 def _exact_utc(value: str) -> str:
     """The slow path: exact datetime arithmetic (no float), any offset or separator."""
-    parse_timestamp(value)  # validates, or raises ValueError
-    text = value.replace("Z", "+00:00").replace("z", "+00:00").replace(" ", "T").replace("t", "T")
-    if "." in text:
-        head, _, tail = text.partition(".")
-        digits = len(tail) - len(tail.lstrip("0123456789"))
-        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    dt = _parse_datetime(value).astimezone(UTC)
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def stable_id(*parts: object) -> str:

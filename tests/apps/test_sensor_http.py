@@ -251,7 +251,6 @@ async def test_metrics_and_health(tmp_path: Path) -> None:
         ready = (await c.get("/ready")).json()
         assert ready["ready"] is True
         assert "timestamp" in ready
-    assert ADMIN
 
 
 async def test_existing_clients_on_a_second_websocket_port(tmp_path: Path) -> None:

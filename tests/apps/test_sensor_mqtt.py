@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 import websockets
@@ -235,7 +234,6 @@ async def test_broker_restart_loses_nothing(tmp_path: Path, prefix: str) -> None
         proc.terminate()
         proc.wait(10)
     assert count_rows(tmp_path) == 100
-    assert httpx  # imported for type users
 
 
 async def test_enriched_readings_to_mqtt_events_and_redis(tmp_path: Path, prefix: str) -> None:
