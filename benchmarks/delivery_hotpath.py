@@ -1,0 +1,277 @@
+"""Per-reading CPU of the sensor DELIVERY hot path, without servers.
+
+Times, in microseconds per reading (best of a few bounded rounds, so a noisy
+neighbour on a shared machine inflates the figures less), on enriched readings like
+the built-in application hands its outputs (`wireway bench sensor` bodies, a
+`received_at` shared by each batch, 100 devices):
+
+- sql rows: `Plan.rows` for the `sensor_readings` columns of sensors.yaml
+  (PostgreSQL dialect, the table described as `describe()` would), per batch as
+  `SqlOutput.write` does
+- alerts: `SensorAlertsOutput.write` with the default rules; a tenth of the devices
+  are `secure_area: true` and the clock is outside business hours, so presence
+  alerts open and repeat
+- state: `Devices.record` (a database that does nothing), `OccupancyTracker.update`
+  and the whole `SensorStateOutput.write`
+
+With `--pg URL` also the PostgreSQL insert (`SqlOutput.insert`) into a scratch
+schema that is dropped afterwards (client CPU of this process only).
+
+Run: .venv/bin/python benchmarks/delivery_hotpath.py [--readings N] [--rounds R] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+import yaml
+
+from wireway.apps.sensor_ingest import metrics
+from wireway.apps.sensor_ingest.alerts_output import SensorAlertsConfig, SensorAlertsOutput
+from wireway.apps.sensor_ingest.app import sensor_app
+from wireway.apps.sensor_ingest.devices import Devices
+from wireway.apps.sensor_ingest.occupancy import OccupancyTracker
+from wireway.apps.sensor_ingest.state_output import SensorStateConfig, SensorStateOutput
+from wireway.cli.bench_sensor import body
+from wireway.connectors.sql.config import SqlOutputConfig
+from wireway.connectors.sql.output import ColumnInfo, Plan
+from wireway.envelope import Message, canonical_timestamp, stable_id
+
+BATCH = 500  # the application's batch_size
+DEVICES = 100
+SECURE_EVERY = 10  # every tenth device is in a secure area
+PATTERN = Path(__file__).parents[1] / "src/wireway/apps/sensor_ingest/patterns/sensors.yaml"
+# a Saturday night (UTC): outside the default business hours
+NIGHT = datetime(2026, 11, 28, 23, 0, tzinfo=UTC).timestamp()
+
+# what describe() reports for the PostgreSQL sensor_readings table (migration 1)
+READINGS_TABLE = {
+    "id": ColumnInfo("id", "int", True),
+    "device_id": ColumnInfo("device_id", "text", True, 100),
+    "timestamp": ColumnInfo("timestamp", "timestamptz", True),
+    "received_at": ColumnInfo("received_at", "timestamptz", True),
+    "sensor_type": ColumnInfo("sensor_type", "text", True, 50),
+    "data": ColumnInfo("data", "json", True),
+    "metadata": ColumnInfo("metadata", "json", False),
+    "created_at": ColumnInfo("created_at", "timestamptz", False),
+    "message_id": ColumnInfo("message_id", "text", True, 64),
+}
+
+
+def outputs_config() -> dict[str, dict[str, Any]]:
+    """The output blocks of sensors.yaml by type (environment defaults left as text)."""
+    pattern = yaml.safe_load(PATTERN.read_text())
+    return {o["type"]: o for o in pattern["interfaces"]["output"]}
+
+
+def metadata_of(device: int) -> dict[str, Any]:
+    if device % SECURE_EVERY == 0:
+        return {"location": f"vault-{device}", "secure_area": True}
+    return {}
+
+
+def batches(n: int, start: float) -> list[list[Message]]:
+    """n enriched readings (1 ms apart) in batches of BATCH, each batch with one received_at."""
+    out: list[list[Message]] = []
+    for b in range(0, n, BATCH):
+        arrived = datetime.fromtimestamp(start + b / 1000 + 0.05, UTC)
+        received_at = arrived.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        batch = []
+        for i in range(b, min(n, b + BATCH)):
+            payload = msgspec.json.decode(body(i % DEVICES, start + i / 1000, i))
+            payload["received_at"] = received_at
+            payload["device_metadata"] = metadata_of(i % DEVICES)
+            msg_id = stable_id(payload["device_id"], canonical_timestamp(payload["timestamp"]))
+            batch.append(Message(msg_id, received_at, payload, source="mqtt"))
+        out.append(batch)
+    return out
+
+
+def best_us(fn: Callable[[], object], count: int, rounds: int) -> float:
+    """The fastest round's CPU time per item, in microseconds."""
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time_ns()
+        fn()
+        best = min(best, (time.process_time_ns() - t0) / count / 1000)
+    return best
+
+
+async def abest_us(fn: Callable[[], Awaitable[object]], count: int, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time_ns()
+        await fn()
+        best = min(best, (time.process_time_ns() - t0) / count / 1000)
+    return best
+
+
+def sql_plan(dialect: str = "postgresql") -> Plan:
+    options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name")}
+    options["url"] = "postgresql://bench@127.0.0.1/bench"
+    return Plan(msgspec.convert(options, SqlOutputConfig), dialect, READINGS_TABLE)
+
+
+def sql_rows(plan: Plan, data: Sequence[list[Message]]) -> int:
+    """What SqlOutput.write does before the insert: rows per message, one `now` per batch."""
+    total = 0
+    for batch in data:
+        now = datetime.now(UTC)
+        good = [(i, plan.rows(msg, now)) for i, msg in enumerate(batch)]
+        total += len([row for _, rows in good for row in rows])
+    return total
+
+
+class NullDb:
+    """A Database that takes statements and does nothing (for the device registry)."""
+
+    dialect = "postgresql"
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        return None
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return "INSERT 0 1"
+
+
+class Clock:
+    """Outside business hours, advancing with the real clock."""
+
+    def __init__(self) -> None:
+        self.start = time.time()
+
+    def __call__(self) -> float:
+        return NIGHT + (time.time() - self.start)
+
+
+def alerts_output() -> SensorAlertsOutput:
+    options = {k: v for k, v in outputs_config()["sensor_alerts"].items() if k not in ("type", "name")}
+    options["mqtt"] = {"enabled": False}
+    config = msgspec.convert(options, SensorAlertsConfig)
+    output = SensorAlertsOutput(config, SimpleNamespace(name="alerts"), None)
+    engine = output.engine
+    engine.clock = Clock()
+
+    async def persist(alert: dict[str, Any]) -> None:
+        return None
+
+    engine.persist = persist
+    return output
+
+
+def state_output() -> SensorStateOutput:
+    pattern = SimpleNamespace(monitoring=SimpleNamespace(per_device=False))
+    output = SensorStateOutput(SensorStateConfig(hold_seconds=30), SimpleNamespace(name="state"), pattern)
+    app = sensor_app()
+    app.devices = Devices(NullDb())  # type: ignore[arg-type]
+    output.saved = time.monotonic()
+    return output
+
+
+async def pg_insert(url: str, data: Sequence[list[Message]], rounds: int) -> float:
+    """SqlOutput.insert per reading (rows already built), into a scratch schema."""
+    from wireway.apps.sensor_ingest.migrations import migrate
+    from wireway.connectors.sql.db import open_database
+    from wireway.connectors.sql.output import describe
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = open_database(url, data_dir=Path("."))
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in url else "?"
+    db = open_database(f"{url}{sep}search_path={schema}", data_dir=Path("."))
+    try:
+        await migrate(db)
+        options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name")}
+        options["url"] = url
+        table = await describe(db, f"{schema}.sensor_readings")
+        plan = Plan(msgspec.convert(options, SqlOutputConfig), db.dialect, table)
+        rows = [[row for msg in batch for row in plan.rows(msg, datetime.now(UTC))] for batch in data]
+        output = SimpleNamespace(db=db)
+        from wireway.connectors.sql.output import SqlOutput
+
+        async def insert_all() -> None:
+            await db.execute(f"TRUNCATE {schema}.sensor_readings")
+            for batch_rows in rows:
+                await SqlOutput.insert(output, plan, batch_rows)  # type: ignore[arg-type]
+
+        count = sum(len(b) for b in data)
+        return await abest_us(insert_all, count, rounds)
+    finally:
+        await db.close()
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    n, rounds = max(BATCH, args.readings), max(1, args.rounds)
+    start = time.time() - n / 1000
+    data = batches(n, start)
+    count = sum(len(b) for b in data)
+    results: dict[str, float] = {}
+
+    plan = sql_plan()
+    results["sql Plan.rows (3 rows/reading)"] = best_us(lambda: sql_rows(plan, data), count, rounds)
+
+    alerts = alerts_output()
+
+    async def alert_all() -> None:
+        for batch in data:
+            await alerts.write(batch)
+
+    results["alerts SensorAlertsOutput.write"] = await abest_us(alert_all, count, rounds)
+
+    state = state_output()
+    devices = sensor_app().devices
+    assert devices is not None
+
+    async def record_all() -> None:
+        for batch in data:
+            await devices.record([m.payload for m in batch])
+
+    results["state Devices.record"] = await abest_us(record_all, count, rounds)
+
+    tracker = OccupancyTracker(hold_seconds=30)
+
+    def occupy_all() -> None:
+        for batch in data:
+            for msg in batch:
+                tracker.update(msg.payload)
+            tracker.tick()
+
+    results["state OccupancyTracker.update+tick"] = best_us(occupy_all, count, rounds)
+
+    async def state_all() -> None:
+        for batch in data:
+            await state.write(batch)
+
+    results["state SensorStateOutput.write"] = await abest_us(state_all, count, rounds)
+
+    if args.pg:
+        results["sql SqlOutput.insert (PostgreSQL, client CPU)"] = await pg_insert(args.pg, data, rounds)
+
+    width = max(len(k) for k in results)
+    print(f"{count} readings, batches of {BATCH}, {DEVICES} devices, best of {rounds} rounds")
+    for name, us in results.items():
+        print(f"  {name:<{width}}  {us:7.2f} us/reading")
+    metrics.INGESTED.setup(False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--readings", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pg", default="", help="postgresql:// URL: also time the insert")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
