@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
@@ -147,3 +149,58 @@ def test_canonical_fast_path_matches_exact(moment: datetime, offset_minutes: int
     off = shifted.strftime("%z")
     o_text = shifted.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if digits else "") + f"{off[:3]}:{off[3:]}"
     assert canonical_timestamp(z_text) == _exact_utc(z_text) == canonical_timestamp(o_text)
+
+
+def _canonical_before(value: str) -> str:
+    """canonical_timestamp as it was (the fast path with regex groups): the reference."""
+    m = re.match(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$", value)
+    if m:
+        return f"{m.group(1)}.{(m.group(2) or '').ljust(6, '0')}Z"
+    return envelope._exact_utc(value)
+
+
+# near-timestamps: valid ones, wrong lengths, other separators, non-ASCII digits, a newline
+timestamp_like = st.builds(
+    lambda date, frac, tail: date + frac + tail,
+    st.sampled_from(
+        ["2025-10-16T18:33:58", "2025-10-16t18:33:58", "2025-10-16 18:33:58", "٢٠٢٥-10-16T18:33:58"]
+    )
+    | st.from_regex(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", fullmatch=True),
+    st.just("") | st.from_regex(r"\.[0-9]{0,10}", fullmatch=True),
+    st.sampled_from(["Z", "z", "Z\n", "Zx", "", "+00:00", "-07:30", "+14:00\n"]),
+)
+
+
+@given(timestamp_like | st.text(max_size=30))
+def test_canonical_outputs_unchanged(value: str) -> None:
+    """The same text (or the same ValueError) as before the fast path was reworked."""
+    try:
+        expected = _canonical_before(value)
+    except ValueError:
+        with pytest.raises(ValueError, match="RFC 3339"):
+            envelope.canonical_timestamp(value)
+        return
+    assert envelope.canonical_timestamp(value) == expected
+
+
+id_parts = st.lists(st.text() | st.integers() | st.floats() | st.booleans() | st.none(), max_size=4)
+
+
+@given(id_parts)
+def test_stable_id_is_uuid5_forever(parts: list[object]) -> None:
+    """The contract: byte for byte the UUIDv5 of the '|'-joined parts (non-ASCII too)."""
+    expected = str(uuid.uuid5(envelope.ID_NAMESPACE, "|".join(str(p) for p in parts)))
+    assert envelope.stable_id(*parts) == expected
+
+
+def test_stable_id_known_values() -> None:
+    """Ids already stored and sent by devices (pinned: computed once with uuid.uuid5)."""
+    assert (
+        envelope.stable_id("bench-001", "2025-10-16T18:33:58.123456Z")
+        == "197da187-71e0-57b1-a1e9-a48b8ae2dfa5"
+    )
+    assert (
+        envelope.stable_id("capteur-é", "2025-10-16T18:33:58.000000Z")
+        == "2fb81044-6be0-593e-9a76-eacb00034bdf"
+    )
+    assert envelope.stable_id() == "231e3dc4-310c-5bc7-9587-43fbab8c7331"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import time
@@ -115,13 +116,21 @@ ID_NAMESPACE = uuid.UUID("6f1c3a52-8f0e-4c7e-9a57-2f1d1c0b7e11")
 def canonical_timestamp(value: str) -> str:
     """RFC 3339 in UTC with microseconds; the same instant always gives the same text
     (and two readings a fraction of a millisecond apart stay two readings)."""
-    m = _UTC_Z.match(value)
-    if m:  # already UTC: pad the fraction (the common case, no parsing)
-        return f"{m.group(1)}.{(m.group(2) or '').ljust(6, '0')}Z"
-    return _exact_utc(value)
+    m = _UTC_Z(value)
+    if m is None:
+        return _exact_utc(value)
+    # already UTC 'Z' (the common case): pad the fraction, no parsing. `end` stops
+    # before the Z's trailing newline that `$` allows, which the text never kept.
+    end = m.end()
+    if end == 27:  # six fraction digits: already canonical
+        return value if len(value) == 27 else value[:27]
+    if end == 20:  # no fraction
+        return value[:19] + ".000000Z"
+    return value[: end - 1].ljust(26, "0") + "Z"
 
 
-_UTC_Z = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$")
+# `\d\d` rather than `\d{2}`: the same language, measurably cheaper to match.
+_UTC_Z = re.compile(r"\d\d\d\d-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z$").match
 
 
 def _exact_utc(value: str) -> str:
@@ -130,9 +139,24 @@ def _exact_utc(value: str) -> str:
     return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# SHA-1 state after the namespace bytes: each id only hashes its own name on top.
+_ID_PREFIX = hashlib.sha1(ID_NAMESPACE.bytes)
+# the hex digit holding the RFC 4122 variant bits (10xx), by the digit the hash gave
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
 def stable_id(*parts: object) -> str:
-    """A UUIDv5 over the parts (timestamps should be canonical first)."""
-    return str(uuid.uuid5(ID_NAMESPACE, "|".join(str(p) for p in parts)))
+    """A UUIDv5 over the parts (timestamps should be canonical first).
+
+    A contract: always exactly `str(uuid.uuid5(ID_NAMESPACE, "|".join(map(str, parts))))`
+    (redeliveries are recognised by it across versions; a property test checks it).
+    Computed without uuid.UUID objects, about three times cheaper.
+    """
+    h = _ID_PREFIX.copy()
+    h.update("|".join(map(str, parts)).encode())
+    x = h.hexdigest()
+    # the first 16 bytes, version nibble set to 5 and variant bits to 10, 8-4-4-4-12
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 _encoder = msgspec.json.Encoder()
