@@ -176,8 +176,8 @@ def test_canonical_outputs_unchanged(value: str) -> None:
     """The same text (or the same ValueError) as before the fast path was reworked."""
     try:
         expected = _canonical_before(value)
-    except ValueError:
-        with pytest.raises(ValueError, match="RFC 3339"):
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
             envelope.canonical_timestamp(value)
         return
     assert envelope.canonical_timestamp(value) == expected
