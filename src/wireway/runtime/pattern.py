@@ -248,6 +248,12 @@ class PatternRunner:
             events.rejected(self.name, reason)
             result.rejected.append(Rejected(-1, [reason], raw))
         for i, value in enumerate(values):
+            if type(value) is Message:  # built by the input (its id already chosen)
+                if not value.timestamp:
+                    value.timestamp = arrived
+                index.setdefault(value.message_id, i)
+                msgs.append(value)
+                continue
             try:
                 msg = envelope.from_value(value, source=source, arrived=arrived)
             except ValueError as exc:

@@ -97,8 +97,94 @@ class Session:
     max_inflight: int = 20  # outgoing QoS 1/2 messages in flight
 
 
-class Link:
-    """One MQTT connection that reconnects by itself, driven by the running loop.
+class Reconnecting:
+    """A broker connection that reconnects by itself, with backoff and jitter.
+
+    Subclasses open the connection in `_connect` (CONNACK accepted and `ready` done
+    on return), close it in `_close_socket`, and call `_gone` when it is lost.
+    """
+
+    def __init__(self, config: MqttConnection, base_dir: Path, label: str, kind: str) -> None:
+        self.config = config
+        self.label = label
+        self.kind = kind  # "input" | "output", for logs
+        self.broker = parse_url(config.url)
+        self.username = config.username or self.broker.username
+        self.password = config.password if config.password is not None else self.broker.password
+        self.tls = tls_context(config, base_dir) if self.broker.tls else None
+        self.connected = False
+        self.generation = 0  # counts connections: an ack is only sent on its own
+        self.paused = False
+        self.first_attempt = asyncio.Event()
+        self._connack: asyncio.Future[Any] | None = None
+        self._lost = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop = asyncio.get_running_loop()
+
+    def lost(self, reason: str) -> None: ...
+
+    async def _connect(self) -> None:
+        raise NotImplementedError
+
+    def _close_socket(self) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        attempt = 0
+        drops = 0  # connections in a row that were lost soon after they came up
+        last_error = ""
+        while not self._stopping:
+            try:
+                await self._connect()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  (any failure: retry with backoff)
+                self._close_socket()
+                if self.connected:  # failed after CONNACK (in `ready`)
+                    self._gone(str(exc) or type(exc).__name__)
+                self.first_attempt.set()
+                attempt += 1
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                delay = self._backoff(attempt)
+                log_at = logger.warning if error != last_error else logger.debug
+                retry = {"error": error, "attempt": attempt, "retry_in": round(delay, 2)}
+                log_at("mqtt connect failed, retrying", **retry, **self._where())
+                last_error = error
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            last_error = ""
+            self.first_attempt.set()
+            logger.info("mqtt connected", **self._where())
+            up_since = self._loop.time()
+            await self._lost.wait()
+            if self._stopping:
+                return
+            drops = drops + 1 if self._loop.time() - up_since < 10 else 1
+            await asyncio.sleep(self._backoff(drops))
+
+    def _where(self) -> dict[str, str]:
+        return {"connector": self.label, "kind": self.kind, "broker": self.broker.address}
+
+    def _backoff(self, attempt: int) -> float:
+        low, high = self.config.reconnect_min, self.config.reconnect_max
+        return random.uniform(low, min(high, low * 2 ** max(attempt - 1, 0)))
+
+    def _gone(self, reason: str) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_exception(ConnectionError(f"connection closed: {reason}"))
+        was_up = self.connected
+        self.connected = False
+        self._lost.set()
+        if was_up:
+            if not self._stopping:
+                logger.warning("mqtt connection lost", reason=reason, **self._where())
+            self.lost(reason)
+
+
+class Link(Reconnecting):
+    """One MQTT connection through paho that reconnects by itself, driven by the running loop.
 
     Subclasses override the hooks: `ready` (CONNACK accepted: subscribe), `received`
     (the messages of one read), `published` (the broker acknowledged publish `mid`),
@@ -109,28 +195,13 @@ class Link:
     def __init__(
         self, config: MqttConnection, session: Session, base_dir: Path, label: str, kind: str
     ) -> None:
-        self.config = config
+        super().__init__(config, base_dir, label, kind)
         self.session = session
-        self.label = label
-        self.kind = kind  # "input" | "output", for logs
-        self.broker = parse_url(config.url)
-        self.username = config.username or self.broker.username
-        self.password = config.password if config.password is not None else self.broker.password
-        self.tls = tls_context(config, base_dir) if self.broker.tls else None
         self.client: paho.Client | None = None
-        self.connected = False
-        self.generation = 0  # counts connections: an ack is only sent on its own
-        self.paused = False
         self.max_reads = 1000  # packets handled in one wake-up of the reader
-        self.first_attempt = asyncio.Event()
         self._fd: int | None = None
         self._sock: Any = None
         self._batch: list[paho.MQTTMessage] | None = None
-        self._connack: asyncio.Future[tuple[bool, ReasonCode]] | None = None
-        self._lost = asyncio.Event()
-        self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
 
     # ----- hooks (see the class docstring) ------------------------------------------------
@@ -186,47 +257,6 @@ class Link:
             self._loop.call_soon(self._readable)  # TLS may hold bytes the selector cannot see
 
     # ----- connecting ---------------------------------------------------------------------
-    async def _run(self) -> None:
-        attempt = 0
-        drops = 0  # connections in a row that were lost soon after they came up
-        last_error = ""
-        while not self._stopping:
-            try:
-                await self._connect()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001  (any failure: retry with backoff)
-                self._close_socket()
-                if self.connected:  # failed after CONNACK (in `ready`)
-                    self._gone(str(exc) or type(exc).__name__)
-                self.first_attempt.set()
-                attempt += 1
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                delay = self._backoff(attempt)
-                log_at = logger.warning if error != last_error else logger.debug
-                retry = {"error": error, "attempt": attempt, "retry_in": round(delay, 2)}
-                log_at("mqtt connect failed, retrying", **retry, **self._where())
-                last_error = error
-                await asyncio.sleep(delay)
-                continue
-            attempt = 0
-            last_error = ""
-            self.first_attempt.set()
-            logger.info("mqtt connected", **self._where())
-            up_since = self._loop.time()
-            await self._lost.wait()
-            if self._stopping:
-                return
-            drops = drops + 1 if self._loop.time() - up_since < 10 else 1
-            await asyncio.sleep(self._backoff(drops))
-
-    def _where(self) -> dict[str, str]:
-        return {"connector": self.label, "kind": self.kind, "broker": self.broker.address}
-
-    def _backoff(self, attempt: int) -> float:
-        low, high = self.config.reconnect_min, self.config.reconnect_max
-        return random.uniform(low, min(high, low * 2 ** max(attempt - 1, 0)))
-
     def _make_client(self) -> paho.Client:
         s = self.session
         v5 = self.config.mqtt5
@@ -370,17 +400,6 @@ class Link:
         self._detach()
         if self.client is not None:
             _close_quietly(self.client)
-
-    def _gone(self, reason: str) -> None:
-        if self._connack is not None and not self._connack.done():
-            self._connack.set_exception(ConnectionError(f"connection closed: {reason}"))
-        was_up = self.connected
-        self.connected = False
-        self._lost.set()
-        if was_up:
-            if not self._stopping:
-                logger.warning("mqtt connection lost", reason=reason, **self._where())
-            self.lost(reason)
 
     def _readable(self) -> None:
         """Read what the socket has: every message of this wake-up goes out as one batch."""

@@ -9,14 +9,13 @@ import json
 from typing import Any
 
 import msgspec
-import paho.mqtt.client as paho
-from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from wireway.connectors.base import Input, InputContext
-from wireway.connectors.mqtt.client import OK, Link, Session
+from wireway.connectors.mqtt.client import Session
 from wireway.connectors.mqtt.config import MqttInputConfig
-from wireway.envelope import canonical_timestamp, is_envelope, new_message_id, stable_id
+from wireway.connectors.mqtt.inbound import Inbound
+from wireway.connectors.mqtt.wire import Publish
+from wireway.envelope import Message, canonical_timestamp, is_envelope, new_message_id, stable_id
 from wireway.observability import logging as log
 from wireway.registry import register_input
 
@@ -27,7 +26,7 @@ STALL_SECONDS = 0.1  # an ingest call taking longer waits for room: reading stop
 
 # Fixed forever: `id_fields` ids must stay the same across versions and restarts.
 
-Received = tuple[int, paho.MQTTMessage]  # (connection generation, message)
+Received = tuple[int, Publish]  # (connection generation, PUBLISH)
 
 
 def _id_part(value: Any) -> str:
@@ -45,55 +44,28 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-class Subscriber(Link):
-    """The input's connection: subscribes after each CONNACK, hands reads to the input."""
+class Subscriber(Inbound):
+    """The input's connection: hands each read's messages to the input."""
 
     def __init__(self, owner: MqttInput, config: MqttInputConfig, session: Session) -> None:
-        super().__init__(config, session, owner.pattern.base_dir, owner.name, "input")
+        topics = [f"$share/{config.shared_group}/{t}" if config.shared_group else t for t in config.topics]
+        super().__init__(config, session, owner.pattern.base_dir, owner.name, topics, config.qos)
         self.owner = owner
-        self.topics = [
-            f"$share/{config.shared_group}/{t}" if config.shared_group else t for t in config.topics
-        ]
         self.opened = False
-        self._suback: asyncio.Future[list[ReasonCode]] | None = None
-        self._sub_mid = -1
 
-    async def ready(self, client: paho.Client, session_present: bool) -> None:
+    def ready(self, session_present: bool, codes: list[int]) -> None:
         self.owner.ctx.connection_opened("mqtt")
         self.opened = True
-        qos = self.owner.config.qos
-        if self.config.mqtt5:
-            # retained messages only for a new subscription, not on every reconnect
-            new_only = SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
-            opts = SubscribeOptions(qos=qos, retainHandling=new_only)
-            topics: list[tuple[str, Any]] = [(t, opts) for t in self.topics]
-        else:
-            topics = [(t, qos) for t in self.topics]
-        self._suback = asyncio.get_running_loop().create_future()
-        rc, mid = client.subscribe(topics)
-        if rc != OK or mid is None:
-            raise ConnectionError(f"subscribe failed: {paho.error_string(rc)}")
-        self._sub_mid = mid
-        reasons = await self._suback
-        refused = [t for t, r in zip(self.topics, reasons, strict=False) if r.is_failure]
+        refused = [t for t, code in zip(self.topics, codes, strict=False) if code >= 0x80]
         if refused:
             logger.error("mqtt subscription refused", input=self.label, topics=refused)
         self.owner.state = "running"
 
-    def subscribed(self, mid: int, reasons: list[ReasonCode]) -> None:
-        if mid == self._sub_mid and self._suback is not None and not self._suback.done():
-            self._suback.set_result(reasons)
-
-    def received(self, messages: list[paho.MQTTMessage]) -> None:
-        self.owner.received([(self.generation, m) for m in messages])
-
-    def read_budget(self) -> int:
-        return self.owner.read_budget()
+    def received(self, publishes: list[Publish]) -> None:
+        gen = self.generation
+        self.owner.received([(gen, m) for m in publishes])
 
     def lost(self, reason: str) -> None:
-        if self._suback is not None and not self._suback.done():
-            self._suback.set_exception(ConnectionError(f"connection closed: {reason}"))
-            self._suback.exception()  # retrieved: `ready` may no longer be waiting
         if self.opened:
             self.opened = False
             self.owner.ctx.connection_closed("mqtt")
@@ -149,10 +121,6 @@ class MqttInput(Input):
         link = getattr(self, "link", None)
         return {"mqtt": "up" if link is not None and link.connected else "down"}
 
-    def read_budget(self) -> int:
-        """How many more messages may be read before `max_inflight` are held."""
-        return max(1, self.config.max_inflight - self.held)
-
     def received(self, messages: list[Received]) -> None:
         """One read's messages: queued for the next ingest call (one per batch)."""
         self.pending.extend(messages)
@@ -205,16 +173,12 @@ class MqttInput(Input):
             self._reading()
 
     def ack(self, chunk: list[Received]) -> None:
-        """PUBACK (QoS 1) / PUBCOMP (QoS 2), on the connection the messages came on."""
-        client = self.link.client
-        if client is None or not self.link.connected:
-            return  # the broker redelivers them after the reconnect
+        """PUBACK (QoS 1) / PUBREC (QoS 2), on the connection the messages came on;
+        the broker redelivers the others after the reconnect."""
         generation = self.link.generation
-        for gen, msg in chunk:
-            if msg.qos and gen == generation:
-                client.ack(msg.mid, msg.qos)
+        self.link.ack([(m[2], m[3]) for gen, m in chunk if gen == generation and m[3]])
 
-    async def ingest(self, messages: list[paho.MQTTMessage]) -> None:
+    async def ingest(self, messages: list[Publish]) -> None:
         values: list[Any] = []
         errors: list[tuple[Any, str]] = []
         for msg in messages:
@@ -225,16 +189,17 @@ class MqttInput(Input):
                 values.append(value)
         await self.ctx.ingest(values, source=self.name, errors=errors)
 
-    def decode(self, msg: paho.MQTTMessage) -> tuple[Any, tuple[Any, str] | None]:
+    def decode(self, msg: Publish) -> tuple[Any, tuple[Any, str] | None]:
         """The value to ingest, or (raw value, reason) for the dead-letter queue."""
+        raw_topic, payload = msg[0], msg[1]
         try:
-            topic = msg.topic
+            topic = raw_topic.decode()
         except UnicodeDecodeError:
-            return None, (repr(msg._topic), "invalid UTF-8 in the topic")
+            return None, (repr(raw_topic), "invalid UTF-8 in the topic")
         try:
-            value = _decode(msg.payload)
+            value = _decode(payload)
         except msgspec.DecodeError as exc:
-            text = msg.payload.decode("utf-8", "replace")
+            text = payload.decode("utf-8", "replace")
             return None, (text, f"invalid JSON on topic {topic}: {exc}")
         envelope = is_envelope(value)
         body = value["payload"] if envelope else value
@@ -254,12 +219,9 @@ class MqttInput(Input):
                     )
         if envelope or not self.config.id_fields:
             return value, None
-        return {
-            "messageId": self.message_id(value),
-            "messageType": "data",
-            "payload": value,
-            "source": self.name,
-        }, None
+        # built here, not wrapped as an envelope dict and converted again; the
+        # runtime stamps the arrival time on an empty timestamp
+        return Message(message_id=self.message_id(value), timestamp="", payload=value, source=self.name), None
 
     def message_id(self, payload: Any) -> str:
         """A UUIDv5 of the `id_fields` values, or a fresh ULID when one is missing."""
