@@ -180,6 +180,8 @@ def parse(buf: bytes, v5: bool) -> tuple[list[Publish], list[tuple[int, bytes]],
             topic = buf[start + 2 : at]
             mid = 0
             if qos:
+                if at + 2 > end:
+                    raise MalformedPacket("PUBLISH shorter than its header")
                 mid = (buf[at] << 8) | buf[at + 1]
                 at += 2
             if v5:
