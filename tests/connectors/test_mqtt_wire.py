@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,7 +26,7 @@ def feed(stream: bytes, cuts: list[int], v5: bool) -> tuple[list[wire.Publish], 
     others: list[tuple[int, bytes]] = []
     rest = b""
     bounds = [0, *sorted(set(cuts)), len(stream)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         buf = rest + stream[a:b]
         pubs, other, used = wire.parse(buf, v5)
         got += pubs
@@ -60,7 +62,8 @@ def test_publishes_split_anywhere_parse_the_same(
 def test_large_payload_uses_a_multi_byte_length() -> None:
     payload = b"x" * 200_000
     stream = publish(b"a/b", payload, 7, 1, v5=False)
-    assert stream[1] & 0x80 and stream[2] & 0x80  # three length bytes
+    assert stream[1] & 0x80
+    assert stream[2] & 0x80
     assert feed(stream, [1, 2, 3, 100], False)[0] == [(b"a/b", payload, 7, 1)]
 
 
@@ -73,7 +76,8 @@ def test_malformed_length_and_short_publish_are_refused() -> None:
 
 def test_control_packets() -> None:
     connect = wire.connect("dev-1", keepalive=30, clean=False, v5=False, username="u", password="p")
-    assert connect[0] == 0x10 and b"\x00\x04MQTT\x04\xc0\x00\x1e" in connect
+    assert connect[0] == 0x10
+    assert b"\x00\x04MQTT\x04\xc0\x00\x1e" in connect
     assert connect.endswith(b"\x00\x05dev-1\x00\x01u\x00\x01p")
     v5 = wire.connect("d", keepalive=30, clean=False, v5=True, session_expiry=60, receive_maximum=1000)
     assert b"\x08\x11\x00\x00\x00\x3c\x21\x03\xe8" in v5  # properties: expiry 60 s, receive max 1000
