@@ -424,3 +424,181 @@ async def test_paths_and_value_checks(tmp_path: Path) -> None:
         with pytest.raises(Unfit) as caught:
             plan.rows(msg(payload), now)
         assert reason in str(caught.value)
+
+
+# ----- the fast paths of the row plan and of timestamp parsing ----------------------------
+class _Text(str):
+    """A str subclass: parse_timestamp takes its general path for it."""
+
+
+STAMPS = [
+    "2026-11-24T07:50:43.531123Z",
+    "2026-11-24T07:50:43Z",
+    "2026-11-24T07:50:43.5Z",
+    "2026-11-24T07:50:43.1234567Z",  # 7 digits
+    "2026-11-24T07:50:43.531z",
+    "2026-11-24 07:50:43.531Z",
+    "2026-11-24t07:50:43Z",
+    "2026-11-24T07:50:43.531+01:00",
+    "2026-11-24T07:50:43.531-00:00",
+    "2026-11-24T07:50:43",
+    "2026-11-24T24:00:00Z",  # out of range
+    "2026-02-30T07:50:43Z",
+    "2026-11-24T07:50:43.Z",
+    "2026-11-24T07:50Z",
+    "2026-11-24",
+    "2026-11-24T07:50:43.531Z\n",
+    "\u0662026-11-24T07:50:43Z",  # an Arabic-Indic digit: \d matches it
+    "",
+    "now",
+]
+
+
+def _outcome(fn: Any, *args: Any) -> Any:
+    try:
+        value = fn(*args)
+    except ValueError as exc:
+        return (type(exc), str(exc))
+    return (value, getattr(value, "tzinfo", None))
+
+
+def test_parse_timestamp_fast_path_is_the_general_path() -> None:
+    """UTC `Z` texts skip the general parse; every text gives the same result (or error) both ways."""
+    from wireway.connectors.sql.db import parse_timestamp
+
+    for text in STAMPS:
+        assert _outcome(parse_timestamp, text) == _outcome(parse_timestamp, _Text(text)), text
+
+
+def _reference_rows(plan: Any, msg: Message, now: datetime) -> list[tuple[Any, ...]]:
+    """Plan.rows as it was before its fast paths: every column through its getter and coercer."""
+    from wireway.connectors.sql.config import MISSING
+    from wireway.connectors.sql.output import Unfit, _tname
+
+    def convert(col: Any, key: Any, value: Any) -> Any:
+        v = col.get(msg, key, value, now)
+        if v is MISSING:
+            if not col.optional:
+                raise Unfit(f"column `{col.name}`: `{col.path}` is missing")
+            v = None
+        if v is None:
+            if col.notnull:
+                raise Unfit(f"column `{col.name}`: `{col.path}` is null (NOT NULL column)")
+            return None
+        try:
+            return col.coerce(v)
+        except Unfit as exc:
+            raise Unfit(f"column `{col.name}` (`{col.path}`): {exc}") from None
+
+    def entry_scoped(col: Any) -> bool:
+        return bool(col.path.rstrip("?").split(".")[0] in ("$key", "$value"))
+
+    row = [None if entry_scoped(c) else convert(c, None, None) for c in plan.columns]
+    if plan.explode is None:
+        return [tuple(row)]
+    obj = plan.explode(msg, None, None, now)
+    where = plan.config.explode
+    if obj is MISSING:
+        raise Unfit(f"`{where}` is missing")
+    if type(obj) is dict:
+        entries: Any = obj.items()
+    elif type(obj) is list:
+        entries = enumerate(obj)
+    else:
+        raise Unfit(f"`{where}` is {_tname(obj)}, not an object")
+    rows = []
+    for key, value in entries:
+        try:
+            for i, col in enumerate(plan.columns):
+                if entry_scoped(col):
+                    row[i] = convert(col, key, value)
+        except Unfit as exc:
+            raise Unfit(f"{where}.{key}: {exc}") from None
+        rows.append(tuple(row))
+    if not rows:
+        raise Unfit(f"`{where}` is empty: nothing to write")
+    return rows
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_plan_fast_paths_give_the_rows_and_errors_of_the_general_path(dialect: str) -> None:
+    """Text, as-is JSON and remembered timestamps: the same rows, the same refusals, twice over."""
+    from wireway.connectors.sql.config import SqlOutputConfig
+    from wireway.connectors.sql.output import ColumnInfo, Plan
+
+    kinds = {"postgresql": ("timestamptz", "timestamp", "json"), "sqlite": ("text", "text", "json")}[dialect]
+    table = {
+        "mid": ColumnInfo("mid", "text", True, 8),
+        "dev": ColumnInfo("dev", "text", True, 5),
+        "note": ColumnInfo("note", "text", False),
+        "at": ColumnInfo("at", kinds[0], True),
+        "naive": ColumnInfo("naive", kinds[1], False),
+        "k": ColumnInfo("k", "text", True, 3),
+        "v": ColumnInfo("v", kinds[2], True),
+        "u": ColumnInfo("u", "any", False),
+        "meta": ColumnInfo("meta", kinds[2], False),
+        "n": ColumnInfo("n", "int", False),
+    }
+    url = "postgresql://x@h/db" if dialect == "postgresql" else "sqlite://"
+    config = SqlOutputConfig(
+        url=url,
+        table="t",
+        explode="payload.items",
+        columns={
+            "mid": "messageId",
+            "dev": "payload.dev",
+            "note": "payload.note?",
+            "at": "payload.at",
+            "naive": "payload.deep.at?",
+            "k": "$key",
+            "v": "$value",
+            "u": "$value.unit?",
+            "meta": "payload.meta?",
+            "n": "payload.n?",
+        },
+        timestamp_columns=["at", "naive"],
+        json_columns=["v", "meta"],
+    )
+    plan = Plan(config, dialect, table)
+    now = datetime.now(UTC)
+    stamp = datetime(2026, 11, 24, 7, 50, 43, 531000, tzinfo=UTC)
+    values: list[Any] = [
+        *STAMPS,
+        None,
+        1,
+        2.5,
+        True,
+        "x" * 9,
+        "abc",
+        "kit01",
+        "kit012",
+        stamp,
+        {"a": 1},
+        [1],
+        "e\u00e9",
+    ]
+    good = {"dev": "kit", "at": "2026-11-24T07:50:43.531123Z", "items": {"a": {"unit": "C"}, "bb": 1}}
+    payloads: list[Any] = [good, [], "text", None, {**good, "items": [{"unit": 1}]}]
+    for field in ("dev", "note", "at", "meta", "n"):
+        payloads.append({k: v for k, v in good.items() if k != field})
+        payloads += [{**good, field: v} for v in values]
+    payloads.append({**good, "deep": {"at": STAMPS[7]}})
+    payloads += [
+        {**good, "items": v} for v in ({}, [], {"long": 1}, {"a": None}, {"abc": 1, "b": {"unit": 2}})
+    ]
+    for attempt in range(2):  # the second time from remembered timestamps
+        for payload in payloads:
+            for mid in ("m-1", "m-123456", "m-1234567", ""):
+                msg = Message(mid, "2026-11-24T07:50:43.531Z", payload)
+                expected = _outcome_rows(_reference_rows, plan, msg, now)
+                assert _outcome_rows(Plan.rows, plan, msg, now) == expected, (attempt, payload, mid)
+
+
+def _outcome_rows(fn: Any, plan: Any, msg: Message, now: datetime) -> Any:
+    from wireway.connectors.sql.output import Unfit
+
+    try:
+        rows = fn(plan, msg, now)
+    except Unfit as exc:
+        return ("Unfit", str(exc))
+    return [tuple((v, type(v), getattr(v, "tzinfo", None)) for v in row) for row in rows]

@@ -101,6 +101,7 @@ def format_timestamp(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")[:23] + "Z"  # years are 4 digits
 
 
+_UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?$")
 
 
@@ -110,6 +111,13 @@ def parse_timestamp(text: str) -> datetime:
     Raises:
         ValueError: not an RFC 3339 timestamp.
     """
+    if type(text) is str and _UTC_Z.fullmatch(text):
+        # the common form (UTC `Z`, at most 6 fraction digits): Python reads it as is,
+        # exactly as the general path below would
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not an RFC 3339 timestamp: {text!r}") from None
     m = _RFC3339.match(text) if isinstance(text, str) else None
     if m is None:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")

@@ -7,8 +7,9 @@ import contextlib
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -232,6 +233,10 @@ def coercer(info: ColumnInfo, dialect: str) -> Coerce:
 
 
 # ----- the plan: how messages become rows -----------------------------------------------
+Convert = Callable[[Any], Any]  # a fetched value (or MISSING) -> the column value; raises Unfit
+TIMESTAMP_CACHE = 4096  # timestamp texts remembered per column (a batch shares received_at)
+
+
 @dataclass
 class Column:
     name: str
@@ -240,6 +245,91 @@ class Column:
     optional: bool
     notnull: bool
     coerce: Coerce
+    convert: Convert = field(init=False, repr=False)  # fetched value -> column value
+
+    def __post_init__(self) -> None:
+        self.convert = checked(self)  # Plan puts a fast path for the column's kind in front
+
+
+def checked(col: Column) -> Convert:
+    """The full conversion of a fetched value: missing, null, then the column's coercer."""
+    name, path, optional, notnull, coerce = col.name, col.path, col.optional, col.notnull, col.coerce
+
+    def convert(v: Any) -> Any:
+        if v is MISSING:
+            if not optional:
+                raise Unfit(f"column `{name}`: `{path}` is missing")
+            v = None
+        if v is None:
+            if notnull:
+                raise Unfit(f"column `{name}`: `{path}` is null (NOT NULL column)")
+            return None
+        try:
+            return coerce(v)
+        except Unfit as exc:
+            raise Unfit(f"column `{name}` (`{path}`): {exc}") from None
+
+    return convert
+
+
+def fast_converter(col: Column, spec: ColumnInfo, dialect: str) -> Convert:
+    """`checked(col)`, with the common case of the column's kind answered first.
+
+    The fast paths return exactly what `checked` would; anything else (a missing or
+    null value, another type, a text too long) goes through `checked` for its error.
+    """
+    slow = checked(col)
+    kind = spec.kind
+    if kind == "text":
+        maxlen = spec.maxlen if spec.maxlen is not None else sys.maxsize
+
+        def text(v: Any) -> Any:
+            if type(v) is str and len(v) <= maxlen:
+                return v
+            return slow(v)
+
+        return text
+    if dialect == "postgresql" and kind in ("json", "any"):  # passed on as is
+
+        def as_is(v: Any) -> Any:
+            if v is not None and v is not MISSING:
+                return v
+            return slow(v)
+
+        return as_is
+    if kind in ("timestamptz", "timestamp", "timestamp_text"):
+        return remembered(col.coerce, slow)
+    return slow
+
+
+def remembered(coerce: Coerce, slow: Convert) -> Convert:
+    """A timestamp column's conversion, remembering its results for texts.
+
+    Timestamps repeat (one `received_at` per batch, one `timestamp` on the readings of
+    several sensor topics) and parsing is the dear part. A text is neither missing nor
+    null, so `coerce` alone converts it; a text it refuses goes to `slow` for the error
+    message. Results (datetime or str) are immutable; refusals are not remembered.
+    """
+    memo: dict[str, Any] = {}
+
+    def convert(v: Any) -> Any:
+        if type(v) is not str:
+            return slow(v)
+        hit = memo.get(v)
+        if hit is None:
+            try:
+                hit = coerce(v)
+            except Unfit:
+                return slow(v)
+            if len(memo) >= TIMESTAMP_CACHE:
+                memo.clear()
+            memo[v] = hit
+        return hit
+
+    return convert
+
+
+_KEY, _VALUE, _PATH = 0, 1, 2  # where an entry column's value comes from
 
 
 class Plan:
@@ -260,14 +350,26 @@ class Plan:
                 kind = "json_text"
             spec = ColumnInfo(info.name, kind, info.notnull, info.maxlen, info.low, info.high)
             get, optional = compile_path(path)
-            self.columns.append(Column(info.name, path, get, optional, info.notnull, coercer(spec, dialect)))
-        scope = {"$now": "batch", "$key": "entry", "$value": "entry"}
-        by_scope: dict[str, list[tuple[int, Column]]] = {"batch": [], "message": [], "entry": []}
+            col = Column(info.name, path, get, optional, info.notnull, coercer(spec, dialect))
+            col.convert = fast_converter(col, spec, dialect)
+            self.columns.append(col)
+        self._batch_cols: list[tuple[int, Getter, Convert]] = []
+        # (index, payload field or None, getter, convert): a top-level payload field is
+        # read inline, without the getter's call
+        self._message_cols: list[tuple[int, str | None, Getter, Convert]] = []
+        # (index, source, getter, convert): the entry's key or value is taken inline
+        self._entry_cols: list[tuple[int, int, Getter, Convert]] = []
         for i, col in enumerate(self.columns):
-            by_scope[scope.get(col.path.rstrip("?").split(".")[0], "message")].append((i, col))
-        self._batch_cols = by_scope["batch"]
-        self._message_cols = by_scope["message"]
-        self._entry_cols = by_scope["entry"]
+            body = col.path.rstrip("?")
+            head, _, rest = body.partition(".")
+            if head == "$now":
+                self._batch_cols.append((i, col.get, col.convert))
+            elif head in ("$key", "$value"):
+                source = {"$key": _KEY, "$value": _VALUE}.get(body, _PATH)
+                self._entry_cols.append((i, source, col.get, col.convert))
+            else:
+                top = rest if head == "payload" and rest and "." not in rest else None
+                self._message_cols.append((i, top, col.get, col.convert))
         self._now: datetime | None = None
         self._template: list[Any] = []
         self.explode: Getter | None = None
@@ -296,51 +398,45 @@ class Plan:
         if now is not self._now:
             self._now = now
             self._template = [None] * len(self.columns)
-            for i, col in self._batch_cols:
-                self._template[i] = _convert(col, msg, None, None, now)
+            for i, get, convert in self._batch_cols:
+                self._template[i] = convert(get(msg, None, None, now))
         row = self._template.copy()
-        for i, col in self._message_cols:
-            row[i] = _convert(col, msg, None, None, now)
+        payload = msg.payload
+        fields = payload if type(payload) is dict else {}  # a field of a non-object is missing
+        for i, top, get, convert in self._message_cols:
+            if top is not None:
+                row[i] = convert(fields.get(top, MISSING))
+            else:
+                row[i] = convert(get(msg, None, None, now))
         if self.explode is None:
             return [tuple(row)]
         obj = self.explode(msg, None, None, now)
-        where = self.config.explode
-        if obj is MISSING:
-            raise Unfit(f"`{where}` is missing")
         if type(obj) is dict:
             entries: Any = obj.items()
         elif type(obj) is list:
             entries = enumerate(obj)
         else:
+            where = self.config.explode
+            if obj is MISSING:
+                raise Unfit(f"`{where}` is missing")
             raise Unfit(f"`{where}` is {_tname(obj)}, not an object")
         rows = []
         entry_cols = self._entry_cols
         for key, value in entries:
             try:
-                for i, col in entry_cols:
-                    row[i] = _convert(col, msg, key, value, now)
+                for i, source, get, convert in entry_cols:
+                    if source == _KEY:
+                        row[i] = convert(key)
+                    elif source == _VALUE:
+                        row[i] = convert(value)
+                    else:
+                        row[i] = convert(get(msg, key, value, now))
             except Unfit as exc:
-                raise Unfit(f"{where}.{key}: {exc}") from None
+                raise Unfit(f"{self.config.explode}.{key}: {exc}") from None
             rows.append(tuple(row))
         if not rows:
-            raise Unfit(f"`{where}` is empty: nothing to write")
+            raise Unfit(f"`{self.config.explode}` is empty: nothing to write")
         return rows
-
-
-def _convert(col: Column, msg: Message, key: Any, value: Any, now: datetime) -> Any:
-    v = col.get(msg, key, value, now)
-    if v is MISSING:
-        if not col.optional:
-            raise Unfit(f"column `{col.name}`: `{col.path}` is missing")
-        v = None
-    if v is None:
-        if col.notnull:
-            raise Unfit(f"column `{col.name}`: `{col.path}` is null (NOT NULL column)")
-        return None
-    try:
-        return col.coerce(v)
-    except Unfit as exc:
-        raise Unfit(f"column `{col.name}` (`{col.path}`): {exc}") from None
 
 
 @register_output("sql", config=SqlOutputConfig)
