@@ -89,6 +89,19 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz
 def _parse_datetime(value: str) -> datetime:
     """An aware datetime for an RFC 3339 timestamp, exact to the microsecond (raises
     ValueError); a timestamp without an offset is taken as UTC."""
+    if isinstance(value, str) and value.isascii():
+        m = _UTC_Z(value)
+        if m is not None and m.end() == len(value):
+            # the common UTC 'Z' text, 0-6 fraction digits: fromisoformat reads it as is
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                pass  # e.g. month 13: the general path words the error
+    return _parse_rfc3339(value)
+
+
+def _parse_rfc3339(value: str) -> datetime:
+    """_parse_datetime for any RFC 3339 text (offsets, 't', ' ', long fractions)."""
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
     text = value.replace("Z", "+00:00").replace("z", "+00:00").replace(" ", "T").replace("t", "T")
@@ -106,6 +119,12 @@ def parse_timestamp(value: str) -> float:
 
     A timestamp without an offset is taken as UTC.
     """
+    return _parse_datetime(value).timestamp()
+
+
+def timestamp_seconds(value: str) -> float:
+    """parse_timestamp without the cache, for texts seen once (a reading's own time):
+    a miss only costs the cache's bookkeeping."""
     return _parse_datetime(value).timestamp()
 
 

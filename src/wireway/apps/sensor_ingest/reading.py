@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from wireway.envelope import parse_timestamp
+from wireway.envelope import timestamp_seconds
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
 MAX_FUTURE_SECONDS = 300
@@ -109,7 +109,7 @@ def _timestamp(errors: list[str], value: Any, now: float) -> None:
         errors.append(_type("timestamp", value, "string"))
         return
     try:
-        ahead = parse_timestamp(value) - now
+        ahead = timestamp_seconds(value) - now
     except ValueError:
         errors.append(f"timestamp: {value!r} is not an RFC 3339 timestamp")
         return
@@ -119,6 +119,88 @@ def _timestamp(errors: list[str], value: Any, now: float) -> None:
 
 def check_reading(value: Any, now: float | None = None) -> list[str]:
     """Every rule the reading breaks, as 'field: rule', in field order; [] when valid."""
+    if type(value) is dict and _plainly_valid(value, now):
+        return []
+    return _errors(value, now)
+
+
+# The fast path: a yes/no over exact JSON types that says "valid" only when _errors
+# would find nothing; anything unusual (or wrong) goes to _errors for the messages.
+
+_RADAR_BOOLS = frozenset(("presence", *RADAR_FLAGS))
+
+
+def _radar_ok(s: dict[str, Any]) -> bool:
+    for key, value in s.items():  # a reading has a few of the nine fields: walk those
+        high = RADAR_NUMBERS.get(key)
+        if high is not None:
+            kind = type(value)
+            if (kind is not int and kind is not float) or not 0 <= value <= high:
+                return False
+        elif key in _RADAR_BOOLS and type(value) is not bool:
+            return False
+    return "presence" in s
+
+
+def _pir_ok(s: dict[str, Any]) -> bool:
+    return type(s.get("motion_detected")) is bool
+
+
+def _gas_ok(s: dict[str, Any]) -> bool:
+    value: Any = s.get("gas_concentration")
+    kind = type(value)
+    if (kind is not int and kind is not float) or not value >= 0:  # NaN fails too
+        return False
+    if "unit" in s and s["unit"] not in ("ppm", "ppb"):
+        return False
+    return "raw" not in s or (type(s["raw"]) is int and 0 <= s["raw"] <= 4095)
+
+
+FAST_CHECKS = {"ld2410": _radar_ok, "pir": _pir_ok, "mq134": _gas_ok}
+
+# Device ids that passed: a fleet sends the same few again and again, and a set
+# lookup is cheaper than the pattern. Bounded (emptied when full).
+_GOOD_IDS: set[str] = set()
+_GOOD_IDS_MAX = 10_000
+
+
+def _good_device_id(device_id: Any) -> bool:
+    if type(device_id) is not str:
+        return False
+    if device_id in _GOOD_IDS:
+        return True
+    if not 0 < len(device_id) <= 100 or not DEVICE_ID.match(device_id):
+        return False
+    if len(_GOOD_IDS) >= _GOOD_IDS_MAX:
+        _GOOD_IDS.clear()
+    _GOOD_IDS.add(device_id)
+    return True
+
+
+def _plainly_valid(value: dict[str, Any], now: float | None) -> bool:
+    if not _good_device_id(value.get("device_id")):
+        return False
+    sensors = value.get("sensors")
+    if type(sensors) is not dict or not sensors:
+        return False
+    for name, data in sensors.items():
+        if type(data) is not dict:
+            return False
+        fast = FAST_CHECKS.get(name)
+        if fast is not None and not fast(data):
+            return False
+    stamp = value.get("timestamp")
+    if type(stamp) is not str:
+        return False
+    try:
+        ahead = timestamp_seconds(stamp) - (time.time() if now is None else now)
+    except ValueError:
+        return False
+    return ahead <= MAX_FUTURE_SECONDS
+
+
+def _errors(value: Any, now: float | None) -> list[str]:
+    """Every rule broken, worded like the JSON Schema (the reference for the messages)."""
     if not isinstance(value, dict):
         return ["reading: must be a JSON object"]
     errors: list[str] = []
