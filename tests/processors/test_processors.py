@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter
 
+from wireway.apps.sensor_ingest.enrich import EnrichConfig, SensorEnrich
+from wireway.apps.sensor_ingest.metrics import INGESTED, _Ingested
 from wireway.envelope import Message, from_value
 from wireway.errors import ConfigError
+from wireway.observability.metrics import REGISTRY
+from wireway.processors.dedupe import Dedupe, DedupeConfig, SeenCache
 from wireway.processors.filter import Filter, FilterConfig
 from wireway.processors.python import Python, PythonConfig
 from wireway.processors.transform import Transform, TransformConfig
@@ -121,3 +128,103 @@ def test_expressions_see_only_what_they_read() -> None:
     assert Expr("payload.all(k, k != 'zz')").test(ctx)
     assert Expr("payload['a'] == 2").test(ctx)
     assert not Expr("has(payload.zz)").test(ctx)
+
+
+def ids(*message_ids: str) -> list[Message]:
+    return [Message(message_id=i, timestamp="2026-01-01T00:00:00Z", payload={"n": i}) for i in message_ids]
+
+
+async def test_dedupe_drops_repeats_within_a_batch_and_after_commit() -> None:
+    """A key passes once per batch; once committed it is dropped in later batches."""
+    d = Dedupe(DedupeConfig(), base_dir=GOOD)
+    passed, failed = await d.process(ids("a", "b", "a"))
+    assert [m.message_id for m in passed] == ["a", "b"]
+    assert failed == []
+    passed, _ = await d.process(ids("c", "d"))  # nothing committed yet: all new
+    assert [m.message_id for m in passed] == ["c", "d"]
+    d.committed(ids("a", "b"))
+    passed, _ = await d.process(ids("b", "e", "a", "f"))
+    assert [m.message_id for m in passed] == ["e", "f"]
+
+
+async def test_dedupe_by_expression() -> None:
+    """A CEL key dedupes on payload content; a key that cannot be evaluated fails the message."""
+    d = Dedupe(DedupeConfig(key="payload.n"), base_dir=GOOD)
+    batch = [*ids("x", "y"), Message(message_id="z", timestamp="2026-01-01T00:00:00Z", payload={})]
+    passed, failed = await d.process(batch)
+    assert [m.message_id for m in passed] == ["x", "y"]
+    assert [m.message_id for m, _ in failed] == ["z"]
+    assert failed[0][1].startswith("dedupe: cannot evaluate key")
+    d.committed(passed)
+    passed, _ = await d.process(ids("x", "w"))
+    assert [m.message_id for m in passed] == ["w"]
+
+
+@given(
+    st.integers(1, 6),
+    st.lists(st.lists(st.sampled_from("abcdefghij"), max_size=8), max_size=6),
+)
+def test_seen_cache_add_many_is_add_in_turn(size: int, batches: list[list[str]]) -> None:
+    """Bulk adds leave the same keys, in the same order, as one add() per key."""
+    one, many = SeenCache(size), SeenCache(size)
+    for batch in batches:
+        for key in batch:
+            one.add(key)
+        many.add_many(batch)
+        assert list(many.keys) == list(one.keys)
+
+
+def test_ingested_counts_a_batch_like_one_inc_per_reading() -> None:
+    """sensor_data_ingested_total gets the same values from count() as per-reading incs."""
+    readings = [
+        {"device_id": f"d{i % 3}", "sensors": {t: {} for t in ["ld2410", "pir", "mq134"][: 1 + i % 3]}}
+        for i in range(20)
+    ] + [{"device_id": "d9", "sensors": {}}]
+    for per_device in (False, True):
+        labels = ["sensor_type", "device_id"] if per_device else ["sensor_type"]
+        batched, single = _Ingested(), _Ingested()
+        for ingested in (batched, single):
+            ingested.per_device = per_device
+            ingested.counter = Counter("t", "t", labels, registry=CollectorRegistry())
+        batched.count(readings)
+        for r in readings:
+            for sensor_type in r["sensors"]:
+                single.inc(sensor_type, r["device_id"])
+        assert samples(batched) == samples(single)
+        assert sum(samples(batched).values()) == sum(len(r["sensors"]) for r in readings) == 39
+
+
+def samples(ingested: _Ingested) -> dict[tuple[tuple[str, str], ...], float]:
+    assert ingested.counter is not None
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for metric in ingested.counter.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+
+
+async def test_sensor_enrich_counts_committed_readings() -> None:
+    """committed() adds each reading's sensors to sensor_data_ingested_total."""
+    enrich = SensorEnrich(EnrichConfig(), base_dir=GOOD)
+    reading = {
+        "device_id": "enrich-count-1",
+        "timestamp": "2025-10-16T18:33:58.123Z",
+        "sensors": {"pir": {"motion_detected": True}, "mq134": {"gas_concentration": 5}},
+    }
+    batch = [from_value(dict(reading), source="t") for _ in range(3)]
+    passed, failed = await enrich.process(batch)
+    assert (len(passed), failed) == (3, [])
+    assert passed[0].payload["received_at"] == passed[0].timestamp
+    before = {t: ingested(t, "enrich-count-1") for t in ("pir", "mq134")}
+    enrich.committed(passed)
+    after = {t: ingested(t, "enrich-count-1") for t in ("pir", "mq134")}
+    assert {t: after[t] - before[t] for t in after} == {"pir": 3, "mq134": 3}
+
+
+def ingested(sensor_type: str, device_id: str) -> float:
+    """The exported sensor_data_ingested_total for a sensor (and device, when per_device)."""
+    labels = {"sensor_type": sensor_type}
+    if INGESTED.per_device:
+        labels["device_id"] = device_id
+    return REGISTRY.get_sample_value("sensor_data_ingested_total", labels) or 0.0

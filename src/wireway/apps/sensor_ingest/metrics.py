@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -51,7 +54,11 @@ class _Ingested:
                 registry=REGISTRY,
             )
 
-    def inc(self, sensor_type: str, device_id: str) -> None:
+    def inc(self, sensor_type: str, device_id: str, amount: int = 1) -> None:
+        self.child(sensor_type, device_id).inc(amount)
+
+    def child(self, sensor_type: str, device_id: str) -> Any:
+        """The counter for these labels (device_id is ignored without per_device)."""
         if self.counter is None:
             self.setup(False)
         assert self.counter is not None
@@ -63,7 +70,23 @@ class _Ingested:
                 if self.per_device
                 else self.counter.labels(sensor_type)
             )
-        child.inc()
+        return child
+
+    def count(self, readings: Iterable[dict[str, Any]]) -> None:
+        """Count a batch of accepted readings, one per sensor they carry: a single
+        inc(n) per label set (a locked add each) rather than one per reading."""
+        if self.counter is None:
+            self.setup(False)
+        if self.per_device:
+            by_device = collections.Counter(
+                (t, r["device_id"]) for r in readings for t in r.get("sensors", {})
+            )
+            for (sensor_type, device_id), n in by_device.items():
+                self.child(sensor_type, device_id).inc(n)
+        else:
+            by_type = collections.Counter(chain.from_iterable(r.get("sensors", {}) for r in readings))
+            for sensor_type, n in by_type.items():
+                self.child(sensor_type, "").inc(n)
 
 
 INGESTED = _Ingested()
