@@ -349,3 +349,26 @@ def test_id_ranges() -> None:
     assert id_ranges([5, 3, 4, 4]) == [(3, 5)]
     assert id_ranges([10]) == [(10, 10)]
     assert id_ranges([]) == []
+
+
+async def test_a_message_for_several_queues_is_one_row(db: Path) -> None:
+    """Its body is stored once; the row goes when every queue let go of it, and after a
+    restart it is back in all of its queues (at-least-once)."""
+    store = SqliteStore(db)
+    await store.open()
+    m, other = msg(1), msg(2)
+    items = await store.enqueue([("p/a", m), ("p/b", m), ("p/c", m), ("p/a", other)])
+    assert [it.id for it in items[:3]] == [items[0].id] * 3
+    assert items[3].id == items[0].id + 1
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 2
+    await store.ack([items[0].id])  # p/a delivered it
+    await store.dead_letter([letter(1)], [items[0].id])  # p/b gave up on it
+    await store.close()
+    again = SqliteStore(db)
+    await again.open()
+    back = again.pending()
+    assert [(it.queue, it.message) for it in back] == [("p/a", m), ("p/b", m), ("p/c", m), ("p/a", other)]
+    await again.ack([back[0].id, back[1].id, back[2].id])
+    assert [it.message for it in again.pending()] == [other]
+    await again.close()

@@ -202,7 +202,6 @@ class PatternRunner:
             self.routes.append(Route(self, iface, spec.cls(iface.config, iface, pattern)))
         self.needs_context = any(r.iface.when is not None for r in self.routes)
         self.lossy = any(r.store is not self.store for r in self.routes)
-        self.route_index = {id(r): i for i, r in enumerate(self.routes)}
         # steps that want to know when their messages became durable (dedupe)
         self.committed_hooks = [
             s.instance.committed for s in pattern.steps if hasattr(s.instance, "committed")
@@ -285,8 +284,6 @@ class PatternRunner:
             self.counts["filtered"] += result.filtered
         entries = self.route(msgs)
         await self._room(entries, wait)
-        # grouped by queue, so each queue's items get consecutive ids (cheap range acks)
-        entries.sort(key=lambda e: self.route_index[id(e[0])])
         items = await self.store.enqueue(
             [(route.queue_name, msg) for route, msg in entries if route.store is self.store]
         )

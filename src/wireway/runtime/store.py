@@ -5,6 +5,11 @@ first waiting operation, drains every other one already queued, runs them all in
 transaction, commits once and resolves each caller's future on its event loop. So a
 sync (fsync with `synchronous="full"`) is paid per group, not per message.
 
+A message routed to several outputs is one outbox row (its body once, the queue
+names in `queue` joined by newlines); the row is deleted once every queue has let
+go of it. After a crash it goes back to all of its queues, also those that had
+already delivered it: at-least-once, as outputs must be idempotent anyway.
+
 `MemoryStore` has the same API for `buffer: memory` and keeps only its dead letters.
 `DlqAdmin` works on the same file from another process (the CLI) while an instance runs.
 """
@@ -170,6 +175,7 @@ class SqliteStore(Store):
         self._delta: dict[str, int] = {}  # DLQ changes of the group being written
         self._recount: dict[str, int] | None = None
         self._data_version = 0
+        self._refs: dict[int, int] = {}  # row id -> queues that still hold it
 
     # ----- lifecycle ----------------------------------------------------------------
     async def open(self) -> None:
@@ -218,7 +224,13 @@ class SqliteStore(Store):
             return []
         with contextlib.closing(_connect(self.path)) as conn:
             rows = conn.execute("SELECT id, queue, body FROM outbox ORDER BY id").fetchall()
-        return [Item(i, q, decode(body)) for i, q, body in rows]
+        items: list[Item] = []
+        for i, names, body in rows:
+            message = decode(body)
+            queues = names.split("\n")
+            self._refs[i] = len(queues)
+            items.extend(Item(i, q, message) for q in queues)
+        return items
 
     # ----- operations ---------------------------------------------------------------
     async def _submit(self, fn: _Fn) -> Any:
@@ -230,32 +242,64 @@ class SqliteStore(Store):
         return await fut
 
     async def enqueue(self, entries: list[tuple[str, Message]]) -> list[Item]:
+        """Store the messages; a message routed to several queues is ONE row (its body
+        once, its queue names joined by newlines) whose items share its id."""
         if not entries:
             return []
-        start = self._next_id
-        ids = range(start, start + len(entries))
-        self._next_id = ids.stop
         now = time.time()
-        bodies: dict[int, bytes] = {}  # a message routed to several outputs is encoded once
+        next_id = self._next_id
+        row_of: dict[int, int] = {}  # id(message) -> row id
+        queues: dict[int, list[str]] = {}
+        firsts: list[tuple[int, Message]] = []
+        items: list[Item] = []
+        for q, m in entries:
+            rid = row_of.get(id(m))
+            if rid is None:
+                rid = row_of[id(m)] = next_id
+                next_id += 1
+                queues[rid] = [q]
+                firsts.append((rid, m))
+            else:
+                queues[rid].append(q)
+            items.append(Item(rid, q, m))
+        self._next_id = next_id
+        refs = self._refs
         rows = []
-        for i, (q, m) in zip(ids, entries, strict=True):
-            body = bodies.get(id(m))
-            if body is None:
-                body = bodies[id(m)] = encode(m)
-            rows.append((i, q, body, now))
-        last = ids.stop - 1
+        for rid, m in firsts:
+            names = queues[rid]
+            refs[rid] = len(names)
+            rows.append((rid, names[0] if len(names) == 1 else "\n".join(names), encode(m), now))
+        last = next_id - 1
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(_INSERT_OUTBOX, rows).close()
             self._top = max(self._top, last)
 
-        await self._submit(op)
-        return [Item(i, q, m) for i, (q, m) in zip(ids, entries, strict=True)]
+        try:
+            await self._submit(op)
+        except BaseException:
+            for rid, _ in firsts:
+                refs.pop(rid, None)
+            raise
+        return items
+
+    def _release(self, ids: Sequence[int]) -> list[int]:
+        """Rows whose every queue has now let go of them (delivered or dead-lettered)."""
+        refs = self._refs
+        done: list[int] = []
+        for i in ids:
+            left = refs.get(i, 1) - 1
+            if left <= 0:
+                refs.pop(i, None)
+                done.append(i)
+            else:
+                refs[i] = left
+        return done
 
     async def ack(self, ids: list[int]) -> None:
-        if not ids:
+        ranges = id_ranges(self._release(ids))
+        if not ranges:
             return
-        ranges = id_ranges(ids)
 
         def op(conn: sqlite3.Connection) -> None:
             # close the cursor: a live one pins the cached DELETE statement, and the
@@ -268,7 +312,7 @@ class SqliteStore(Store):
         if not letters and not ids:
             return
         rows = [_dlq_row(d) for d in letters]
-        keys = [(i,) for i in ids]
+        keys = [(i,) for i in self._release(ids)]
         added = Counter(d.pattern for d in letters)
 
         def op(conn: sqlite3.Connection) -> None:
