@@ -88,3 +88,20 @@ def test_control_packets() -> None:
     assert wire.suback(b"\x00\x01\x00\x01\x80", True) == (1, [1, 0x80])
     assert wire.reason_text(4, False) == "bad user name or password"
     assert wire.reason_text(0x8E, True) == "session taken over"
+
+
+@given(
+    st.text(max_size=40)
+    | st.datetimes().map(lambda d: d.isoformat() + "Z")
+    | st.just("0001-01-01T00:00:00+14:00")
+)
+def test_id_part_shortcut_changes_no_id(value: str) -> None:
+    """Texts skipped without parsing are exactly those canonical_timestamp refuses."""
+    from wireway.connectors.mqtt.input import _id_part
+    from wireway.envelope import canonical_timestamp
+
+    try:
+        expected = canonical_timestamp(value)
+    except (ValueError, OverflowError):
+        expected = value
+    assert _id_part(value) == expected

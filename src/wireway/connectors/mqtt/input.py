@@ -32,9 +32,12 @@ Received = tuple[int, Publish]  # (connection generation, PUBLISH)
 def _id_part(value: Any) -> str:
     """A timestamp in its canonical form (so 18:33:58Z and 18:33:58.000+00:00 agree)."""
     if isinstance(value, str):
+        # only a text shaped like 2025-10-16T... can be one: skip the raise for a device id
+        if len(value) < 19 or value[4] != "-" or value[10] not in "Tt ":
+            return value
         try:
             return canonical_timestamp(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # e.g. year 1 with a +14:00 offset
             return value
     return str(value)
 
