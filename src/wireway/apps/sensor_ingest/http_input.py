@@ -16,7 +16,7 @@ from wireway.apps.sensor_ingest.enrich import reading_errors
 from wireway.apps.sensor_ingest.metrics import ERRORS
 from wireway.connectors.base import Input, InputContext, Service
 from wireway.connectors.http.input import read_body
-from wireway.envelope import canonical_timestamp, now_rfc3339, stable_id
+from wireway.envelope import Message, canonical_timestamp, now_rfc3339, stable_id
 from wireway.errors import BackpressureError
 from wireway.registry import register_input
 
@@ -106,16 +106,13 @@ class SensorHttpInput(Input):
             ERRORS.labels("json_parse_error").inc()
             return None, err(400, {"error": "Invalid JSON", "details": [str(exc)]})
 
-    def envelope(self, reading: dict[str, Any], received_at: str) -> dict[str, Any]:
-        return {
-            "messageId": reading_id(reading),
-            "messageType": "data",
-            "timestamp": received_at,
-            "source": self.name,
-            "payload": reading,
-        }
+    def envelope(self, reading: dict[str, Any], received_at: str) -> Message:
+        # built directly: a dict envelope would be converted (and checked) again
+        return Message(
+            message_id=reading_id(reading), timestamp=received_at, payload=reading, source=self.name
+        )
 
-    async def ingest(self, envelopes: list[dict[str, Any]]) -> Response | None:
+    async def ingest(self, envelopes: list[Message]) -> Response | None:
         try:
             result = await self.ctx.ingest(envelopes, source=self.name, reject_invalid=True, wait=False)
         except BackpressureError as exc:
@@ -148,7 +145,7 @@ class SensorHttpInput(Input):
             )
         received_at = now_rfc3339()
         env = self.envelope(value, received_at)
-        if env["messageId"] in sensor_app().seen:
+        if env.message_id in sensor_app().seen:
             ERRORS.labels("duplicate").inc()
             return err(409, {"error": "Duplicate reading", "device_id": value["device_id"]})
         problem = await self.ingest([env])
@@ -157,7 +154,7 @@ class SensorHttpInput(Input):
         return JSONResponse(
             {
                 "message": "Sensor data accepted",
-                "message_id": env["messageId"],
+                "message_id": env.message_id,
                 "device_id": value["device_id"],
                 "timestamp": received_at,
             },
@@ -182,7 +179,7 @@ class SensorHttpInput(Input):
         received_at = now_rfc3339()
         seen = sensor_app().seen
         results: list[dict[str, Any]] = []
-        todo: list[dict[str, Any]] = []
+        todo: list[Message] = []
         in_batch: set[str] = set()
         for reading in value:
             device = reading.get("device_id") if isinstance(reading, dict) else None
@@ -201,13 +198,13 @@ class SensorHttpInput(Input):
                 )
                 continue
             env = self.envelope(reading, received_at)
-            if env["messageId"] in seen or env["messageId"] in in_batch:
+            if env.message_id in seen or env.message_id in in_batch:
                 ERRORS.labels("duplicate").inc()
                 results.append({"device_id": device, "status": "duplicate"})
                 continue
-            in_batch.add(env["messageId"])
+            in_batch.add(env.message_id)
             todo.append(env)
-            results.append({"device_id": device, "status": "accepted", "message_id": env["messageId"]})
+            results.append({"device_id": device, "status": "accepted", "message_id": env.message_id})
         if todo:
             problem = await self.ingest(todo)
             if problem is not None:
