@@ -430,3 +430,163 @@ async def test_webhook_to_a_dead_url_does_not_raise(hooks: Hooks) -> None:
     await webhooks.close()
     with pytest.raises(ValueError, match="http"):
         Webhooks(["ftp://example.org/x"])
+
+
+# ----- the fast paths: shortcuts, the narrowed context, the clock memo ---------------------
+def _old_normalize(sensors: Any) -> Any:
+    """normalize_sensors as it was written first (the reference)."""
+    if not isinstance(sensors, dict):
+        return {}
+    gas = sensors.get("mq134")
+    if not isinstance(gas, dict):
+        return sensors
+    value = gas.get("gas_concentration")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return sensors
+    unit = str(gas.get("unit") or "ppm").lower()
+    ppm = value / 1000 if unit == "ppb" else value
+    return {**sensors, "mq134": {**gas, "gas_concentration_ppm": float(ppm)}}
+
+
+def _sensor_variants() -> list[Any]:
+    gases: list[Any] = [
+        {"gas_concentration": v, "unit": u}
+        for v in (120, 500, 501, 500.0, 0.4, 600_000, True, "600", None, float("nan"), 10**400)
+        for u in ("ppm", "PPB", "ppb", None, 3)
+    ]
+    gases += [
+        {"gas_concentration_ppm": 900},
+        {"gas_concentration_ppm": "900"},
+        {"gas_concentration": 10, "gas_concentration_ppm": 900},
+        {},
+        "gas",
+        None,
+        [1],
+    ]
+    radar: list[Any] = [{"presence": p, "distance": 1} for p in (True, False, 1, "true", None)] + [{}, 7]
+    out: list[Any] = [None, [], "x", {}]
+    out += [{"mq134": g} for g in gases]
+    out += [{"ld2410": r, "pir": {"motion_detected": m}} for r in radar for m in (True, False, None)]
+    out += [{"ld2410": r, "mq134": g} for r in radar[:2] for g in gases[:12]]
+    return out
+
+
+def _devices() -> list[Any]:
+    flags: list[Any] = [True, False, 1, 1.0, "true", None, {}]
+    return [None, [], "x", {}, {"location": "lab"}] + [{"secure_area": f, "location": "v"} for f in flags]
+
+
+def _truth_or_error(fn: Any, context: dict[str, Any]) -> Any:
+    try:
+        return fn(context)
+    except OverflowError:
+        return "OverflowError"
+
+
+def test_normalize_sensors_is_unchanged() -> None:
+    for sensors in _sensor_variants():
+        assert _truth_or_error(normalize_sensors, sensors) == _truth_or_error(_old_normalize, sensors) or (
+            repr(normalize_sensors(sensors)) == repr(_old_normalize(sensors))  # nan != nan
+        )
+
+
+def test_default_conditions_are_unchanged() -> None:
+    gas, presence = default_rules(500, BusinessHours())
+    assert gas.condition == (
+        "has(sensors.mq134) && has(sensors.mq134.gas_concentration_ppm)"
+        " && sensors.mq134.gas_concentration_ppm > 500.0"
+    )
+    assert presence.condition == (
+        "has(device.secure_area) && device.secure_area == true && ((has(sensors.ld2410)"
+        " && has(sensors.ld2410.presence) && sensors.ld2410.presence == true) || (has(sensors.pir)"
+        " && has(sensors.pir.motion_detected) && sensors.pir.motion_detected == true))"
+        " && !in_business_hours"
+    )
+
+
+@pytest.mark.parametrize("threshold", [500, 0.5, 1e-05, 3, 2.5e17])
+def test_shortcuts_agree_with_the_expressions(threshold: float) -> None:
+    """Conditions and default clear conditions: the same True / False / None on every context."""
+    from wireway.apps.sensor_ingest.alerts import _truth
+
+    async def persist(alert: dict[str, Any]) -> None:
+        return None
+
+    alerts = AlertEngine(default_rules(threshold), persist=persist, clock=Clock(TUESDAY_22))
+    hours = alerts.business_hours
+    contexts: list[dict[str, Any]] = [{}, {"sensors": None, "device": None}]
+    for sensors in _sensor_variants():
+        for device in _devices():
+            r = {"device_id": "d", "timestamp": "t", "sensors": sensors, "device_metadata": device}
+            try:
+                contexts.append(alerts.context(r, hours))
+                contexts.append(alerts._context(r, hours, TUESDAY_22))
+            except OverflowError:
+                continue
+            contexts.append({"sensors": sensors, "device": device, "in_business_hours": True})
+    settled = 0
+    for compiled in alerts.rules:
+        for context in contexts:
+            assert compiled.test(context) == _truth(compiled.condition, context), (
+                compiled.rule.name,
+                context,
+            )
+            assert compiled.test_clear(context) == _truth(compiled.clear, context), context
+            settled += 1
+    assert settled > 1000
+
+
+async def test_a_custom_clear_condition_is_not_shortcut() -> None:
+    """Only `!(condition)` is answered from the condition's shortcut."""
+    gas = default_rules()[0]
+    rule = AlertRule(
+        name=gas.name, condition=gas.condition, clear_condition="sensors.mq134.gas_concentration < 400"
+    )
+    alerts = AlertEngine([rule], persist=Recorder().persist, clock=Clock())
+    (compiled,) = alerts.rules
+    context = {"sensors": {"mq134": {"gas_concentration": 450, "gas_concentration_ppm": 450.0}}}
+    assert compiled.test(context) is False
+    assert compiled.test_clear(context) is False  # 450 < 400 is false, although !(condition) holds
+
+
+def test_the_context_holds_what_the_rules_read() -> None:
+    """evaluate() builds only the variables the rules name, with the values context() gives."""
+
+    async def persist(alert: dict[str, Any]) -> None:
+        return None
+
+    r = reading(gas=700, presence=True, metadata={"secure_area": True})
+    tokyo = BusinessHours(timezone="Asia/Tokyo")
+    rules = [
+        AlertRule(name="a", condition="sensors.pir.motion_detected == true"),
+        AlertRule(name="b", condition="now_local_hour > 3", business_hours=tokyo),
+        AlertRule(name="c", condition="size(reading) > 0", clear_condition="device.x == 1"),
+    ]
+    for chosen, names in [
+        (rules[:1], {"sensors"}),
+        (rules[:2], {"sensors", "now_local_hour", "now_local_weekday", "in_business_hours"}),
+        (rules[2:], {"reading", "sensors", "device"}),
+    ]:
+        alerts = AlertEngine(chosen, persist=persist)
+        for hours in (alerts.business_hours, tokyo):
+            full = alerts.context(r, hours, TUESDAY_22)
+            assert alerts._context(r, hours, TUESDAY_22) == {k: full[k] for k in names}
+
+
+def test_the_clock_memo_gives_what_the_clock_gives() -> None:
+    """Local hour, weekday and business hours, memoized per second, near second and hour edges too."""
+
+    async def persist(alert: dict[str, Any]) -> None:
+        return None
+
+    alerts = AlertEngine(default_rules(), persist=persist)
+    zones = [BusinessHours(), BusinessHours(timezone="Asia/Kolkata", start_hour=8.5, end_hour=17.999)]
+    edge = datetime(2025, 10, 14, 17, 59, 59, tzinfo=UTC).timestamp()
+    for hours in zones:
+        for base in (edge, TUESDAY_10, TUESDAY_22 - 1, SATURDAY_11):
+            for offset in (0, 0.25, 0.9999994, 0.9999996, 0.99999999, 1, 1.5, -0.0000004):
+                now = base + offset
+                local = hours.local(now)
+                expected = (local.hour, local.weekday(), hours.contains(now))
+                assert alerts._local(hours, now) == expected, (hours.timezone, now)
+                assert alerts._local(hours, now) == expected

@@ -27,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -104,39 +106,108 @@ class AlertRule(msgspec.Struct, forbid_unknown_fields=True):
             Expr(self.clear_condition)
 
 
+GAS_CONDITION = (
+    "has(sensors.mq134) && has(sensors.mq134.gas_concentration_ppm)"
+    " && sensors.mq134.gas_concentration_ppm > {threshold}"
+)
+PRESENCE_CONDITION = (
+    "has(device.secure_area) && device.secure_area == true"
+    " && ((has(sensors.ld2410) && has(sensors.ld2410.presence)"
+    " && sensors.ld2410.presence == true)"
+    " || (has(sensors.pir) && has(sensors.pir.motion_detected)"
+    " && sensors.pir.motion_detected == true))"
+    " && !in_business_hours"
+)
+
+
 def default_rules(
     gas_threshold_ppm: float = 500, business_hours: BusinessHours | None = None
 ) -> list[AlertRule]:
     """`high_gas_concentration` and `unauthorized_presence`."""
     hours = business_hours or BusinessHours()
     threshold = float(gas_threshold_ppm)
-    presence = (
-        "((has(sensors.ld2410) && has(sensors.ld2410.presence)"
-        " && sensors.ld2410.presence == true)"
-        " || (has(sensors.pir) && has(sensors.pir.motion_detected)"
-        " && sensors.pir.motion_detected == true))"
-    )
     return [
         AlertRule(
             name="high_gas_concentration",
-            condition=(
-                "has(sensors.mq134) && has(sensors.mq134.gas_concentration_ppm)"
-                f" && sensors.mq134.gas_concentration_ppm > {threshold!r}"
-            ),
+            condition=GAS_CONDITION.format(threshold=repr(threshold)),
             severity="critical",
             message=f"Gas concentration above {threshold:g} ppm on {{device_id}}",
             business_hours=hours,
         ),
         AlertRule(
             name="unauthorized_presence",
-            condition=(
-                f"has(device.secure_area) && device.secure_area == true && {presence} && !in_business_hours"
-            ),
+            condition=PRESENCE_CONDITION,
             severity="warning",
             message="Presence in secure area outside business hours on {device_id} ({location})",
             business_hours=hours,
         ),
     ]
+
+
+# ----- shortcuts: the default conditions in plain Python, for the cases they settle ------
+# A shortcut answers True or False exactly where the expression (its fast path) would,
+# and None wherever it is not sure (an unusual shape, an error): then the expression runs.
+Decide = Callable[[dict[str, Any]], bool | None]
+
+
+def _gas_over(threshold: float) -> Decide:
+    def decide(context: dict[str, Any]) -> bool | None:
+        sensors = context.get("sensors")
+        if type(sensors) is not dict:
+            return None
+        if "mq134" not in sensors:
+            return False
+        gas = sensors["mq134"]
+        if type(gas) is not dict:
+            return None
+        if "gas_concentration_ppm" not in gas:
+            return False
+        ppm = gas["gas_concentration_ppm"]
+        if type(ppm) is float or type(ppm) is int:
+            return bool(ppm > threshold)
+        return None
+
+    return decide
+
+
+def _outside_secure_area(context: dict[str, Any]) -> bool | None:
+    """False for a device that is not `secure_area: true` (most); else ask the expression."""
+    device = context.get("device")
+    if type(device) is not dict:
+        return None
+    if device.get("secure_area") is not True:  # missing, or anything but true: `== true` fails
+        return False
+    return None
+
+
+_GAS_PATTERN = re.compile(re.escape(GAS_CONDITION).replace(re.escape("{threshold}"), r"(\d+\.\d+)"))
+
+
+def shortcut(condition: str) -> Decide | None:
+    """The shortcut for a condition text, when it is one of the default rules'."""
+    if condition == PRESENCE_CONDITION:
+        return _outside_secure_area
+    m = _GAS_PATTERN.fullmatch(condition)
+    if m is not None:
+        return _gas_over(float(m.group(1)))  # the literal as the expression reads it
+    return None
+
+
+Test = Callable[[dict[str, Any]], bool | None]  # `_truth` of a rule's expression on a context
+
+
+def _tester(expr: Expr, decide: Decide | None, negate: bool = False) -> Test:
+    """`_truth(expr, context)`, asking `decide` first (negated for a `!(condition)`)."""
+    if decide is None or expr.fast is None:
+        return lambda context: _truth(expr, context)
+
+    def test(context: dict[str, Any]) -> bool | None:
+        settled = decide(context)
+        if settled is None:
+            return _truth(expr, context)
+        return not settled if negate else settled
+
+    return test
 
 
 def normalize_sensors(sensors: Any) -> dict[str, Any]:
@@ -146,12 +217,18 @@ def normalize_sensors(sensors: Any) -> dict[str, Any]:
     gas = sensors.get("mq134")
     if not isinstance(gas, dict):
         return sensors
-    value = gas.get("gas_concentration")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    value: Any = gas.get("gas_concentration")
+    kind = type(value)
+    usual = kind is int or kind is float  # JSON numbers skip the general test
+    if not usual and (isinstance(value, bool) or not isinstance(value, int | float)):
         return sensors
     unit = str(gas.get("unit") or "ppm").lower()
     ppm = value / 1000 if unit == "ppb" else value
-    return {**sensors, "mq134": {**gas, "gas_concentration_ppm": float(ppm)}}
+    gas = dict(gas)  # copies as `{**gas}` would, cheaper
+    gas["gas_concentration_ppm"] = float(ppm)
+    normalized = dict(sensors)
+    normalized["mq134"] = gas
+    return normalized
 
 
 def rfc3339(when: float) -> str:
@@ -168,6 +245,23 @@ def _truth(expr: Expr, context: dict[str, Any]) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+CONTEXT_NAMES = ("reading", "sensors", "device", "now_local_hour", "now_local_weekday", "in_business_hours")
+_CLOCK_NAMES = frozenset(CONTEXT_NAMES[3:])
+_SAFE_FRACTION = 0.9999994  # below this, a Unix time does not round up to the next second
+
+
+def _names_read(exprs: Iterable[Expr]) -> frozenset[str]:
+    """The context variables the expressions may read: every name that appears as a
+    word in a source (a superset: a word in a string literal counts too) or that CEL
+    reports as a variable."""
+    found = set()
+    for expr in exprs:
+        for name in CONTEXT_NAMES:
+            if name in expr.names or re.search(rf"\b{name}\b", expr.source):
+                found.add(name)
+    return frozenset(found)
+
+
 class _Fields(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -178,6 +272,14 @@ class _Rule:
     rule: AlertRule
     condition: Expr
     clear: Expr
+    test: Test = field(init=False)  # `_truth` of the condition, through its shortcut
+    test_clear: Test = field(init=False)  # `_truth` of the clear condition
+
+    def __post_init__(self) -> None:
+        decide = shortcut(self.rule.condition)
+        self.test = _tester(self.condition, decide)
+        negated = self.rule.clear_condition is None  # the default clear: `!(condition)`
+        self.test_clear = _tester(self.clear, decide if negated else None, negate=True)
 
 
 ALERT_STATES = ("open", "acknowledged", "cleared")
@@ -220,6 +322,13 @@ class AlertEngine:
         self.notify = notify
         self.clock = clock
         self.business_hours = business_hours or BusinessHours()
+        # the context variables some rule reads: evaluate() builds only those
+        needs = _names_read([e for r in self.rules for e in (r.condition, r.clear)])
+        self._need_reading = "reading" in needs
+        self._need_sensors = "sensors" in needs or self._need_reading
+        self._need_device = "device" in needs
+        self._need_clock = bool(needs & _CLOCK_NAMES)
+        self._clock_memo: dict[int, tuple[BusinessHours, int, tuple[int, int, bool]]] = {}
         self._active: dict[tuple[str, str], dict[str, Any]] = {}
         self._cleared: deque[dict[str, Any]] = deque(maxlen=history)
         self._clear_since: dict[str, float] = {}
@@ -249,6 +358,42 @@ class AlertEngine:
             "in_business_hours": hours.contains(now),
         }
 
+    def _local(self, hours: BusinessHours, now: float) -> tuple[int, int, bool]:
+        """(local hour, weekday, in business hours) at `now`: once per second and hours.
+
+        All three depend on the whole second only (time zone offsets are whole
+        seconds), unless `now` is so near the next second that it rounds up to it.
+        """
+        second = math.floor(now)
+        if now - second >= _SAFE_FRACTION:  # may round up to the next second: no memo
+            local = hours.local(now)
+            return local.hour, local.weekday(), hours.contains(now)
+        memo = self._clock_memo.get(id(hours))
+        if memo is not None and memo[0] is hours and memo[1] == second:
+            return memo[2]
+        local = hours.local(now)
+        fields = (local.hour, local.weekday(), hours.contains(now))
+        self._clock_memo[id(hours)] = (hours, second, fields)
+        return fields
+
+    def _context(self, reading: Mapping[str, Any], hours: BusinessHours, now: float) -> dict[str, Any]:
+        """`context()` with only the variables the rules read (the others are never looked at)."""
+        context: dict[str, Any] = {}
+        if self._need_sensors:
+            sensors = normalize_sensors(reading.get("sensors"))
+            if self._need_reading:
+                context["reading"] = {**reading, "sensors": sensors}
+            context["sensors"] = sensors
+        if self._need_device:
+            device = reading.get("device_metadata")
+            context["device"] = device if isinstance(device, dict) else {}
+        if self._need_clock:
+            hour, weekday, inside = self._local(hours, now)
+            context["now_local_hour"] = hour
+            context["now_local_weekday"] = weekday
+            context["in_business_hours"] = inside
+        return context
+
     async def evaluate(self, reading: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Apply every rule to one reading; the events (alert + `event`) it caused.
 
@@ -267,10 +412,10 @@ class AlertEngine:
                 hours = rule.business_hours or self.business_hours
                 context = contexts.get(id(hours))
                 if context is None:
-                    context = contexts[id(hours)] = self.context(reading, hours, now)
+                    context = contexts[id(hours)] = self._context(reading, hours, now)
                 key = (rule.name, device_id)
                 alert = self._active.get(key)
-                if _truth(compiled.condition, context) is True:
+                if compiled.test(context) is True:
                     if alert is None:
                         alert = self._open(rule, device_id, reading, now)
                         changes.append((alert, "raised", True))
@@ -289,7 +434,7 @@ class AlertEngine:
                     continue
                 if alert is None:
                     continue
-                held = _truth(compiled.clear, context)
+                held = compiled.test_clear(context)
                 if held is False:
                     self._clear_since.pop(alert["id"], None)
                 elif held is True:
@@ -297,6 +442,8 @@ class AlertEngine:
                     if now - since >= rule.clear_after_seconds:
                         self._close(alert, now)
                         changes.append((alert, "cleared", True))
+            if not changes and not self._unsaved:
+                return []  # nothing to store or to tell
             return await self._apply(changes)
 
     def _open(
