@@ -183,3 +183,52 @@ def test_counts_by_location_daily_and_restore() -> None:
     }
     with pytest.raises(ValueError, match="hold_seconds"):
         OccupancyTracker(hold_seconds=0)
+
+
+def _old_detected(sensors: Any) -> bool:
+    """detected() as it was written first (the reference)."""
+    from collections.abc import Mapping
+
+    if not isinstance(sensors, Mapping):
+        return False
+    radar, pir = sensors.get("ld2410"), sensors.get("pir")
+    return (isinstance(radar, Mapping) and radar.get("presence") is True) or (
+        isinstance(pir, Mapping) and pir.get("motion_detected") is True
+    )
+
+
+def test_detected_reads_any_mapping_and_only_true() -> None:
+    """The plain-dict fast path answers as the Mapping test does."""
+    from types import MappingProxyType
+
+    from wireway.apps.sensor_ingest.occupancy import detected
+
+    values: list[Any] = [True, False, 1, "true", None, {}]
+    shapes: list[Any] = [None, [], "x", 3, {}, MappingProxyType({"pir": {"motion_detected": True}})]
+    for v in values:
+        for wrap in (dict, MappingProxyType):
+            shapes += [
+                {"ld2410": wrap({"presence": v})},
+                {"pir": wrap({"motion_detected": v})},
+                wrap({"ld2410": {"presence": False}, "pir": {"motion_detected": v}}),
+                {"ld2410": [v], "pir": v},
+            ]
+    for sensors in shapes:
+        assert detected(sensors) is _old_detected(sensors), sensors
+
+
+def test_location_of_any_type_is_text_and_an_expired_hold_is_reported_once() -> None:
+    clock = Clock()
+    tracker = OccupancyTracker(hold_seconds=30, clock=clock)
+    tracker.update({"device_id": "a", "sensors": {}, "device_metadata": {"location": 7}})
+    assert tracker.snapshot("a")["location"] == "7"
+    tracker.update({"device_id": "a", "sensors": {}, "device_metadata": {"location": ""}})
+    assert tracker.snapshot("a")["location"] == "unknown"
+    tracker.update({"device_id": "a", "sensors": {"pir": {"motion_detected": True}}, "device_metadata": None})
+    assert tracker.snapshot("a")["location"] == "unknown"
+    clock.advance(30)  # exactly the hold: vacant on the next reading
+    vacant = tracker.update({"device_id": "a", "sensors": {}})
+    assert vacant is not None
+    assert vacant["occupied"] is False
+    assert tracker.update({"device_id": "a", "sensors": {}}) is None
+    assert tracker.update({"device_id": 5, "sensors": {}}) is None

@@ -10,7 +10,19 @@ from wireway.envelope import canonical_timestamp
 
 
 def _dt(ts: str) -> datetime:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC)
+    dt = datetime.fromisoformat(ts)  # Python reads the `Z` of canonical texts itself
+    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+
+
+class _Seen:
+    """One device in a batch: first and last timestamp (canonical text), count, latest values."""
+
+    __slots__ = ("first", "last", "latest", "n")
+
+    def __init__(self, ts: str) -> None:
+        self.first = self.last = ts
+        self.n = 0
+        self.latest: dict[str, Any] = {}
 
 
 class Devices:
@@ -44,15 +56,19 @@ class Devices:
 
     async def record(self, readings: list[dict[str, Any]]) -> None:
         """Fold a batch of readings into first/last seen, latest values and counts."""
-        per: dict[str, dict[str, Any]] = {}
+        per: dict[str, _Seen] = {}
         for r in readings:
             ts = canonical_timestamp(r["timestamp"])
-            d = per.setdefault(r["device_id"], {"first": ts, "last": ts, "n": 0, "latest": {}})
-            d["n"] += 1
-            d["first"] = min(d["first"], ts)
-            if ts >= d["last"]:
-                d["last"] = ts
-            d["latest"].update(r.get("sensors") or {})
+            device_id = r["device_id"]
+            d = per.get(device_id)
+            if d is None:
+                d = per[device_id] = _Seen(ts)
+            d.n += 1
+            if ts < d.first:  # canonical texts: text order is time order
+                d.first = ts
+            if ts >= d.last:
+                d.last = ts
+            d.latest.update(r.get("sensors") or {})
         pg = self.db.dialect == "postgresql"
         least, greatest = ("LEAST", "GREATEST") if pg else ("min", "max")
         merged = "devices.latest || EXCLUDED.latest" if pg else "json_patch(devices.latest, excluded.latest)"
@@ -65,10 +81,7 @@ class Devices:
             "reading_count = devices.reading_count + EXCLUDED.reading_count, "
             "latest = CASE WHEN devices.last_seen IS NULL OR EXCLUDED.last_seen >= devices.last_seen "
             f"THEN {merged} ELSE devices.latest END",
-            [
-                (device_id, {}, _dt(d["first"]), _dt(d["last"]), d["n"], d["latest"])
-                for device_id, d in per.items()
-            ],
+            [(device_id, {}, _dt(d.first), _dt(d.last), d.n, d.latest) for device_id, d in per.items()],
         )
         for device_id in per:
             self.metadata.setdefault(device_id, {})

@@ -27,13 +27,17 @@ def _day(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).date().isoformat()
 
 
+def _mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # a plain dict skips the ABC check
+
+
 def detected(sensors: Any) -> bool:
     """True when the radar reports presence or the PIR reports motion."""
-    if not isinstance(sensors, Mapping):
+    if not _mapping(sensors):
         return False
     radar, pir = sensors.get("ld2410"), sensors.get("pir")
-    return (isinstance(radar, Mapping) and radar.get("presence") is True) or (
-        isinstance(pir, Mapping) and pir.get("motion_detected") is True
+    return (_mapping(radar) and radar.get("presence") is True) or (
+        _mapping(pir) and pir.get("motion_detected") is True
     )
 
 
@@ -95,10 +99,13 @@ class OccupancyTracker:
         new = device is None
         if device is None:
             device = self._devices[device_id] = _Device(since=now)
-        metadata = reading.get("device_metadata")
-        if isinstance(metadata, Mapping):
-            device.location = str(metadata.get("location") or "unknown")
-        event = self._expire(device_id, device, now)
+        metadata: Any = reading.get("device_metadata")
+        if _mapping(metadata):
+            location = metadata.get("location") or "unknown"
+            device.location = location if type(location) is str else str(location)
+        event = None
+        if device.occupied and now - device.last_detected >= self.hold_seconds:
+            event = self._expire(device_id, device, now)  # the hold ran out without a tick()
         if detected(reading.get("sensors")):
             device.last_detected = now
             if not device.occupied:
