@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
@@ -33,27 +33,37 @@ class DedupeConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SeenCache:
-    """A bounded set of recent keys, oldest forgotten first."""
+    """A bounded set of recent keys, oldest forgotten first.
+
+    A set plus a deque of the same key objects: about 120 bytes a key, two thirds of
+    an OrderedDict's (the sensor application keeps 100,000 of them).
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.keys: OrderedDict[str, None] = OrderedDict()
+        self.keys: set[str] = set()
+        self.order: deque[str] = deque()
 
     def __contains__(self, key: object) -> bool:
         return key in self.keys
 
     def add(self, key: str) -> None:
-        self.keys[key] = None
-        if len(self.keys) > self.size:
-            self.keys.popitem(last=False)
+        self.add_many((key,))
 
     def add_many(self, keys: Iterable[str]) -> None:
-        """add() each key in turn (inlined: this runs for every committed message)."""
-        store, size = self.keys, self.size
+        """Remember each key in turn (a key already known keeps its place)."""
+        known, order, size = self.keys, self.order, self.size
         for key in keys:
-            store[key] = None
-            if len(store) > size:
-                store.popitem(last=False)
+            if key in known:
+                continue
+            known.add(key)
+            order.append(key)
+            if len(order) > size:
+                known.discard(order.popleft())
+
+    def clear(self) -> None:
+        self.keys.clear()
+        self.order.clear()
 
 
 _CACHES: dict[str, SeenCache] = {}
@@ -87,11 +97,11 @@ class Dedupe:
         if self.by_id:
             ids = [msg.message_id for msg in batch]
             # the usual batch: no id seen before nor twice; checked at C speed
-            if len(set(ids)) == len(ids) and self.seen.keys.keys().isdisjoint(ids):
+            if len(set(ids)) == len(ids) and self.seen.keys.isdisjoint(ids):
                 return list(batch), []
         passed, failed = [], []
         batch_keys: set[str] = set()
-        seen = self.seen.keys  # a dict: `in` without SeenCache.__contains__'s call
+        seen = self.seen.keys  # the set: `in` without SeenCache.__contains__'s call
         for msg in batch:
             try:
                 key = self.key(msg)

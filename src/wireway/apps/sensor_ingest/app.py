@@ -25,6 +25,7 @@ from wireway.processors.dedupe import SeenCache, shared_cache
 
 logger = log.get("sensor-app")
 DEFAULT_STORAGE = "sqlite:///{data_dir}/sensors.db"
+SEEN_WINDOW = 100_000  # message ids remembered for 409s and redeliveries (~12 MB)
 
 
 def default_storage() -> str:
@@ -44,7 +45,7 @@ class SensorApp(Service):
         self.db: Database | None = None
         self.devices: Devices | None = None
         self.keys: Keys | None = None
-        self.seen: SeenCache = shared_cache("sensors")
+        self.seen: SeenCache = shared_cache("sensors", SEEN_WINDOW)
         self.alerts: Any = None  # AlertEngine, set by the sensor_alerts output
         self.occupancy: Any = None  # OccupancyTracker, set by the sensor_state output
         self.hub: Any = None  # the websocket Hub, when a websocket output is present
@@ -135,10 +136,10 @@ class SensorApp(Service):
     async def warm_seen(self) -> None:
         """Remember the newest stored message ids so a late redelivery is still a duplicate."""
         assert self.db is not None
-        self.seen.keys.clear()  # what counts is this storage's content
+        self.seen.clear()  # what counts is this storage's content
         rows = await self.db.fetch(
             "SELECT DISTINCT message_id FROM (SELECT message_id FROM sensor_readings "
-            "ORDER BY id DESC LIMIT 100000) recent"
+            f"ORDER BY id DESC LIMIT {SEEN_WINDOW}) recent"
         )
         for r in rows:
             self.seen.add(r["message_id"])
