@@ -602,3 +602,79 @@ def _outcome_rows(fn: Any, plan: Any, msg: Message, now: datetime) -> Any:
     except Unfit as exc:
         return ("Unfit", str(exc))
     return [tuple((v, type(v), getattr(v, "tzinfo", None)) for v in row) for row in rows]
+
+
+async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
+    """PostgreSQL: rows sent as one JSON document land exactly as through COPY; values JSON
+    cannot carry as COPY would (a naive datetime, a top-level NaN) go through COPY."""
+    from types import SimpleNamespace
+
+    from wireway.connectors.sql.config import SqlOutputConfig
+    from wireway.connectors.sql.output import Plan, SqlOutput, describe
+
+    columns = (
+        "k int4 NOT NULL, a text, b varchar(20), c int2, d int8, e bool, f timestamptz, g jsonb, h jsonb"
+    )
+    names = ["k", "a", "b", "c", "d", "e", "f", "g", "h"]
+    utc = datetime(2026, 11, 24, 7, 50, 43, 531123, tzinfo=UTC)
+    texts = ["", "plain", 'q"uo\\te', "line\nbreak\ttab", "\u00e9\u4e2d\U0001f600", '{"a": 1}', None]
+    jsons: list[Any] = [
+        {"a": [1, 2.5, None, True, "x"], "b": {"c": {}}},
+        {"nan": float("nan"), "big": 2**63, "neg": -(2**63), "tiny": 1e-300, "zero": -0.0},
+        [],
+        "text",
+        0.1,
+        7,
+        False,
+        {"\u00e9": "\\u0041", "k": "\U0001f600"},
+        None,
+    ]
+    stamps = [utc, utc.replace(microsecond=0), datetime(1, 1, 1, 0, 0, 1, tzinfo=UTC)]
+    stamps.append(datetime(9999, 12, 31, 23, 59, 59, 999998, tzinfo=UTC))
+    rows = []
+    for n in range(36):
+        rows.append(
+            (
+                n,
+                texts[n % len(texts)],
+                texts[(n + 1) % len(texts)],
+                [-32768, 32767, 0, None][n % 4],
+                [-(2**63), 2**63 - 1, 1, None][n % 4],
+                [True, False, None][n % 3],
+                stamps[n % len(stamps)] if n % 5 else None,
+                jsons[n % len(jsons)] if jsons[n % len(jsons)] is not None else {},
+                jsons[(n + 3) % len(jsons)],
+            )
+        )
+    async with pg_schema() as url:
+        db = open_database(url, data_dir=tmp_path)
+        try:
+            plans = []
+            for table in ("by_json", "by_copy"):
+                await db.execute(f"CREATE TABLE {table} ({columns})")
+                config = SqlOutputConfig(url=url, table=table, columns={n: f"payload.{n}" for n in names})
+                plans.append(Plan(config, "postgresql", await describe(db, table)))
+            by_json, by_copy = plans
+            assert by_json.from_json is not None
+            assert by_json.json_rows(rows) is not None
+            by_copy.from_json = None
+            output: Any = SimpleNamespace(db=db)
+            await SqlOutput.insert(output, by_json, rows)
+            await SqlOutput.insert(output, by_copy, rows)
+            select = ", ".join(f"{n}::text AS {n}" for n in names)
+            stored = [await db.fetch(f"SELECT {select} FROM {t} ORDER BY k") for t in ("by_json", "by_copy")]
+            assert len(stored[0]) == len(rows)
+            assert stored[0] == stored[1]
+
+            # what JSON cannot carry as COPY does: the batch goes through COPY
+            naive = [(*rows[1][:6], utc.replace(tzinfo=None), *rows[1][7:])]
+            last = [(*rows[1][:6], datetime.max.replace(tzinfo=UTC), *rows[1][7:])]
+            first = [(*rows[1][:6], datetime.min.replace(tzinfo=UTC), *rows[1][7:])]
+            nan = [(100, *rows[1][1:8], float("nan"))]
+            surrogate = [(rows[1][0], "\ud800", *rows[1][2:])]
+            for odd in (naive, last, first, nan, surrogate):
+                assert by_json.json_rows(odd) is None
+            await SqlOutput.insert(output, by_json, nan)
+            assert await db.fetchval("SELECT h::text FROM by_json WHERE k = 100") == "null"  # as COPY
+        finally:
+            await db.close()
