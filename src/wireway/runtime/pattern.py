@@ -283,23 +283,27 @@ class PatternRunner:
             MESSAGES.labels(self.name, "ingest", "filtered").inc(result.filtered)
             self.counts["filtered"] += result.filtered
         entries = self.route(msgs)
-        await self._room(entries, wait)
-        items = await self.store.enqueue(
-            [(route.queue_name, msg) for route, msg in entries if route.store is self.store]
-        )
-        if self.lossy:  # outputs that chose `buffer: memory`
-            items += await self.memory.enqueue(
-                [(route.queue_name, msg) for route, msg in entries if route.store is not self.store]
+        held = await self._room(entries, wait)
+        try:
+            items = await self.store.enqueue(
+                [(route.queue_name, msg) for route, msg in entries if route.store is self.store]
             )
-        by_queue: dict[str, list[Item]] = {}
-        for item in items:
-            by_queue.setdefault(item.queue, []).append(item)
-            self.arrivals[id(item)] = t0
-        for route in self.routes:
-            got = by_queue.get(route.queue_name)
-            if got:
-                route.queue.put(got)
-                route.update_gauges()
+            if self.lossy:  # outputs that chose `buffer: memory`
+                items += await self.memory.enqueue(
+                    [(route.queue_name, msg) for route, msg in entries if route.store is not self.store]
+                )
+            by_queue: dict[str, list[Item]] = {}
+            for item in items:
+                by_queue.setdefault(item.queue, []).append(item)
+                self.arrivals[id(item)] = t0
+            for route in self.routes:
+                got = by_queue.get(route.queue_name)
+                if got:
+                    route.queue.put(got)
+                    route.update_gauges()
+        finally:
+            for route, n in held.items():
+                route.queue.unreserve(n)
         for step in self.committed_hooks:
             step(msgs)
         result.accepted = msgs
@@ -323,17 +327,27 @@ class PatternRunner:
             MESSAGES.labels(self.name, "router", "unrouted").inc(unrouted)
         return entries
 
-    async def _room(self, entries: list[tuple[Route, Message]], wait: bool) -> None:
+    async def _room(self, entries: list[tuple[Route, Message]], wait: bool) -> dict[Route, int]:
+        """Wait for (or refuse without) room in each queue, and reserve it."""
         need: dict[Route, int] = {}
         for route, _ in entries:
             need[route] = need.get(route, 0) + 1
-        for route, n in need.items():
-            while route.queue.free() < min(n, route.queue.capacity):
-                if not wait:
-                    MESSAGES.labels(self.name, route.iface.name, "backpressure").inc(n)
-                    raise BackpressureError(route.queue_name)
-                route.queue.room.clear()
-                await route.queue.room.wait()
+        held: dict[Route, int] = {}
+        try:
+            for route, n in need.items():
+                while route.queue.free() < min(n, route.queue.capacity):
+                    if not wait:
+                        MESSAGES.labels(self.name, route.iface.name, "backpressure").inc(n)
+                        raise BackpressureError(route.queue_name)
+                    route.queue.room.clear()
+                    await route.queue.room.wait()
+                route.queue.reserve(n)
+                held[route] = n
+        except BaseException:
+            for route, n in held.items():
+                route.queue.unreserve(n)
+            raise
+        return held
 
     async def _dead_letter_ingest(
         self,
@@ -371,9 +385,11 @@ class PatternRunner:
         for route in self.routes:
             await route.output.open()
             route.state = "running"
-            self.tasks.append(
-                asyncio.create_task(route.deliver_forever(), name=f"wireway[{route.queue_name}].deliver")
-            )
+            # `concurrency: N`: N loops take batches from the one queue (each take is
+            # atomic on the loop), so N batches can be in flight at once
+            for n in range(route.iface.concurrency):
+                name = f"wireway[{route.queue_name}].deliver" + (f"-{n}" if n else "")
+                self.tasks.append(asyncio.create_task(route.deliver_forever(), name=name))
 
     async def start_inputs(self, make_ctx: Any) -> None:
         self.started = time.time()

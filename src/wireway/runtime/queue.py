@@ -17,6 +17,7 @@ class OutputQueue:
         self.capacity = capacity
         self.lanes: tuple[deque[Item], ...] = (deque(), deque(), deque())
         self.in_flight = 0
+        self.reserved = 0  # room promised to ingest calls still writing their items
         self.ready = asyncio.Event()
         self.room = asyncio.Event()
         self.room.set()
@@ -30,7 +31,19 @@ class OutputQueue:
         return len(self) + self.in_flight
 
     def free(self) -> int:
-        return self.capacity - self.depth
+        return self.capacity - self.depth - self.reserved
+
+    def reserve(self, count: int) -> None:
+        """Hold room for `count` items an ingest call is about to store (so two calls
+        in flight cannot both take the last free places)."""
+        self.reserved += count
+        if self.free() <= 0:
+            self.room.clear()
+
+    def unreserve(self, count: int) -> None:
+        self.reserved -= count
+        if self.free() > 0:
+            self.room.set()
 
     def put(self, items: list[Item], *, front: bool = False) -> None:
         for item in reversed(items) if front else items:

@@ -23,6 +23,7 @@ logger = log.get("mqtt")
 _decode = msgspec.json.Decoder().decode
 
 STALL_SECONDS = 0.1  # an ingest call taking longer waits for room: reading stops
+PIPELINE = 2  # ingest calls in flight
 
 # Fixed forever: `id_fields` ids must stay the same across versions and restarts.
 
@@ -86,11 +87,15 @@ class MqttInput(Input):
         cfg = self.config
         self.ctx = ctx
         self.pending: list[Received] = []
-        self.held = 0  # read and not yet acknowledged (pending + being ingested)
-        self.stalled = False  # an ingest call is waiting for room in a full buffer
+        self.ingesting = 0  # messages in ingest calls, not yet acknowledged
+        self.stalled = 0  # ingest calls waiting for room in a full buffer
         self.wake = asyncio.Event()
         self.stopping = False
-        self.batch_limit = min(cfg.max_inflight, self.pattern.settings.buffer_size)
+        # two calls in flight: one decodes and routes while the other waits for its
+        # commit, so smaller batches than the whole window
+        self.batch_limit = max(1, min(cfg.max_inflight // PIPELINE, self.pattern.settings.buffer_size))
+        self.slots = asyncio.Semaphore(PIPELINE)
+        self.calls: set[asyncio.Task[None]] = set()
         session = Session(
             client_id=cfg.client_id or f"wireway-{self.pattern.name}",
             clean=cfg.clean_session,
@@ -117,24 +122,31 @@ class MqttInput(Input):
         # let a batch that is being ingested finish and be acknowledged, briefly
         await asyncio.wait({self.consumer}, timeout=1.0)
         self.consumer.cancel()
-        await asyncio.gather(self.consumer, return_exceptions=True)
+        for call in self.calls:  # still waiting for room: the broker redelivers them
+            call.cancel()
+        await asyncio.gather(self.consumer, *self.calls, return_exceptions=True)
         await self.link.stop()
 
     def health(self) -> dict[str, str]:
         link = getattr(self, "link", None)
         return {"mqtt": "up" if link is not None and link.connected else "down"}
 
+    @property
+    def held(self) -> int:
+        """Read and not yet acknowledged (waiting + being ingested)."""
+        return len(self.pending) + self.ingesting
+
     def received(self, messages: list[Received]) -> None:
         """One read's messages: queued for the next ingest call (one per batch)."""
         self.pending.extend(messages)
-        self.held += len(messages)
         if self.held >= self.config.max_inflight:
             self.link.pause()
         self.wake.set()
 
-    def _stall(self) -> None:
-        """The ingest call is still waiting: a buffer is full, so stop reading."""
-        self.stalled = True
+    def _stall(self, mark: list[bool]) -> None:
+        """An ingest call is still waiting: a buffer is full, so stop reading."""
+        mark.append(True)
+        self.stalled += 1
         self.link.pause()
 
     def _reading(self) -> None:
@@ -142,37 +154,61 @@ class MqttInput(Input):
             self.link.resume()
 
     async def consume(self) -> None:
-        """Ingest what was read, one batch per call, and acknowledge it afterwards.
+        """Ingest what was read in batches, up to PIPELINE calls at once, and acknowledge
+        each batch once it is stored, in the order the messages came.
 
-        Reading goes on meanwhile (up to `max_inflight` held messages) unless the call
+        Reading goes on meanwhile (up to `max_inflight` held messages) unless a call
         takes longer than STALL_SECONDS, which means it waits for room in a full buffer.
         """
-        loop = asyncio.get_running_loop()
-        while not self.stopping:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.pending and not self.stopping:
-                chunk = self.pending[: self.batch_limit]
-                del self.pending[: self.batch_limit]
-                stall = loop.call_later(STALL_SECONDS, self._stall)
-                try:
-                    await self.ingest([m for _, m in chunk])
-                except Exception as exc:  # noqa: BLE001  (the broker redelivers)
-                    logger.error(
-                        "mqtt ingest failed; reconnecting so the broker redelivers",
-                        input=self.name,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                    self.pending.clear()
-                    self.held = 0
-                    self.link.drop()
-                    break
-                finally:
-                    stall.cancel()
-                    self.stalled = False
-                self.ack(chunk)
-                self.held -= len(chunk)
+        previous: asyncio.Task[None] | None = None
+        try:
+            while not self.stopping:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.pending and not self.stopping:
+                    await self.slots.acquire()
+                    if not self.pending or self.stopping:
+                        self.slots.release()
+                        break
+                    chunk = self.pending[: self.batch_limit]
+                    del self.pending[: self.batch_limit]
+                    self.ingesting += len(chunk)
+                    previous = asyncio.create_task(self._take(chunk, previous))
+                    self.calls.add(previous)
+                    previous.add_done_callback(self.calls.discard)
                 self._reading()
+        finally:
+            if previous is not None:  # stopping: let the calls under way finish briefly
+                await asyncio.wait({previous}, timeout=1.0)
+
+    async def _take(self, chunk: list[Received], previous: asyncio.Task[None] | None) -> None:
+        """Ingest one batch; acknowledge it after the batch before it."""
+        mark: list[bool] = []
+        stall = asyncio.get_running_loop().call_later(STALL_SECONDS, self._stall, mark)
+        ok = False
+        try:
+            try:
+                await self.ingest([m for _, m in chunk])
+                ok = True
+            except Exception as exc:  # noqa: BLE001  (the broker redelivers)
+                logger.error(
+                    "mqtt ingest failed; reconnecting so the broker redelivers",
+                    input=self.name,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                self.pending.clear()
+                self.link.drop()
+            finally:
+                stall.cancel()
+            if previous is not None:
+                await asyncio.wait({previous})
+            if ok:
+                self.ack(chunk)
+        finally:
+            if mark:
+                self.stalled -= 1
+            self.ingesting -= len(chunk)
+            self.slots.release()
             self._reading()
 
     def ack(self, chunk: list[Received]) -> None:
