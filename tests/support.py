@@ -28,6 +28,8 @@ class Sink:
         self.statuses: list[int] = []
         self.received: list[Any] = []
         self.requests = 0
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests it was answering at once
         self.delay = 0.0
         self.lock = threading.Lock()
         sink = self
@@ -37,9 +39,13 @@ class Sink:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with sink.lock:
                     sink.requests += 1
+                    sink.in_flight += 1
+                    sink.most_in_flight = max(sink.most_in_flight, sink.in_flight)
                     status = sink.statuses.pop(0) if sink.statuses else sink.default
                 if sink.delay:
                     threading.Event().wait(sink.delay)
+                with sink.lock:
+                    sink.in_flight -= 1
                 if 200 <= status < 300:
                     with sink.lock:
                         sink.received.append(json.loads(body))
