@@ -119,7 +119,7 @@ async def abest_us(fn: Callable[[], Awaitable[object]], count: int, rounds: int)
 
 
 def sql_plan(dialect: str = "postgresql") -> Plan:
-    options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "concurrency")}
+    options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "parallel")}
     options["url"] = "postgresql://bench@127.0.0.1/bench"
     return Plan(msgspec.convert(options, SqlOutputConfig), dialect, READINGS_TABLE)
 
@@ -157,7 +157,9 @@ class Clock:
 
 
 def alerts_output() -> SensorAlertsOutput:
-    options = {k: v for k, v in outputs_config()["sensor_alerts"].items() if k not in ("type", "name", "concurrency")}
+    options = {
+        k: v for k, v in outputs_config()["sensor_alerts"].items() if k not in ("type", "name", "parallel")
+    }
     options["mqtt"] = {"enabled": False}
     config = msgspec.convert(options, SensorAlertsConfig)
     output = SensorAlertsOutput(config, SimpleNamespace(name="alerts"), None)
@@ -193,7 +195,7 @@ async def pg_insert(url: str, data: Sequence[list[Message]], rounds: int) -> flo
     db = open_database(f"{url}{sep}search_path={schema}", data_dir=Path("."))
     try:
         await migrate(db)
-        options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "concurrency")}
+        options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "parallel")}
         options["url"] = url
         table = await describe(db, f"{schema}.sensor_readings")
         plan = Plan(msgspec.convert(options, SqlOutputConfig), db.dialect, table)

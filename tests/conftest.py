@@ -65,7 +65,6 @@ def need_service(name: str, port: int) -> None:
         pytest.skip(message)
 
 
-
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
     """Async tests run on uvloop, the loop `wireway run` uses."""
     import uvloop

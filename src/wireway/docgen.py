@@ -47,7 +47,7 @@ def page(kind: str, name: str) -> str:
         "| --- | --- | --- | --- |",
     ]
     if kind != "processor":
-        common = ["name", "format", "enabled"] + (["when", "buffer", "concurrency"] if kind == "output" else [])
+        common = ["name", "format", "enabled"] + (["when", "buffer", "parallel"] if kind == "output" else [])
         for key in common:
             desc = {
                 "name": "label in metrics, logs and `source` (default `<pattern>.<type>`)",
@@ -55,10 +55,10 @@ def page(kind: str, name: str) -> str:
                 "when": "CEL condition: only matching messages go to this output",
                 "enabled": "`false` leaves this entry out (handy with `${VAR:-true}`)",
                 "buffer": "`memory` for this output alone (lossy, faster); the pattern's otherwise",
-                "concurrency": "batches delivered at once (default 1: in order); more keeps a "
+                "parallel": "batches delivered at once (default 1: in order); more keeps a "
                 "slow peer such as a database busy, for outputs where order does not matter",
             }[key]
-            kind_of = "int" if key == "concurrency" else "str"
+            kind_of = "int" if key == "parallel" else "str"
             lines.append(f"| `{key}` | `{kind_of}` | optional | {desc} |")
     lines += [_row(f) for f in msgspec.structs.fields(spec.config)]
     shorthand = getattr(spec.config, "__shorthand__", None)

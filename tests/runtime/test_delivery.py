@@ -168,30 +168,28 @@ async def test_full_buffer_answers_503_with_retry_after(tmp_path: Path, sink: Si
         assert engine.runners[0].routes[0].queue.depth == 3
 
 
-@pytest.mark.parametrize("concurrency", [1, 3])
-async def test_concurrency_keeps_that_many_batches_in_flight(
-    tmp_path: Path, sink: Sink, concurrency: int
-) -> None:
-    """`concurrency: N` on an output: up to N batches at the peer at once, all delivered."""
+@pytest.mark.parametrize("parallel", [1, 3])
+async def test_parallel_keeps_that_many_batches_in_flight(tmp_path: Path, sink: Sink, parallel: int) -> None:
+    """`parallel: N` on an output: up to N batches at the peer at once, all delivered."""
     sink.delay = 0.3
-    text = pattern(sink, out=f", concurrency: {concurrency}").replace("batch_size: 50", "batch_size: 1")
+    text = pattern(sink, out=f", parallel: {parallel}").replace("batch_size: 50", "batch_size: 1")
     async with engine_from(tmp_path, text) as engine:
         assert (await post(engine, [{"n": n} for n in range(6)])).status_code == 202
         await eventually(lambda: len(sink.received) == 6)
     assert sorted(x["n"] for x in sink.received) == list(range(6))
-    assert sink.most_in_flight == concurrency
+    assert sink.most_in_flight == parallel
 
 
-def test_concurrency_must_be_a_small_positive_integer(tmp_path: Path) -> None:
+def test_parallel_must_be_a_small_positive_integer(tmp_path: Path) -> None:
     from wireway.config.loader import load_pattern
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "pattern: {name: c}\ninterfaces:\n  input: [{type: http, address: /c}]\n"
-        "  output:\n    - {type: stdout, concurrency: 0}\n"
+        "  output:\n    - {type: stdout, parallel: 0}\n"
     )
     pattern, errors = load_pattern(bad)
     assert pattern is None
     assert [str(e) for e in errors] == [
-        f"{bad}:5 interfaces.output[0].concurrency: expected an integer from 1 to 16"
+        f"{bad}:5 interfaces.output[0].parallel: expected an integer from 1 to 16"
     ]

@@ -13,7 +13,7 @@ from wireway import registry
 from wireway.config.model import (
     FORMATS,
     INPUT_COMMON,
-    MAX_CONCURRENCY,
+    MAX_PARALLEL,
     OUTPUT_COMMON,
     Interface,
     Monitoring,
@@ -125,16 +125,16 @@ class _Loader:
         buffer = entry.get("buffer")
         if kind == "output" and buffer not in (None, "memory", "durable"):
             self.fail(join(path, "buffer"), "expected memory or durable")
-        concurrency = entry.get("concurrency", 1) if kind == "output" else 1
-        if type(concurrency) is not int or not 1 <= concurrency <= MAX_CONCURRENCY:
-            self.fail(join(path, "concurrency"), f"expected an integer from 1 to {MAX_CONCURRENCY}")
-            concurrency = 1
+        parallel = entry.get("parallel", 1) if kind == "output" else 1
+        if type(parallel) is not int or not 1 <= parallel <= MAX_PARALLEL:
+            self.fail(join(path, "parallel"), f"expected an integer from 1 to {MAX_PARALLEL}")
+            parallel = 1
         options = {k: v for k, v in entry.items() if k not in common}
         config = self.convert(options, spec.config, path, extra=common)
         if config is None:
             return None
         line = self.doc.line(path)
-        return Interface(kind, type_, str(name), str(fmt), config, path, line, when, buffer, concurrency)
+        return Interface(kind, type_, str(name), str(fmt), config, path, line, when, buffer, parallel)
 
     def step(self, entry: Any, path: str) -> Step | None:
         if not isinstance(entry, dict) or len(entry) != 1:

@@ -82,9 +82,9 @@ class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
 
 # Keys every interface entry may carry besides its connector's own options.
 INPUT_COMMON = ("type", "name", "format", "enabled")
-OUTPUT_COMMON = ("type", "name", "format", "when", "enabled", "buffer", "concurrency")
+OUTPUT_COMMON = ("type", "name", "format", "when", "enabled", "buffer", "parallel")
 FORMATS = ("json", "jsonl")
-MAX_CONCURRENCY = 16
+MAX_PARALLEL = 16
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Interface:
     line: int
     when: Expr | None = None
     buffer: str | None = None  # an output's own `buffer: memory` (the pattern's otherwise)
-    concurrency: int = 1  # batches an output delivers at once
+    parallel: int = 1  # batches an output delivers at once
 
 
 @dataclass

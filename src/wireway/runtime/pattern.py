@@ -116,13 +116,9 @@ class Route:
         self.queue.done(len(batch))
         self.delivered += len(batch)
         self._counter.inc(len(batch))
-        arrived = self.runner.arrivals
         done_at = time.time()
-        latencies = []
-        for it in batch:
-            t0 = arrived.pop(id(it), None)
-            if t0 is not None:
-                latencies.append(max(done_at - t0, 0.0))
+        # items restored from the store at start have no arrival time in this process
+        latencies = [max(done_at - it.arrived, 0.0) for it in batch if it.arrived]
         observe_many(LATENCY, latencies)
         events.delivered(self.runner.name, self.iface.name, latencies)
         self.update_gauges()
@@ -160,7 +156,6 @@ class Route:
             await self.runner.store.dead_letter(letters)
             await self.store.ack([it.id for it in items])
         for it in items:
-            self.runner.arrivals.pop(id(it), None)
             logger.warning(
                 "dead-lettered",
                 output=self.queue_name,
@@ -186,7 +181,6 @@ class PatternRunner:
         self.inputs: list[Input] = []
         self.routes: list[Route] = []
         self.counts = {"in": 0, "out": 0, "error": 0, "filtered": 0}
-        self.arrivals: dict[int, float] = {}  # item id -> arrival, for the latency histogram
         self.tasks: list[asyncio.Task[None]] = []
         self.started = 0.0
         self.on_dlq: Any = None
@@ -295,7 +289,7 @@ class PatternRunner:
             by_queue: dict[str, list[Item]] = {}
             for item in items:
                 by_queue.setdefault(item.queue, []).append(item)
-                self.arrivals[id(item)] = t0
+                item.arrived = t0
             for route in self.routes:
                 got = by_queue.get(route.queue_name)
                 if got:
@@ -385,9 +379,9 @@ class PatternRunner:
         for route in self.routes:
             await route.output.open()
             route.state = "running"
-            # `concurrency: N`: N loops take batches from the one queue (each take is
+            # `parallel: N`: N loops take batches from the one queue (each take is
             # atomic on the loop), so N batches can be in flight at once
-            for n in range(route.iface.concurrency):
+            for n in range(route.iface.parallel):
                 name = f"wireway[{route.queue_name}].deliver" + (f"-{n}" if n else "")
                 self.tasks.append(asyncio.create_task(route.deliver_forever(), name=name))
 

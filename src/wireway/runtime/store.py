@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS redrive(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1'), ('last_id', '0');
 """
+CHECKPOINT_SECONDS = 0.25
 _INSERT_OUTBOX = "INSERT INTO outbox(id, queue, body, enqueued_at) VALUES (?, ?, ?, ?)"
 _DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ?"
 _DELETE_RANGE = "DELETE FROM outbox WHERE id BETWEEN ? AND ?"
@@ -94,6 +95,7 @@ class Item:
     queue: str
     message: Message
     attempts: int = 0
+    arrived: float = 0.0  # when ingest took it (time.time()), for the latency histogram
 
 
 @dataclass(slots=True)
@@ -176,6 +178,8 @@ class SqliteStore(Store):
         self._recount: dict[str, int] | None = None
         self._data_version = 0
         self._refs: dict[int, int] = {}  # row id -> queues that still hold it
+        self._checkpointer: threading.Thread | None = None
+        self._no_checkpoints = threading.Event()
 
     # ----- lifecycle ----------------------------------------------------------------
     async def open(self) -> None:
@@ -184,6 +188,11 @@ class SqliteStore(Store):
         await asyncio.to_thread(self._setup)
         self._thread = threading.Thread(target=self._run, name=f"wireway-store[{self.path}]", daemon=True)
         self._thread.start()
+        self._no_checkpoints.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name=f"wireway-checkpoint[{self.path}]", daemon=True
+        )
+        self._checkpointer.start()
 
     def _setup(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +202,7 @@ class SqliteStore(Store):
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot use WAL mode (got {mode!r})")
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
             conn.executescript(_SCHEMA)
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if int(meta["schema_version"]) > SCHEMA_VERSION:
@@ -215,8 +225,11 @@ class SqliteStore(Store):
         if thread is None:
             return
         self._thread = None  # refuse new work; what is queued is still written
+        self._no_checkpoints.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join)
         self._ops.put(None)
-        await asyncio.to_thread(thread.join)
+        await asyncio.to_thread(thread.join)  # closing the last connection checkpoints
         self._conn = None
 
     def pending(self) -> list[Item]:
@@ -344,6 +357,19 @@ class SqliteStore(Store):
         return sum(counts.values()) if pattern is None else counts.get(pattern, 0)
 
     # ----- the writer thread --------------------------------------------------------
+    def _checkpoints(self) -> None:
+        """Copy the WAL into the database file beside the writer, so a commit only
+        appends to the WAL: a checkpoint inside a commit held up every ingest waiting
+        for it. PASSIVE never waits for (nor blocks) the writer."""
+        conn = _connect(self.path, shared=True)
+        try:
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            while not self._no_checkpoints.wait(CHECKPOINT_SECONDS):
+                with contextlib.suppress(sqlite3.Error):  # busy: the next round does it
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+
     def _refresh_counts(self, conn: sqlite3.Connection) -> None:
         """Recount the DLQ when another connection (the CLI) changed the file."""
         version = conn.execute("PRAGMA data_version").fetchone()[0]
