@@ -419,3 +419,20 @@ def test_two_extra_ports_for_one_hub_are_refused() -> None:
     hub.configure(port=3001)
     with pytest.raises(Exception, match="already has the extra port"):
         hub.configure(port=3002)
+
+
+async def test_no_clients_no_queueing(tmp_path: Path) -> None:
+    """With nobody connected a reading is counted as delivered without being queued;
+    a client that connects gets the readings from then on."""
+    path = "/ws-idle"
+    async with engine_from(tmp_path, pattern(path)) as engine:
+        route = engine.runners[0].routes[0]
+        await post(engine, reading("esp32-001", n=1), reading("esp32-001", n=2))
+        assert route.delivered == 2
+        assert route.queue.depth == 0
+        async with connect(ws_url(engine, path)) as ws:
+            await recv(ws)  # connected
+            await post(engine, reading("esp32-001", n=3))
+            got = await recv_until(ws, marker(3))
+            assert [m["data"]["n"] for m in got] == [3]
+        assert route.delivered == 3

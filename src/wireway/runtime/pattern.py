@@ -112,6 +112,12 @@ class Route:
             self.confirm(batch)
             self.runner.ack(self.store, [it.id for it in batch])
 
+    def skipped(self, count: int) -> None:
+        """`count` messages for an output that is not listening (see Output.listening)."""
+        if count:
+            self.delivered += count
+            self._counter.inc(count)
+
     def confirm(self, batch: list[Item]) -> None:
         self.queue.done(len(batch))
         self.delivered += len(batch)
@@ -276,7 +282,7 @@ class PatternRunner:
         if result.filtered:
             MESSAGES.labels(self.name, "ingest", "filtered").inc(result.filtered)
             self.counts["filtered"] += result.filtered
-        entries = self.route(msgs)
+        entries, idle = self.route(msgs)
         held = await self._room(entries, wait)
         try:
             items = await self.store.enqueue(
@@ -298,6 +304,8 @@ class PatternRunner:
         finally:
             for route, n in held.items():
                 route.queue.unreserve(n)
+        for route, n in idle.items():
+            route.skipped(n)
         for step in self.committed_hooks:
             step(msgs)
         result.accepted = msgs
@@ -305,21 +313,30 @@ class PatternRunner:
         self._in.inc(len(msgs))
         return result
 
-    def route(self, msgs: list[Message]) -> list[tuple[Route, Message]]:
+    def route(self, msgs: list[Message]) -> tuple[list[tuple[Route, Message]], dict[Route, int]]:
+        """(route, message) pairs to queue, and per output nobody listens to, how many
+        messages it would have had (they count as delivered once the rest is stored)."""
         entries: list[tuple[Route, Message]] = []
         unrouted = 0
+        idle: dict[Route, int] = {}  # outputs nobody listens to: delivered at once
+        for route in self.routes:
+            if not route.output.listening:
+                idle[route] = 0
         for msg in msgs:
             ctx = msg.to_context() if self.needs_context else None
             hit = False
             for route in self.routes:
                 when = route.iface.when
                 if when is None or (ctx is not None and when.test(ctx)):
-                    entries.append((route, msg))
+                    if idle and route in idle:
+                        idle[route] += 1
+                    else:
+                        entries.append((route, msg))
                     hit = True
             unrouted += not hit
         if unrouted:
             MESSAGES.labels(self.name, "router", "unrouted").inc(unrouted)
-        return entries
+        return entries, idle
 
     async def _room(self, entries: list[tuple[Route, Message]], wait: bool) -> dict[Route, int]:
         """Wait for (or refuse without) room in each queue, and reserve it."""

@@ -29,6 +29,10 @@ class WebSocketOutput(Output):
             ping_timeout=config.ping_timeout,
         )
 
+    @property
+    def listening(self) -> bool:
+        return self.hub.clients > 0
+
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         # Live delivery: queued for the connected clients at once; a client that is
         # not connected now misses the message (that is what a live stream means).
