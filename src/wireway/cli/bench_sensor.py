@@ -304,7 +304,12 @@ def run_sensor_bench(
                 "WIREWAY_MQTT_CLIENT_ID": f"wireway-{prefix}",
                 "WIREWAY_MQTT_ENABLED": "true",
             }
-            proc = start_wireway(work, env, http)
+            try:
+                proc = start_wireway(work, env, http)
+            except BaseException:
+                broker.terminate()  # not left running when wireway does not come up
+                broker.wait(10)
+                raise
             try:
                 asyncio.run(
                     pg(
