@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from typing import Any
 
-import cel
+# The `cel` package imports its REPL (prompt_toolkit, pygments: ~24 MB resident) from
+# its __init__; a placeholder for that one module keeps it out of every wireway process.
+sys.modules.setdefault("cel.cli", types.ModuleType("cel.cli"))
+import cel  # noqa: E402
 
-from wireway.expr_fast import ERROR, compile_simple
+from wireway.expr_fast import ERROR, compile_simple  # noqa: E402
 
 # Names an expression may use: the envelope's wire fields.
 VARIABLES = (

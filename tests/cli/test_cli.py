@@ -72,3 +72,18 @@ def test_dlq_without_a_store_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_the_cli_leaves_out_what_a_run_never_uses() -> None:
+    """The CEL package's REPL and PyJWT (with cryptography) are not loaded by the CLI:
+    together ~35 MB of resident memory a running instance would carry for nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wireway.cli.main, wireway.expr as e;"
+        "assert e.Expr('payload.x > 1').test({'payload': {'x': 2}});"
+        "print(sorted(m for m in ('prompt_toolkit', 'pygments', 'jwt') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

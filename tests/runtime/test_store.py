@@ -372,3 +372,33 @@ async def test_a_message_for_several_queues_is_one_row(db: Path) -> None:
     await again.ack([back[0].id, back[1].id, back[2].id])
     assert [it.message for it in again.pending()] == [other]
     await again.close()
+
+
+async def test_a_long_queue_keeps_only_its_head_in_memory(db: Path) -> None:
+    """Past `keep` items a durable queue lets go of the messages; load() reads them back."""
+    from wireway.runtime.queue import OutputQueue
+
+    store = SqliteStore(db)
+    await store.open()
+    messages = [msg(n) for n in range(10)]
+    items = await store.enqueue([("p/out", m) for m in messages])
+    queue = OutputQueue("p/out", capacity=100, keep=3)
+    queue.put(items)
+    assert [it.message is not None for it in items] == [True] * 3 + [False] * 7
+    batch = queue.take(6)
+    await store.load(batch)
+    assert [it.message for it in batch] == messages[:6]
+    await store.ack([it.id for it in batch])
+    rest = queue.take(10)
+    await store.load(rest)
+    assert [it.message for it in rest] == messages[6:]
+    await store.close()
+
+
+async def test_memory_store_cannot_load() -> None:
+    from wireway.runtime.store import Item, StoreError
+
+    store = MemoryStore()
+    await store.load([Item(1, "q", msg(1))])  # nothing to read back
+    with pytest.raises(StoreError):
+        await store.load([Item(2, "q", None)])

@@ -28,6 +28,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
     retries: Annotated[int, Meta(ge=0, description="delivery attempts after the first")] = 3
     buffer_size: Annotated[int, Meta(ge=1, description="messages an output queue holds")] = 10000
     batch_size: Annotated[int, Meta(ge=1, description="messages an output writes at once")] = 500
+    keep_in_memory: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="messages of a durable output's queue kept decoded in memory; the "
+            "rest of a longer queue waits in the buffer file alone and is read back when "
+            "its turn comes (so a big buffer_size absorbs a burst in bounded memory)",
+        ),
+    ] = 5000
     buffer: Literal["durable", "memory"] = "durable"
     breaker_threshold: Annotated[int, Meta(ge=1)] = 5
     breaker_timeout: Annotated[float, Meta(gt=0, description="seconds before a probe")] = 5.0

@@ -30,6 +30,12 @@ from wireway.runtime.store import DeadLetter, Item, Store
 logger = log.get("runtime")
 
 
+def message(item: Item) -> Message:
+    """The message of an item that is being delivered (so it was loaded)."""
+    assert item.message is not None, "deliver only loaded items"
+    return item.message
+
+
 class Route:
     """An output with its queue, breaker and delivery loop."""
 
@@ -40,7 +46,8 @@ class Route:
         self.queue_name = f"{runner.name}/{iface.name}"
         self.store = runner.memory if iface.buffer == "memory" else runner.store
         settings = runner.pattern.settings
-        self.queue = OutputQueue(self.queue_name, settings.buffer_size)
+        keep = settings.keep_in_memory if self.store.durable else None
+        self.queue = OutputQueue(self.queue_name, settings.buffer_size, keep)
         self.breaker = Breaker(settings.breaker_threshold, settings.breaker_timeout)
         self.delivered = 0
         self.failed = 0
@@ -82,16 +89,23 @@ class Route:
             batch = self.queue.take(1 if self.breaker.state == "half-open" else settings.batch_size)
             if not batch:
                 continue
+            try:
+                await self.store.load(batch)  # messages that waited in the file alone
+            except Exception as exc:  # noqa: BLE001  (they stay queued: try again later)
+                logger.error("cannot read queued messages back", output=self.queue_name, error=str(exc))
+                self.queue.retry(batch)
+                await asyncio.sleep(settings.backoff_max)
+                continue
             now = time.time()
-            expired = [it for it in batch if it.message.expired(now)]
+            expired = [it for it in batch if message(it).expired(now)]
             if expired:
-                batch = [it for it in batch if not it.message.expired(now)]
+                batch = [it for it in batch if not message(it).expired(now)]
                 await self.dead_letter(expired, "expired")
                 if not batch:
                     continue
             try:
                 refused = await asyncio.wait_for(
-                    self.output.write([it.message for it in batch]), settings.timeout
+                    self.output.write([message(it) for it in batch]), settings.timeout
                 )
             except asyncio.CancelledError:
                 self.queue.retry(batch)
@@ -143,7 +157,7 @@ class Route:
         again = [it for it in batch if it.attempts < settings.retries]
         for it in again:
             it.attempts += 1
-            it.message.metadata.retry_count = it.attempts
+            message(it).metadata.retry_count = it.attempts
         if give_up:
             await self.dead_letter(give_up, reason)
         if again:
@@ -154,7 +168,8 @@ class Route:
 
     async def dead_letter(self, items: list[Item], reason: str) -> None:
         letters = [
-            DeadLetter(it.message, self.runner.name, self.queue_name, reason, it.attempts + 1) for it in items
+            DeadLetter(message(it), self.runner.name, self.queue_name, reason, it.attempts + 1)
+            for it in items
         ]
         if self.store is self.runner.store:
             await self.store.dead_letter(letters, [it.id for it in items])
@@ -165,8 +180,8 @@ class Route:
             logger.warning(
                 "dead-lettered",
                 output=self.queue_name,
-                message_id=it.message.message_id,
-                correlation_id=it.message.metadata.correlation_id,
+                message_id=message(it).message_id,
+                correlation_id=message(it).metadata.correlation_id,
                 reason=reason,
             )
         self.queue.done(len(items))

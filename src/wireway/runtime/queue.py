@@ -12,9 +12,12 @@ from wireway.runtime.store import Item
 class OutputQueue:
     """Items waiting for one output, high priority first, bounded by `capacity`."""
 
-    def __init__(self, name: str, capacity: int) -> None:
+    def __init__(self, name: str, capacity: int, keep: int | None = None) -> None:
         self.name = name
         self.capacity = capacity
+        # items further back than `keep` let go of their message (durable queues only:
+        # it stays in the store, and delivery reads it back)
+        self.keep = keep
         self.lanes: tuple[deque[Item], ...] = (deque(), deque(), deque())
         self.in_flight = 0
         self.reserved = 0  # room promised to ingest calls still writing their items
@@ -46,11 +49,16 @@ class OutputQueue:
             self.room.set()
 
     def put(self, items: list[Item], *, front: bool = False) -> None:
+        keep = self.keep
         for item in reversed(items) if front else items:
-            lane = self.lanes[PRIORITY_RANK.get(item.message.metadata.priority, 1)]
+            message = item.message
+            rank = PRIORITY_RANK.get(message.metadata.priority, 1) if message is not None else 1
+            lane = self.lanes[rank]
             if front:
                 lane.appendleft(item)
             else:
+                if keep is not None and len(lane) >= keep:
+                    item.message = None
                 lane.append(item)
         if items:
             self.ready.set()

@@ -56,6 +56,7 @@ CHECKPOINT_SECONDS = 0.25
 _INSERT_OUTBOX = "INSERT INTO outbox(id, queue, body, enqueued_at) VALUES (?, ?, ?, ?)"
 _DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ?"
 _DELETE_RANGE = "DELETE FROM outbox WHERE id BETWEEN ? AND ?"
+_SELECT_RANGE = "SELECT id, body FROM outbox WHERE id BETWEEN ? AND ?"
 
 
 def id_ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -93,7 +94,7 @@ class Item:
 
     id: int
     queue: str
-    message: Message
+    message: Message | None  # None while it waits in the file alone (see Store.load)
     attempts: int = 0
     arrived: float = 0.0  # when ingest took it (time.time()), for the latency histogram
 
@@ -138,6 +139,11 @@ class Store(ABC):
     @abstractmethod
     def dlq_depth(self, pattern: str | None = None) -> int: ...
 
+    async def load(self, items: list[Item]) -> None:
+        """Read back the messages of items that were let go of while they waited."""
+        if any(it.message is None for it in items):
+            raise StoreError("this store keeps every message in memory")
+
 
 def _connect(target: str | Path, *, uri: bool = False, shared: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(target, timeout=5.0, isolation_level=None, check_same_thread=not shared, uri=uri)
@@ -179,6 +185,8 @@ class SqliteStore(Store):
         self._data_version = 0
         self._refs: dict[int, int] = {}  # row id -> queues that still hold it
         self._checkpointer: threading.Thread | None = None
+        self._reader: sqlite3.Connection | None = None  # for Store.load, beside the writer
+        self._reader_lock = threading.Lock()
         self._no_checkpoints = threading.Event()
 
     # ----- lifecycle ----------------------------------------------------------------
@@ -229,6 +237,10 @@ class SqliteStore(Store):
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
         self._ops.put(None)
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         await asyncio.to_thread(thread.join)  # closing the last connection checkpoints
         self._conn = None
 
@@ -351,6 +363,28 @@ class SqliteStore(Store):
             DeadLetter(decode(body), pattern or "", q, "redrive", attempts or 0)
             for _, pattern, q, body, attempts in rows
         ]
+
+    async def load(self, items: list[Item]) -> None:
+        missing = [it for it in items if it.message is None]
+        if not missing:
+            return
+        ranges = id_ranges([it.id for it in missing])
+        bodies = await asyncio.to_thread(self._read, ranges)
+        for it in missing:
+            body = bodies.get(it.id)
+            if body is None:
+                raise StoreError(f"outbox row {it.id} is gone")
+            it.message = decode(body)
+
+    def _read(self, ranges: list[tuple[int, int]]) -> dict[int, bytes]:
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = _connect(self.path, shared=True)
+            conn = self._reader
+            found: dict[int, bytes] = {}
+            for low, high in ranges:
+                found.update(conn.execute(_SELECT_RANGE, (low, high)).fetchall())
+            return found
 
     def dlq_depth(self, pattern: str | None = None) -> int:
         counts = self._dlq

@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import jwt
-
 from wireway.config.model import RateLimit, Security
 from wireway.connectors.sql.db import Database
 
@@ -175,6 +173,8 @@ class Keys:
     def check_jwt(self, token: str) -> Principal:
         if not self.jwt_key:
             raise AuthError(401, "JWT authentication is not configured")
+        import jwt  # here: PyJWT with cryptography is ~11 MB that a key-only setup never needs
+
         try:
             claims = jwt.decode(token, self.jwt_key, algorithms=[self.jwt_alg])
         except jwt.PyJWTError as exc:
