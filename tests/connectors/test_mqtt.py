@@ -561,3 +561,28 @@ interfaces:
     got = seen()
     assert sorted(got) == list(range(100))
     assert all(p.exists() and p.read_text() for p in outs), "both members should get some"
+
+
+async def test_qos2_is_stored_then_completed(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """QoS 2 in: PUBREC after the outbox commit, PUBCOMP on PUBREL; the session is empty after."""
+    need_service("mosquitto", 1883)
+    prefix, out = unique(request), tmp_path / "out.jsonl"
+    cid = client_id(prefix)
+    text = f"""
+pattern: {{name: mqtt_qos2}}
+interfaces:
+  input:
+    - {{type: mqtt, topics: ["{prefix}/+"], client_id: "{cid}", qos: 2}}
+  output:
+    - {{type: file, address: "{out}", payload_only: true}}
+"""
+    async with engine_from(tmp_path, text):
+        peer = Peer()
+        try:
+            for n in range(5):
+                peer.publish(f"{prefix}/t", {"n": n}, qos=2)
+            await eventually(lambda: len(lines(out)) == 5)
+        finally:
+            peer.close()
+    assert sorted(x["n"] for x in lines(out)) == list(range(5))
+    assert await leftovers(cid) == []

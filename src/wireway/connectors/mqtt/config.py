@@ -125,9 +125,8 @@ class MqttInputConfig(MqttConnection, kw_only=True):
     qos: Annotated[
         Literal[0, 1, 2],
         Meta(
-            description="subscription QoS: 1 is at-least-once; 0 may lose messages; with 2 a "
-            "message whose handshake is under way when wireway stops can be lost (paho keeps "
-            "QoS 2 state in memory only)"
+            description="subscription QoS: 1 is at-least-once; 0 may lose messages; 2 sends "
+            "PUBREC only once the message is stored (then PUBCOMP on the broker's PUBREL)"
         ),
     ] = 1
     clean_session: Annotated[

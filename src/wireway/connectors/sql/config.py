@@ -172,8 +172,10 @@ class SqlOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     message gives one row per entry of that object: `$key` is the entry's name and
     `$value` its value (`$value.unit` reads inside it); `$now` is the time of the write.
 
-    A batch is written in ONE transaction (PostgreSQL: COPY into a temporary table,
-    then INSERT ... SELECT; SQLite: executemany). `on_conflict: ignore` adds
+    A batch is written in ONE statement or transaction (PostgreSQL: the rows as one
+    jsonb parameter, `INSERT ... SELECT ... FROM jsonb_array_elements($1)`, or COPY into
+    a temporary table then INSERT ... SELECT for column types that need it; SQLite:
+    executemany). `on_conflict: ignore` adds
     `ON CONFLICT DO NOTHING`, so with a UNIQUE constraint over the message id a
     redelivered message never makes a second row. Values are checked against the
     table's columns (found when the output opens): a missing path, a null in a NOT
