@@ -44,3 +44,11 @@ async def test_queue_priority_and_room() -> None:
     q.done(4)
     assert q.depth == 0
     assert q.room.is_set()
+
+
+def test_soft_capacity_is_what_stays_in_memory() -> None:
+    from wireway.runtime.queue import OutputQueue
+
+    assert OutputQueue("q", capacity=100, keep=10).soft_capacity == 10
+    assert OutputQueue("q", capacity=5, keep=10).soft_capacity == 5
+    assert OutputQueue("q", capacity=100).soft_capacity == 100  # memory buffer: all of it

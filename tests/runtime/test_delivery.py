@@ -193,3 +193,26 @@ def test_parallel_must_be_a_small_positive_integer(tmp_path: Path) -> None:
     assert [str(e) for e in errors] == [
         f"{bad}:5 interfaces.output[0].parallel: expected an integer from 1 to 16"
     ]
+
+
+async def test_a_burst_past_keep_in_memory_waits_in_the_file(tmp_path: Path, sink: Sink) -> None:
+    """HTTP fills the whole buffer_size; items past keep_in_memory hold no message in
+    memory and are read back from the buffer file when delivered, in order."""
+    sink.delay = 1.0  # the first delivery is still under way while the burst arrives
+    text = pattern(sink, buffer_size=30, extra=", keep_in_memory: 5").replace(
+        "batch_size: 50", "batch_size: 1"
+    )
+    async with engine_from(tmp_path, text) as engine:
+        route = engine.runners[0].routes[0]
+        assert (await post(engine, {"n": 0})).status_code == 202
+        await eventually(lambda: sink.in_flight == 1)
+        for n in range(3):
+            body = [{"n": 1 + 10 * n + i} for i in range(10) if 1 + 10 * n + i < 30]
+            assert (await post(engine, body)).status_code == 202
+        assert (await post(engine, {"n": 99})).status_code == 503  # the buffer is full
+        queued = [it for lane in route.queue.lanes for it in lane]
+        assert len(queued) == 29
+        assert sum(it.message is None for it in queued) == 29 - 5
+        sink.delay = 0
+        await eventually(lambda: len(sink.received) == 30, timeout=15)
+    assert [r["n"] for r in sink.received] == list(range(30))

@@ -361,7 +361,9 @@ class PatternRunner:
         held: dict[Route, int] = {}
         try:
             for route, n in need.items():
-                while route.queue.free() < min(n, route.queue.capacity):
+                queue = route.queue
+                cap = queue.soft_capacity if wait else queue.capacity
+                while queue.free() - (queue.capacity - cap) < min(n, cap):
                     if not wait:
                         MESSAGES.labels(self.name, route.iface.name, "backpressure").inc(n)
                         raise BackpressureError(route.queue_name)

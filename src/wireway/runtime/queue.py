@@ -36,6 +36,13 @@ class OutputQueue:
     def free(self) -> int:
         return self.capacity - self.depth - self.reserved
 
+    @property
+    def soft_capacity(self) -> int:
+        """Where an input that can hold its sender back (a broker, a TCP peer) waits:
+        before the queue outgrows what it keeps in memory. Only inputs that would have
+        to refuse (HTTP's 503) fill the rest of `capacity`."""
+        return min(self.capacity, self.keep) if self.keep is not None else self.capacity
+
     def reserve(self, count: int) -> None:
         """Hold room for `count` items an ingest call is about to store (so two calls
         in flight cannot both take the last free places)."""
