@@ -5,8 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from wireway.connectors.sql.db import Database
 from wireway.envelope import canonical_timestamp
+
+_encode = msgspec.json.Encoder().encode
+# canonical RFC 3339 texts cast to timestamptz exactly (microseconds, UTC)
+_UPSERT_PG = (
+    "INSERT INTO devices (device_id, metadata, first_seen, last_seen, reading_count, latest) "
+    "SELECT r.d, '{}'::jsonb, r.f, r.l, r.n, r.v "
+    "FROM jsonb_to_recordset($1::text::jsonb) AS r(d text, f timestamptz, l timestamptz, n bigint, v jsonb) "
+)
 
 
 def _dt(ts: str) -> datetime:
@@ -72,17 +82,27 @@ class Devices:
         pg = self.db.dialect == "postgresql"
         least, greatest = ("LEAST", "GREATEST") if pg else ("min", "max")
         merged = "devices.latest || EXCLUDED.latest" if pg else "json_patch(devices.latest, excluded.latest)"
-        # one upsert per device, all in one round trip: no read-modify-write
-        await self.db.executemany(
-            "INSERT INTO devices (device_id, metadata, first_seen, last_seen, reading_count, latest) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id) DO UPDATE SET "
+        # one upsert per device, no read-modify-write
+        update = (
+            "ON CONFLICT (device_id) DO UPDATE SET "
             f"first_seen = {least}(COALESCE(devices.first_seen, EXCLUDED.first_seen), EXCLUDED.first_seen), "
             f"last_seen = {greatest}(COALESCE(devices.last_seen, EXCLUDED.last_seen), EXCLUDED.last_seen), "
             "reading_count = devices.reading_count + EXCLUDED.reading_count, "
             "latest = CASE WHEN devices.last_seen IS NULL OR EXCLUDED.last_seen >= devices.last_seen "
-            f"THEN {merged} ELSE devices.latest END",
-            [(device_id, {}, _dt(d.first), _dt(d.last), d.n, d.latest) for device_id, d in per.items()],
+            f"THEN {merged} ELSE devices.latest END"
         )
+        if pg:  # every device of the batch in ONE statement: a jsonb array of records
+            rows = [
+                {"d": device_id, "f": d.first, "l": d.last, "n": d.n, "v": d.latest}
+                for device_id, d in per.items()
+            ]
+            await self.db.execute(_UPSERT_PG + update, _encode(rows).decode())
+        else:
+            await self.db.executemany(
+                "INSERT INTO devices (device_id, metadata, first_seen, last_seen, reading_count, latest) "
+                f"VALUES ($1, $2, $3, $4, $5, $6) {update}",
+                [(device_id, {}, _dt(d.first), _dt(d.last), d.n, d.latest) for device_id, d in per.items()],
+            )
         for device_id in per:
             self.metadata.setdefault(device_id, {})
 
