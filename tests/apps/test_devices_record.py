@@ -66,7 +66,9 @@ async def test_postgresql_and_sqlite_agree(tmp_path: Path) -> None:
     assert b["reading_count"] == 2
     assert a["latest"] == {"pir": {"motion_detected": False}, "mq134": {"gas_concentration": 1}}
     assert b["latest"] == {"pir": {"motion_detected": False}}  # the 15:00Z reading came late
-    assert str(a["first_seen"]).startswith("2025-10-16") and str(b["first_seen"]) != str(b["last_seen"])
+    assert _instant(a["first_seen"]) == _instant("2025-10-16T18:33:50.5Z")
+    assert _instant(b["first_seen"]) == _instant("2025-10-16T15:00:00Z")
+    assert _instant(b["last_seen"]) == _instant("2025-10-16T16:00:00Z")
     for x, y in zip(got_pg, got_lite, strict=True):
         assert x["reading_count"] == y["reading_count"]
         assert x["latest"] == y["latest"]
