@@ -37,6 +37,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_of(name: str) -> float:
+    """CPU seconds used so far by the running processes called `name` (e.g. postgres)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:  # gone meanwhile
+            continue
+        if head.split("(", 1)[-1] == name:
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def ts(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -327,6 +348,7 @@ def run_sensor_bench(
                 )
                 # 1. sustained throughput
                 cpu0, t0 = cpu_seconds(proc.pid), time.time()
+                pg0, busy0 = cpu_of("postgres"), machine_busy()
                 with Progress(*cols, console=console, transient=True) as progress:
                     task = progress.add_task(f"MQTT QoS 1, {devices} devices, full speed", total=readings)
                     acked = pub.run(prefix, readings, devices, None, progress, task)
@@ -334,6 +356,8 @@ def run_sensor_bench(
                 if acked != readings:
                     console.print(f"the broker acknowledged {acked} of {readings} publishes")
                 cpu = cpu_seconds(proc.pid) - cpu0
+                pg_cpu, busy = cpu_of("postgres") - pg0, machine_busy() - busy0
+                cores = os.cpu_count() or 1
                 results += [
                     ("readings/s sustained (MQTT -> PostgreSQL)", f"{acked / (done - t0):,.0f}"),
                     ("rows/s", f"{acked * 3 / (done - t0):,.0f}"),
@@ -341,6 +365,8 @@ def run_sensor_bench(
                         "CPU ms per 1,000 readings (wireway)",
                         f"{cpu * 1000 / (acked / 1000):.0f}",
                     ),
+                    ("CPU ms per 1,000 readings (PostgreSQL)", f"{pg_cpu * 1000 / (acked / 1000):.0f}"),
+                    ("machine busy during the run", f"{busy / ((done - t0) * cores):.0%} of {cores} cores"),
                 ]
                 wait_drained(http)  # alerts and devices may still be catching up
                 # 2. latency at the offered rate
