@@ -586,3 +586,39 @@ interfaces:
             peer.close()
     assert sorted(x["n"] for x in lines(out)) == list(range(5))
     assert await leftovers(cid) == []
+
+
+async def test_keepalive_pings_and_a_silent_broker_is_left(tmp_path: Path) -> None:
+    """With keepalive 5 s an idle connection stays up (PINGREQ every 2.5 s); a broker
+    that stops answering (SIGSTOP) is given up after 1.5 keep-alives, and the input
+    reconnects once it answers again."""
+    import signal
+
+    from wireway.cli.bench_sensor import start_broker
+
+    need_service("mosquitto", 1883)
+    (tmp_path / "broker").mkdir()
+    broker, port = start_broker(tmp_path / "broker")
+    text = f"""
+pattern: {{name: mqtt_ping}}
+interfaces:
+  input:
+    - {{type: mqtt, url: "mqtt://127.0.0.1:{port}", topics: [ping/+], keepalive: 5,
+       reconnect_min: 0.2, reconnect_max: 0.5, connect_timeout: 1}}
+  output:
+    - {{type: stdout}}
+"""
+    try:
+        async with engine_from(tmp_path, text) as engine:
+            assert engine.health()["services"]["mqtt"] == "up"
+            await asyncio.sleep(6.5)  # longer than the keep-alive: pings kept it open
+            assert engine.health()["services"]["mqtt"] == "up"
+            broker.send_signal(signal.SIGSTOP)
+            try:
+                await eventually(lambda: engine.health()["services"]["mqtt"] == "down", timeout=12)
+            finally:
+                broker.send_signal(signal.SIGCONT)
+            await eventually(lambda: engine.health()["services"]["mqtt"] == "up", timeout=10)
+    finally:
+        broker.terminate()
+        broker.wait(10)
