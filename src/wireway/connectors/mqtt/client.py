@@ -164,6 +164,21 @@ class Reconnecting:
             drops = drops + 1 if self._loop.time() - up_since < 10 else 1
             await asyncio.sleep(self._backoff(drops))
 
+    def drop(self) -> None:
+        """Close the connection now (the broker redelivers what was not acknowledged)."""
+        self._close_socket()
+        self._gone("dropped by wireway")
+
+    async def _halt(self) -> None:
+        """End the tasks and the socket for good (after DISCONNECT, when there was one)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._close_socket()
+        if self.connected:
+            self.connected = False
+            self.lost("stopped")
+
     def _where(self) -> dict[str, str]:
         return {"connector": self.label, "kind": self.kind, "broker": self.broker.address}
 
@@ -229,18 +244,7 @@ class Link(Reconnecting):
             client.disconnect()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), 2.0)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._close_socket()
-        if self.connected:
-            self.connected = False
-            self.lost("stopped")
-
-    def drop(self) -> None:
-        """Close the connection now (the broker redelivers what was not acknowledged)."""
-        self._close_socket()
-        self._gone("dropped by wireway")
+        await self._halt()
 
     def pause(self) -> None:
         """Stop reading the socket (messages wait in the socket and at the broker)."""

@@ -100,18 +100,7 @@ class Inbound(Reconnecting):
         transport = self._transport()
         if transport is not None and self.connected:
             transport.write(wire.DISCONNECT_PACKET)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._close_socket()
-        if self.connected:
-            self.connected = False
-            self.lost("stopped")
-
-    def drop(self) -> None:
-        """Close the connection now (the broker redelivers what was not acknowledged)."""
-        self._close_socket()
-        self._gone("dropped by wireway")
+        await self._halt()
 
     def pause(self) -> None:
         """Stop reading the socket (messages wait in the socket and at the broker)."""
