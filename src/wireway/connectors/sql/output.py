@@ -24,6 +24,7 @@ from wireway.connectors.sql.config import MISSING, Getter, SqlOutputConfig, comp
 from wireway.connectors.sql.db import (
     PG_ERRORS,
     Database,
+    PostgresDatabase,
     QueryFailed,
     RejectedData,
     format_timestamp,
@@ -621,16 +622,19 @@ class SqlOutput(Output):
     async def insert(self, plan: Plan, rows: list[tuple[Any, ...]]) -> None:
         """Every row in one transaction: PostgreSQL one INSERT ... SELECT from a JSON array
         of the rows (or COPY into a temporary table + INSERT ... SELECT), SQLite executemany."""
+        document = plan.json_rows(rows) if self.db.dialect == "postgresql" else None
+        if document is not None:
+            # one statement is its own transaction: no BEGIN / COMMIT round trips
+            assert isinstance(self.db, PostgresDatabase)
+            async with self.db.acquire() as conn:
+                await conn.execute(plan.from_json, document)
+            return
         async with self.db.transaction() as tx:
             if self.db.dialect != "postgresql":
                 await tx.executemany(plan.insert, rows)
                 return
             conn = tx.connection
-            document = plan.json_rows(rows)
             try:
-                if document is not None:
-                    await conn.execute(plan.from_json, document)
-                    return
                 await conn.execute(plan.create_stage)
                 await conn.copy_records_to_table(plan.stage, records=rows, columns=plan.names)
                 await conn.execute(plan.from_stage)
