@@ -100,6 +100,8 @@ class Inbound(Reconnecting):
         transport = self._transport()
         if transport is not None and self.connected:
             transport.write(wire.DISCONNECT_PACKET)
+            transport.close()  # unlike abort(), sends what is buffered first
+            self._proto = None
         await self._halt()
 
     def pause(self) -> None:
