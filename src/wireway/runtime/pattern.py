@@ -141,7 +141,8 @@ class Route:
         latencies = [max(done_at - it.arrived, 0.0) for it in batch if it.arrived]
         observe_many(LATENCY, latencies)
         events.delivered(self.runner.name, self.iface.name, latencies)
-        self.update_gauges()
+        # queue gauges are set when /metrics is read and once a second (Engine.poll),
+        # not per batch: three locked gauge writes per output per batch added up
 
     async def failed_attempt(self, batch: list[Item], exc: BaseException) -> None:
         settings = self.runner.pattern.settings
@@ -315,7 +316,6 @@ class PatternRunner:
                 got = by_queue.get(route.queue_name)
                 if got:
                     route.queue.put(got)
-                    route.update_gauges()
         finally:
             for route, n in held.items():
                 route.queue.unreserve(n)

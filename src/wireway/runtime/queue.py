@@ -19,6 +19,7 @@ class OutputQueue:
         # it stays in the store, and delivery reads it back)
         self.keep = keep
         self.lanes: tuple[deque[Item], ...] = (deque(), deque(), deque())
+        self.waiting = 0  # items in the lanes (kept, not summed: asked per message)
         self.in_flight = 0
         self.reserved = 0  # room promised to ingest calls still writing their items
         self.ready = asyncio.Event()
@@ -26,7 +27,7 @@ class OutputQueue:
         self.room.set()
 
     def __len__(self) -> int:
-        return sum(len(lane) for lane in self.lanes)
+        return self.waiting
 
     @property
     def depth(self) -> int:
@@ -67,6 +68,7 @@ class OutputQueue:
                 if keep is not None and len(lane) >= keep:
                     item.message = None
                 lane.append(item)
+        self.waiting += len(items)
         if items:
             self.ready.set()
         if self.free() <= 0:
@@ -76,10 +78,17 @@ class OutputQueue:
         """Up to n items, highest priority first; they count as in flight until `done`."""
         out: list[Item] = []
         for lane in self.lanes:
-            while lane and len(out) < n:
-                out.append(lane.popleft())
+            want = n - len(out)
+            if want <= 0:
+                break
+            if len(lane) <= want:
+                out.extend(lane)
+                lane.clear()
+            else:
+                out.extend(lane.popleft() for _ in range(want))
+        self.waiting -= len(out)
         self.in_flight += len(out)
-        if not len(self):
+        if not self.waiting:
             self.ready.clear()
         return out
 
