@@ -58,6 +58,27 @@ def machine_busy() -> float:
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def reference_ms() -> float:
+    """CPU time of a fixed piece of work (decode, check and id 20,000 readings), best of 3.
+
+    This machine's speed changes over the day; quoting this beside the results tells
+    a slow period from a slower wireway.
+    """
+    from wireway.apps.sensor_ingest.reading import check_reading
+    from wireway.envelope import canonical_timestamp, stable_id
+
+    payloads = [body(i % 100, 1.7e9 + i * 0.001, i) for i in range(20_000)]
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        for raw in payloads:
+            reading = msgspec.json.decode(raw)
+            check_reading(reading)
+            stable_id(reading["device_id"], canonical_timestamp(reading["timestamp"]))
+        best = min(best, time.process_time() - t0)
+    return best * 1000
+
+
 def ts(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -327,6 +348,7 @@ def run_sensor_bench(
     asyncio.run(pg(dsn, f"CREATE SCHEMA {schema}"))
     http = free_port()
     results: list[tuple[str, str]] = []
+    reference = reference_ms()
     try:
         with tempfile.TemporaryDirectory(prefix="wireway-bench-") as tmp:
             work = Path(tmp)
@@ -429,4 +451,5 @@ def run_sensor_bench(
     table.add_column("value", justify="right")
     for k, v in results:
         table.add_row(k, v)
+    table.add_row("reference work before the run (lower: faster machine)", f"{reference:.0f} ms")
     console.print(table)
