@@ -77,7 +77,18 @@ _INSERT_DLQ = (
 _DLQ_COLUMNS = "id, message_id, pattern, queue, reason, attempts, failed_at"
 
 _Fn = Callable[[sqlite3.Connection], Any]
-_Op = tuple[_Fn, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+@dataclass(slots=True)
+class _Insert:
+    """Outbox rows to insert: the writer joins those of a group into one executemany
+    (an HTTP request is one row; per-op statements added up under load)."""
+
+    rows: list[tuple[int, str, bytes, float]]
+    last: int  # the highest id among them
+
+
+_Op = tuple["_Fn | _Insert", "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
 class StoreError(WirewayError):
@@ -258,7 +269,7 @@ class SqliteStore(Store):
         return items
 
     # ----- operations ---------------------------------------------------------------
-    async def _submit(self, fn: _Fn) -> Any:
+    async def _submit(self, fn: _Fn | _Insert) -> Any:
         if self._thread is None:
             raise StoreError(f"store {self.path} is not open")
         loop = asyncio.get_running_loop()
@@ -294,14 +305,8 @@ class SqliteStore(Store):
             names = queues[rid]
             refs[rid] = len(names)
             rows.append((rid, names[0] if len(names) == 1 else "\n".join(names), encode(m), now))
-        last = next_id - 1
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(_INSERT_OUTBOX, rows).close()
-            self._top = max(self._top, last)
-
         try:
-            await self._submit(op)
+            await self._submit(_Insert(rows, next_id - 1))
         except BaseException:
             for rid, _ in firsts:
                 refs.pop(rid, None)
@@ -435,8 +440,15 @@ class SqliteStore(Store):
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # inserts first, all in one statement: nothing else in a group can touch
+                # their ids (acks and dead letters come after their enqueue committed)
+                inserts = [fn for fn, _, _ in group if type(fn) is _Insert]
+                if inserts:
+                    rows = inserts[0].rows if len(inserts) == 1 else [r for i in inserts for r in i.rows]
+                    conn.executemany(_INSERT_OUTBOX, rows).close()
+                    self._top = max(self._top, max(i.last for i in inserts))
                 for fn, _, _ in group:
-                    results.append(fn(conn))
+                    results.append(None if isinstance(fn, _Insert) else fn(conn))
                 top = self._top
                 if top > self._saved_top:
                     conn.execute("UPDATE meta SET value = ? WHERE key = 'last_id'", (str(top),))
