@@ -61,8 +61,8 @@ def machine_busy() -> float:
 def reference_ms() -> float:
     """CPU time of a fixed piece of work (decode, check and id 20,000 readings), best of 3.
 
-    This machine's speed changes over the day; quoting this beside the results tells
-    a slow period from a slower wireway.
+    This machine's speed changes over the day: quoted beside the results, it hints
+    whether a low figure is the machine's or wireway's.
     """
     from wireway.apps.sensor_ingest.reading import check_reading
     from wireway.envelope import canonical_timestamp, stable_id
