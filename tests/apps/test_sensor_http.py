@@ -313,3 +313,28 @@ async def test_occupancy_in_metrics(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         assert 'occupancy{device_id="esp32-occ",location="hall"} 1.0' in text
         assert 'occupancy_count{location="hall"} 1.0' in text
+
+
+async def test_readings_checked_by_http_are_not_checked_twice(tmp_path: Path) -> None:
+    """The HTTP input checks a reading once; sensor_enrich skips it only during that
+    ingest call, so nothing is left behind for readings from other inputs."""
+    from wireway.apps.sensor_ingest import enrich
+    from wireway.apps.sensor_ingest.app import sensor_app
+
+    calls: list[object] = []
+    original = enrich.check_reading
+
+    def counting(value: object, now: float | None = None) -> list[str]:
+        calls.append(value)
+        return original(value, now)
+
+    async with sensor_engine(tmp_path) as engine, client(engine) as c:
+        enrich.check_reading = counting  # type: ignore[assignment]
+        try:
+            r = await c.post("/api/v1/sensor-data/batch", json=[reading("esp32-010", "2025-10-16T18:00:05Z")])
+            assert r.status_code == 202
+        finally:
+            enrich.check_reading = original
+        assert len(calls) == 1  # the http input's own check; sensor_enrich skipped it
+        assert sensor_app().checked == set()
+        assert engine.runners[0].counts["in"] == 1

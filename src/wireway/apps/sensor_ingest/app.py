@@ -46,6 +46,10 @@ class SensorApp(Service):
         self.devices: Devices | None = None
         self.keys: Keys | None = None
         self.seen: SeenCache = shared_cache("sensors", SEEN_WINDOW)
+        # ids of readings (payload dicts) the HTTP input checked, while its ingest call
+        # runs: sensor_enrich need not check them again (the objects are alive meanwhile,
+        # so no other object can have one of these ids)
+        self.checked: set[int] = set()
         self.alerts: Any = None  # AlertEngine, set by the sensor_alerts output
         self.occupancy: Any = None  # OccupancyTracker, set by the sensor_state output
         self.hub: Any = None  # the websocket Hub, when a websocket output is present

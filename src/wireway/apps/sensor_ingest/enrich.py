@@ -71,9 +71,10 @@ class SensorEnrich:
         metadata = app.devices.metadata if app.devices else {}
         reject_unknown = app.unknown_devices == "reject"
         validate = self.validate
+        checked = app.checked
         for msg in batch:
             payload = msg.payload
-            if validate:
+            if validate and id(payload) not in checked:
                 errors = check_reading(payload)
                 if errors:
                     failed.append((msg, "validation: " + "; ".join(errors)))

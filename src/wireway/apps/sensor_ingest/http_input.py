@@ -113,11 +113,17 @@ class SensorHttpInput(Input):
         )
 
     async def ingest(self, envelopes: list[Message]) -> Response | None:
+        """Ingest readings this input has already checked (so sensor_enrich skips that)."""
+        checked = sensor_app().checked
+        ids = [id(m.payload) for m in envelopes]
+        checked.update(ids)
         try:
             result = await self.ctx.ingest(envelopes, source=self.name, reject_invalid=True, wait=False)
         except BackpressureError as exc:
             ERRORS.labels("backpressure").inc()
             return err(503, {"error": "Service busy, retry later"}, max(1.0, exc.retry_after))
+        finally:
+            checked.difference_update(ids)
         if result.rejected:
             details = [r for rej in result.rejected for r in rej.reasons]
             return err(400, {"error": "Invalid sensor data", "details": details})
