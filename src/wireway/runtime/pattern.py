@@ -363,13 +363,13 @@ class PatternRunner:
             for route, n in need.items():
                 queue = route.queue
                 cap = queue.soft_capacity if wait else queue.capacity
-                while queue.free() - (queue.capacity - cap) < min(n, cap):
+                while queue.free(cap) < min(n, cap):
                     if not wait:
                         MESSAGES.labels(self.name, route.iface.name, "backpressure").inc(n)
                         raise BackpressureError(route.queue_name)
-                    route.queue.room.clear()
-                    await route.queue.room.wait()
-                route.queue.reserve(n)
+                    queue.room.clear()
+                    await queue.room.wait()
+                queue.reserve(n)
                 held[route] = n
         except BaseException:
             for route, n in held.items():

@@ -34,8 +34,9 @@ class OutputQueue:
         """Items not yet confirmed: waiting plus in flight."""
         return len(self) + self.in_flight
 
-    def free(self) -> int:
-        return self.capacity - self.depth - self.reserved
+    def free(self, limit: int | None = None) -> int:
+        """Places left below `limit` (default: the whole capacity)."""
+        return (self.capacity if limit is None else limit) - self.depth - self.reserved
 
     @property
     def soft_capacity(self) -> int:

@@ -442,7 +442,7 @@ class SqliteStore(Store):
             try:
                 # inserts first, all in one statement: nothing else in a group can touch
                 # their ids (acks and dead letters come after their enqueue committed)
-                inserts = [fn for fn, _, _ in group if type(fn) is _Insert]
+                inserts = [fn for fn, _, _ in group if isinstance(fn, _Insert)]
                 if inserts:
                     rows = inserts[0].rows if len(inserts) == 1 else [r for i in inserts for r in i.rows]
                     conn.executemany(_INSERT_OUTBOX, rows).close()
