@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from wireway.connectors.sql.db import (
     open_database,
     sqlite_sql,
 )
+from wireway.connectors.sql.output import SqlOutput
 from wireway.envelope import Message
 from wireway.errors import NotConnected
 from wireway.runtime.store import DlqAdmin
@@ -234,6 +236,10 @@ async def test_sql_output_writes_a_row_per_sensor_once(db_url: str, tmp_path: Pa
             assert await send_lines(port, [first]) == b"ok 1\n"
             await eventually(lambda: engine.runners[0].routes[0].delivered == 3)
             assert await reader.fetchval(count) == 5
+            output = engine.runners[0].routes[0].output
+            assert isinstance(output, SqlOutput)
+            if db_url.startswith("postgresql"):  # COPY met the stored rows: INSERT for a while
+                assert output._copy_after > time.monotonic()
 
             # one batch: a good message between a too long device_id and a missing one
             bad_long = reading("m-3", "x" * 101, {"temperature": 1})
@@ -605,10 +611,12 @@ def _outcome_rows(fn: Any, plan: Any, msg: Message, now: datetime) -> Any:
 
 
 async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
-    """PostgreSQL: rows sent as one JSON document land exactly as through COPY; values JSON
-    cannot carry as COPY would (a naive datetime, a top-level NaN) go through COPY."""
+    """PostgreSQL: rows sent as text COPY or as one JSON document land exactly as through
+    binary COPY; values the first two cannot carry as binary COPY would (a naive datetime,
+    a top-level NaN) go through binary COPY."""
     from types import SimpleNamespace
 
+    from wireway.connectors.sql import copytext
     from wireway.connectors.sql.config import SqlOutputConfig
     from wireway.connectors.sql.output import Plan, SqlOutput, describe
 
@@ -617,7 +625,7 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
     )
     names = ["k", "a", "b", "c", "d", "e", "f", "g", "h"]
     utc = datetime(2026, 11, 24, 7, 50, 43, 531123, tzinfo=UTC)
-    texts = ["", "plain", 'q"uo\\te', "line\nbreak\ttab", "\u00e9\u4e2d\U0001f600", '{"a": 1}', None]
+    texts = ["", "plain", 'q"uo\\te', "line\nbreak\ttab\r\\.", "\u00e9\u4e2d\U0001f600", '{"a": 1}', None]
     jsons: list[Any] = [
         {"a": [1, 2.5, None, True, "x"], "b": {"c": {}}},
         {"nan": float("nan"), "big": 2**63, "neg": -(2**63), "tiny": 1e-300, "zero": -0.0},
@@ -626,7 +634,7 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
         0.1,
         7,
         False,
-        {"\u00e9": "\\u0041", "k": "\U0001f600"},
+        {"\u00e9": "\\u0041", "k": "\U0001f600", "tab\t": "new\nline\\"},
         None,
     ]
     stamps = [utc, utc.replace(microsecond=0), datetime(1, 1, 1, 0, 0, 1, tzinfo=UTC)]
@@ -650,21 +658,29 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
         db = open_database(url, data_dir=tmp_path)
         try:
             plans = []
-            for table in ("by_json", "by_copy"):
+            for table in ("by_text", "by_json", "by_copy"):
                 await db.execute(f"CREATE TABLE {table} ({columns})")
                 config = SqlOutputConfig(url=url, table=table, columns={n: f"payload.{n}" for n in names})
                 plans.append(Plan(config, "postgresql", await describe(db, table)))
-            by_json, by_copy = plans
+            by_text, by_json, by_copy = plans
+            assert by_text.copy_writers is not None
+            assert copytext.encode(rows, by_text.copy_writers) is not None
             assert by_json.from_json is not None
             assert by_json.json_rows(rows) is not None
-            by_copy.from_json = None
-            output: Any = SimpleNamespace(db=db)
-            await SqlOutput.insert(output, by_json, rows)
-            await SqlOutput.insert(output, by_copy, rows)
+            by_json.copy_writers = None
+            by_copy.from_json = by_copy.copy_writers = None
+            output: Any = SimpleNamespace(db=db, _copy_after=0.0)
+            output.copy = lambda plan, data: SqlOutput.copy(output, plan, data)
+            for plan in plans:
+                await SqlOutput.insert(output, plan, rows)
             select = ", ".join(f"{n}::text AS {n}" for n in names)
-            stored = [await db.fetch(f"SELECT {select} FROM {t} ORDER BY k") for t in ("by_json", "by_copy")]
+            stored = [
+                await db.fetch(f"SELECT {select} FROM {t} ORDER BY k")
+                for t in ("by_text", "by_json", "by_copy")
+            ]
             assert len(stored[0]) == len(rows)
-            assert stored[0] == stored[1]
+            assert stored[0] == stored[2]
+            assert stored[1] == stored[2]
 
             # what JSON cannot carry as COPY does: the batch goes through COPY
             naive = [(*rows[1][:6], utc.replace(tzinfo=None), *rows[1][7:])]
@@ -672,9 +688,14 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
             first = [(*rows[1][:6], datetime.min.replace(tzinfo=UTC), *rows[1][7:])]
             nan = [(100, *rows[1][1:8], float("nan"))]
             surrogate = [(rows[1][0], "\ud800", *rows[1][2:])]
+            nul = [(rows[1][0], "a\x00b", *rows[1][2:])]
             for odd in (naive, last, first, nan, surrogate):
                 assert by_json.json_rows(odd) is None
+            for odd in (naive, last, first, nan, surrogate, nul):
+                assert copytext.encode(odd, by_text.copy_writers) is None
             await SqlOutput.insert(output, by_json, nan)
             assert await db.fetchval("SELECT h::text FROM by_json WHERE k = 100") == "null"  # as COPY
+            await SqlOutput.insert(output, by_text, nan)
+            assert await db.fetchval("SELECT h::text FROM by_text WHERE k = 100") == "null"
         finally:
             await db.close()
