@@ -616,7 +616,6 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
     a top-level NaN) go through binary COPY."""
     from types import SimpleNamespace
 
-    from wireway.connectors.sql import copytext
     from wireway.connectors.sql.config import SqlOutputConfig
     from wireway.connectors.sql.output import Plan, SqlOutput, describe
 
@@ -663,16 +662,16 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
                 config = SqlOutputConfig(url=url, table=table, columns={n: f"payload.{n}" for n in names})
                 plans.append(Plan(config, "postgresql", await describe(db, table)))
             by_text, by_json, by_copy = plans
-            assert by_text.copy_writers is not None
-            assert copytext.encode(rows, by_text.copy_writers) is not None
+            assert by_text.copy is not None
+            assert by_text.copy.encode([[r] for r in rows]) is not None
             assert by_json.from_json is not None
             assert by_json.json_rows(rows) is not None
-            by_json.copy_writers = None
-            by_copy.from_json = by_copy.copy_writers = None
+            by_json.copy = None
+            by_copy.from_json = by_copy.copy = None
             output: Any = SimpleNamespace(db=db, _copy_after=0.0)
             output.copy = lambda plan, data: SqlOutput.copy(output, plan, data)
             for plan in plans:
-                await SqlOutput.insert(output, plan, rows)
+                await SqlOutput.insert(output, plan, [[r] for r in rows])
             select = ", ".join(f"{n}::text AS {n}" for n in names)
             stored = [
                 await db.fetch(f"SELECT {select} FROM {t} ORDER BY k")
@@ -692,10 +691,10 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
             for odd in (naive, last, first, nan, surrogate):
                 assert by_json.json_rows(odd) is None
             for odd in (naive, last, first, nan, surrogate, nul):
-                assert copytext.encode(odd, by_text.copy_writers) is None
-            await SqlOutput.insert(output, by_json, nan)
+                assert by_text.copy.encode([odd]) is None
+            await SqlOutput.insert(output, by_json, [nan])
             assert await db.fetchval("SELECT h::text FROM by_json WHERE k = 100") == "null"  # as COPY
-            await SqlOutput.insert(output, by_text, nan)
+            await SqlOutput.insert(output, by_text, [nan])
             assert await db.fetchval("SELECT h::text FROM by_text WHERE k = 100") == "null"
         finally:
             await db.close()

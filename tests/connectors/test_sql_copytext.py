@@ -23,7 +23,11 @@ TYPES = [
     ("timestamptz", "timestamptz"),
     ("jsonb", "json"),
 ]
+NAMES = ["a", "b", "c", "d", "e"]
 WRITERS = copytext.writers(TYPES)
+assert WRITERS is not None
+# a and d shared by the rows of a message (as a reading's device and time), the rest per row
+LAYOUT = copytext.Layout(NAMES, WRITERS, [0, 3])
 
 json_values = st.recursive(
     st.none()
@@ -34,17 +38,19 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-rows = st.lists(
-    st.tuples(
-        st.none() | st.text(),
-        st.none() | st.integers(-(2**63), 2**63 - 1),
-        st.none() | st.booleans(),
-        st.none() | st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=st.just(UTC)),
-        st.none() | json_values.filter(lambda v: v is not None),
-    ),
-    min_size=1,
-    max_size=8,
+texts = st.none() | st.text()
+stamps = st.none() | st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=st.just(UTC))
+own = st.tuples(
+    st.none() | st.integers(-(2**63), 2**63 - 1),
+    st.none() | st.booleans(),
+    st.none() | json_values.filter(lambda v: v is not None),
 )
+messages = st.lists(st.tuples(texts, stamps, st.lists(own, min_size=1, max_size=3)), min_size=1, max_size=6)
+
+
+def grouped(drawn: list[tuple[Any, Any, list[tuple[Any, ...]]]]) -> list[list[tuple[Any, ...]]]:
+    """Rows per message, sharing the message's objects as the sql output's rows do."""
+    return [[(a, b, c, d, e) for b, c, e in rows] for a, d, rows in drawn]
 
 
 async def copied(batch: list[tuple[Any, ...]], data: bytes) -> tuple[list[tuple[Any, ...]], list[str | None]]:
@@ -56,7 +62,8 @@ async def copied(batch: list[tuple[Any, ...]], data: bytes) -> tuple[list[tuple[
             f"CREATE TEMP TABLE {table} (n int, a text, b int8, c bool, d timestamptz, e jsonb)"
         )
         numbered = b"".join(b"%d\t%s\n" % (i, line) for i, line in enumerate(data.split(b"\n")[:-1]))
-        await conn.copy_to_table(table, source=memoryview(numbered), format="text")
+        columns = ["n", *LAYOUT.names]
+        await conn.copy_to_table(table, source=memoryview(numbered), columns=columns, format="text")
         records = await conn.fetch(f"SELECT a, b, c, d, e::text AS e FROM {table} ORDER BY n")
         cast = [
             None
@@ -70,11 +77,14 @@ async def copied(batch: list[tuple[Any, ...]], data: bytes) -> tuple[list[tuple[
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows)
-def test_what_text_copy_writes_lands_as_the_values(batch: list[tuple[Any, ...]]) -> None:
+@given(messages)
+def test_what_text_copy_writes_lands_as_the_values(
+    drawn: list[tuple[Any, Any, list[tuple[Any, ...]]]],
+) -> None:
     need_service("postgresql", 5432)
-    assert WRITERS is not None
-    data = copytext.encode(batch, WRITERS)
+    groups = grouped(drawn)
+    batch = [row for rows in groups for row in rows]
+    data = LAYOUT.encode(groups)
     if any(
         isinstance(r[0], str) and ("\x00" in r[0] or any(0xD800 <= ord(c) < 0xE000 for c in r[0]))
         for r in batch
@@ -92,13 +102,17 @@ def test_what_text_copy_writes_lands_as_the_values(batch: list[tuple[Any, ...]])
 
 
 def test_the_rows_of_one_message_share_encoded_values() -> None:
-    """Values repeated as the same object are encoded once, and the text is still per row."""
-    assert WRITERS is not None
+    """A message's shared values lead each of its rows; the rest follow in table order."""
     when = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     meta = {"site": "a\tb"}
-    batch = [("dev\\1", 1, True, when, meta), ("dev\\1", 2, False, when, meta)]
-    assert copytext.encode(batch, WRITERS) == (
-        b'dev\\\\1\t1\tt\t2026-12-01T12:00:00Z\t{"site":"a\\\\tb"}\n'
-        b'dev\\\\1\t2\tf\t2026-12-01T12:00:00Z\t{"site":"a\\\\tb"}\n'
+    groups = [
+        [("dev\\1", 1, True, when, meta), ("dev\\1", 2, False, when, None)],
+        [("x", None, None, None, 7)],
+    ]
+    assert LAYOUT.names == ["a", "d", "b", "c", "e"]
+    assert LAYOUT.encode(groups) == (
+        b'dev\\\\1\t2026-12-01T12:00:00Z\t1\tt\t{"site":"a\\\\tb"}\n'
+        b"dev\\\\1\t2026-12-01T12:00:00Z\t2\tf\t\\N\n"
+        b"x\t\\N\t\\N\t\\N\t7\n"
     )
     assert copytext.writers([("numeric", "decimal")]) is None

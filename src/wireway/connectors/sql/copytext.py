@@ -22,6 +22,7 @@ _ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _FIRST = datetime.min.replace(tzinfo=UTC)
 _LAST = datetime.max.replace(tzinfo=UTC)
 _NULL = b"\\N"
+_BACKSLASH = ord("\\")
 _UNSET = object()
 _encode_json = msgspec.json.Encoder().encode
 
@@ -45,7 +46,8 @@ def _json(v: Any) -> bytes:
     if data == b"null":  # a NaN or an infinity (None never gets here): the other paths decide
         raise _Unfit
     # msgspec escapes control characters inside strings; only backslashes remain
-    return data.replace(b"\\", b"\\\\") if b"\\" in data else data
+    # (`92 in data` is a memchr; `b"\\" in data` a general search, 5x slower)
+    return data.replace(b"\\", b"\\\\") if _BACKSLASH in data else data
 
 
 def _time(v: Any) -> bytes:
@@ -96,20 +98,49 @@ def writers(types: list[tuple[str, str]]) -> list[Encode] | None:
     return out
 
 
-def encode(rows: list[tuple[Any, ...]], fns: list[Encode]) -> bytes | None:
-    """The rows as COPY text, or None when a value must take another path."""
-    # the rows of one message share its values (the same objects): each is encoded once
-    last: list[Any] = [_UNSET] * len(fns)
-    done: list[bytes] = [b""] * len(fns)
-    lines = []
-    try:
-        for row in rows:
-            for i, v in enumerate(row):
-                if v is not last[i]:
-                    last[i] = v
-                    done[i] = _NULL if v is None else fns[i](v)
-            lines.append(b"\t".join(done))
-    except (_Unfit, msgspec.EncodeError, TypeError, ValueError, OverflowError, UnicodeError):
-        return None
-    lines.append(b"")
-    return b"\n".join(lines)
+class Layout:
+    """The COPY of one table: the columns all rows of a message share come first and are
+    encoded once per message (a reading's id, device, times and metadata), then the
+    columns of each row (its sensor type and data)."""
+
+    def __init__(self, names: list[str], fns: list[Encode], shared: list[int]) -> None:
+        self.shared = [(i, fns[i]) for i in shared]
+        self.own = [(i, fns[i]) for i in range(len(fns)) if i not in shared]
+        self.names = [names[i] for i, _ in self.shared + self.own]
+
+    def encode(self, messages: list[list[tuple[Any, ...]]]) -> bytes | None:
+        """The rows (grouped by message) as COPY text, or None when a value must take
+        another path."""
+        shared, own = self.shared, self.own
+        # a batch shares some values too (received_at): encoded once while they repeat
+        seen: list[Any] = [_UNSET] * len(shared)
+        done: list[bytes] = [b""] * len(shared)
+        texts: dict[Any, bytes] = {}  # sensor types and device ids repeat
+        lines = []
+        try:
+            for rows in messages:
+                first = rows[0]
+                for k, (i, fn) in enumerate(shared):
+                    v = first[i]
+                    if v is not seen[k]:
+                        seen[k] = v
+                        done[k] = _NULL if v is None else fn(v)
+                head = [b"\t".join(done)] if shared else []
+                for row in rows:
+                    parts = head.copy()
+                    for i, fn in own:
+                        v = row[i]
+                        if v is None:
+                            parts.append(_NULL)
+                        elif fn is _text:
+                            data = texts.get(v)
+                            if data is None:
+                                data = texts[v] = _text(v)
+                            parts.append(data)
+                        else:
+                            parts.append(fn(v))
+                    lines.append(b"\t".join(parts))
+        except (_Unfit, msgspec.EncodeError, TypeError, ValueError, OverflowError, UnicodeError):
+            return None
+        lines.append(b"")
+        return b"\n".join(lines)

@@ -471,7 +471,9 @@ class Plan:
         self._aware = [i for i, t in enumerate(types) if t[0] == "timestamptz"]
         self._jsonb = [i for i, t in enumerate(types) if t[0] == "jsonb"]
         # PostgreSQL's cheapest way in, when every column can take it
-        self.copy_writers = copytext.writers(types) if dialect == "postgresql" else None
+        fns = copytext.writers(types) if dialect == "postgresql" else None
+        shared = [i for i, _, _ in self._batch_cols] + [i for i, _, _, _ in self._message_cols]
+        self.copy = None if fns is None else copytext.Layout(self.names, fns, shared)
         schema, _, name = table_name.rpartition(".")
         self.copy_table = (schema or None, name)
 
@@ -613,7 +615,7 @@ class SqlOutput(Output):
         try:
             if good:
                 try:
-                    await self.insert(plan, [row for _, rows in good for row in rows])
+                    await self.insert(plan, [rows for _, rows in good])
                 except RejectedData as exc:
                     logger.warning(
                         "batch refused by the database; writing message by message",
@@ -628,14 +630,15 @@ class SqlOutput(Output):
         self.written += sum(len(rows) for i, rows in good if i not in refused)
         return refused or None
 
-    async def insert(self, plan: Plan, rows: list[tuple[Any, ...]]) -> None:
+    async def insert(self, plan: Plan, messages: list[list[tuple[Any, ...]]]) -> None:
         """Every row in one transaction. PostgreSQL: one text COPY, or one INSERT ... SELECT
         from a JSON array of the rows, or COPY into a temporary table + INSERT ... SELECT;
         SQLite: executemany."""
-        if plan.copy_writers is not None and time.monotonic() >= self._copy_after:
-            data = copytext.encode(rows, plan.copy_writers)
+        if plan.copy is not None and time.monotonic() >= self._copy_after:
+            data = plan.copy.encode(messages)
             if data is not None and await self.copy(plan, data):
                 return
+        rows = [row for rows in messages for row in rows]
         document = plan.json_rows(rows) if self.db.dialect == "postgresql" else None
         if document is not None:
             # one statement is its own transaction: no BEGIN / COMMIT round trips
@@ -659,13 +662,14 @@ class SqlOutput(Output):
         """One COPY of the batch; False when a row was already there and `on_conflict: ignore`
         wants it skipped, which COPY cannot do: then the caller takes the INSERT path."""
         assert isinstance(self.db, PostgresDatabase)
+        assert plan.copy is not None
         schema, table = plan.copy_table
         async with self.db.acquire() as conn:
             try:
                 await conn.copy_to_table(
                     table,
                     schema_name=schema,
-                    columns=plan.names,
+                    columns=plan.copy.names,
                     source=memoryview(data),  # bytes would be taken for a file name
                     format="text",
                 )
