@@ -188,6 +188,18 @@ async def pg(dsn: str, sql: str) -> Any:
         await conn.close()
 
 
+def checkpoint(dsn: str) -> None:
+    """Have PostgreSQL, then the OS, write out what earlier runs left dirty (CHECKPOINT
+    needs pg_checkpoint or a superuser)."""
+    import asyncpg
+
+    try:
+        asyncio.run(pg(dsn, "CHECKPOINT"))
+    except asyncpg.PostgresError as exc:
+        console.print(f"no CHECKPOINT before the latency run ({exc}): a busy disk may show in p99")
+    os.sync()
+
+
 BROKER_CONF = """listener {port} 127.0.0.1
 allow_anonymous true
 user root
@@ -395,8 +407,11 @@ def run_sensor_bench(
                     TimeElapsedColumn(),
                 )
                 # 1. latency at the offered rate, in the steady state: after one second of
-                # warm-up (connections, statements) that is not measured
+                # warm-up (connections, statements) that is not measured, and after a
+                # CHECKPOINT: while PostgreSQL still writes out an earlier burst (a checkpoint
+                # is spread over minutes), this machine's disk stalls fsyncs for 50-400 ms
                 n = int(rate * latency_seconds)
+                checkpoint(dsn)
                 with Progress(*cols, console=console, transient=True) as progress:
                     task = progress.add_task("warm-up", total=rate)
                     warm = pub.run(prefix, rate, devices, float(rate), progress, task)
