@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -205,6 +206,38 @@ def checkpoint(dsn: str) -> None:
     except asyncpg.PostgresError as exc:
         console.print(f"no CHECKPOINT before the latency run ({exc}): a busy disk may show in p99")
     os.sync()
+
+
+class DiskProbe(threading.Thread):
+    """fdatasync of 4 KiB every 10 ms beside the outbox while the latency run goes on:
+    the disk's own stalls, which a commit-before-ack pipeline cannot hide, shown next
+    to the p99 they cause (this shared machine's disk stalls 50-400 ms at times)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = directory / "disk-probe"
+        self.times: list[float] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while not self.halt.wait(0.01):
+                os.pwrite(fd, b"x" * 4096, 0)
+                t = time.perf_counter()
+                os.fdatasync(fd)
+                self.times.append(time.perf_counter() - t)
+        finally:
+            os.close(fd)
+
+    def stop(self) -> str:
+        self.halt.set()
+        self.join(5)
+        times = sorted(self.times)
+        if not times:
+            return "-"
+        p50, p99 = times[len(times) // 2], times[int(len(times) * 0.99)]
+        return f"{p50 * 1000:.1f} / {p99 * 1000:.1f} / {times[-1] * 1000:.0f}"
 
 
 BROKER_CONF = """listener {port} 127.0.0.1
@@ -424,10 +457,13 @@ def run_sensor_bench(
                     warm = pub.run(prefix, rate, devices, float(rate), progress, task)
                     wait_rows(dsn, schema, http, warm, 120)
                 mark = asyncio.run(pg(dsn, f"SELECT max(id) AS m FROM {schema}.sensor_readings"))[0]["m"]
+                probe = DiskProbe(work)
+                probe.start()
                 with Progress(*cols, console=console, transient=True) as progress:
                     task = progress.add_task(f"MQTT QoS 1 at {rate}/s", total=n)
                     acked2 = pub.run(prefix, n, devices, float(rate), progress, task)
                     wait_rows(dsn, schema, http, warm + acked2, 120)
+                disk = probe.stop()
                 rows = asyncio.run(
                     pg(
                         dsn,
@@ -439,6 +475,7 @@ def run_sensor_bench(
                 latency = [
                     (f"p50 publish -> row at {rate}/s (ms)", f"{lat[len(lat) // 2] * 1000:.1f}"),
                     (f"p99 publish -> row at {rate}/s (ms)", f"{lat[int(len(lat) * 0.99)] * 1000:.1f}"),
+                    ("disk fsync p50 / p99 / max meanwhile (ms)", disk),
                 ]
                 # 2. sustained throughput (the machine's disk is then busy for a while with
                 # PostgreSQL's checkpoint of the burst: fsyncs stall for 100-500 ms at times)
