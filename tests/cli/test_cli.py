@@ -87,3 +87,11 @@ def test_the_cli_leaves_out_what_a_run_never_uses() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+    # the sensor application: jsonschema only for its reference check, httpx only for webhooks
+    code = (
+        "import sys, wireway.runtime.engine, wireway.apps.sensor_ingest.enrich,"
+        " wireway.apps.sensor_ingest.alerts_output, wireway.processors.validate;"
+        "print(sorted(m for m in ('jsonschema', 'httpx') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

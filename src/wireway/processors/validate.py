@@ -6,15 +6,17 @@ import json
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import jsonschema
 import msgspec
 
 from wireway.envelope import Message, parse_timestamp
 from wireway.errors import ConfigError
 from wireway.processors import Result
 from wireway.registry import register_processor
+
+if TYPE_CHECKING:  # jsonschema (~10 MB) only when a pattern validates with it
+    import jsonschema
 
 
 class ValidateConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,6 +50,8 @@ def load_schema(ref: str, base_dir: Path) -> dict[str, Any]:
                 path="schema",
             )
         text = path.read_text("utf-8")
+    import jsonschema
+
     try:
         schema = json.loads(text)
         jsonschema.validators.validator_for(schema).check_schema(schema)
@@ -65,6 +69,8 @@ def describe(error: jsonschema.ValidationError, root: str) -> str:
 
 
 def _rfc3339(validator: Any, wanted: Any, instance: Any, schema: Any) -> Any:
+    import jsonschema
+
     if wanted and isinstance(instance, str):
         try:
             parse_timestamp(instance)
@@ -73,6 +79,8 @@ def _rfc3339(validator: Any, wanted: Any, instance: Any, schema: Any) -> Any:
 
 
 def _max_future(validator: Any, seconds: Any, instance: Any, schema: Any) -> Any:
+    import jsonschema
+
     if isinstance(instance, str):
         try:
             ahead = parse_timestamp(instance) - time.time()
@@ -88,6 +96,8 @@ EXTRA_KEYWORDS = {"rfc3339": _rfc3339, "maxFutureSeconds": _max_future}
 
 def make_validator(schema: dict[str, Any]) -> Any:
     """A validator for `schema` that also knows wireway's keywords."""
+    import jsonschema
+
     base = jsonschema.validators.validator_for(schema)
     cls = jsonschema.validators.extend(base, EXTRA_KEYWORDS)
     return cls(schema, format_checker=base.FORMAT_CHECKER)

@@ -34,10 +34,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
 import msgspec
 from msgspec import Meta
 
@@ -50,6 +49,9 @@ logger = log.get("alerts")
 
 Severity = Literal["info", "warning", "critical"]
 Hook = Callable[[dict[str, Any]], Awaitable[None]]
+
+if TYPE_CHECKING:  # httpx (~10 MB) only when a webhook URL is set
+    import httpx
 
 
 class BusinessHours(msgspec.Struct, forbid_unknown_fields=True):
@@ -667,6 +669,8 @@ class Webhooks:
         if not self.urls:
             return True
         if self._client is None:
+            import httpx
+
             self._client = httpx.AsyncClient(timeout=self.timeout, trust_env=False)
         body = msgspec.json.encode(alert)
         headers = {"content-type": "application/json", "user-agent": "wireway-alerts"}
@@ -677,6 +681,8 @@ class Webhooks:
         return all(results)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> bool:
+        import httpx
+
         assert self._client is not None
         why = ""
         for attempt in range(self.retries + 1):

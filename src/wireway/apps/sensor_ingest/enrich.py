@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,11 @@ from wireway.processors import Result
 from wireway.processors.validate import load_schema, make_validator
 from wireway.registry import register_processor
 
-_validator = make_validator(load_schema("sensor_reading", Path(".")))
+
+@functools.cache
+def _validator() -> Any:
+    """The JSON Schema validator, built on first use (jsonschema weighs ~10 MB)."""
+    return make_validator(load_schema("sensor_reading", Path(".")))
 
 
 def _field(error: Any) -> str:
@@ -36,7 +41,7 @@ def _describe(error: Any) -> str:
 
 def schema_errors(value: Any) -> list[str]:
     """The same check through the JSON Schema (the reference; slower)."""
-    found = sorted(_validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
+    found = sorted(_validator().iter_errors(value), key=lambda e: list(map(str, e.path)))
     return [_describe(e) for e in found]
 
 
