@@ -96,6 +96,32 @@ def engine(clock: Clock, rec: Recorder, rules: list[AlertRule] | None = None) ->
     )
 
 
+async def test_a_batch_stores_each_alert_once_and_tells_events_as_they_happened() -> None:
+    """evaluate_many: a device alerting on every reading of a batch is one write (its
+    last state), while the events keep the state each reading left."""
+    clock, rec = Clock(), Recorder()
+    alerts = engine(clock, rec)
+    batch = [
+        reading(gas=650),
+        reading(gas=700),
+        reading(gas=100),
+        reading("esp32-002", gas=900),
+        reading(gas=800),
+    ]
+    events = await alerts.evaluate_many(batch)
+    assert [(e["device_id"], e["event"], e["count"]) for e in events] == [
+        ("esp32-001", "raised", 1),
+        ("esp32-001", "repeated", 2),
+        ("esp32-002", "raised", 1),
+        ("esp32-001", "repeated", 3),
+    ]
+    assert [(a["device_id"], a["count"]) for a in rec.persisted] == [("esp32-001", 3), ("esp32-002", 1)]
+    assert [(n["device_id"], n["event"], n["count"]) for n in rec.notified] == [
+        ("esp32-001", "raised", 1),
+        ("esp32-002", "raised", 1),
+    ]
+
+
 async def test_gas_spike_opens_one_alert_and_repeats_raise_its_count() -> None:
     """One open alert per rule and device; repeats count, re-notify only after the cooldown."""
     clock, rec = Clock(), Recorder()

@@ -75,7 +75,8 @@ readings = maybe(
 )
 
 
-@settings(max_examples=int(os.environ.get("WIREWAY_HYPOTHESIS_EXAMPLES", "400")))
+# the reference validator is built on first use: no deadline for the example that builds it
+@settings(max_examples=int(os.environ.get("WIREWAY_HYPOTHESIS_EXAMPLES", "400")), deadline=None)
 @given(readings)
 def test_fast_check_matches_the_schema(value: dict[str, Any]) -> None:
     """Same verdict and the same messages, whatever the reading."""
@@ -141,7 +142,7 @@ near_valid = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=int(os.environ.get("WIREWAY_HYPOTHESIS_EXAMPLES", "400")))
+@settings(max_examples=int(os.environ.get("WIREWAY_HYPOTHESIS_EXAMPLES", "400")), deadline=None)
 @given(near_valid)
 def test_fast_path_edges_match_the_schema(value: dict[str, Any]) -> None:
     """On the bounds too, the fast check gives the schema's verdict and messages."""

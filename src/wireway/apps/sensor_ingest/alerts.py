@@ -401,52 +401,66 @@ class AlertEngine:
 
         `event` is `raised`, `repeated` (a repeat of an open alert) or `cleared`.
         """
-        device_id = reading.get("device_id")
-        if not isinstance(device_id, str) or not self.rules:
-            return []
-        contexts: dict[int, dict[str, Any]] = {}
+        return await self.evaluate_many([reading])
+
+    async def evaluate_many(self, readings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """`evaluate` for a batch, in order: each changed alert is stored once, in its
+        last state (an alert repeated by every reading of a batch is one write, not one
+        per reading), and each event is told as it was when it happened."""
         now = self.clock()
-        stamp = reading.get("timestamp")
         async with self._lock:
             changes: list[tuple[dict[str, Any], str, bool]] = []  # alert, event, notify
-            for compiled in self.rules:
-                rule = compiled.rule
-                hours = rule.business_hours or self.business_hours
-                context = contexts.get(id(hours))
-                if context is None:
-                    context = contexts[id(hours)] = self._context(reading, hours, now)
-                key = (rule.name, device_id)
-                alert = self._active.get(key)
-                if compiled.test(context) is True:
-                    if alert is None:
-                        alert = self._open(rule, device_id, reading, now)
-                        changes.append((alert, "raised", True))
-                        continue
-                    self._clear_since.pop(alert["id"], None)
-                    if stamp is not None and alert["data"].get("timestamp") == stamp:
-                        continue  # this very reading was already counted (a retried batch)
-                    alert["count"] += 1
-                    alert["last_seen"] = rfc3339(now)
-                    alert["data"] = _data(reading)
-                    due = now - self._notified.get(alert["id"], 0.0) >= rule.cooldown_seconds
-                    again = due and alert["state"] == "open"
-                    if again:
-                        self._notified[alert["id"]] = now
-                    changes.append((alert, "repeated", again))
-                    continue
-                if alert is None:
-                    continue
-                held = compiled.test_clear(context)
-                if held is False:
-                    self._clear_since.pop(alert["id"], None)
-                elif held is True:
-                    since = self._clear_since.setdefault(alert["id"], now)
-                    if now - since >= rule.clear_after_seconds:
-                        self._close(alert, now)
-                        changes.append((alert, "cleared", True))
+            for reading in readings:
+                self._changes(reading, now, changes)
             if not changes and not self._unsaved:
                 return []  # nothing to store or to tell
             return await self._apply(changes)
+
+    def _changes(
+        self, reading: Mapping[str, Any], now: float, changes: list[tuple[dict[str, Any], str, bool]]
+    ) -> None:
+        """Apply every rule to one reading, appending (a snapshot of the alert, its event,
+        whether to notify) for each change."""
+        device_id = reading.get("device_id")
+        if not isinstance(device_id, str) or not self.rules:
+            return
+        contexts: dict[int, dict[str, Any]] = {}
+        stamp = reading.get("timestamp")
+        for compiled in self.rules:
+            rule = compiled.rule
+            hours = rule.business_hours or self.business_hours
+            context = contexts.get(id(hours))
+            if context is None:
+                context = contexts[id(hours)] = self._context(reading, hours, now)
+            key = (rule.name, device_id)
+            alert = self._active.get(key)
+            if compiled.test(context) is True:
+                if alert is None:
+                    alert = self._open(rule, device_id, reading, now)
+                    changes.append((dict(alert), "raised", True))
+                    continue
+                self._clear_since.pop(alert["id"], None)
+                if stamp is not None and alert["data"].get("timestamp") == stamp:
+                    continue  # this very reading was already counted (a retried batch)
+                alert["count"] += 1
+                alert["last_seen"] = rfc3339(now)
+                alert["data"] = _data(reading)
+                due = now - self._notified.get(alert["id"], 0.0) >= rule.cooldown_seconds
+                again = due and alert["state"] == "open"
+                if again:
+                    self._notified[alert["id"]] = now
+                changes.append((dict(alert), "repeated", again))
+                continue
+            if alert is None:
+                continue
+            held = compiled.test_clear(context)
+            if held is False:
+                self._clear_since.pop(alert["id"], None)
+            elif held is True:
+                since = self._clear_since.setdefault(alert["id"], now)
+                if now - since >= rule.clear_after_seconds:
+                    self._close(alert, now)
+                    changes.append((dict(alert), "cleared", True))
 
     def _open(
         self, rule: AlertRule, device_id: str, reading: Mapping[str, Any], now: float
@@ -489,9 +503,10 @@ class AlertEngine:
         self._cleared.append(alert)
 
     async def _apply(self, changes: list[tuple[dict[str, Any], str, bool]]) -> list[dict[str, Any]]:
-        """Persist (pending writes first), then notify; raise the last persist error."""
+        """Persist (pending writes first; each alert once, in its last state), then
+        notify; raise the last persist error. `changes` hold snapshots."""
         for alert, _, _ in changes:
-            self._unsaved[alert["id"]] = dict(alert)
+            self._unsaved[alert["id"]] = alert  # a later snapshot of the same alert wins
         error: Exception | None = None
         for alert_id, snapshot in list(self._unsaved.items()):
             try:
@@ -532,7 +547,7 @@ class AlertEngine:
                 return dict(alert)
             alert["state"] = "acknowledged"
             alert["acknowledged_at"] = rfc3339(self.clock())
-            await self._apply([(alert, "acknowledged", False)])
+            await self._apply([(dict(alert), "acknowledged", False)])
             return dict(alert)
 
     async def clear(self, alert_id: str) -> dict[str, Any] | None:
@@ -544,7 +559,7 @@ class AlertEngine:
             if alert["state"] == "cleared":
                 return dict(alert)
             self._close(alert, self.clock())
-            await self._apply([(alert, "cleared", True)])
+            await self._apply([(dict(alert), "cleared", True)])
             return dict(alert)
 
     def list(self, state: str | None = None, device_id: str | None = None) -> list[dict[str, Any]]:

@@ -167,8 +167,7 @@ class SensorAlertsOutput(Output):
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         try:
-            for msg in batch:
-                await self.engine.evaluate(msg.payload)
+            await self.engine.evaluate_many([msg.payload for msg in batch])
         except Exception as exc:
             raise RetryableError(f"alerts: {exc}") from exc
         return None
