@@ -2,11 +2,12 @@
 
 The server's cheapest way in: against the one-jsonb-document INSERT it saves the jsonb
 parse of the whole batch and the per-element extraction, about a quarter of
-PostgreSQL's CPU per sensor reading (`benchmarks/pg_store.py --copy`). The client
-writes the text itself: asyncpg's binary COPY costs several times more client CPU.
+PostgreSQL's CPU per sensor reading (`benchmarks/pg_store.py --path copy|json`). The
+client writes the text itself: asyncpg's binary COPY costs it about three times more.
 
 Only values that reach the table exactly as the other paths would put them there are
-written; for anything else `encode` answers None and the caller takes another path.
+written; for anything else `Layout.encode` answers None and the caller takes another
+path.
 """
 
 from __future__ import annotations

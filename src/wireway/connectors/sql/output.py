@@ -638,7 +638,7 @@ class SqlOutput(Output):
             data = plan.copy.encode(messages)
             if data is not None and await self.copy(plan, data):
                 return
-        rows = [row for rows in messages for row in rows]
+        rows = [row for group in messages for row in group]
         document = plan.json_rows(rows) if self.db.dialect == "postgresql" else None
         if document is not None:
             # one statement is its own transaction: no BEGIN / COMMIT round trips
