@@ -28,7 +28,6 @@ import msgspec
 from delivery_hotpath import batches, outputs_config
 
 from wireway.apps.sensor_ingest.migrations import migrate
-from wireway.connectors.sql import copytext
 from wireway.connectors.sql.config import SqlOutputConfig
 from wireway.connectors.sql.db import open_database
 from wireway.connectors.sql.output import Plan, describe
@@ -51,17 +50,16 @@ async def main(url: str, readings: int, connections: int, path: str) -> None:
         table = await describe(db, f"{schema}.sensor_readings")
         plan = Plan(msgspec.convert(options, SqlOutputConfig), db.dialect, table)
         assert plan.from_json is not None, "sensor_readings takes the jsonb path"
-        assert plan.copy_writers is not None, "sensor_readings takes text COPY"
+        layout = plan.copy
+        assert layout is not None, "sensor_readings takes text COPY"
         now = datetime.now(UTC)
-        rowsets = [
-            [row for msg in batch for row in plan.rows(msg, now)]
-            for batch in batches(readings, time.time() - 3600)
-        ]
+        # the rows of each batch, grouped by message as SqlOutput.write hands them on
+        groups = [[plan.rows(msg, now) for msg in batch] for batch in batches(readings, time.time() - 3600)]
         t = time.process_time()
         if path == "copy":
-            documents: list[Any] = [copytext.encode(rows, plan.copy_writers) for rows in rowsets]
+            documents: list[Any] = [layout.encode(messages) for messages in groups]
         else:
-            documents = [plan.json_rows(rows) for rows in rowsets]
+            documents = [plan.json_rows([row for rows in messages for row in rows]) for messages in groups]
         encoding = time.process_time() - t
         conns = [
             await asyncpg.connect(url, server_settings={"search_path": schema}) for _ in range(connections)
@@ -73,7 +71,7 @@ async def main(url: str, readings: int, connections: int, path: str) -> None:
             for document in todo:
                 if path == "copy":
                     await conn.copy_to_table(
-                        "sensor_readings", columns=plan.names, source=memoryview(document), format="text"
+                        "sensor_readings", columns=layout.names, source=memoryview(document), format="text"
                     )
                 else:
                     await conn.execute(plan.from_json, document)
