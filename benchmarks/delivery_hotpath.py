@@ -198,15 +198,19 @@ async def pg_insert(url: str, data: Sequence[list[Message]], rounds: int) -> flo
         options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "parallel")}
         options["url"] = url
         table = await describe(db, f"{schema}.sensor_readings")
-        plan = Plan(msgspec.convert(options, SqlOutputConfig), db.dialect, table)
-        rows = [[row for msg in batch for row in plan.rows(msg, datetime.now(UTC))] for batch in data]
-        output = SimpleNamespace(db=db)
+        config = msgspec.convert(options, SqlOutputConfig)
+        plan = Plan(config, db.dialect, table)
+        # rows grouped by message, as SqlOutput.write hands them to insert()
+        groups = [[plan.rows(msg, datetime.now(UTC)) for msg in batch] for batch in data]
         from wireway.connectors.sql.output import SqlOutput
+
+        output = SqlOutput(config, SimpleNamespace(name="storage"), None)  # type: ignore[arg-type]
+        output.db = db
 
         async def insert_all() -> None:
             await db.execute(f"TRUNCATE {schema}.sensor_readings")
-            for batch_rows in rows:
-                await SqlOutput.insert(output, plan, batch_rows)  # type: ignore[arg-type]
+            for messages in groups:
+                await output.insert(plan, messages)
 
         count = sum(len(b) for b in data)
         return await abest_us(insert_all, count, rounds)

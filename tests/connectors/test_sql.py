@@ -668,10 +668,10 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
             assert by_json.json_rows(rows) is not None
             by_json.copy = None
             by_copy.from_json = by_copy.copy = None
-            output: Any = SimpleNamespace(db=db, _copy_after=0.0)
-            output.copy = lambda plan, data: SqlOutput.copy(output, plan, data)
+            output = SqlOutput(plans[0].config, SimpleNamespace(name="out"), None)  # type: ignore[arg-type]
+            output.db = db
             for plan in plans:
-                await SqlOutput.insert(output, plan, [[r] for r in rows])
+                await output.insert(plan, [[r] for r in rows])
             select = ", ".join(f"{n}::text AS {n}" for n in names)
             stored = [
                 await db.fetch(f"SELECT {select} FROM {t} ORDER BY k")
@@ -692,9 +692,9 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
                 assert by_json.json_rows(odd) is None
             for odd in (naive, last, first, nan, surrogate, nul):
                 assert by_text.copy.encode([odd]) is None
-            await SqlOutput.insert(output, by_json, [nan])
+            await output.insert(by_json, [nan])
             assert await db.fetchval("SELECT h::text FROM by_json WHERE k = 100") == "null"  # as COPY
-            await SqlOutput.insert(output, by_text, [nan])
+            await output.insert(by_text, [nan])
             assert await db.fetchval("SELECT h::text FROM by_text WHERE k = 100") == "null"
         finally:
             await db.close()
