@@ -136,18 +136,21 @@ class Publisher:
             # generator sharing the machine with what it measures
             nonlocal acked
             buf = b""
-            while acked < n:
-                data = await reader.read(65536)
-                if not data:
-                    raise RuntimeError("the broker closed the connection")
-                buf += data
-                at = 0
-                while len(buf) - at >= 2 and len(buf) - at >= 2 + buf[at + 1]:
-                    if buf[at] == 0x40:
-                        acked += 1
-                    at += 2 + buf[at + 1]
-                buf = buf[at:]
-                room.set()
+            try:
+                while acked < n:
+                    data = await reader.read(65536)
+                    if not data:
+                        raise RuntimeError("the broker closed the connection")
+                    buf += data
+                    at = 0
+                    while len(buf) - at >= 2 and len(buf) - at >= 2 + buf[at + 1]:
+                        if buf[at] == 0x40:
+                            acked += 1
+                        at += 2 + buf[at + 1]
+                    buf = buf[at:]
+                    room.set()
+            finally:
+                room.set()  # a publisher waiting for room learns the reader stopped
 
         acks = asyncio.create_task(read_acks())
         start = time.monotonic()
@@ -160,6 +163,8 @@ class Publisher:
             while i - acked >= self.window:
                 room.clear()
                 await room.wait()
+                if acks.done():
+                    acks.result()  # the reader failed: raise its error
             d = i % devices
             packet_id = (i % 65535) + 1
             rest = topics[d] + packet_id.to_bytes(2, "big") + body(d, time.time(), i)

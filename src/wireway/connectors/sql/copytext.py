@@ -116,10 +116,12 @@ class Layout:
         # a batch shares some values too (received_at): encoded once while they repeat
         seen: list[Any] = [_UNSET] * len(shared)
         done: list[bytes] = [b""] * len(shared)
-        texts: dict[Any, bytes] = {}  # sensor types and device ids repeat
+        texts: dict[Any, bytes] = {}  # a row's own texts repeat (sensor types)
         lines = []
         try:
             for rows in messages:
+                if not rows:
+                    continue
                 first = rows[0]
                 for k, (i, fn) in enumerate(shared):
                     v = first[i]
