@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -402,3 +403,46 @@ async def test_memory_store_cannot_load() -> None:
     await store.load([Item(1, "q", msg(1))])  # nothing to read back
     with pytest.raises(StoreError):
         await store.load([Item(2, "q", None)])
+
+
+def test_id_ranges_merge() -> None:
+    """The ranges of a group's acks, overlapping or adjacent, join into as few as cover them."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from wireway.runtime.store import id_ranges_merge
+
+    assert id_ranges_merge([(5, 6), (1, 3), (4, 4)]) == [(1, 6)]
+    assert id_ranges_merge([(1, 2), (4, 5), (2, 2)]) == [(1, 2), (4, 5)]
+
+    @given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 20)).map(lambda t: (t[0], t[0] + t[1]))))
+    def covers_the_same_ids(ranges: list[tuple[int, int]]) -> None:
+        merged = id_ranges_merge(ranges)
+        ids = {i for lo, hi in ranges for i in range(lo, hi + 1)}
+        assert {i for lo, hi in merged for i in range(lo, hi + 1)} == ids
+        assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(merged))
+
+    covers_the_same_ids()
+
+
+async def test_large_groups_of_inserts_and_acks(db: Path) -> None:
+    """Multi-row INSERTs (256 rows a statement) and multi-range DELETEs (64 ranges a
+    statement): more rows and ranges than one statement holds, in one group."""
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        items = await store.enqueue([("q", Message(str(i), "2026-01-01T00:00:00Z", i)) for i in range(700)])
+        assert len({it.id for it in items}) == 700
+        # every other id: 350 separate ranges, acked by 7 concurrent callers
+        odd = [it.id for it in items if it.id % 2]
+        await asyncio.gather(*(store.ack(odd[k::7]) for k in range(7)))
+    finally:
+        await store.close()
+    reopened = SqliteStore(db)
+    await reopened.open()
+    try:
+        left = reopened.pending()
+        assert sorted(it.id for it in left) == sorted(it.id for it in items if it.id % 2 == 0)
+        assert {it.message.payload for it in left} == {int(it.message.message_id) for it in left}
+    finally:
+        await reopened.close()

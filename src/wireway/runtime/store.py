@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -55,8 +56,53 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1'), ('last_id
 CHECKPOINT_SECONDS = 0.25
 _INSERT_OUTBOX = "INSERT INTO outbox(id, queue, body, enqueued_at) VALUES (?, ?, ?, ?)"
 _DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ?"
-_DELETE_RANGE = "DELETE FROM outbox WHERE id BETWEEN ? AND ?"
 _SELECT_RANGE = "SELECT id, body FROM outbox WHERE id BETWEEN ? AND ?"
+_CHUNK = 256  # rows per multi-row INSERT (4 parameters each)
+
+
+@functools.cache
+def _insert_many(n: int) -> str:
+    return _INSERT_OUTBOX + ", (?, ?, ?, ?)" * (n - 1)
+
+
+@functools.cache
+def _delete_many(n: int) -> str:
+    return "DELETE FROM outbox WHERE " + " OR ".join(["id BETWEEN ? AND ?"] * n)
+
+
+def delete_ranges(conn: sqlite3.Connection, ranges: list[tuple[int, int]]) -> None:
+    """Outbox rows by id ranges, adjacent ones joined, 64 ranges a statement (see
+    insert_rows for why few statements)."""
+    merged = id_ranges_merge(ranges)
+    for at in range(0, len(merged), 64):
+        chunk = merged[at : at + 64]
+        conn.execute(_delete_many(len(chunk)), [v for r in chunk for v in r]).close()
+
+
+def id_ranges_merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[(5, 6), (1, 3), (4, 4)] -> [(1, 6)]."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Outbox rows in as few multi-row INSERTs as they fit (256 rows each).
+
+    executemany steps the statement once per row, and the sqlite3 module lets go of
+    the GIL around every step: under load the writer thread then waits for the event
+    loop's thread to hand the GIL back (up to the 5 ms switch interval) once per row.
+    One statement per 256 rows keeps it to a wait or two. (At most 256 texts, each
+    prepared once: the connection caches that many statements.)
+    """
+    for at in range(0, len(rows), _CHUNK):
+        chunk = rows[at : at + _CHUNK]
+        conn.execute(_insert_many(len(chunk)), [v for row in chunk for v in row]).close()
 
 
 def id_ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -81,14 +127,22 @@ _Fn = Callable[[sqlite3.Connection], Any]
 
 @dataclass(slots=True)
 class _Insert:
-    """Outbox rows to insert: the writer joins those of a group into one executemany
-    (an HTTP request is one row; per-op statements added up under load)."""
+    """Outbox rows to insert: the writer joins those of a group into one statement per
+    256 rows (an HTTP request is one row; per-op statements added up under load)."""
 
     rows: list[tuple[int, str, bytes, float]]
     last: int  # the highest id among them
 
 
-_Op = tuple["_Fn | _Insert", "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+@dataclass(slots=True)
+class _Delete:
+    """Outbox id ranges every queue has let go of: the writer joins those of a group
+    (acks of several outputs and batches) into one statement."""
+
+    ranges: list[tuple[int, int]]
+
+
+_Op = tuple["_Fn | _Insert | _Delete", "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
 class StoreError(WirewayError):
@@ -157,7 +211,14 @@ class Store(ABC):
 
 
 def _connect(target: str | Path, *, uri: bool = False, shared: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(target, timeout=5.0, isolation_level=None, check_same_thread=not shared, uri=uri)
+    conn = sqlite3.connect(
+        target,
+        timeout=5.0,
+        isolation_level=None,
+        check_same_thread=not shared,
+        uri=uri,
+        cached_statements=_CHUNK + 64,  # every multi-row INSERT size, and the rest
+    )
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
 
@@ -269,7 +330,7 @@ class SqliteStore(Store):
         return items
 
     # ----- operations ---------------------------------------------------------------
-    async def _submit(self, fn: _Fn | _Insert) -> Any:
+    async def _submit(self, fn: _Fn | _Insert | _Delete) -> Any:
         if self._thread is None:
             raise StoreError(f"store {self.path} is not open")
         loop = asyncio.get_running_loop()
@@ -331,12 +392,7 @@ class SqliteStore(Store):
         if not ranges:
             return
 
-        def op(conn: sqlite3.Connection) -> None:
-            # close the cursor: a live one pins the cached DELETE statement, and the
-            # next ack in the same group would then fail with SQLITE_MISUSE
-            conn.executemany(_DELETE_RANGE, ranges).close()
-
-        await self._submit(op)
+        await self._submit(_Delete(ranges))
 
     async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None:
         if not letters and not ids:
@@ -445,10 +501,13 @@ class SqliteStore(Store):
                 inserts = [fn for fn, _, _ in group if isinstance(fn, _Insert)]
                 if inserts:
                     rows = inserts[0].rows if len(inserts) == 1 else [r for i in inserts for r in i.rows]
-                    conn.executemany(_INSERT_OUTBOX, rows).close()
+                    insert_rows(conn, rows)
                     self._top = max(self._top, max(i.last for i in inserts))
+                deletes = [r for fn, _, _ in group if isinstance(fn, _Delete) for r in fn.ranges]
+                if deletes:
+                    delete_ranges(conn, deletes)
                 for fn, _, _ in group:
-                    results.append(None if isinstance(fn, _Insert) else fn(conn))
+                    results.append(None if isinstance(fn, (_Insert, _Delete)) else fn(conn))
                 top = self._top
                 if top > self._saved_top:
                     conn.execute("UPDATE meta SET value = ? WHERE key = 'last_id'", (str(top),))
