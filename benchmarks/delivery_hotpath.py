@@ -73,6 +73,12 @@ def outputs_config() -> dict[str, dict[str, Any]]:
     return {o["type"]: o for o in pattern["interfaces"]["output"]}
 
 
+def sql_config(url: str) -> SqlOutputConfig:
+    """The storage output of sensors.yaml, writing to `url`."""
+    options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "parallel")}
+    return msgspec.convert({**options, "url": url}, SqlOutputConfig)
+
+
 def metadata_of(device: int) -> dict[str, Any]:
     if device % SECURE_EVERY == 0:
         return {"location": f"vault-{device}", "secure_area": True}
@@ -119,9 +125,7 @@ async def abest_us(fn: Callable[[], Awaitable[object]], count: int, rounds: int)
 
 
 def sql_plan(dialect: str = "postgresql") -> Plan:
-    options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "parallel")}
-    options["url"] = "postgresql://bench@127.0.0.1/bench"
-    return Plan(msgspec.convert(options, SqlOutputConfig), dialect, READINGS_TABLE)
+    return Plan(sql_config("postgresql://bench@127.0.0.1/bench"), dialect, READINGS_TABLE)
 
 
 def sql_rows(plan: Plan, data: Sequence[list[Message]]) -> int:
@@ -195,10 +199,8 @@ async def pg_insert(url: str, data: Sequence[list[Message]], rounds: int) -> flo
     db = open_database(f"{url}{sep}search_path={schema}", data_dir=Path("."))
     try:
         await migrate(db)
-        options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "parallel")}
-        options["url"] = url
         table = await describe(db, f"{schema}.sensor_readings")
-        config = msgspec.convert(options, SqlOutputConfig)
+        config = sql_config(url)
         plan = Plan(config, db.dialect, table)
         # rows grouped by message, as SqlOutput.write hands them to insert()
         groups = [[plan.rows(msg, datetime.now(UTC)) for msg in batch] for batch in data]

@@ -24,11 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import msgspec
-from delivery_hotpath import batches, outputs_config
+from delivery_hotpath import batches, sql_config
 
 from wireway.apps.sensor_ingest.migrations import migrate
-from wireway.connectors.sql.config import SqlOutputConfig
 from wireway.connectors.sql.db import open_database
 from wireway.connectors.sql.output import Plan, describe
 
@@ -45,10 +43,8 @@ async def main(url: str, readings: int, connections: int, path: str) -> None:
     db = open_database(f"{url}?search_path={schema}", data_dir=Path("."))
     try:
         await migrate(db)
-        options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "parallel")}
-        options["url"] = url
         table = await describe(db, f"{schema}.sensor_readings")
-        plan = Plan(msgspec.convert(options, SqlOutputConfig), db.dialect, table)
+        plan = Plan(sql_config(url), db.dialect, table)
         assert plan.from_json is not None, "sensor_readings takes the jsonb path"
         layout = plan.copy
         assert layout is not None, "sensor_readings takes text COPY"

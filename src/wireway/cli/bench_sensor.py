@@ -315,7 +315,7 @@ _status_client: httpx.Client | None = None
 
 def status_of(http: int) -> Any:
     """The instance's /status, over one kept-alive client: a new httpx client per poll
-    (SSL context and all) cost the bench ~20% of a core, taken from the run it measures."""
+    (SSL context and all) took CPU from the run it measures."""
     global _status_client
     if _status_client is None:
         _status_client = httpx.Client(trust_env=False, timeout=5)

@@ -83,27 +83,15 @@ def _sizes(n: int, top: int) -> list[int]:
     return sizes
 
 
-def delete_ranges(conn: sqlite3.Connection, ranges: list[tuple[int, int]]) -> None:
-    """Outbox rows by id ranges, adjacent ones joined, up to 64 ranges a statement (see
+def delete_ids(conn: sqlite3.Connection, ids: list[int]) -> None:
+    """Outbox rows by id, as ranges of consecutive ids, up to 64 ranges a statement (see
     insert_rows for why few statements)."""
-    merged = id_ranges_merge(ranges)
+    ranges = id_ranges(ids)
     at = 0
-    for size in _sizes(len(merged), 64):
-        chunk = merged[at : at + size]
+    for size in _sizes(len(ranges), 64):
+        chunk = ranges[at : at + size]
         conn.execute(_delete_many(size), [v for r in chunk for v in r]).close()
         at += size
-
-
-def id_ranges_merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """[(5, 6), (1, 3), (4, 4)] -> [(1, 6)]."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return out
 
 
 def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -152,10 +140,10 @@ class _Insert:
 
 @dataclass(slots=True)
 class _Delete:
-    """Outbox id ranges every queue has let go of: the writer joins those of a group
-    (acks of several outputs and batches) into one statement."""
+    """Outbox ids every queue has let go of: the writer joins those of a group (acks of
+    several outputs and batches) into one statement."""
 
-    ranges: list[tuple[int, int]]
+    ids: list[int]
 
 
 _Op = tuple["_Fn | _Insert | _Delete", "asyncio.Future[Any]", asyncio.AbstractEventLoop]
@@ -404,11 +392,9 @@ class SqliteStore(Store):
         return done
 
     async def ack(self, ids: list[int]) -> None:
-        ranges = id_ranges(self._release(ids))
-        if not ranges:
-            return
-
-        await self._submit(_Delete(ranges))
+        released = self._release(ids)
+        if released:
+            await self._submit(_Delete(released))
 
     async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None:
         if not letters and not ids:
@@ -519,9 +505,9 @@ class SqliteStore(Store):
                     rows = inserts[0].rows if len(inserts) == 1 else [r for i in inserts for r in i.rows]
                     insert_rows(conn, rows)
                     self._top = max(self._top, max(i.last for i in inserts))
-                deletes = [r for fn, _, _ in group if isinstance(fn, _Delete) for r in fn.ranges]
+                deletes = [i for fn, _, _ in group if isinstance(fn, _Delete) for i in fn.ids]
                 if deletes:
-                    delete_ranges(conn, deletes)
+                    delete_ids(conn, deletes)
                 for fn, _, _ in group:
                     results.append(None if isinstance(fn, (_Insert, _Delete)) else fn(conn))
                 top = self._top

@@ -20,7 +20,7 @@ import msgspec
 
 # COPY text escapes: backslash, and the row and column separators
 _ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-_FIRST = datetime.min.replace(tzinfo=UTC)
+_FIRST = datetime.min.replace(tzinfo=UTC)  # asyncpg sends these two as -infinity / infinity
 _LAST = datetime.max.replace(tzinfo=UTC)
 _NULL = b"\\N"
 _BACKSLASH = ord("\\")
@@ -51,8 +51,14 @@ def _json(v: Any) -> bytes:
     return data.replace(b"\\", b"\\\\") if _BACKSLASH in data else data
 
 
+def exact_utc(v: Any) -> bool:
+    """An aware UTC datetime that every PostgreSQL path writes as the same instant (a
+    naive one is read as local time; the first and last ones become -infinity/infinity)."""
+    return type(v) is datetime and v.tzinfo is UTC and _FIRST < v < _LAST
+
+
 def _time(v: Any) -> bytes:
-    if type(v) is not datetime or v.tzinfo is not UTC or not _FIRST < v < _LAST:
+    if not exact_utc(v):
         raise _Unfit
     return _encode_json(v)[1:-1]  # RFC 3339 with a Z; ~15x cheaper than isoformat()
 

@@ -380,10 +380,6 @@ def json_select(types: list[tuple[str, str]]) -> str | None:
     return ", ".join(exprs)
 
 
-_FIRST = datetime.min.replace(tzinfo=UTC)  # asyncpg sends these two as -infinity / infinity
-_LAST = datetime.max.replace(tzinfo=UTC)
-
-
 def _json_exact(rows: list[tuple[Any, ...]], aware: list[int], jsonb: list[int]) -> bool:
     """True when JSON carries every value of these columns as COPY would."""
     for i in aware:
@@ -392,7 +388,7 @@ def _json_exact(rows: list[tuple[Any, ...]], aware: list[int], jsonb: list[int])
             v = row[i]
             if v is seen or v is None:
                 continue
-            if type(v) is not datetime or v.tzinfo is not UTC or not _FIRST < v < _LAST:
+            if not copytext.exact_utc(v):
                 return False
             seen = v
     for i in jsonb:
