@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +23,14 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
         ("delivery_hotpath.py", ["--readings", "500", "--rounds", "1", "--pg", PG], "postgresql"),
         ("pg_store.py", ["--readings", "1000", "--path", "copy"], "postgresql"),
         ("pg_store.py", ["--readings", "1000", "--path", "json"], "postgresql"),
+        ("hand_script.py", ["--messages", "2000"], "postgresql+mosquitto"),
     ],
 )
 def test_benchmark_script_runs(script: str, args: list[str], service: str | None) -> None:
     if service is not None:
-        need_service(service, 5432)
+        need_service("postgresql", 5432)
+    if service == "postgresql+mosquitto" and shutil.which("mosquitto") is None:
+        need_service("mosquitto (binary)", 1)  # the script starts its own broker
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,

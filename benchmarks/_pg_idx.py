@@ -1,0 +1,101 @@
+"""PostgreSQL alone storing sensor readings the way the sql output does, without wireway.
+
+Builds the batches of the built-in application (`wireway bench sensor` bodies, 500
+readings a batch, three rows each) beforehand, then sends each batch the way the sql
+output does: one text COPY (`--path copy`, what it uses first) or its fallback after
+a conflict, one `INSERT ... SELECT ... FROM jsonb_array_elements($1) ON CONFLICT DO
+NOTHING` (`--path json`), over `--connections` connections into a scratch schema made
+by the application's migrations (dropped afterwards). Prints readings/s, the client's
+CPU to encode the batches and the backends' CPU per reading (read from /proc:
+PostgreSQL must run on this machine).
+
+Run: .venv/bin/python benchmarks/pg_store.py [--readings N] [--connections C] [--path copy|json] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from delivery_hotpath import batches, sql_config
+
+from wireway.apps.sensor_ingest.migrations import migrate
+from wireway.connectors.sql.db import open_database
+from wireway.connectors.sql.output import Plan, describe
+
+
+def backend_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def main(url: str, readings: int, connections: int, path: str) -> None:
+    schema = f"pgstore_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    db = open_database(f"{url}?search_path={schema}", data_dir=Path("."))
+    try:
+        await migrate(db)
+        for stmt in os.environ.get("EXTRA_SQL", "").split(";"):
+            if stmt.strip():
+                await admin.execute(stmt.replace("S.", schema + "."))
+        table = await describe(db, f"{schema}.sensor_readings")
+        plan = Plan(sql_config(url), db.dialect, table)
+        assert plan.from_json is not None, "sensor_readings takes the jsonb path"
+        layout = plan.copy
+        assert layout is not None, "sensor_readings takes text COPY"
+        now = datetime.now(UTC)
+        # the rows of each batch, grouped by message as SqlOutput.write hands them on
+        groups = [[plan.rows(msg, now) for msg in batch] for batch in batches(readings, time.time() - 3600)]
+        t = time.process_time()
+        if path == "copy":
+            documents: list[Any] = [layout.encode(messages) for messages in groups]
+        else:
+            documents = [plan.json_rows([row for rows in messages for row in rows]) for messages in groups]
+        encoding = time.process_time() - t
+        conns = [
+            await asyncpg.connect(url, server_settings={"search_path": schema}) for _ in range(connections)
+        ]
+        pids = [await c.fetchval("SELECT pg_backend_pid()") for c in conns]
+        todo = iter(documents)
+
+        async def worker(conn: asyncpg.Connection) -> None:
+            for document in todo:
+                if path == "copy":
+                    await conn.copy_to_table(
+                        "sensor_readings", columns=layout.names, source=memoryview(document), format="text"
+                    )
+                else:
+                    await conn.execute(plan.from_json, document)
+
+        cpu0, t0 = sum(map(backend_cpu, pids)), time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in conns))
+        wall, cpu = time.perf_counter() - t0, sum(map(backend_cpu, pids)) - cpu0
+        print(
+            f"{path}, {connections} connection(s), {readings:,} readings: {readings / wall:,.0f} readings/s, "
+            f"client encoding {encoding * 1e6 / readings:.1f} us/reading, "
+            f"PostgreSQL CPU {cpu * 1e6 / readings:.0f} us/reading"
+        )
+        for c in conns:
+            await c.close()
+    finally:
+        await db.close()
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=30_000)
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--path", choices=["copy", "json"], default="copy")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    asyncio.run(main(args.pg, min(args.readings, 200_000), args.connections, args.path))
