@@ -338,3 +338,21 @@ async def test_readings_checked_by_http_are_not_checked_twice(tmp_path: Path) ->
         assert len(calls) == 1  # the http input's own check; sensor_enrich skipped it
         assert sensor_app().checked == set()
         assert engine.runners[0].counts["in"] == 1
+
+
+async def test_full_buffer_is_refused_before_the_body_is_read(tmp_path: Path) -> None:
+    """503 with Retry-After while a buffer is full, before the body is decoded (a
+    client retrying under overload costs no validation); 202 again once there is room."""
+    async with sensor_engine(tmp_path) as engine, client(engine) as c:
+        queue = engine.runners[0].routes[0].queue
+        places = queue.free()
+        queue.reserve(places)  # as if ingest calls had taken every place
+        for path in ("/api/v1/sensor-data", "/api/v1/sensor-data/batch"):
+            r = await c.post(path, content=b"{not json", headers={"content-type": "application/json"})
+            assert r.status_code == 503, r.text
+            assert r.json() == {"error": "Service busy, retry later"}
+            assert int(r.headers["retry-after"]) >= 1
+        metrics = (await c.get("/metrics")).text
+        assert 'sensor_data_errors_total{error_type="backpressure"} 2.0' in metrics
+        queue.unreserve(places)
+        assert (await c.post("/api/v1/sensor-data", json=reading())).status_code == 202

@@ -166,6 +166,11 @@ async def test_full_buffer_answers_503_with_retry_after(tmp_path: Path, sink: Si
         assert r.status_code == 503
         assert int(r.headers["retry-after"]) >= 1
         assert engine.runners[0].routes[0].queue.depth == 3
+        # refused before the body is read: not even decoded (a 400 would mean it was)
+        async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as c:
+            r = await c.post("/in", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 503
+        assert engine.runners[0].full()
 
 
 @pytest.mark.parametrize("parallel", [1, 3])

@@ -47,12 +47,17 @@ class InputContext:
     (request/response inputs) nothing is kept if any value is invalid and the
     reasons come back in `rejected`; otherwise invalid values go to the DLQ.
     With `wait=False` a full buffer raises `BackpressureError` instead of waiting.
+    `full()` says, cheaply, that such a call would be refused now: a request/response
+    input answers 503 before decoding a body it would have to refuse anyway (under
+    overload, clients retrying every few ms would otherwise spend the time the
+    outputs need to drain the buffers on decoding and checking what is refused).
     """
 
     ingest: Ingest
     add_routes: Callable[[list[BaseRoute]], None]
     connection_opened: Callable[[str], None]
     connection_closed: Callable[[str], None]
+    full: Callable[[], bool] = lambda: False
 
 
 class Service:

@@ -167,6 +167,7 @@ class Engine:
             add_routes=self.routes.extend,
             connection_opened=connection_opened,
             connection_closed=connection_closed,
+            full=runner.full,
         )
 
     async def poll(self) -> None:

@@ -353,6 +353,14 @@ class PatternRunner:
             MESSAGES.labels(self.name, "router", "unrouted").inc(unrouted)
         return entries, idle
 
+    def full(self) -> bool:
+        """Whether `ingest(wait=False)` would refuse any message now: a queue that every
+        message goes to (no `when`) has no free place left."""
+        for route in self.routes:
+            if route.iface.when is None and route.output.listening and route.queue.free() <= 0:
+                return True
+        return False
+
     async def _room(self, entries: list[tuple[Route, Message]], wait: bool) -> dict[Route, int]:
         """Wait for (or refuse without) room in each queue, and reserve it."""
         need: dict[Route, int] = {}

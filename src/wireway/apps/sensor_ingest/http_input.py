@@ -93,6 +93,9 @@ class SensorHttpInput(Input):
         except AuthError as exc:
             return None, err(exc.status, {"error": exc.message}, exc.retry_after)
         request.state.principal = principal
+        if self.ctx.full():  # refused before the body is decoded and checked (see InputContext)
+            ERRORS.labels("backpressure").inc()
+            return None, err(503, {"error": "Service busy, retry later"}, 1.0)
         ctype = request.headers.get("content-type", "").split(";")[0].strip()
         if ctype != "application/json":
             return None, err(415, {"error": "Content-Type must be application/json"})

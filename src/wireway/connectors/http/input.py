@@ -66,6 +66,8 @@ class HttpInput(Input):
             return error(503, "input is stopping", retry_after=1)
         if not self.authorized(request):
             return error(401, "missing or invalid credentials")
+        if self.ctx.full():  # refused before the body is decoded (see InputContext)
+            return error(503, "buffer full", retry_after=1)
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
         if ctype not in JSON_TYPES + NDJSON_TYPES:
             return error(415, f"unsupported content type {ctype}; send application/json")
