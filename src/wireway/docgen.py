@@ -47,7 +47,9 @@ def page(kind: str, name: str) -> str:
         "| --- | --- | --- | --- |",
     ]
     if kind != "processor":
-        common = ["name", "format", "enabled"] + (["when", "buffer", "parallel"] if kind == "output" else [])
+        common = ["name", "format", "enabled"] + (
+            ["when", "buffer", "parallel", "batch_size"] if kind == "output" else []
+        )
         for key in common:
             desc = {
                 "name": "label in metrics, logs and `source` (default `<pattern>.<type>`)",
@@ -57,8 +59,10 @@ def page(kind: str, name: str) -> str:
                 "buffer": "`memory` for this output alone (lossy, faster); the pattern's otherwise",
                 "parallel": "batches delivered at once (default 1: in order); more keeps a "
                 "slow peer such as a database busy, for outputs where order does not matter",
+                "batch_size": "messages written at once by this output (the pattern's "
+                "`settings.batch_size` otherwise); bigger for a peer whose cost is per batch",
             }[key]
-            kind_of = "int" if key == "parallel" else "str"
+            kind_of = "int" if key in ("parallel", "batch_size") else "str"
             lines.append(f"| `{key}` | `{kind_of}` | optional | {desc} |")
     lines += [_row(f) for f in msgspec.structs.fields(spec.config)]
     shorthand = getattr(spec.config, "__shorthand__", None)

@@ -185,6 +185,29 @@ async def test_parallel_keeps_that_many_batches_in_flight(tmp_path: Path, sink: 
     assert sink.most_in_flight == parallel
 
 
+async def test_an_output_can_have_its_own_batch_size(tmp_path: Path, sink: Sink) -> None:
+    """`batch_size` on an output overrides the pattern's settings.batch_size (50 here)."""
+    async with engine_from(tmp_path, pattern(sink, out=", batch: true, batch_size: 2")) as engine:
+        assert (await post(engine, [{"n": n} for n in range(5)])).status_code == 202
+        await eventually(lambda: sum(len(b) for b in sink.received) == 5)
+    assert [[x["n"] for x in b] for b in sink.received] == [[0, 1], [2, 3], [4]]
+
+
+def test_batch_size_of_an_output_must_be_positive(tmp_path: Path) -> None:
+    from wireway.config.loader import load_pattern
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "pattern: {name: c}\ninterfaces:\n  input: [{type: http, address: /c}]\n"
+        "  output:\n    - {type: stdout, batch_size: 0}\n"
+    )
+    pattern, errors = load_pattern(bad)
+    assert pattern is None
+    assert [str(e) for e in errors] == [
+        f"{bad}:5 interfaces.output[0].batch_size: expected a positive integer"
+    ]
+
+
 def test_parallel_must_be_a_small_positive_integer(tmp_path: Path) -> None:
     from wireway.config.loader import load_pattern
 

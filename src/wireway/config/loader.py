@@ -129,12 +129,18 @@ class _Loader:
         if type(parallel) is not int or not 1 <= parallel <= MAX_PARALLEL:
             self.fail(join(path, "parallel"), f"expected an integer from 1 to {MAX_PARALLEL}")
             parallel = 1
+        batch_size = entry.get("batch_size") if kind == "output" else None
+        if batch_size is not None and (type(batch_size) is not int or batch_size < 1):
+            self.fail(join(path, "batch_size"), "expected a positive integer")
+            batch_size = None
         options = {k: v for k, v in entry.items() if k not in common}
         config = self.convert(options, spec.config, path, extra=common)
         if config is None:
             return None
         line = self.doc.line(path)
-        return Interface(kind, type_, str(name), str(fmt), config, path, line, when, buffer, parallel)
+        return Interface(
+            kind, type_, str(name), str(fmt), config, path, line, when, buffer, parallel, batch_size
+        )
 
     def step(self, entry: Any, path: str) -> Step | None:
         if not isinstance(entry, dict) or len(entry) != 1:

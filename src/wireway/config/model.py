@@ -91,7 +91,7 @@ class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
 
 # Keys every interface entry may carry besides its connector's own options.
 INPUT_COMMON = ("type", "name", "format", "enabled")
-OUTPUT_COMMON = ("type", "name", "format", "when", "enabled", "buffer", "parallel")
+OUTPUT_COMMON = ("type", "name", "format", "when", "enabled", "buffer", "parallel", "batch_size")
 FORMATS = ("json", "jsonl")
 MAX_PARALLEL = 16
 
@@ -110,6 +110,7 @@ class Interface:
     when: Expr | None = None
     buffer: str | None = None  # an output's own `buffer: memory` (the pattern's otherwise)
     parallel: int = 1  # batches an output delivers at once
+    batch_size: int | None = None  # an output's own batch size (the pattern's otherwise)
 
 
 @dataclass

@@ -86,7 +86,8 @@ class Route:
                 self.update_gauges()
                 await asyncio.sleep(wait)
                 continue
-            batch = self.queue.take(1 if self.breaker.state == "half-open" else settings.batch_size)
+            size = self.iface.batch_size or settings.batch_size
+            batch = self.queue.take(1 if self.breaker.state == "half-open" else size)
             if not batch:
                 continue
             try:
