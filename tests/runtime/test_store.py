@@ -447,3 +447,24 @@ async def test_large_groups_of_inserts_and_acks(db: Path) -> None:
         assert {it.message.payload for it in left} == {int(it.message.message_id) for it in left}
     finally:
         await reopened.close()
+
+
+async def test_only_groups_of_deletes_skip_the_sync(sqlite_store: SqliteStore, db: Path) -> None:
+    """Acks alone commit without an fsync; enqueues (and everything else) keep it, so
+    an acknowledged message is always on disk before its sender hears so."""
+
+    def synchronous(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    items = await sqlite_store.enqueue([("q", msg(n)) for n in range(4)])
+    assert sqlite_store.unsynced_commits == 0
+    await sqlite_store.ack([items[0].id, items[1].id])
+    assert sqlite_store.unsynced_commits == 1
+    assert await sqlite_store._submit(synchronous) == 2  # FULL again for any other group
+    more = await sqlite_store.enqueue([("q", msg(9))])
+    assert sqlite_store.unsynced_commits == 1
+    await sqlite_store.close()
+    again = SqliteStore(db)
+    await again.open()
+    assert again.pending() == [*items[2:], *more]  # the unsynced deletes are committed too
+    await again.close()
