@@ -1,7 +1,7 @@
 """PostgreSQL alone storing sensor readings the way the sql output does, without wireway.
 
 Builds the batches of the built-in application (`wireway bench sensor` bodies, 500
-readings a batch, three rows each) beforehand, then sends each batch the way the sql
+readings a batch or `--batch`, three rows each) beforehand, then sends each batch the way the sql
 output does: one text COPY (`--path copy`, what it uses first) or its fallback after
 a conflict, one `INSERT ... SELECT ... FROM jsonb_array_elements($1) ON CONFLICT DO
 NOTHING` (`--path json`), over `--connections` connections into a scratch schema made
@@ -9,7 +9,12 @@ by the application's migrations (dropped afterwards). Prints readings/s, the cli
 CPU to encode the batches and the backends' CPU per reading (read from /proc:
 PostgreSQL must run on this machine).
 
-Run: .venv/bin/python benchmarks/pg_store.py [--readings N] [--connections C] [--path copy|json] [--pg URL]
+Small batches show why the sql output sends fewer than COPY_MIN_MESSAGES messages
+as one INSERT: `--batch 1` and `--batch 4`, each `--path`, with the client's CPU
+around the calls (asyncpg's COPY costs the client much more per call).
+
+Run: .venv/bin/python benchmarks/pg_store.py [--readings N] [--connections C] [--path copy|json]
+     [--batch B] [--pg URL]
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def main(url: str, readings: int, connections: int, path: str) -> None:
+async def main(url: str, readings: int, connections: int, path: str, size: int) -> None:
     schema = f"pgstore_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(url)
     await admin.execute(f"CREATE SCHEMA {schema}")
@@ -50,7 +55,8 @@ async def main(url: str, readings: int, connections: int, path: str) -> None:
         assert layout is not None, "sensor_readings takes text COPY"
         now = datetime.now(UTC)
         # the rows of each batch, grouped by message as SqlOutput.write hands them on
-        groups = [[plan.rows(msg, now) for msg in batch] for batch in batches(readings, time.time() - 3600)]
+        messages = [m for batch in batches(readings, time.time() - 3600) for m in batch]
+        groups = [[plan.rows(msg, now) for msg in messages[i : i + size]] for i in range(0, readings, size)]
         t = time.process_time()
         if path == "copy":
             documents: list[Any] = [layout.encode(messages) for messages in groups]
@@ -72,12 +78,14 @@ async def main(url: str, readings: int, connections: int, path: str) -> None:
                 else:
                     await conn.execute(plan.from_json, document)
 
-        cpu0, t0 = sum(map(backend_cpu, pids)), time.perf_counter()
+        cpu0, t0, client0 = sum(map(backend_cpu, pids)), time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(c) for c in conns))
         wall, cpu = time.perf_counter() - t0, sum(map(backend_cpu, pids)) - cpu0
+        calls = time.process_time() - client0
         print(
-            f"{path}, {connections} connection(s), {readings:,} readings: {readings / wall:,.0f} readings/s, "
-            f"client encoding {encoding * 1e6 / readings:.1f} us/reading, "
+            f"{path}, {connections} connection(s), {readings:,} readings in batches of {size}: "
+            f"{readings / wall:,.0f} readings/s, client encoding {encoding * 1e6 / readings:.1f} us/reading, "
+            f"client calls {calls * 1e6 / len(groups):.0f} us/batch, "
             f"PostgreSQL CPU {cpu * 1e6 / readings:.0f} us/reading"
         )
         for c in conns:
@@ -93,6 +101,7 @@ if __name__ == "__main__":
     parser.add_argument("--readings", type=int, default=30_000)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--path", choices=["copy", "json"], default="copy")
+    parser.add_argument("--batch", type=int, default=500, help="readings a batch")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    asyncio.run(main(args.pg, min(args.readings, 200_000), args.connections, args.path))
+    asyncio.run(main(args.pg, min(args.readings, 200_000), args.connections, args.path, max(1, args.batch)))

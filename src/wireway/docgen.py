@@ -48,7 +48,7 @@ def page(kind: str, name: str) -> str:
     ]
     if kind != "processor":
         common = ["name", "format", "enabled"] + (
-            ["when", "buffer", "parallel", "batch_size"] if kind == "output" else []
+            ["when", "buffer", "parallel", "batch_size", "linger"] if kind == "output" else []
         )
         for key in common:
             desc = {
@@ -61,8 +61,11 @@ def page(kind: str, name: str) -> str:
                 "slow peer such as a database busy, for outputs where order does not matter",
                 "batch_size": "messages written at once by this output (the pattern's "
                 "`settings.batch_size` otherwise); bigger for a peer whose cost is per batch",
+                "linger": "seconds to wait for a batch to fill before delivering a smaller one "
+                "(default 0: at once); fewer, fuller batches for a peer whose cost is per "
+                "batch, when its readers can wait that long",
             }[key]
-            kind_of = "int" if key in ("parallel", "batch_size") else "str"
+            kind_of = {"parallel": "int", "batch_size": "int", "linger": "float"}.get(key, "str")
             lines.append(f"| `{key}` | `{kind_of}` | optional | {desc} |")
     lines += [_row(f) for f in msgspec.structs.fields(spec.config)]
     shorthand = getattr(spec.config, "__shorthand__", None)

@@ -236,10 +236,6 @@ async def test_sql_output_writes_a_row_per_sensor_once(db_url: str, tmp_path: Pa
             assert await send_lines(port, [first]) == b"ok 1\n"
             await eventually(lambda: engine.runners[0].routes[0].delivered == 3)
             assert await reader.fetchval(count) == 5
-            output = engine.runners[0].routes[0].output
-            assert isinstance(output, SqlOutput)
-            if db_url.startswith("postgresql"):  # COPY met the stored rows: INSERT for a while
-                assert output._copy_after > time.monotonic()
 
             # one batch: a good message between a too long device_id and a missing one
             bad_long = reading("m-3", "x" * 101, {"temperature": 1})
@@ -264,6 +260,51 @@ async def test_sql_output_writes_a_row_per_sensor_once(db_url: str, tmp_path: Pa
         assert "`payload.device_id` is missing" in letters["m-5"]
     finally:
         await reader.close()
+
+
+async def test_copy_for_big_batches_and_insert_for_small_ones_and_redeliveries(tmp_path: Path) -> None:
+    """PostgreSQL: a batch of COPY_MIN_MESSAGES or more is one COPY, a smaller one an
+    INSERT; a COPY meeting stored rows falls back to the INSERT (nothing twice) and
+    COPY pauses; the same rows either way."""
+    from types import SimpleNamespace
+
+    from wireway.connectors.sql.output import COPY_MIN_MESSAGES, Plan, SqlOutputConfig, describe
+
+    async with pg_schema() as url:
+        db = open_database(url, data_dir=tmp_path)
+        try:
+            await db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, v JSONB NOT NULL)")
+            config = SqlOutputConfig(url=url, table="t", columns={"id": "payload.id", "v": "payload.v"})
+            plan = Plan(config, "postgresql", await describe(db, "t"))
+            output = SqlOutput(config, SimpleNamespace(name="out"), None)  # type: ignore[arg-type]
+            output.db = db
+            copies: list[bool] = []
+            real_copy = output.copy
+
+            async def copy(plan: Plan, data: bytes) -> bool:
+                copies.append(await real_copy(plan, data))
+                return copies[-1]
+
+            output.copy = copy  # type: ignore[method-assign]
+
+            def batch(first: int, n: int) -> list[list[tuple[Any, ...]]]:
+                return [[(f"m{i}", {"n": i})] for i in range(first, first + n)]
+
+            await output.insert(plan, batch(0, COPY_MIN_MESSAGES - 1))
+            assert copies == []
+            await output.insert(plan, batch(100, COPY_MIN_MESSAGES))
+            assert copies == [True]
+            await output.insert(plan, batch(100 + COPY_MIN_MESSAGES - 1, COPY_MIN_MESSAGES))  # 1 stored
+            assert copies == [True, False]
+            assert output._copy_after > time.monotonic()
+            await output.insert(plan, batch(500, COPY_MIN_MESSAGES))  # COPY paused: INSERT
+            assert copies == [True, False]
+            ids = [r["id"] for r in await db.fetch("SELECT id FROM t")]
+            assert len(ids) == len(set(ids)) == 4 * COPY_MIN_MESSAGES - 2
+            last = 500 + COPY_MIN_MESSAGES - 1
+            assert await db.fetchval(f"SELECT v FROM t WHERE id = 'm{last}'") == {"n": last}
+        finally:
+            await db.close()
 
 
 async def test_a_row_the_database_refuses_refuses_only_its_message(db_url: str, tmp_path: Path) -> None:

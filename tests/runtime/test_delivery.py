@@ -193,6 +193,28 @@ async def test_an_output_can_have_its_own_batch_size(tmp_path: Path, sink: Sink)
     assert [[x["n"] for x in b] for b in sink.received] == [[0, 1], [2, 3], [4]]
 
 
+async def test_linger_waits_for_a_fuller_batch(tmp_path: Path, sink: Sink) -> None:
+    """`linger` on an output: messages arriving within it go out as one batch."""
+    async with engine_from(tmp_path, pattern(sink, out=", batch: true, linger: 0.5")) as engine:
+        assert (await post(engine, {"n": 0})).status_code == 202
+        assert (await post(engine, [{"n": 1}, {"n": 2}])).status_code == 202
+        await eventually(lambda: sum(len(b) for b in sink.received) == 3)
+    assert [[x["n"] for x in b] for b in sink.received] == [[0, 1, 2]]
+
+
+def test_linger_must_be_seconds_in_range(tmp_path: Path) -> None:
+    from wireway.config.loader import load_pattern
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "pattern: {name: c}\ninterfaces:\n  input: [{type: http, address: /c}]\n"
+        "  output:\n    - {type: stdout, linger: -1}\n"
+    )
+    pattern, errors = load_pattern(bad)
+    assert pattern is None
+    assert [str(e) for e in errors] == [f"{bad}:5 interfaces.output[0].linger: expected seconds from 0 to 60"]
+
+
 def test_batch_size_of_an_output_must_be_positive(tmp_path: Path) -> None:
     from wireway.config.loader import load_pattern
 

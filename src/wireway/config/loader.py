@@ -13,6 +13,7 @@ from wireway import registry
 from wireway.config.model import (
     FORMATS,
     INPUT_COMMON,
+    MAX_LINGER,
     MAX_PARALLEL,
     OUTPUT_COMMON,
     Interface,
@@ -133,13 +134,17 @@ class _Loader:
         if batch_size is not None and (type(batch_size) is not int or batch_size < 1):
             self.fail(join(path, "batch_size"), "expected a positive integer")
             batch_size = None
+        linger = entry.get("linger", 0) if kind == "output" else 0
+        if type(linger) not in (int, float) or not 0 <= linger <= MAX_LINGER:
+            self.fail(join(path, "linger"), f"expected seconds from 0 to {MAX_LINGER:g}")
+            linger = 0
         options = {k: v for k, v in entry.items() if k not in common}
         config = self.convert(options, spec.config, path, extra=common)
         if config is None:
             return None
         line = self.doc.line(path)
         return Interface(
-            kind, type_, str(name), str(fmt), config, path, line, when, buffer, parallel, batch_size
+            kind, type_, str(name), str(fmt), config, path, line, when, buffer, parallel, batch_size, linger
         )
 
     def step(self, entry: Any, path: str) -> Step | None:

@@ -91,7 +91,8 @@ class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
 
 # Keys every interface entry may carry besides its connector's own options.
 INPUT_COMMON = ("type", "name", "format", "enabled")
-OUTPUT_COMMON = ("type", "name", "format", "when", "enabled", "buffer", "parallel", "batch_size")
+OUTPUT_COMMON = ("type", "name", "format", "when", "enabled", "buffer", "parallel", "batch_size", "linger")
+MAX_LINGER = 60.0
 FORMATS = ("json", "jsonl")
 MAX_PARALLEL = 16
 
@@ -111,6 +112,7 @@ class Interface:
     buffer: str | None = None  # an output's own `buffer: memory` (the pattern's otherwise)
     parallel: int = 1  # batches an output delivers at once
     batch_size: int | None = None  # an output's own batch size (the pattern's otherwise)
+    linger: float = 0.0  # seconds an output waits for a batch to fill (0: deliver at once)
 
 
 @dataclass

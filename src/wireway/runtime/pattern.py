@@ -80,13 +80,17 @@ class Route:
         settings = self.runner.pattern.settings
         while True:
             await self.queue.ready.wait()
+            size = self.iface.batch_size or settings.batch_size
+            if self.iface.linger and len(self.queue) < size:
+                # `linger`: a fuller batch later rather than a small one now, for a peer
+                # whose cost is per batch (a transaction) and whose readers can wait
+                await asyncio.sleep(self.iface.linger)
             wait = self.breaker.wait()
             if wait > 0:
                 self.state = "open"
                 self.update_gauges()
                 await asyncio.sleep(wait)
                 continue
-            size = self.iface.batch_size or settings.batch_size
             batch = self.queue.take(1 if self.breaker.state == "half-open" else size)
             if not batch:
                 continue

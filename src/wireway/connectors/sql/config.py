@@ -173,13 +173,14 @@ class SqlOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     `$value` its value (`$value.unit` reads inside it); `$now` is the time of the write.
 
     A batch is written in ONE statement or transaction. PostgreSQL: one text COPY of
-    the rows (the cheapest for the server; like any COPY it fires triggers but not
-    rules), or, when COPY cannot take a value or a batch meets rows already stored
-    under `on_conflict: ignore` (COPY is then skipped for a minute), the rows as one
-    jsonb parameter, `INSERT ... SELECT ... FROM jsonb_array_elements($1)`, or COPY into
-    a temporary table then INSERT ... SELECT for column types that need it. SQLite:
-    executemany. `on_conflict: ignore` adds `ON CONFLICT DO NOTHING` to the INSERT, so
-    with a UNIQUE constraint over the message id a redelivered message never makes a
+    the rows for a batch of 8 messages or more (the cheapest for the server; like any
+    COPY it fires triggers but not rules), or, for a smaller batch, when COPY cannot
+    take a value, or when a batch meets rows already stored under `on_conflict:
+    ignore` (COPY is then skipped for a minute), the rows as one jsonb parameter,
+    `INSERT ... SELECT ... FROM jsonb_array_elements($1)`, or COPY into a temporary
+    table then INSERT ... SELECT for column types that need it. SQLite: executemany.
+    `on_conflict: ignore` adds `ON CONFLICT DO NOTHING` to the INSERT, so with a UNIQUE
+    constraint over the message id a redelivered message never makes a
     second row. Values are checked against the
     table's columns (found when the output opens): a missing path, a null in a NOT
     NULL column, a string longer than its VARCHAR or a value of the wrong type refuses

@@ -45,6 +45,12 @@ logger = log.get("sql")
 _encode = msgspec.json.Encoder().encode
 WATCH_INTERVAL = 5.0  # seconds between liveness checks (and reconnects) of the database
 COPY_PAUSE = 60.0  # seconds without COPY after a batch met rows already stored
+# Below this many messages a batch is one INSERT: a COPY takes two round trips and
+# about 110 us more of the client's CPU per call in asyncpg (the event loop's, where
+# wireway has least to spare), while it saves PostgreSQL nothing for one message, about
+# as much as it costs for four and a third of the server's CPU for 16
+# (`benchmarks/pg_store.py --batch 1`, 4, 16, each `--path`).
+COPY_MIN_MESSAGES = 8
 
 
 class Unfit(ValueError):
@@ -627,10 +633,14 @@ class SqlOutput(Output):
         return refused or None
 
     async def insert(self, plan: Plan, messages: list[list[tuple[Any, ...]]]) -> None:
-        """Every row in one transaction. PostgreSQL: one text COPY, or one INSERT ... SELECT
-        from a JSON array of the rows, or COPY into a temporary table + INSERT ... SELECT;
-        SQLite: executemany."""
-        if plan.copy is not None and time.monotonic() >= self._copy_after:
+        """Every row in one transaction. PostgreSQL: one text COPY (a batch of at least
+        COPY_MIN_MESSAGES), or one INSERT ... SELECT from a JSON array of the rows, or COPY
+        into a temporary table + INSERT ... SELECT; SQLite: executemany."""
+        if (
+            plan.copy is not None
+            and len(messages) >= COPY_MIN_MESSAGES
+            and time.monotonic() >= self._copy_after
+        ):
             data = plan.copy.encode(messages)
             if data is not None and await self.copy(plan, data):
                 return
