@@ -29,8 +29,9 @@ class Metadata(msgspec.Struct, rename="camel"):
     correlation_id: str | None = None
 
 
-class Message(msgspec.Struct, rename="camel"):
-    """One message as it travels through a pattern."""
+class Message(msgspec.Struct, rename="camel", weakref=True):
+    """One message as it travels through a pattern (weakly referable: outputs reading
+    one message back from the buffer file share one decoded copy, see Store.load)."""
 
     message_id: str
     timestamp: str

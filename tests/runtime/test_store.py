@@ -396,6 +396,40 @@ async def test_a_long_queue_keeps_only_its_head_in_memory(db: Path) -> None:
     await store.close()
 
 
+async def test_outputs_reading_the_same_rows_back_share_one_copy(db: Path) -> None:
+    """Two queues that let go of the same messages read them back as one object each
+    (decoded once); once nobody holds it, a message is decoded afresh."""
+    import gc
+
+    from wireway.runtime.queue import OutputQueue
+
+    store = SqliteStore(db)
+    await store.open()
+    messages = [msg(n) for n in range(6)]
+    items = await store.enqueue([(q, m) for m in messages for q in ("p/a", "p/b")])
+    queues = {q: OutputQueue(q, capacity=100, keep=1) for q in ("p/a", "p/b")}
+    for q, queue in queues.items():
+        queue.put([it for it in items if it.queue == q])
+    del messages, items
+    gc.collect()
+    a, b = queues["p/a"].take(6), queues["p/b"].take(6)
+    await store.load(a)
+    await store.load(b)
+    assert [x.message for x in a] == [y.message for y in b] == [msg(n) for n in range(6)]
+    assert all(x.message is y.message for x, y in zip(a[1:], b[1:], strict=True))
+    ids = [it.id for it in a]
+    first = a[1].message
+    for it in a + b:
+        it.message = None
+    del first
+    gc.collect()
+    assert not store._loaded  # nobody holds them: nothing kept
+    await store.load(a)
+    assert [it.message for it in a] == [msg(n) for n in range(6)]
+    assert [it.id for it in a] == ids
+    await store.close()
+
+
 async def test_memory_store_cannot_load() -> None:
     from wireway.runtime.store import Item, StoreError
 

@@ -28,6 +28,7 @@ import queue
 import sqlite3
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -269,6 +270,7 @@ class SqliteStore(Store):
         self._checkpointer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None  # for Store.load, beside the writer
         self._reader_lock = threading.Lock()
+        self._loaded: weakref.WeakValueDictionary[int, Message] = weakref.WeakValueDictionary()
         self._no_checkpoints = threading.Event()
 
     # ----- lifecycle ----------------------------------------------------------------
@@ -437,13 +439,25 @@ class SqliteStore(Store):
         missing = [it for it in items if it.message is None]
         if not missing:
             return
-        ranges = id_ranges([it.id for it in missing])
-        bodies = await asyncio.to_thread(self._read, ranges)
+        # outputs that fell behind together read the same rows back: one decoded copy
+        # while any of them holds it (memory and CPU, once instead of once per output)
+        loaded = self._loaded
+        todo = []
         for it in missing:
-            body = bodies.get(it.id)
-            if body is None:
-                raise StoreError(f"outbox row {it.id} is gone")
-            it.message = decode(body)
+            it.message = loaded.get(it.id)
+            if it.message is None:
+                todo.append(it)
+        if not todo:
+            return
+        bodies = await asyncio.to_thread(self._read, id_ranges([it.id for it in todo]))
+        for it in todo:
+            msg = loaded.get(it.id)  # another output's load may have decoded it meanwhile
+            if msg is None:
+                body = bodies.get(it.id)
+                if body is None:
+                    raise StoreError(f"outbox row {it.id} is gone")
+                msg = loaded[it.id] = decode(body)
+            it.message = msg
 
     def _read(self, ranges: list[tuple[int, int]]) -> dict[int, bytes]:
         with self._reader_lock:
