@@ -13,8 +13,12 @@ Small batches show why the sql output sends fewer than COPY_MIN_MESSAGES message
 as one INSERT: `--batch 1` and `--batch 4`, each `--path`, with the client's CPU
 around the calls (asyncpg's COPY costs the client much more per call).
 
+`--drop-index NAME` (repeatable) drops one of the table's indexes first, to see what
+each costs PostgreSQL (idx_sensor_readings_data is the GIN index,
+sensor_readings_message_id_sensor_type_key the unique key).
+
 Run: .venv/bin/python benchmarks/pg_store.py [--readings N] [--connections C] [--path copy|json]
-     [--batch B] [--pg URL]
+     [--batch B] [--drop-index NAME ...] [--pg URL]
 """
 
 from __future__ import annotations
@@ -41,13 +45,18 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def main(url: str, readings: int, connections: int, path: str, size: int) -> None:
+async def main(url: str, readings: int, connections: int, path: str, size: int, drop: list[str]) -> None:
     schema = f"pgstore_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(url)
     await admin.execute(f"CREATE SCHEMA {schema}")
     db = open_database(f"{url}?search_path={schema}", data_dir=Path("."))
     try:
         await migrate(db)
+        for name in drop:
+            if name.endswith("_key"):  # a constraint's index goes with the constraint
+                await admin.execute(f"ALTER TABLE {schema}.sensor_readings DROP CONSTRAINT {name}")
+            else:
+                await admin.execute(f"DROP INDEX {schema}.{name}")
         table = await describe(db, f"{schema}.sensor_readings")
         plan = Plan(sql_config(url), db.dialect, table)
         assert plan.from_json is not None, "sensor_readings takes the jsonb path"
@@ -83,7 +92,8 @@ async def main(url: str, readings: int, connections: int, path: str, size: int) 
         wall, cpu = time.perf_counter() - t0, sum(map(backend_cpu, pids)) - cpu0
         calls = time.process_time() - client0
         print(
-            f"{path}, {connections} connection(s), {readings:,} readings in batches of {size}: "
+            f"{path}, {connections} connection(s), {readings:,} readings in batches of {size}"
+            f"{', without ' + ', '.join(drop) if drop else ''}: "
             f"{readings / wall:,.0f} readings/s, client encoding {encoding * 1e6 / readings:.1f} us/reading, "
             f"client calls {calls * 1e6 / len(groups):.0f} us/batch, "
             f"PostgreSQL CPU {cpu * 1e6 / readings:.0f} us/reading"
@@ -102,6 +112,8 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--path", choices=["copy", "json"], default="copy")
     parser.add_argument("--batch", type=int, default=500, help="readings a batch")
+    parser.add_argument("--drop-index", action="append", default=[], help="an index to drop first")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    asyncio.run(main(args.pg, min(args.readings, 200_000), args.connections, args.path, max(1, args.batch)))
+    readings, size = min(args.readings, 200_000), max(1, args.batch)
+    asyncio.run(main(args.pg, readings, args.connections, args.path, size, args.drop_index))
