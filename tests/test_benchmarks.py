@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -46,3 +47,46 @@ def test_benchmark_script_runs(script: str, args: list[str], service: str | None
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip(), "it printed no figures"
+
+
+def test_bench_sensor_reports_every_figure() -> None:
+    """`wireway bench sensor` end to end on tiny inputs: every row of its table is there,
+    latency to the commit included (the figures themselves are not checked)."""
+    need_service("postgresql", 5432)
+    if shutil.which("mosquitto") is None:
+        need_service("mosquitto (binary)", 1)  # the bench starts its own broker
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wireway",
+            "bench",
+            "sensor",
+            "--messages",
+            "400",
+            "--rate",
+            "200",
+            "--latency-seconds",
+            "1",
+            "--http-readings",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    for row in (
+        "readings/s sustained",
+        "p50 publish -> commit at 200/s",
+        "p99 publish -> commit at 200/s",
+        "publish -> row written",
+        "HTTP single-reading POSTs/s",
+        "HTTP readings/s in batches of 100",
+        "peak RSS MB",
+    ):
+        line = next((x for x in out.stdout.splitlines() if row in x), None)
+        assert line is not None, (row, out.stdout)
+        assert any(ch.isdigit() for ch in line.split(row)[1]), line
