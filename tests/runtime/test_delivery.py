@@ -266,3 +266,22 @@ async def test_a_burst_past_keep_in_memory_waits_in_the_file(tmp_path: Path, sin
         sink.delay = 0
         await eventually(lambda: len(sink.received) == 30, timeout=15)
     assert [r["n"] for r in sink.received] == list(range(30))
+
+
+async def test_outputs_get_a_message_while_its_outbox_commit_is_under_way(tmp_path: Path, sink: Sink) -> None:
+    """The sender waits for the outbox commit; the outputs need not (its fsync is not
+    part of their latency), unless their queue is longer than keep_in_memory."""
+    import asyncio
+    import threading
+
+    async with engine_from(tmp_path, pattern(sink)) as engine:
+        store = engine.runners[0].store
+        release = threading.Event()
+        blocked = asyncio.ensure_future(store._submit(lambda conn: release.wait(10)))  # type: ignore[attr-defined]
+        await asyncio.sleep(0.1)  # the writer is now busy with that op
+        sent = asyncio.ensure_future(post(engine, {"n": 1}))
+        await eventually(lambda: len(sink.received) == 1)
+        assert not sent.done()  # delivered, but the sender is not acknowledged yet
+        release.set()
+        assert (await sent).status_code == 202
+        await blocked

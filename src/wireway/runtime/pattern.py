@@ -305,21 +305,30 @@ class PatternRunner:
             self.counts["filtered"] += result.filtered
         entries, idle = self.route(msgs)
         held = await self._room(entries, wait)
+        placed: set[str] = set()  # queues that took their items before the commit
+
+        def early(items: list[Item]) -> None:
+            """Outputs get the messages while the outbox commit is under way: the
+            commit's fsync is then not part of their latency. The sender is still only
+            acknowledged after the commit; if it fails, the outputs may see messages
+            the sender sends again (at-least-once, as after a crash). A queue that
+            would let go of their messages (longer than keep_in_memory) gets them
+            after the commit: delivery would read them back from the file."""
+            for route, got in self._by_route(items, t0):
+                if route.queue.keeps(len(got)):
+                    route.queue.put(got)
+                    placed.add(route.queue_name)
+
         try:
             items = await self.store.enqueue(
-                [(route.queue_name, msg) for route, msg in entries if route.store is self.store]
+                [(route.queue_name, msg) for route, msg in entries if route.store is self.store], early
             )
             if self.lossy:  # outputs that chose `buffer: memory`
                 items += await self.memory.enqueue(
                     [(route.queue_name, msg) for route, msg in entries if route.store is not self.store]
                 )
-            by_queue: dict[str, list[Item]] = {}
-            for item in items:
-                by_queue.setdefault(item.queue, []).append(item)
-                item.arrived = t0
-            for route in self.routes:
-                got = by_queue.get(route.queue_name)
-                if got:
+            for route, got in self._by_route(items, t0):
+                if route.queue_name not in placed:
                     route.queue.put(got)
         finally:
             for route, n in held.items():
@@ -332,6 +341,13 @@ class PatternRunner:
         self.counts["in"] += len(msgs)
         self._in.inc(len(msgs))
         return result
+
+    def _by_route(self, items: list[Item], arrived: float) -> list[tuple[Route, list[Item]]]:
+        by_queue: dict[str, list[Item]] = {}
+        for item in items:
+            by_queue.setdefault(item.queue, []).append(item)
+            item.arrived = arrived
+        return [(r, by_queue[r.queue_name]) for r in self.routes if r.queue_name in by_queue]
 
     def route(self, msgs: list[Message]) -> tuple[list[tuple[Route, Message]], dict[Route, int]]:
         """(route, message) pairs to queue, and per output nobody listens to, how many

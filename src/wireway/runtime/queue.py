@@ -45,6 +45,10 @@ class OutputQueue:
         to refuse (HTTP's 503) fill the rest of `capacity`."""
         return min(self.capacity, self.keep) if self.keep is not None else self.capacity
 
+    def keeps(self, count: int) -> bool:
+        """Whether `count` more items would all keep their message in memory."""
+        return self.keep is None or len(self) + count <= self.keep
+
     def reserve(self, count: int) -> None:
         """Hold room for `count` items an ingest call is about to store (so two calls
         in flight cannot both take the last free places)."""

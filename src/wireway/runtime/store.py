@@ -173,6 +173,9 @@ class Item:
     arrived: float = 0.0  # when ingest took it (time.time()), for the latency histogram
 
 
+Early = Callable[[list["Item"]], None]
+
+
 @dataclass(slots=True)
 class DeadLetter:
     """A message that could not be delivered (or was rejected before routing)."""
@@ -203,7 +206,10 @@ class Store(ABC):
     @abstractmethod
     def pending(self) -> list[Item]: ...
     @abstractmethod
-    async def enqueue(self, entries: list[tuple[str, Message]]) -> list[Item]: ...
+    async def enqueue(self, entries: list[tuple[str, Message]], early: Early | None = None) -> list[Item]:
+        """Store the messages; returns once they are durable. `early`, if given, gets
+        the items as soon as they have ids, while the commit is still under way."""
+
     @abstractmethod
     async def ack(self, ids: list[int]) -> None: ...
     @abstractmethod
@@ -343,16 +349,24 @@ class SqliteStore(Store):
 
     # ----- operations ---------------------------------------------------------------
     async def _submit(self, fn: _Fn | _Insert | _Delete) -> Any:
+        return await self._put(fn)
+
+    def _put(self, fn: _Fn | _Insert | _Delete) -> asyncio.Future[Any]:
+        """Hand an operation to the writer; its future resolves once it is committed."""
         if self._thread is None:
             raise StoreError(f"store {self.path} is not open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._ops.put((fn, fut, loop))
-        return await fut
+        return fut
 
-    async def enqueue(self, entries: list[tuple[str, Message]]) -> list[Item]:
+    async def enqueue(self, entries: list[tuple[str, Message]], early: Early | None = None) -> list[Item]:
         """Store the messages; a message routed to several queues is ONE row (its body
-        once, its queue names joined by newlines) whose items share its id."""
+        once, its queue names joined by newlines) whose items share its id.
+
+        `early` gets the items once their insert is queued to the writer: anything
+        they cause (an ack's delete) reaches the writer after it, and a group
+        always inserts first."""
         if not entries:
             return []
         now = time.time()
@@ -379,7 +393,10 @@ class SqliteStore(Store):
             refs[rid] = len(names)
             rows.append((rid, names[0] if len(names) == 1 else "\n".join(names), encode(m), now))
         try:
-            await self._submit(_Insert(rows, next_id - 1))
+            committed = self._put(_Insert(rows, next_id - 1))
+            if early is not None:
+                early(items)
+            await committed
         except BaseException:
             for rid, _ in firsts:
                 refs.pop(rid, None)
@@ -599,10 +616,13 @@ class MemoryStore(Store):
     def pending(self) -> list[Item]:
         return []
 
-    async def enqueue(self, entries: list[tuple[str, Message]]) -> list[Item]:
+    async def enqueue(self, entries: list[tuple[str, Message]], early: Early | None = None) -> list[Item]:
         start = self._next_id
         self._next_id += len(entries)
-        return [Item(i, q, m) for i, (q, m) in enumerate(entries, start)]
+        items = [Item(i, q, m) for i, (q, m) in enumerate(entries, start)]
+        if early is not None:
+            early(items)
+        return items
 
     async def ack(self, ids: list[int]) -> None:
         return None
