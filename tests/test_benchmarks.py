@@ -26,6 +26,7 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
         ("pg_store.py", ["--readings", "1000", "--path", "json"], "postgresql"),
         ("hand_script.py", ["--messages", "2000"], "postgresql+mosquitto"),
         ("uvicorn_floor.py", ["--requests", "500"], None),
+        ("device_upsert.py", ["--readings", "400", "--batch", "100"], "postgresql"),
         (
             "pg_store.py",
             ["--readings", "500", "--batch", "4", "--drop-index", "idx_sensor_readings_data"],

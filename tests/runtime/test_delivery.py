@@ -202,47 +202,25 @@ async def test_linger_waits_for_a_fuller_batch(tmp_path: Path, sink: Sink) -> No
     assert [[x["n"] for x in b] for b in sink.received] == [[0, 1, 2]]
 
 
-def test_linger_must_be_seconds_in_range(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        ("linger: -1", "linger: expected seconds from 0 to 60"),
+        ("batch_size: 0", "batch_size: expected a positive integer"),
+        ("parallel: 0", "parallel: expected an integer from 1 to 16"),
+    ],
+)
+def test_output_delivery_options_are_checked(tmp_path: Path, option: str, error: str) -> None:
     from wireway.config.loader import load_pattern
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "pattern: {name: c}\ninterfaces:\n  input: [{type: http, address: /c}]\n"
-        "  output:\n    - {type: stdout, linger: -1}\n"
+        f"  output:\n    - {{type: stdout, {option}}}\n"
     )
     pattern, errors = load_pattern(bad)
     assert pattern is None
-    assert [str(e) for e in errors] == [f"{bad}:5 interfaces.output[0].linger: expected seconds from 0 to 60"]
-
-
-def test_batch_size_of_an_output_must_be_positive(tmp_path: Path) -> None:
-    from wireway.config.loader import load_pattern
-
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        "pattern: {name: c}\ninterfaces:\n  input: [{type: http, address: /c}]\n"
-        "  output:\n    - {type: stdout, batch_size: 0}\n"
-    )
-    pattern, errors = load_pattern(bad)
-    assert pattern is None
-    assert [str(e) for e in errors] == [
-        f"{bad}:5 interfaces.output[0].batch_size: expected a positive integer"
-    ]
-
-
-def test_parallel_must_be_a_small_positive_integer(tmp_path: Path) -> None:
-    from wireway.config.loader import load_pattern
-
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        "pattern: {name: c}\ninterfaces:\n  input: [{type: http, address: /c}]\n"
-        "  output:\n    - {type: stdout, parallel: 0}\n"
-    )
-    pattern, errors = load_pattern(bad)
-    assert pattern is None
-    assert [str(e) for e in errors] == [
-        f"{bad}:5 interfaces.output[0].parallel: expected an integer from 1 to 16"
-    ]
+    assert [str(e) for e in errors] == [f"{bad}:5 interfaces.output[0].{error}"]
 
 
 async def test_a_burst_past_keep_in_memory_waits_in_the_file(tmp_path: Path, sink: Sink) -> None:

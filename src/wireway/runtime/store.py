@@ -88,15 +88,20 @@ def _sizes(n: int, top: int) -> list[int]:
     return sizes
 
 
+def _in_statements(
+    conn: sqlite3.Connection, statement: Callable[[int], str], values: Sequence[tuple[Any, ...]], top: int
+) -> None:
+    """`values` in a few statements of `top`, then power-of-two sizes (see _sizes)."""
+    at = 0
+    for size in _sizes(len(values), top):
+        conn.execute(statement(size), [v for value in values[at : at + size] for v in value]).close()
+        at += size
+
+
 def delete_ids(conn: sqlite3.Connection, ids: list[int]) -> None:
     """Outbox rows by id, as ranges of consecutive ids, up to 64 ranges a statement (see
     insert_rows for why few statements)."""
-    ranges = id_ranges(ids)
-    at = 0
-    for size in _sizes(len(ranges), 64):
-        chunk = ranges[at : at + size]
-        conn.execute(_delete_many(size), [v for r in chunk for v in r]).close()
-        at += size
+    _in_statements(conn, _delete_many, id_ranges(ids), 64)
 
 
 def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -107,11 +112,7 @@ def insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     loop's thread to hand the GIL back (up to the 5 ms switch interval) once per row.
     A few statements per group keep it to a few waits.
     """
-    at = 0
-    for size in _sizes(len(rows), _CHUNK):
-        chunk = rows[at : at + size]
-        conn.execute(_insert_many(size), [v for row in chunk for v in row]).close()
-        at += size
+    _in_statements(conn, _insert_many, rows, _CHUNK)
 
 
 def id_ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
