@@ -91,3 +91,25 @@ def test_bench_sensor_reports_every_figure() -> None:
         line = next((x for x in out.stdout.splitlines() if row in x), None)
         assert line is not None, (row, out.stdout)
         assert any(ch.isdigit() for ch in line.split(row)[1]), line
+
+
+def test_bench_sensor_without_its_database_fails_plainly() -> None:
+    """A PostgreSQL that is not there: one line naming it, exit code 1, no traceback."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wireway",
+            "bench",
+            "sensor",
+            "--postgres",
+            "postgresql://postgres@127.0.0.1:1/test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.returncode == 1
+    assert "bench failed: cannot use PostgreSQL at postgresql://postgres@127.0.0.1:1/test" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout

@@ -487,7 +487,10 @@ def run_sensor_bench(
 ) -> None:
     schema = f"wwbench_{uuid.uuid4().hex[:8]}"
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
-    asyncio.run(pg(dsn, f"CREATE SCHEMA {schema}"))
+    try:
+        asyncio.run(pg(dsn, f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # asyncpg's errors are not OSErrors: say which server, plainly
+        raise RuntimeError(f"cannot use PostgreSQL at {dsn}: {exc}") from exc
     http = free_port()
     results: list[tuple[str, str]] = []
     reference = reference_ms()

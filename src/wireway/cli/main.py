@@ -200,23 +200,27 @@ def bench(
 
     Example: wireway bench sensor --messages 100000 --rate 1000
     """
-    if what == "sensor":
-        from wireway.cli.bench_sensor import run_sensor_bench
-
-        run_sensor_bench(
-            readings=messages,
-            rate=rate or 1000,
-            latency_seconds=latency_seconds,
-            devices=devices,
-            dsn=postgres,
-            http_readings=http_readings,
-        )
-        return
-    if what != "tcp":
+    if what not in ("tcp", "sensor"):
         raise typer.BadParameter("expected tcp or sensor")
-    from wireway.cli.bench import run_bench
+    try:
+        if what == "sensor":
+            from wireway.cli.bench_sensor import run_sensor_bench
 
-    run_bench(messages=messages, rate=rate or 5000, latency_seconds=latency_seconds, buffer=buffer)
+            run_sensor_bench(
+                readings=messages,
+                rate=rate or 1000,
+                latency_seconds=latency_seconds,
+                devices=devices,
+                dsn=postgres,
+                http_readings=http_readings,
+            )
+        else:
+            from wireway.cli.bench import run_bench
+
+            run_bench(messages=messages, rate=rate or 5000, latency_seconds=latency_seconds, buffer=buffer)
+    except (RuntimeError, OSError) as exc:  # a server down, an instance that did not start
+        err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
