@@ -3,7 +3,9 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir . && useradd --system --home /var/lib/wireway wireway \
+# a fixed uid/gid (999) that deploy/kubernetes/ runs as and gives its volume (fsGroup)
+RUN pip install --no-cache-dir . && groupadd --system --gid 999 wireway \
+    && useradd --system --uid 999 --gid wireway --home-dir /var/lib/wireway wireway \
     && mkdir -p /var/lib/wireway && chown wireway /var/lib/wireway
 USER wireway
 ENV WIREWAY_DATA_DIR=/var/lib/wireway \

@@ -1,22 +1,29 @@
-"""Start the built-in sensor application in-process for a test."""
+"""Start the built-in sensor application in-process for a test, and the helpers the
+sensor tests share (metrics, MQTT, a PostgreSQL schema of their own)."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import paho.mqtt.client as mqtt
 
-from conftest import SHARED, free_port
+from conftest import SHARED, free_port, need_service
+from support import eventually
 from wireway.apps import builtin_path
 from wireway.config import load_pattern
 from wireway.runtime.engine import Engine
 
 ADMIN = "test-admin-key"
+PG = "postgresql://postgres@127.0.0.1:5432/test"
 SAMPLES: dict[str, Any] = json.loads((SHARED / "formats" / "neurobuild_sensor_payloads.json").read_text())
 
 
@@ -74,3 +81,66 @@ def reading(device: str = "esp32-001", ts: str = "2025-10-16T18:33:58Z", **senso
             "mq134": {"gas_concentration": 250, "unit": "ppm"},
         },
     }
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one sample in Prometheus text (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+class Broker:
+    """A paho client in the test: publishes at QoS 1 and records what it receives."""
+
+    def __init__(self, port: int = 1883) -> None:
+        self.received: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = self.on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self.lock:
+            self.received.append((msg.topic, json.loads(msg.payload)))
+
+    def subscribe(self, topic: str) -> None:
+        self.client.subscribe(topic, qos=1)[1]
+
+    def publish(self, topic: str, body: bytes | dict[str, Any]) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.client.publish(topic, data, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def mqtt_env(prefix: str) -> dict[str, str]:
+    """The settings that turn MQTT on under a topic prefix of the test's own."""
+    return {
+        "WIREWAY_MQTT_ENABLED": "true",
+        "WIREWAY_MQTT_PREFIX": prefix,
+        "WIREWAY_MQTT_CLIENT_ID": f"wireway-{prefix}",
+    }
+
+
+async def connected(engine: Engine) -> None:
+    """Wait until the engine reports its MQTT connection up."""
+    await eventually(lambda: engine.health()["services"].get("mqtt") == "up", timeout=10)
+
+
+@asynccontextmanager
+async def temp_schema() -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema in PG (skipped when PostgreSQL is down), dropped afterwards."""
+    need_service("postgresql", 5432)
+    name = f"ww_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG)
+    await conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        await conn.execute(f"DROP SCHEMA {name} CASCADE")
+        await conn.close()

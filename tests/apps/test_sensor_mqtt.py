@@ -5,28 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 import websockets
-from sensor_support import ADMIN, client, reading, sensor_engine
+from sensor_support import ADMIN, Broker, client, connected, metric, mqtt_env, reading, sensor_engine
 
 from conftest import need_service
 from support import eventually
-from wireway.runtime.engine import Engine
 
 DUPLICATES = 'sensor_data_errors_total{error_type="duplicate"}'
-
-
-def metric(text: str, name: str) -> float:
-    """The value of one sample in Prometheus text (0 when absent)."""
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def count_rows(tmp: Path) -> int:
@@ -34,48 +23,9 @@ def count_rows(tmp: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM sensor_readings").fetchone()[0])
 
 
-class Broker:
-    """A paho client in the test: publishes at QoS 1 and records what it receives."""
-
-    def __init__(self, port: int = 1883) -> None:
-        self.received: list[tuple[str, Any]] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = self.on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        with self.lock:
-            self.received.append((msg.topic, json.loads(msg.payload)))
-
-    def subscribe(self, topic: str) -> None:
-        self.client.subscribe(topic, qos=1)[1]
-
-    def publish(self, topic: str, body: bytes | dict[str, Any]) -> None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.client.publish(topic, data, qos=1).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @pytest.fixture
 def prefix(request: pytest.FixtureRequest) -> str:
     return "t-" + request.node.name.replace("[", "-").replace("]", "")[:40]
-
-
-def mqtt_env(prefix: str) -> dict[str, str]:
-    return {
-        "WIREWAY_MQTT_ENABLED": "true",
-        "WIREWAY_MQTT_PREFIX": prefix,
-        "WIREWAY_MQTT_CLIENT_ID": f"wireway-{prefix}",
-    }
-
-
-async def connected(engine: Engine) -> None:
-    await eventually(lambda: engine.health()["services"].get("mqtt") == "up", timeout=10)
 
 
 async def test_mqtt_readings_rows_dlq_and_duplicates(tmp_path: Path, prefix: str) -> None:

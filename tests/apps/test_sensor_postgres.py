@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from sensor_support import client, reading, sensor_engine
+from sensor_support import PG, client, reading, sensor_engine, temp_schema
 
-from conftest import need_service
 from support import eventually
-
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
 async def schema() -> AsyncIterator[str]:
-    need_service("postgresql", 5432)
-    name = f"ww_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG)
-    await conn.execute(f"CREATE SCHEMA {name}")
-    try:
+    async with temp_schema() as name:
         yield name
-    finally:
-        await conn.execute(f"DROP SCHEMA {name} CASCADE")
-        await conn.close()
 
 
 async def test_readings_land_in_postgres_once(tmp_path: Path, schema: str) -> None:

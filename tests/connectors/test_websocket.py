@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from conftest import free_port
 from support import base_url, engine_from, eventually
+from wireway.config import load_pattern
 from wireway.connectors.websocket import get_hub
 from wireway.connectors.websocket.hub import Hub
 from wireway.observability.metrics import render
@@ -436,3 +438,80 @@ async def test_no_clients_no_queueing(tmp_path: Path) -> None:
             got = await recv_until(ws, marker(3))
             assert [m["data"]["n"] for m in got] == [3]
         assert route.delivered == 3
+
+
+# ----- the extra port's interface follows the HTTP server's -----------------------------
+
+
+@contextlib.asynccontextmanager
+async def engine_on(tmp: Path, text: str, host: str) -> AsyncIterator[Engine]:
+    """An engine whose HTTP server listens on `host` (engine_from uses 127.0.0.1)."""
+    (tmp / "pattern.yaml").write_text(text)
+    loaded, errors = load_pattern(tmp / "pattern.yaml")
+    assert loaded is not None, [str(e) for e in errors]
+    engine = Engine([loaded], data_dir=tmp / "data", http=(host, free_port()))
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.shutdown()
+
+
+def refused(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+async def extra_port_addresses(hub: Hub) -> set[tuple[str, int]]:
+    """Where the extra port's server listens (once it has started)."""
+    await eventually(lambda: hub._server is not None and hub._server.started)
+    assert hub._server is not None
+    return {sock.getsockname()[:2] for s in hub._server.servers for sock in s.sockets}
+
+
+async def test_extra_port_listens_on_the_http_host(tmp_path: Path) -> None:
+    """Without `host`, the extra port binds where --http does (here 127.0.0.2, another
+    loopback address): reachable there, refused on 127.0.0.1."""
+    path = "/ws-extra-host"
+    port = free_port()
+    async with engine_on(tmp_path, pattern(path, f", port: {port}"), "127.0.0.2"):
+        assert await extra_port_addresses(get_hub(path)) == {("127.0.0.2", port)}
+        async with connect(f"ws://127.0.0.2:{port}/any") as ws:
+            assert (await recv(ws))["type"] == "connected"
+        assert refused("127.0.0.1", port)
+
+
+async def test_extra_port_listens_on_all_interfaces_with_the_http_server(tmp_path: Path) -> None:
+    """--http 0.0.0.0:PORT (the Dockerfile's): the extra port (EXPOSE 3001) too."""
+    path = "/ws-extra-any"
+    port = free_port()
+    async with engine_on(tmp_path, pattern(path, f", port: {port}"), "0.0.0.0") as engine:
+        assert await extra_port_addresses(get_hub(path)) == {("0.0.0.0", port)}
+        assert engine.http[0] == "0.0.0.0"
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            assert (await recv(ws))["type"] == "connected"
+
+
+async def test_explicit_extra_port_host_wins(tmp_path: Path) -> None:
+    """`host:` names the extra port's interface whatever --http says."""
+    path = "/ws-extra-explicit"
+    port = free_port()
+    options = f", port: {port}, host: 127.0.0.1"
+    async with engine_on(tmp_path, pattern(path, options), "127.0.0.2"):
+        assert await extra_port_addresses(get_hub(path)) == {("127.0.0.1", port)}
+        assert refused("127.0.0.2", port)
+
+
+def test_extra_port_host_left_to_the_http_server_agrees_with_any() -> None:
+    """Two outputs on one hub and port: a named host and an unnamed one agree; two
+    different named hosts do not."""
+    hub = Hub("/ws-conflict-host")
+    hub.configure(port=3001)
+    hub.configure(port=3001, host="0.0.0.0")
+    hub.configure(port=3001)
+    assert hub.host == "0.0.0.0"
+    with pytest.raises(Exception, match="already has the extra port"):
+        hub.configure(port=3001, host="127.0.0.1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import yaml
 
@@ -72,20 +73,70 @@ def test_grafana_dashboard_uses_real_metrics() -> None:
             assert not missing, f"panel {panel['title']!r} uses unknown metrics {missing}"
 
 
-def test_kubernetes_probes_and_ports() -> None:
-    """Liveness on /health, readiness on /ready, all on the app's port 8080."""
+def kubernetes_docs() -> dict[str, dict[str, Any]]:
     docs = {}
     for path in (DEPLOY / "kubernetes").glob("*.yaml"):
         doc = yaml.safe_load(path.read_text())
         docs[doc["kind"]] = doc
-    assert set(docs) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
-    (container,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return docs
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    """name -> value, or its valueFrom mapping."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_kubernetes_probes_and_ports() -> None:
+    """Liveness on /health, readiness on /ready, all on the app's port 8080."""
+    docs = kubernetes_docs()
+    assert set(docs) == {"StatefulSet", "Service", "HorizontalPodAutoscaler"}
+    workload = docs["StatefulSet"]
+    pod = workload["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080}
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8080}
     assert container["ports"][0]["containerPort"] == 8080
     assert "0.0.0.0:8080" in container["args"]
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8080"
     assert docs["Service"]["spec"]["ports"][0]["targetPort"] == 8080
-    assert docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == "wireway"
+    assert docs["Service"]["spec"]["selector"] == workload["spec"]["selector"]["matchLabels"]
+    assert workload["spec"]["serviceName"] == docs["Service"]["metadata"]["name"]
+    target = docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("StatefulSet", workload["metadata"]["name"])
+
+
+def test_kubernetes_replicas_share_the_mqtt_topics() -> None:
+    """With more than one pod (replicas or the HPA's max), every pod subscribes in one
+    shared group, each reading goes to one pod, and each pod has its own client id: its
+    pod name, stable across restarts in a StatefulSet (the persistent session resumes)."""
+    docs = kubernetes_docs()
+    workload = docs["StatefulSet"]
+    hpa = docs["HorizontalPodAutoscaler"]["spec"]
+    assert max(workload["spec"]["replicas"], hpa["maxReplicas"]) > 1
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    env = env_of(container)
+    assert env["WIREWAY_MQTT_SHARED_GROUP"]
+    assert env["WIREWAY_MQTT_CLIENT_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # a removed pod's session keeps its share of the readings: no automatic scale-down
+    assert hpa["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
+
+
+def test_kubernetes_buffer_has_a_volume_per_pod() -> None:
+    """The durable buffer (WIREWAY_DATA_DIR of the image) is on a claim per pod, writable
+    by the image's user, and a stop has time to drain it."""
+    workload = kubernetes_docs()["StatefulSet"]["spec"]
+    pod = workload["template"]["spec"]
+    (container,) = pod["containers"]
+    (claim,) = workload["volumeClaimTemplates"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    data_dir = re.search(r"WIREWAY_DATA_DIR=(\S+)", dockerfile)
+    assert data_dir is not None
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == data_dir.group(1)
+    uid = re.search(r"useradd [^\n]*--uid (\d+)", dockerfile)
+    assert uid is not None
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["fsGroup"] == int(uid.group(1))
+    assert pod["terminationGracePeriodSeconds"] > 30  # settings.timeout of the built-in app
 
 
 def test_compose_and_dockerfile_agree() -> None:
@@ -96,6 +147,10 @@ def test_compose_and_dockerfile_agree() -> None:
     assert env["WIREWAY_HTTP"] == "0.0.0.0:8080"
     assert env["WIREWAY_STORAGE"].startswith("postgresql://")
     assert "8080:8080" in compose["services"]["wireway"]["ports"]
+    # one instance: replicas of this service would all take one MQTT client id (compose
+    # cannot give each its own stable one) and, without a shared group, every reading
+    assert compose["services"]["wireway"].get("deploy", {}).get("replicas", 1) == 1
+    assert "scale" not in compose["services"]["wireway"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "EXPOSE 8080" in dockerfile
     assert 'ENTRYPOINT ["wireway", "run"]' in dockerfile

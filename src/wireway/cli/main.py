@@ -44,7 +44,13 @@ def run(
     ] = None,
     no_mqtt: Annotated[bool, typer.Option("--no-mqtt", help="Turn the MQTT input off.")] = False,
     simulate: Annotated[
-        int, typer.Option("--simulate", help="Also post readings from N simulated devices.")
+        int,
+        typer.Option(
+            "--simulate",
+            help="Also post readings from N simulated devices (the demo `make run` starts: "
+            "without --mqtt, the built-in app's MQTT input is on only if a broker answers "
+            "at 127.0.0.1:1883).",
+        ),
     ] = 0,
     log_format: Annotated[str, typer.Option("--log-format", help="console or json.")] = "console",
     log_level: Annotated[
@@ -54,7 +60,9 @@ def run(
     """Run patterns until SIGTERM or Ctrl-C.
 
     With no PATH: $WIREWAY_CONFIG, else ./wireway.yaml or ./patterns/, else the
-    built-in sensor-ingestion application.
+    built-in sensor-ingestion application. Its MQTT input stays on while the broker
+    is down: it reconnects with backoff, /health says `degraded` (mqtt: down) and
+    HTTP ingestion carries on (--no-mqtt turns it off).
 
     Example: wireway run patterns/ --http 0.0.0.0:8080 --data-dir /var/lib/wireway
     """
@@ -70,10 +78,10 @@ def run(
     target = path or default_target()
     if no_mqtt:
         os.environ["WIREWAY_MQTT_ENABLED"] = "false"
-    elif target == builtin_path() and not mqtt and not broker_answers():
+    elif demo_without_broker(target, mqtt, simulate):
         console.print(
-            "wireway: no MQTT broker answers at 127.0.0.1:1883, so the MQTT input is off "
-            "(start one and restart, or pass --mqtt URL)",
+            "wireway: no MQTT broker answers at 127.0.0.1:1883, so the demo runs without "
+            "the MQTT input (start one and restart, or pass --mqtt URL)",
             markup=False,
         )
         os.environ["WIREWAY_MQTT_ENABLED"] = "false"
@@ -85,6 +93,16 @@ def run(
     except WirewayError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
+
+
+def demo_without_broker(target: Path, mqtt: str | None, simulate: int) -> bool:
+    """The demo (`--simulate`, what `make run` starts) of the built-in application with
+    no broker URL given and none answering on the default address: run it without MQTT.
+
+    Anything else keeps the MQTT input on, whether the broker is up or not: the input
+    reconnects with backoff and /health reports `mqtt: down` meanwhile.
+    """
+    return bool(simulate) and target == builtin_path() and not mqtt and not broker_answers()
 
 
 def broker_answers(host: str = "127.0.0.1", port: int = 1883) -> bool:
@@ -124,6 +142,10 @@ def simulate(
     anomalies: Annotated[float, typer.Option(help="Fraction of gas spikes.")] = 0.02,
     malformed: Annotated[float, typer.Option(help="Fraction of invalid readings.")] = 0.01,
     total: Annotated[int | None, typer.Option(help="Stop after this many readings.")] = None,
+    prefix: Annotated[
+        str,
+        typer.Option(envvar="WIREWAY_MQTT_PREFIX", help="mqtt: topic prefix (<prefix>/sensors/<id>/data)."),
+    ] = "neurobuild",
 ) -> None:
     """Send realistic ESP32 readings (moving radar targets, PIR bursts, gas spikes).
 
@@ -133,7 +155,7 @@ def simulate(
         raise typer.BadParameter("--via must be http or mqtt")
     from wireway.cli.sensors import simulate as do_simulate
 
-    do_simulate(devices, rate, duration, via, url, mqtt, api_key, anomalies, malformed, total)
+    do_simulate(devices, rate, duration, via, url, mqtt, api_key, anomalies, malformed, total, prefix)
 
 
 def _loop_factory() -> Any:

@@ -132,6 +132,7 @@ def simulate(
     anomalies: float,
     malformed: float,
     total: int | None,
+    prefix: str = "neurobuild",
 ) -> None:
     """Send simulated readings with a progress bar and print a summary."""
     from wireway.apps.sensor_ingest.simulate import Simulator, post_http, publish_mqtt
@@ -163,7 +164,9 @@ def simulate(
                 )
             )
         else:
-            results = publish_mqtt(sim, url=mqtt, rate=rate, duration=duration, total=total, progress=advance)
+            results = publish_mqtt(
+                sim, url=mqtt, rate=rate, duration=duration, prefix=prefix, total=total, progress=advance
+            )
     table = Table(title=f"simulated {sum(sim.made.values())} readings from {devices} devices")
     table.add_column("what")
     table.add_column("count", justify="right")

@@ -45,7 +45,9 @@ class InputContext:
     pattern and returns once every accepted message is in its outboxes (durable):
     only then may the input acknowledge upstream. With `reject_invalid=True`
     (request/response inputs) nothing is kept if any value is invalid and the
-    reasons come back in `rejected`; otherwise invalid values go to the DLQ.
+    reasons come back in `rejected`; with `keep_valid=True` as well, the valid ones
+    are kept all the same (a batch answered per item); otherwise invalid values go
+    to the DLQ.
     With `wait=False` a full buffer raises `BackpressureError` instead of waiting.
     `full()` says, cheaply, that such a call would be refused now: a request/response
     input answers 503 before decoding a body it would have to refuse anyway (under
@@ -86,6 +88,10 @@ class Service:
     def health(self) -> dict[str, str]:
         """Component name -> "up" or "down"; any "down" makes /health `degraded`."""
         return {}
+
+    def holding_back(self) -> str | None:
+        """Why the service refuses messages for now (makes /ready false), or None."""
+        return None
 
 
 class Input:

@@ -282,16 +282,25 @@ class Engine:
             for route in runner.routes:
                 route.update_gauges()
 
-    def readiness(self) -> tuple[bool, list[str]]:
+    def _keeping(self) -> list[str]:
+        """Why the process cannot accept and keep messages at all (empty: it can)."""
         down: list[str] = []
         if not self.accepting:
             down.append("engine: not accepting")
         if self.durable and (self.sqlite is None or not getattr(self.sqlite, "healthy", True)):
             down.append("buffer: not writable")
+        return down
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        """/ready: the process can keep messages and no service holds them back."""
+        down = self._keeping()
+        down += [f"{s.name}: {why}" for s in self.services if (why := s.holding_back())]
         return (not down), down
 
     def health(self) -> dict[str, Any]:
-        ok, _ = self.readiness()
+        # a service holding messages back (e.g. its database not reached yet) is
+        # `degraded`, not `unhealthy`: a liveness probe must not restart the process for it
+        ok = not self._keeping()
         services: dict[str, str] = {"buffer": "up" if ok or not self.accepting else "down"}
         for runner in self.runners:
             for route in runner.routes:

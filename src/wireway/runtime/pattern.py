@@ -255,10 +255,16 @@ class PatternRunner:
         *,
         source: str,
         reject_invalid: bool = False,
+        keep_valid: bool = False,
         wait: bool = True,
         errors: list[tuple[Any, str]] | None = None,
     ) -> IngestResult:
-        """Wrap, process and route values; returns once the accepted ones are durable."""
+        """Wrap, process and route values; returns once the accepted ones are durable.
+
+        Rejected values go to the DLQ, or with `reject_invalid` come back in
+        `rejected` (the sender is told) and then nothing is kept, unless also
+        `keep_valid`: the valid values are kept all the same (an input answering
+        per value, e.g. a batch route reporting each item)."""
         t0 = time.time()
         arrived = envelope.now_rfc3339()
         result = IngestResult()
@@ -298,8 +304,10 @@ class PatternRunner:
             if reject_invalid:
                 result.rejected.sort(key=lambda r: r.index)
                 MESSAGES.labels(self.name, "ingest", "rejected").inc(len(result.rejected))
-                return result
-            await self._dead_letter_ingest(result, source, arrived)
+                if not keep_valid:
+                    return result
+            else:
+                await self._dead_letter_ingest(result, source, arrived)
         if result.filtered:
             MESSAGES.labels(self.name, "ingest", "filtered").inc(result.filtered)
             self.counts["filtered"] += result.filtered

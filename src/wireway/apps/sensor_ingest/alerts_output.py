@@ -119,9 +119,13 @@ class SensorAlertsOutput(Output):
                 self.mqtt = MqttPublisher(mqtt)
             except Exception as exc:  # noqa: BLE001  (alerts still reach the API and clients)
                 logger.warning("alerts: MQTT publisher unavailable", error=str(exc))
-        assert app.db is not None
-        rows = await app.db.fetch("SELECT * FROM alerts WHERE state <> 'cleared'")
-        self.engine.load(rows)
+        await app.when_ready(self.load)
+
+    async def load(self) -> None:
+        """The alerts still open, from the storage."""
+        db = sensor_app().db
+        assert db is not None
+        self.engine.load(await db.fetch("SELECT * FROM alerts WHERE state <> 'cleared'"))
 
     async def close(self) -> None:
         if self._pending:

@@ -1,7 +1,10 @@
-"""The sensor application's read and admin API: queue status, devices, alerts, readings."""
+"""The sensor application's read and admin API: queue status, devices, occupancy,
+alerts, readings."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -11,10 +14,13 @@ from starlette.routing import BaseRoute, Route
 
 from wireway.apps.sensor_ingest.auth import AuthError, Principal
 from wireway.apps.sensor_ingest.http_input import authenticate, err
+from wireway.apps.sensor_ingest.occupancy import location_of
 from wireway.envelope import now_rfc3339
 
 if TYPE_CHECKING:
     from wireway.apps.sensor_ingest.app import SensorApp
+
+DAILY_DAYS = 30  # days of occupied seconds in GET /api/v1/devices/{id}
 
 
 def api_routes(app: SensorApp) -> list[BaseRoute]:
@@ -52,6 +58,28 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         rows = [device_view(r) for r in await app.devices.all()]
         return JSONResponse({"devices": rows, "count": len(rows)})
 
+    async def daily(device_id: str) -> list[dict[str, Any]]:
+        """Occupied seconds per UTC day, the last DAILY_DAYS days, most recent first: the
+        stored totals, or the running ones where they are ahead (not saved yet)."""
+        assert app.db is not None
+        now = app.occupancy.clock() if app.occupancy is not None else time.time()
+        today = datetime.fromtimestamp(now, UTC).date()
+        oldest = (today - timedelta(days=DAILY_DAYS - 1)).isoformat()
+        rows = await app.db.fetch(
+            "SELECT day, occupied_seconds FROM occupancy_daily WHERE device_id = $1 "
+            f"ORDER BY day DESC LIMIT {DAILY_DAYS}",
+            device_id,
+        )
+        days = {str(r["day"])[:10]: float(r["occupied_seconds"]) for r in rows}
+        if app.occupancy is not None:
+            for day, seconds in app.occupancy.days(device_id).items():
+                days[day] = max(days.get(day, 0.0), seconds)
+        return [
+            {"day": day, "occupied_seconds": round(days[day], 3)}
+            for day in sorted(days, reverse=True)
+            if day >= oldest
+        ]
+
     async def get_device(request: Request) -> Response:
         if isinstance(found := who(request), Response):
             return found
@@ -60,7 +88,30 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         row = await app.devices.get(device_id)
         if row is None:
             return err(404, {"error": "Device not found", "device_id": device_id})
-        return JSONResponse(device_view(row))
+        view = device_view(row)
+        if "occupancy" in view:
+            view["occupancy"]["daily"] = await daily(device_id)
+        return JSONResponse(view)
+
+    async def occupancy(request: Request) -> Response:
+        """Occupied devices and devices per location (registered devices that have not
+        reported since the start count as vacant, at their metadata's location)."""
+        if isinstance(found := who(request), Response):
+            return found
+        registered = (
+            {d: location_of(m) for d, m in app.devices.metadata.items()} if app.devices is not None else {}
+        )
+        if app.occupancy is not None:
+            counts = app.occupancy.locations(registered)
+        else:
+            counts = {}
+            for location in registered.values():
+                counts[location] = (0, counts.get(location, (0, 0))[1] + 1)
+        locations = [
+            {"location": location, "occupied": occupied, "devices": devices}
+            for location, (occupied, devices) in sorted(counts.items())
+        ]
+        return JSONResponse({"locations": locations, "timestamp": now_rfc3339()})
 
     async def delete_device(request: Request) -> Response:
         if isinstance(found := who(request, admin=True), Response):
@@ -125,6 +176,7 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         Route("/api/v1/devices/metadata", upsert_metadata, methods=["POST"]),
         Route("/api/v1/devices/{device_id}", get_device, methods=["GET"]),
         Route("/api/v1/devices/{device_id}", delete_device, methods=["DELETE"]),
+        Route("/api/v1/occupancy", occupancy),
         Route("/api/v1/alerts", list_alerts),
         Route("/api/v1/alerts/{alert_id}/{action}", change_alert, methods=["POST"]),
         *readings_routes(db, authorize),

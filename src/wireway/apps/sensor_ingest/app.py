@@ -6,26 +6,31 @@ import asyncio
 import contextlib
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.routing import BaseRoute
 
 from wireway.apps.sensor_ingest import metrics
-from wireway.apps.sensor_ingest.auth import Keys
+from wireway.apps.sensor_ingest.auth import RETRY_UNREADY, Keys
 from wireway.apps.sensor_ingest.devices import Devices
 from wireway.apps.sensor_ingest.migrations import migrate
 from wireway.config.model import Security
 from wireway.connectors.base import Service
 from wireway.connectors.sql.db import Database, open_database
+from wireway.errors import BackpressureError, ConnectorError, NotConnected
 from wireway.observability import events
 from wireway.observability import logging as log
 from wireway.observability.metrics import observe_many
 from wireway.processors.dedupe import SeenCache, shared_cache
+from wireway.runtime.backoff import backoff
 
 logger = log.get("sensor-app")
 DEFAULT_STORAGE = "sqlite:///{data_dir}/sensors.db"
 SEEN_WINDOW = 100_000  # message ids remembered for 409s and redeliveries (~12 MB)
+CONNECT_BACKOFF_MAX = 30.0  # s between attempts to reach a storage that was never reached
+READY_WAIT = 5.0  # s an ingest call waits for that storage before it is refused
 
 
 def default_storage() -> str:
@@ -56,6 +61,8 @@ class SensorApp(Service):
         self.route_factories: list[Any] = []
         self.started = False
         self.storage_up = False
+        self.ready = asyncio.Event()  # set once the storage was reached and loaded
+        self._on_ready: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.queue_depth: Any = lambda: (0, 0)
         self.patterns: set[str] = set()
@@ -87,28 +94,75 @@ class SensorApp(Service):
         self.started = True
         data_dir = Path(os.environ.get("WIREWAY_DATA_DIR", "data"))
         self.db = open_database(self.storage, data_dir=data_dir)
+        self.devices = Devices(self.db)
+        self.keys = Keys(self.db, self.security)
+        self.ready = asyncio.Event()
+        events.on_rejection(self._rejected)
+        events.on_delivered(self._delivered)
+        try:
+            await self.connect()
+        except (NotConnected, ConnectorError) as exc:
+            # a database that comes up after us (a pod started before its database):
+            # run, report storage down, hold readings back until it answers
+            logger.warning("storage unreachable; retrying", storage=self.db.url, error=str(exc))
+            self._tasks.append(asyncio.create_task(self.connect_later(), name="wireway[sensor-app].connect"))
+        self._tasks.append(asyncio.create_task(self.refresh_loop(), name="wireway[sensor-app].refresh"))
+
+    async def connect(self) -> None:
+        """Reach the storage, migrate it, and load devices, keys and recent ids."""
+        assert self.db is not None
+        assert self.devices is not None
+        assert self.keys is not None
         await self.db.open()
         await migrate(self.db)
-        self.storage_up = True
-        self.devices = Devices(self.db)
         await self.devices.load()
-        self.keys = Keys(self.db, self.security)
         created = await self.keys.ensure_admin()
         if created and self.keys.enabled:
             # printed once on the console, never in the structured log
             print(f"\nwireway: admin API key (shown once): {created}\n", file=sys.stderr, flush=True)
         await self.keys.refresh()
         await self.warm_seen()
-        events.on_rejection(self._rejected)
-        events.on_delivered(self._delivered)
-        self._tasks.append(asyncio.create_task(self.refresh_loop(), name="wireway[sensor-app].refresh"))
+        for load in self._on_ready:
+            await load()
+        self._on_ready.clear()
+        self.storage_up = True
+        self.ready.set()
         logger.info("sensor application ready", storage=self.db.url, devices=len(self.devices.metadata))
+
+    async def when_ready(self, load: Callable[[], Awaitable[None]]) -> None:
+        """Run `load` (an output reading its state back) now if the storage was reached,
+        else as soon as it is, before any reading is let through."""
+        if self.ready.is_set():
+            await load()
+        else:
+            self._on_ready.append(load)
+
+    async def connect_later(self) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            await asyncio.sleep(backoff(attempt, 0.5, CONNECT_BACKOFF_MAX))
+            try:
+                await self.connect()
+                return
+            except (NotConnected, ConnectorError) as exc:
+                logger.warning("storage still unreachable", error=str(exc), attempt=attempt)
+
+    async def wait_ready(self) -> None:
+        """Return once the storage was reached, or raise BackpressureError (so an HTTP
+        sender gets 503 and an MQTT message goes unacknowledged: the broker keeps it)."""
+        if self.ready.is_set() or not self.started:  # not started: used without its services
+            return
+        try:
+            await asyncio.wait_for(self.ready.wait(), READY_WAIT)
+        except TimeoutError:
+            raise BackpressureError("sensor storage (not reached yet)", RETRY_UNREADY) from None
 
     def use_hub(self, hub: Any) -> None:
         """Share the live hub; with authentication on, its clients need a key or JWT."""
         self.hub = hub
-        if self.keys is not None and self.keys.enabled:
-            hub.authenticate = self.ws_authenticate
+        # set (or cleared) for this run: the hub outlives an engine in one process
+        hub.authenticate = self.ws_authenticate if self.keys is not None and self.keys.enabled else None
 
     async def ws_authenticate(
         self, headers: dict[str, str], query: dict[str, str], first: dict[str, Any] | None
@@ -149,20 +203,26 @@ class SensorApp(Service):
             self.seen.add(r["message_id"])
 
     async def refresh_loop(self) -> None:
-        """Reload keys (revocations apply within 2 s) and check the database."""
+        """Reload keys (revocations apply within 2 s), check the database and vacate
+        devices whose occupancy hold ran out (their changes reach the gauges and live
+        clients through the tracker's on_change)."""
         while True:
             await asyncio.sleep(2.0)
             assert self.db is not None
             assert self.keys is not None
+            if not self.ready.is_set():
+                continue  # connect_later() is still trying
             try:
                 await self.keys.refresh()
                 self.storage_up = True
             except Exception as exc:  # noqa: BLE001  (the database may be away for a while)
                 self.storage_up = await self.db.ping()
                 logger.warning("key refresh failed", error=str(exc))
-            if self.occupancy is not None and self.hub is not None:
-                for event in self.occupancy.tick():
-                    self.hub.publish("occupancy", event)
+            if self.occupancy is not None:
+                try:
+                    self.occupancy.tick()
+                except Exception as exc:  # noqa: BLE001  (keep refreshing keys)
+                    logger.warning("occupancy tick failed", error=str(exc))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -171,6 +231,10 @@ class SensorApp(Service):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.ready = asyncio.Event()
+        self._on_ready.clear()
+        self.storage_up = False
+        self.hub = None  # the next start's outputs attach it again, with that run's security
         if self.db is not None:
             await self.db.close()
         self.started = False
@@ -182,6 +246,11 @@ class SensorApp(Service):
 
     def health(self) -> dict[str, str]:
         return {"storage": "up" if self.storage_up else "down"}
+
+    def holding_back(self) -> str | None:
+        if self.started and not self.ready.is_set():
+            return "storage not reached yet (readings held back)"
+        return None
 
 
 _APP: SensorApp | None = None

@@ -76,6 +76,9 @@ class AuthError(Exception):
         self.retry_after = retry_after
 
 
+RETRY_UNREADY = 5.0  # Retry-After (s) while the storage was never reached
+
+
 class Keys:
     """The key table, cached in memory and refreshed so revocations apply within seconds."""
 
@@ -187,7 +190,9 @@ class Keys:
         return Principal(f"jwt:{sub}", "device", sub)
 
     def authenticate(self, api_key: str | None, bearer: str | None) -> Principal:
-        """The caller, or AuthError(401/429)."""
+        """The caller, or AuthError(401/429; 503 until the key table was read once)."""
+        if not self.loaded:  # storage not reached yet: no key is known to be good or bad
+            raise AuthError(503, "Storage unavailable, retry later", RETRY_UNREADY)
         if not self.enabled:
             return Principal("anonymous", "admin")
         principal: Principal | None = None

@@ -71,6 +71,7 @@ class SensorEnrich:
 
     async def process(self, batch: list[Message]) -> Result:
         app = sensor_app()
+        await app.wait_ready()  # no enrichment, nor unknown-device check, without the registry
         passed: list[Message] = []
         failed: list[tuple[Message, str]] = []
         metadata = app.devices.metadata if app.devices else {}

@@ -14,11 +14,18 @@ from wireway.apps.sensor_ingest.app import default_storage, sensor_app
 from wireway.apps.sensor_ingest.auth import AuthError, Principal
 from wireway.apps.sensor_ingest.enrich import reading_errors
 from wireway.apps.sensor_ingest.metrics import ERRORS
-from wireway.connectors.base import Input, InputContext, Service
+from wireway.connectors.base import IngestResult, Input, InputContext, Service
 from wireway.connectors.http.input import read_body
 from wireway.envelope import Message, canonical_timestamp, now_rfc3339, stable_id
 from wireway.errors import BackpressureError
+from wireway.observability import logging as log
 from wireway.registry import register_input
+
+# message ids of readings whose ingest call is under way (`seen` only gets them once
+# they are durable): a second request with the same reading meanwhile is a duplicate.
+# Each request adds the ids it ingests before its await and removes them after,
+# whatever the outcome; shared like `seen`, by every sensor_http input of the process.
+IN_FLIGHT: set[str] = set()
 
 
 class SensorHttpConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -33,6 +40,9 @@ class SensorHttpConfig(msgspec.Struct, forbid_unknown_fields=True):
     storage: Annotated[str, Meta(description="sqlite:///path or postgresql://...")] = ""
     unknown_devices: Literal["accept", "reject"] = "accept"
     max_batch: Annotated[int, Meta(ge=1, le=100000)] = 1000
+
+
+logger = log.get("sensor-http")
 
 
 def reading_id(reading: dict[str, Any]) -> str:
@@ -115,22 +125,29 @@ class SensorHttpInput(Input):
             message_id=reading_id(reading), timestamp=received_at, payload=reading, source=self.name
         )
 
-    async def ingest(self, envelopes: list[Message]) -> Response | None:
-        """Ingest readings this input has already checked (so sensor_enrich skips that)."""
+    async def ingest(self, envelopes: list[Message], *, keep_valid: bool = False) -> IngestResult | Response:
+        """Ingest readings this input has already checked (so sensor_enrich skips that).
+
+        The pattern's refusals (an unknown device) come back in the result, never to
+        the DLQ: the client is told. Without `keep_valid` nothing is kept if any
+        reading is refused; with it the others are (a batch answers per reading).
+        A full buffer is the 503 response."""
         checked = sensor_app().checked
         ids = [id(m.payload) for m in envelopes]
         checked.update(ids)
         try:
-            result = await self.ctx.ingest(envelopes, source=self.name, reject_invalid=True, wait=False)
+            return await self.ctx.ingest(
+                envelopes, source=self.name, reject_invalid=True, keep_valid=keep_valid, wait=False
+            )
         except BackpressureError as exc:
             ERRORS.labels("backpressure").inc()
             return err(503, {"error": "Service busy, retry later"}, max(1.0, exc.retry_after))
+        except Exception as exc:  # noqa: BLE001  (the buffer could not commit: nothing was kept)
+            ERRORS.labels("buffer_error").inc()
+            logger.error("readings not kept: the buffer failed", input=self.name, error=str(exc))
+            return err(503, {"error": "Buffer unavailable, retry later"}, 1.0)
         finally:
             checked.difference_update(ids)
-        if result.rejected:
-            details = [r for rej in result.rejected for r in rej.reasons]
-            return err(400, {"error": "Invalid sensor data", "details": details})
-        return None
 
     async def one(self, request: Request) -> Response:
         if self.state != "running":
@@ -154,12 +171,20 @@ class SensorHttpInput(Input):
             )
         received_at = now_rfc3339()
         env = self.envelope(value, received_at)
-        if env.message_id in sensor_app().seen:
+        mid = env.message_id
+        if mid in sensor_app().seen or mid in IN_FLIGHT:
             ERRORS.labels("duplicate").inc()
             return err(409, {"error": "Duplicate reading", "device_id": value["device_id"]})
-        problem = await self.ingest([env])
-        if problem is not None:
-            return problem
+        IN_FLIGHT.add(mid)
+        try:
+            outcome = await self.ingest([env])
+        finally:
+            IN_FLIGHT.discard(mid)
+        if isinstance(outcome, Response):
+            return outcome
+        if outcome.rejected:
+            details = [r for rej in outcome.rejected for r in rej.reasons]
+            return err(400, {"error": "Invalid sensor data", "details": details})
         return JSONResponse(
             {
                 "message": "Sensor data accepted",
@@ -189,35 +214,50 @@ class SensorHttpInput(Input):
         seen = sensor_app().seen
         results: list[dict[str, Any]] = []
         todo: list[Message] = []
-        in_batch: set[str] = set()
-        for reading in value:
-            device = reading.get("device_id") if isinstance(reading, dict) else None
-            errors = reading_errors(reading)
-            if errors:
-                ERRORS.labels("validation_error").inc()
-                results.append({"device_id": device, "status": "failed", "error": "; ".join(errors)})
-                continue
-            if principal.device_id and principal.device_id != device:
-                results.append(
-                    {
-                        "device_id": device,
-                        "status": "failed",
-                        "error": "this key may only post readings of its own device",
-                    }
-                )
-                continue
-            env = self.envelope(reading, received_at)
-            if env.message_id in seen or env.message_id in in_batch:
-                ERRORS.labels("duplicate").inc()
-                results.append({"device_id": device, "status": "duplicate"})
-                continue
-            in_batch.add(env.message_id)
-            todo.append(env)
-            results.append({"device_id": device, "status": "accepted", "message_id": env.message_id})
-        if todo:
-            problem = await self.ingest(todo)
-            if problem is not None:
-                return problem
+        slots: list[int] = []  # per message of todo, its place in results
+        mine: list[str] = []  # the ids this request put in IN_FLIGHT
+        try:
+            for reading in value:
+                device = reading.get("device_id") if isinstance(reading, dict) else None
+                errors = reading_errors(reading)
+                if errors:
+                    ERRORS.labels("validation_error").inc()
+                    results.append({"device_id": device, "status": "failed", "error": "; ".join(errors)})
+                    continue
+                if principal.device_id and principal.device_id != device:
+                    results.append(
+                        {
+                            "device_id": device,
+                            "status": "failed",
+                            "error": "this key may only post readings of its own device",
+                        }
+                    )
+                    continue
+                env = self.envelope(reading, received_at)
+                mid = env.message_id
+                if mid in seen or mid in IN_FLIGHT:  # IN_FLIGHT: also twice in this batch
+                    ERRORS.labels("duplicate").inc()
+                    results.append({"device_id": device, "status": "duplicate"})
+                    continue
+                IN_FLIGHT.add(mid)
+                mine.append(mid)
+                slots.append(len(results))
+                todo.append(env)
+                results.append({"device_id": device, "status": "accepted", "message_id": mid})
+            if todo:
+                outcome = await self.ingest(todo, keep_valid=True)
+                if isinstance(outcome, Response):
+                    return outcome
+                for rej in outcome.rejected:  # refused by the pattern (an unknown device)
+                    if 0 <= rej.index < len(slots):
+                        slot = slots[rej.index]
+                        results[slot] = {
+                            "device_id": results[slot]["device_id"],
+                            "status": "failed",
+                            "error": "; ".join(rej.reasons),
+                        }
+        finally:
+            IN_FLIGHT.difference_update(mine)
         return JSONResponse(
             {"message": "Batch processed", "total": len(value), "results": results}, status_code=202
         )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
 from typing import Any
 
@@ -33,6 +34,25 @@ OCCUPANCY = Gauge(
 OCCUPIED_BY_LOCATION = Gauge(
     "occupancy_count", "Occupied devices per location.", ["location"], registry=REGISTRY
 )
+_OCCUPANCY_LOCATION: dict[str, str] = {}  # device_id -> the location label of its gauge
+
+
+def occupancy_changed(event: Mapping[str, Any], occupied_in: Callable[[str], int]) -> None:
+    """Set `occupancy{device_id,location}` and `occupancy_count{location}` from one
+    occupancy change event; `occupied_in(location)` counts the occupied devices there.
+
+    A device that moved keeps one series: the one under its old location is removed
+    and that location's count set again.
+    """
+    device_id, location = event["device_id"], event["location"]
+    before = _OCCUPANCY_LOCATION.get(device_id)
+    if before is not None and before != location:
+        with contextlib.suppress(KeyError):
+            OCCUPANCY.remove(device_id, before)
+        OCCUPIED_BY_LOCATION.labels(before).set(occupied_in(before))
+    _OCCUPANCY_LOCATION[device_id] = location
+    OCCUPANCY.labels(device_id, location).set(1 if event["occupied"] else 0)
+    OCCUPIED_BY_LOCATION.labels(location).set(occupied_in(location))
 
 
 class _Ingested:

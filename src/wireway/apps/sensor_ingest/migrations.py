@@ -5,32 +5,46 @@ transaction, every migration whose version is not recorded there yet; it is a no
 on a database that is up to date, so it runs at every start. PostgreSQL serializes
 concurrent starts with `pg_advisory_xact_lock` (one lock per schema); SQLite with
 `BEGIN IMMEDIATE` (the write lock). Add a migration by appending to `MIGRATIONS` with
-the next version; never edit one that has shipped.
+the next version; never edit one that has shipped. A migration is its statements for
+the dialect, then, if it has one, its `code` (an async function of the transaction),
+for a step that depends on what the database already holds.
 
 Dialects differ only in types: SQLite has INTEGER PRIMARY KEY AUTOINCREMENT for
 BIGSERIAL, TEXT timestamps (RFC 3339 UTC with milliseconds, so they sort as text),
 `JSON_TEXT` for JSONB (TEXT affinity, decoded by `connectors.sql.db`), REAL for
 DOUBLE PRECISION, TEXT for DATE, and no GIN index.
+
+V1 creates `sensor_readings` only if it does not exist, so wireway can take over a
+table an earlier service created (the same columns without `message_id`). V3 adopts
+such a table: it adds `message_id`, gives every row already there `legacy-<id>`, makes
+the column NOT NULL (PostgreSQL only: SQLite cannot add NOT NULL to a table without
+rebuilding it; wireway always writes the column) and adds the unique index on
+(message_id, sensor_type) that V1's constraint would have given, under the same name.
+That index is what `ON CONFLICT DO NOTHING`, or `ON CONFLICT (message_id,
+sensor_type)`, infers; `ON CONFLICT ON CONSTRAINT` would need V1's constraint. On a
+table V1 created, V3 finds the column in place and does nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from wireway.connectors.sql.db import Database
+from wireway.connectors.sql.db import Database, Tx
 
 NOW_SQLITE = "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
 
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema version: its statements for each dialect."""
+    """One schema version: its statements for each dialect, then its code if any."""
 
     version: int
     description: str
     postgresql: tuple[str, ...]
     sqlite: tuple[str, ...]
+    code: Callable[[Tx], Awaitable[None]] | None = None  # runs after the statements, in the same transaction
 
     def statements(self, dialect: str) -> tuple[str, ...]:
         return self.postgresql if dialect == "postgresql" else self.sqlite
@@ -156,7 +170,54 @@ V2_APP_TABLES = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1_READINGS, V2_APP_TABLES)
+_UNIQUE_MESSAGE = (  # the name PostgreSQL gives V1's UNIQUE (message_id, sensor_type)
+    "CREATE UNIQUE INDEX IF NOT EXISTS sensor_readings_message_id_sensor_type_key"
+    " ON sensor_readings (message_id, sensor_type)"
+)
+_LEGACY_IDS = "UPDATE sensor_readings SET message_id = 'legacy-' || id WHERE message_id IS NULL"
+_ADOPT = {
+    "postgresql": (
+        "ALTER TABLE sensor_readings ADD COLUMN IF NOT EXISTS message_id VARCHAR(64)",
+        _LEGACY_IDS,
+        "ALTER TABLE sensor_readings ALTER COLUMN message_id SET NOT NULL",
+        _UNIQUE_MESSAGE,
+    ),
+    "sqlite": (
+        "ALTER TABLE sensor_readings ADD COLUMN message_id VARCHAR(64)",
+        _LEGACY_IDS,
+        _UNIQUE_MESSAGE,
+    ),
+}
+# whether message_id is in place: None (no column), false (nullable) or true; the table
+# is found through search_path, as the statements find it
+_HAS_MESSAGE_ID = {
+    "postgresql": "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'sensor_readings'::regclass"
+    " AND attname = 'message_id' AND NOT attisdropped",
+    "sqlite": "SELECT 1 FROM pragma_table_info('sensor_readings') WHERE name = 'message_id'",
+}
+
+
+async def _adopt_readings(tx: Tx) -> None:
+    """Give a `sensor_readings` table V1 did not create its `message_id` and unique key.
+
+    Checked first, so that a table V1 created is neither locked nor scanned, and so
+    that SQLite (whose ALTER TABLE has no IF NOT EXISTS) adds the column only once.
+    """
+    if await tx.fetchval(_HAS_MESSAGE_ID[tx.dialect]):
+        return
+    for statement in _ADOPT[tx.dialect]:
+        await tx.execute(statement)
+
+
+V3_ADOPT_READINGS = Migration(
+    3,
+    "adopt a sensor_readings table made without message_id (rows kept as legacy-<id>)",
+    postgresql=(),
+    sqlite=(),
+    code=_adopt_readings,
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1_READINGS, V2_APP_TABLES, V3_ADOPT_READINGS)
 LATEST = MIGRATIONS[-1].version
 
 _CREATE_VERSIONS = {
@@ -189,6 +250,8 @@ async def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) 
                 continue
             for statement in migration.statements(db.dialect):
                 await tx.execute(statement)
+            if migration.code is not None:
+                await migration.code(tx)
             await tx.execute(
                 "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
                 migration.version,

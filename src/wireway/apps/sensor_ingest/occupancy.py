@@ -6,6 +6,11 @@ reading (the hold counts as occupied time). Readings without either sensor, or w
 both false, do not extend the hold. Times come from the clock (when wireway saw the
 reading), not from the device's `timestamp`, so a device with a wrong clock is still
 tracked correctly. Occupied time is kept per UTC day, split at midnight.
+
+Every change goes through the tracker's `on_change` listener, whether a reading or
+`tick()` (the hold running out) caused it, so whoever keeps gauges or live clients up
+to date sees each transition once: occupied <-> vacant, a device's first state, and an
+occupied device moving to another location (its event carries the new location).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 DAY = 86400.0
+UNKNOWN = "unknown"
+Listener = Callable[[dict[str, Any]], None]
 
 
 def _rfc3339(when: float) -> str:
@@ -29,6 +36,14 @@ def _day(when: float) -> str:
 
 def _mapping(value: Any) -> bool:
     return type(value) is dict or isinstance(value, Mapping)  # a plain dict skips the ABC check
+
+
+def location_of(metadata: Any) -> str:
+    """A device's location as text from its metadata ("unknown" without one)."""
+    if not _mapping(metadata):
+        return UNKNOWN
+    location = metadata.get("location") or UNKNOWN
+    return location if type(location) is str else str(location)
 
 
 def detected(sensors: Any) -> bool:
@@ -57,8 +72,9 @@ class _Device:
     since: float
     occupied: bool = False
     last_detected: float = 0.0
-    location: str = "unknown"
+    location: str = UNKNOWN
     days: dict[str, float] = field(default_factory=dict)  # finished occupied seconds
+    reported: bool = False  # its first state was reported (not so after a restore)
 
 
 class OccupancyTracker:
@@ -68,6 +84,8 @@ class OccupancyTracker:
         hold_seconds: seconds without presence or motion before a device is vacant.
         clock: the time source (Unix seconds).
         retain_days: days of per-day totals kept in memory.
+        on_change: called with every change event (the ones `update()` and `tick()`
+            return), as it happens.
     """
 
     def __init__(
@@ -75,13 +93,17 @@ class OccupancyTracker:
         hold_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
         retain_days: int = 8,
+        on_change: Listener | None = None,
     ) -> None:
         if hold_seconds <= 0:
             raise ValueError("hold_seconds must be positive")
         self.hold_seconds = hold_seconds
         self.clock = clock
         self.retain_days = retain_days
+        self.on_change = on_change
         self._devices: dict[str, _Device] = {}
+        # occupied devices per location as of the last change (what the gauges show)
+        self._occupied: dict[str, int] = {}
 
     # ----- changes --------------------------------------------------------------------
     def update(self, reading: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -89,30 +111,49 @@ class OccupancyTracker:
 
         A device seen for the first time reports its state (occupied or vacant). When
         a device whose hold ran out without a `tick()` is detected again, the vacancy
-        is accounted for and the returned event is the new occupancy.
+        is accounted for (and passed to `on_change`) and the returned event is the new
+        occupancy. An occupied device whose metadata names another location reports
+        its occupancy there.
         """
         device_id = reading.get("device_id")
         if not isinstance(device_id, str):
             return None
         now = self.clock()
         device = self._devices.get(device_id)
-        new = device is None
         if device is None:
             device = self._devices[device_id] = _Device(since=now)
+        new = not device.reported
+        moved = False
         metadata: Any = reading.get("device_metadata")
         if _mapping(metadata):
-            location = metadata.get("location") or "unknown"
-            device.location = location if type(location) is str else str(location)
+            location = metadata.get("location") or UNKNOWN
+            if type(location) is not str:
+                location = str(location)
+            if location != device.location:
+                if device.occupied:
+                    self._count(device.location, -1)
+                    self._count(location, 1)
+                    moved = True
+                device.location = location
         event = None
         if device.occupied and now - device.last_detected >= self.hold_seconds:
             event = self._expire(device_id, device, now)  # the hold ran out without a tick()
+            moved = False
         if detected(reading.get("sensors")):
             device.last_detected = now
             if not device.occupied:
+                if event is not None:
+                    self._emit(event)  # the vacancy, before the new occupancy
                 device.occupied, device.since = True, now
+                self._count(device.location, 1)
                 event = self._event(device_id, device, now)
-        elif new:
+            elif moved:
+                event = self._event(device_id, device, now)
+        elif new or moved:
             event = self._event(device_id, device, now)
+        device.reported = True
+        if event is not None:
+            self._emit(event)
         return event
 
     def tick(self) -> list[dict[str, Any]]:
@@ -123,7 +164,19 @@ class OccupancyTracker:
             event = self._expire(device_id, device, now)
             if event is not None:
                 events.append(event)
+                self._emit(event)
         return events
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.on_change is not None:
+            self.on_change(event)
+
+    def _count(self, location: str, delta: int) -> None:
+        self._occupied[location] = self._occupied.get(location, 0) + delta
+
+    def occupied_in(self, location: str) -> int:
+        """Occupied devices in a location as of the last change (what the events said)."""
+        return self._occupied.get(location, 0)
 
     def _expire(self, device_id: str, device: _Device, now: float) -> dict[str, Any] | None:
         if not device.occupied or now - device.last_detected < self.hold_seconds:
@@ -132,6 +185,7 @@ class OccupancyTracker:
         for day, seconds in split_by_day(device.since, vacant_at):
             device.days[day] = device.days.get(day, 0.0) + seconds
         device.occupied, device.since = False, vacant_at
+        self._count(device.location, -1)
         oldest = _day(now - self.retain_days * DAY)
         for day in [d for d in device.days if d < oldest]:
             del device.days[day]
@@ -147,11 +201,21 @@ class OccupancyTracker:
             "timestamp": _rfc3339(now),
         }
 
-    def restore(self, rows: Iterable[tuple[str, str, float]]) -> None:
-        """Take stored per-day totals (device_id, day, seconds) back, say after a restart."""
+    def restore(
+        self, rows: Iterable[tuple[str, str, float]], locations: Mapping[str, str] | None = None
+    ) -> None:
+        """Take stored per-day totals (device_id, day, seconds) back, say after a restart.
+
+        `locations` (device_id -> location) places the restored devices until their
+        next reading says where they are. A restored device still reports its first state.
+        """
         now = self.clock()
         for device_id, day, seconds in rows:
-            device = self._devices.setdefault(device_id, _Device(since=now))
+            device = self._devices.get(device_id)
+            if device is None:
+                device = self._devices[device_id] = _Device(since=now)
+                if locations is not None and device_id in locations:
+                    device.location = locations[device_id]
             device.days[str(day)] = max(device.days.get(str(day), 0.0), float(seconds))
 
     # ----- views (as of now: a hold that ran out counts as vacant before tick()) -------
@@ -201,6 +265,30 @@ class OccupancyTracker:
         for device in self._devices.values():
             counts[device.location] = counts.get(device.location, 0) + int(self._is_occupied(device, now))
         return counts
+
+    def locations(self, others: Mapping[str, str] | None = None) -> dict[str, tuple[int, int]]:
+        """location -> (occupied devices, devices) as of now, every known location.
+
+        `others` (device_id -> location) adds devices the tracker has not seen yet
+        (say registered ones that have not reported since the start), as vacant.
+        """
+        now = self.clock()
+        out: dict[str, tuple[int, int]] = {}
+        for device in self._devices.values():
+            occupied, devices = out.get(device.location, (0, 0))
+            out[device.location] = (occupied + int(self._is_occupied(device, now)), devices + 1)
+        for device_id, location in (others or {}).items():
+            if device_id not in self._devices:
+                occupied, devices = out.get(location, (0, 0))
+                out[location] = (occupied, devices + 1)
+        return out
+
+    def days(self, device_id: str) -> dict[str, float]:
+        """UTC day -> occupied seconds of one device as of now (the days kept in memory)."""
+        device = self._devices.get(device_id)
+        if device is None:
+            return {}
+        return {day: round(s, 3) for day, s in self._totals(device, self.clock()).items()}
 
     def daily(self) -> list[tuple[str, str, float]]:
         """(device_id, UTC day, occupied seconds) totals so far, for an upsert."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import time
 from collections import Counter
@@ -185,7 +186,7 @@ def publish_mqtt(
 
     parsed = urlparse(url)
     results: Counter[str] = Counter()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"wireway-sim-{sim.seed}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"wireway-sim-{os.getpid()}")
     if parsed.username:
         client.username_pw_set(parsed.username, parsed.password)
     client.max_inflight_messages_set(1000)

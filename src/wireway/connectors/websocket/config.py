@@ -12,7 +12,8 @@ class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Push every message live to the WebSocket clients of a path (`/ws` by default).
 
     Clients connect to `path` on the HTTP port (and, with `port`, to any path of a
-    second port). The server greets with `{"type":"connected",...}` and then pushes
+    second port, on the HTTP server's interface unless `host` names another). The
+    server greets with `{"type":"connected",...}` and then pushes
     `{"type":<kind>,"data":<payload>,"timestamp":...}` for each message. A client
     may send `{"type":"subscribe","filters":{"device_id":...,"sensor_type":...}}`
     (each filter a value or a list; a `sensor_type` filter trims `sensors` to the
@@ -35,7 +36,10 @@ class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     port: Annotated[int | None, Meta(description="also serve WebSocket clients on this port, any path")] = (
         None
     )
-    host: Annotated[str, Meta(description="interface of the extra `port`")] = "127.0.0.1"
+    host: Annotated[
+        str | None,
+        Meta(description="interface of the extra `port` (default: the HTTP server's host, `--http`)"),
+    ] = None
     kind: Annotated[str, Meta(min_length=1, description="the `type` of pushed messages")] = "sensor-data"
     payload_only: Annotated[
         bool, Meta(description="push the payload as `data` (false: the whole envelope)")

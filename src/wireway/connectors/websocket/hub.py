@@ -165,7 +165,8 @@ class Hub(Service):
         path: the route on the process's HTTP server.
 
     Settings (set by `configure`, reset by `stop`): `port` / `host` of an optional
-    second server that accepts WebSocket clients on any path, `queue_size` per
+    second server that accepts WebSocket clients on any path (`host` None: the
+    engine's HTTP host, learnt in `attach`, else 127.0.0.1), `queue_size` per
     client, `ping_interval` and `ping_timeout` in seconds, `auth_timeout` (how long
     a client may take to send its `auth` message). `authenticate` is the optional
     authentication hook.
@@ -186,7 +187,8 @@ class Hub(Service):
 
     def _reset(self) -> None:
         self.port: int | None = None
-        self.host = "127.0.0.1"
+        self.host: str | None = None  # None: the same interface as the HTTP server
+        self.http_host = "127.0.0.1"  # the engine's HTTP host (attach)
         self.queue_size = 1000
         self.ping_interval = 30.0
         self.ping_timeout: float | None = None
@@ -197,19 +199,25 @@ class Hub(Service):
         self,
         *,
         port: int | None = None,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         queue_size: int | None = None,
         ping_interval: float | None = None,
         ping_timeout: float | None = None,
     ) -> None:
-        """Apply an output's settings; two different extra ports for one hub are refused."""
+        """Apply an output's settings; two different extra ports for one hub are refused
+        (a `host` of None, the HTTP server's, agrees with any other)."""
         if port is not None:
-            if self.port is not None and (self.host, self.port) != (host, port):
+            if self.port is not None and (
+                self.port != port or (None not in (self.host, host) and self.host != host)
+            ):
                 raise WirewayError(
                     f"websocket {self.path} already has the extra port "
-                    f"{self.host}:{self.port}; cannot also use {host}:{port}"
+                    f"{self.host or '(HTTP host)'}:{self.port}; cannot also use "
+                    f"{host or '(HTTP host)'}:{port}"
                 )
-            self.port, self.host = port, host
+            self.port = port
+            if host is not None:
+                self.host = host
         if queue_size is not None:
             self.queue_size = queue_size
         if ping_interval is not None:
@@ -230,9 +238,15 @@ class Hub(Service):
     def routes(self) -> list[BaseRoute]:
         return [WebSocketRoute(self.path, _Endpoint(self), name=f"websocket:{self.path}")]
 
+    def attach(self, engine: Any) -> None:
+        """The extra port listens where the HTTP server does unless `host` says otherwise."""
+        http = getattr(engine, "http", None)
+        if http:
+            self.http_host = str(http[0])
+
     async def start(self) -> None:
         if self.port is not None and self._server is None:
-            await self.serve_extra_port(self.host, self.port)
+            await self.serve_extra_port(self.host or self.http_host, self.port)
 
     async def stop(self) -> None:
         """Stop the extra-port server, close what is left, forget the settings."""
