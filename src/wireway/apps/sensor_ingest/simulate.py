@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -44,11 +43,11 @@ class Device:
         gas = self.gas * rng.uniform(5, 9) if anomaly else self.gas
         moving = self.present and abs(self.velocity) > 5
         energy = int(min(100, max(0, 80 - self.distance / 8 + rng.gauss(0, 5)))) if self.present else 0
-        # millisecond timestamps plus the sequence keep (device_id, timestamp) unique
-        ts = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        ms = round(now * 1000)  # `now` is whole milliseconds (see Simulator.next)
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
         return {
             "device_id": self.device_id,
-            "timestamp": ts.replace("+00:00", "Z"),
+            "timestamp": ts,
             "sensors": {
                 "ld2410": {
                     "presence": self.present,
@@ -89,13 +88,15 @@ class Simulator:
         self.fleet = [
             Device(f"{self.prefix}-{i:04d}", random.Random(self.seed * 1000 + i)) for i in range(self.devices)
         ]
-        self.last_ts: dict[str, float] = {}
+        self.last_ts: dict[str, int] = {}  # ms
 
     def next(self, index: int) -> tuple[str, bytes]:
         """(device_id, body) for the index-th reading (round robin over the fleet)."""
         device = self.fleet[index % len(self.fleet)]
-        now = max(time.time(), self.last_ts.get(device.device_id, 0) + 0.001)
-        self.last_ts[device.device_id] = now
+        # whole milliseconds, one apart at least: a float `last + 0.001` can print as the
+        # same millisecond, and the same device_id and timestamp is a duplicate reading
+        now = max(round(time.time() * 1000), self.last_ts.get(device.device_id, 0) + 1) / 1000
+        self.last_ts[device.device_id] = round(now * 1000)
         roll = self.rng.random()
         if roll < self.malformed:
             self.made["malformed"] += 1
