@@ -616,3 +616,19 @@ def test_the_clock_memo_gives_what_the_clock_gives() -> None:
                 expected = (local.hour, local.weekday(), hours.contains(now))
                 assert alerts._local(hours, now) == expected, (hours.timezone, now)
                 assert alerts._local(hours, now) == expected
+
+
+def test_alert_publisher_speaks_tls_to_an_mqtts_url() -> None:
+    """mqtts:// gets a TLS context (and port 8883 by default); mqtt:// none. Nothing
+    needs to answer: the publisher connects in the background."""
+    from wireway.apps.sensor_ingest.alerts_output import MqttAlerts, MqttPublisher
+
+    secure = MqttPublisher(MqttAlerts(url="mqtts://127.0.0.1"))
+    plain = MqttPublisher(MqttAlerts(url="mqtt://127.0.0.1:1"))
+    try:
+        assert secure.client._ssl_context is not None  # paho keeps it here
+        assert secure.client.port == 8883
+        assert plain.client._ssl_context is None
+    finally:
+        secure.close()
+        plain.close()

@@ -4,9 +4,9 @@ MQTT, webhooks and the database."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlparse
 
 import msgspec
 from msgspec import Meta
@@ -20,6 +20,7 @@ from wireway.apps.sensor_ingest.alerts import (
 )
 from wireway.apps.sensor_ingest.app import sensor_app
 from wireway.connectors.base import Output, Service
+from wireway.connectors.mqtt.client import parse_url
 from wireway.envelope import Message
 from wireway.errors import RetryableError
 from wireway.observability import logging as log
@@ -31,9 +32,10 @@ logger = log.get("alerts")
 class MqttAlerts(msgspec.Struct, forbid_unknown_fields=True):
     """Where alerts are published (QoS 1)."""
 
-    url: str = "mqtt://127.0.0.1:1883"
+    url: Annotated[str, Meta(description="mqtt://host:port, or mqtts:// for TLS")] = "mqtt://127.0.0.1:1883"
     topic: Annotated[str, Meta(description="{device_id} is filled in")] = "neurobuild/alerts/{device_id}"
     enabled: bool = True
+    tls_ca: Annotated[str, Meta(description="mqtts: CA file (default: the system's)")] = ""
 
 
 class SensorAlertsConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,11 +66,13 @@ class MqttPublisher:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.config = config
-        url = urlparse(config.url)
+        broker = parse_url(config.url)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="")
-        if url.username:
-            self.client.username_pw_set(url.username, url.password)
-        self.client.connect_async(url.hostname or "127.0.0.1", url.port or 1883, keepalive=30)
+        if broker.username:
+            self.client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            self.client.tls_set_context(ssl.create_default_context(cafile=config.tls_ca or None))
+        self.client.connect_async(broker.host, broker.port, keepalive=30)
         self.client.loop_start()
 
     def publish(self, alert: dict[str, Any]) -> None:
