@@ -244,7 +244,12 @@ async def test_metrics_and_health(tmp_path: Path) -> None:
         assert 'sensor_data_errors_total{error_type="validation_error"}' in text
         assert 'sensor_data_processing_latency_seconds_bucket{le="0.005",operation="store"}' in text
         assert "queue_size{" in text
-        assert "active_connections" in text
+        # this client's keep-alive connection is open while /metrics is scraped
+        assert 'active_connections{connection_type="http",kind="http"} 1.0' in text
+        async with client(engine) as other:
+            assert (await other.get("/health")).status_code == 200
+            text = (await c.get("/metrics")).text
+            assert 'active_connections{connection_type="http",kind="http"} 2.0' in text
         health = (await c.get("/health")).json()
         assert health["status"] == "healthy"
         assert health["services"]["storage"] == "up"

@@ -68,6 +68,12 @@ def connection_opened(kind: str) -> None:
     ACTIVE_CONNECTIONS.labels(kind, kind).set(_open[kind])
 
 
+def connections_now(kind: str, count: int) -> None:
+    """Set the count of open connections of `kind`, for kinds read off when scraped."""
+    _open[kind] = count
+    ACTIVE_CONNECTIONS.labels(kind, kind).set(count)
+
+
 def connection_closed(kind: str) -> None:
     """Count one fewer open connection of `kind`."""
     _open[kind] = max(0, _open.get(kind, 0) - 1)

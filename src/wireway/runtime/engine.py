@@ -22,7 +22,7 @@ from wireway.connectors.base import Input, InputContext, Output, Service
 from wireway.envelope import now_rfc3339
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
-from wireway.observability.metrics import DLQ_SIZE, connection_closed, connection_opened
+from wireway.observability.metrics import DLQ_SIZE, connection_closed, connection_opened, connections_now
 from wireway.runtime.pattern import PatternRunner
 from wireway.runtime.store import MemoryStore, SqliteStore, Store
 from wireway.web.app import FastPaths, build_app
@@ -37,6 +37,12 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _websocket(protocol: object) -> bool:
+    """uvicorn's WebSocketProtocol / WSProtocol (an upgraded connection)."""
+    name = type(protocol).__name__
+    return "WebSocket" in name or name.startswith("WS")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -277,6 +283,9 @@ class Engine:
         DLQ_SIZE.labels(pattern).set(depth)
 
     def refresh_gauges(self) -> None:
+        if self.server is not None:  # HTTP keep-alive connections (upgraded WebSockets count apart)
+            conns = self.server.server_state.connections
+            connections_now("http", sum(1 for c in conns if not _websocket(c)))
         for runner in self.runners:
             self._dlq_changed(runner.name)
             for route in runner.routes:
