@@ -68,6 +68,25 @@ async def test_mqtt_readings_rows_dlq_and_duplicates(tmp_path: Path, prefix: str
         broker.close()
 
 
+async def test_a_prefix_of_several_levels(tmp_path: Path, prefix: str) -> None:
+    """WIREWAY_MQTT_PREFIX=site/x: the device id is still the level before data/pir/..."""
+    need_service("mosquitto", 1883)
+    deep = f"site-a/{prefix}"
+    broker = Broker()
+    try:
+        async with sensor_engine(tmp_path, env=mqtt_env(deep)) as engine:
+            await connected(engine)
+            no_id = reading("esp32-009")
+            del no_id["device_id"]
+            broker.publish(f"{deep}/sensors/esp32-009/data", no_id)  # device id from the topic
+            broker.publish(f"{deep}/sensors/esp32-010/mq134", reading("esp32-010"))
+            await eventually(lambda: count_rows(tmp_path) == 6)
+            assert engine.sqlite is not None
+            assert engine.sqlite.dlq_depth("sensors") == 0
+    finally:
+        broker.close()
+
+
 async def test_live_clients_and_alerts(tmp_path: Path, prefix: str) -> None:
     """A WebSocket client gets readings and alerts; a gas spike raises one alert on MQTT and
     the API, a second spike raises its count; ack and clear work."""

@@ -622,3 +622,20 @@ interfaces:
     finally:
         broker.terminate()
         broker.wait(10)
+
+
+@pytest.mark.parametrize(("index", "ok"), [(3, True), (-2, True), (-4, True), (4, False), (-5, False)])
+def test_topic_fields_levels_from_either_end(index: int, ok: bool) -> None:
+    """`sensors/+/x/data` has levels 0..3, or -4..-1 from the end; others are refused."""
+    import msgspec
+
+    from wireway.connectors.mqtt.config import MqttInputConfig
+
+    value = {"topics": ["sensors/+/x/data"], "topic_fields": {"device_id": index}}
+    if ok:
+        assert msgspec.convert(value, MqttInputConfig).topic_fields == {"device_id": index}
+    else:
+        with pytest.raises(
+            msgspec.ValidationError, match=r"beyond the topic .* at `\$.topic_fields.device_id`"
+        ):
+            msgspec.convert(value, MqttInputConfig)

@@ -157,11 +157,11 @@ class MqttInputConfig(MqttConnection, kw_only=True):
         ),
     ] = 1000
     topic_fields: Annotated[
-        dict[str, Annotated[int, Meta(ge=0)]],
+        dict[str, int],
         Meta(
-            description="payload key -> topic level (0-based), e.g. `{device_id: 2}` for "
-            "`sensors/+/data`: a missing key is filled from the topic, a different value "
-            "sends the message to the DLQ"
+            description="payload key -> topic level (0-based; negative counts from the end), "
+            "e.g. `{device_id: 2}` or `{device_id: -2}` for `sensors/+/data`: a missing key "
+            "is filled from the topic, a different value sends the message to the DLQ"
         ),
     ] = {}
     id_fields: Annotated[
@@ -184,7 +184,7 @@ class MqttInputConfig(MqttConnection, kw_only=True):
             if "#" in topic:
                 continue
             for key, index in self.topic_fields.items():
-                if index >= len(topic.split("/")):
+                if not -len(topic.split("/")) <= index < len(topic.split("/")):
                     raise ValueError(
                         f"level {index} is beyond the topic `{topic}` - at `$.topic_fields.{key}`"
                     )

@@ -246,7 +246,7 @@ class MqttInput(Input):
         if fields and isinstance(body, dict):
             levels = topic.split("/")
             for key, index in fields.items():
-                if index >= len(levels):
+                if not -len(levels) <= index < len(levels):
                     continue
                 if key not in body:
                     body[key] = levels[index]
