@@ -36,7 +36,7 @@ async def sensor_engine(
         "WIREWAY_DATA_DIR": str(tmp / "data"),
         "WIREWAY_ADMIN_KEY": ADMIN,
         "WIREWAY_MQTT_ENABLED": "false",
-        "WIREWAY_STORAGE": f"sqlite:///{tmp}/data/sensors.db",
+        "WIREWAY_STORAGE": f"sqlite:///{tmp}/data/wireway.db",
         **(env or {}),
     }
     old = {k: os.environ.get(k) for k in settings}

@@ -269,7 +269,7 @@ async def test_unhealthy_and_not_ready_while_the_buffer_cannot_be_written(tmp_pa
         assert (await c.post("/api/v1/sensor-data", json=reading())).status_code == 202
         assert (await c.get("/health")).json()["status"] == "healthy"
         assert engine.sqlite is not None
-        blocker = sqlite3.connect(engine.sqlite.path, isolation_level=None, timeout=1)
+        blocker = sqlite3.connect(engine.sqlite.path, isolation_level=None, timeout=10)
         try:
             blocker.execute("BEGIN IMMEDIATE")  # the writer's BEGIN IMMEDIATE now waits, then fails
             r = await c.post("/api/v1/sensor-data", json=reading(ts="2025-10-16T18:40:00Z"), timeout=30)

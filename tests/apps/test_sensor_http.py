@@ -16,7 +16,7 @@ from support import eventually
 def rows(
     tmp: Path, sql: str = "SELECT device_id, sensor_type, message_id FROM sensor_readings"
 ) -> list[tuple]:  # type: ignore[type-arg]
-    with sqlite3.connect(tmp / "data" / "sensors.db") as conn:
+    with sqlite3.connect(tmp / "data" / "wireway.db") as conn:
         return conn.execute(sql).fetchall()
 
 

@@ -19,7 +19,7 @@ DUPLICATES = 'sensor_data_errors_total{error_type="duplicate"}'
 
 
 def count_rows(tmp: Path) -> int:
-    with sqlite3.connect(tmp / "data" / "sensors.db") as conn:
+    with sqlite3.connect(tmp / "data" / "wireway.db") as conn:
         return int(conn.execute("SELECT count(*) FROM sensor_readings").fetchone()[0])
 
 

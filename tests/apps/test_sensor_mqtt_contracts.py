@@ -81,7 +81,7 @@ async def test_bad_mqtt_messages_land_in_the_dlq_with_their_reason(tmp_path: Pat
             assert engine.sqlite is not None
             await eventually(lambda: engine.sqlite.dlq_depth("sensors") == 3)
 
-            with DlqAdmin(tmp_path / "data" / "wireway.db") as dlq:
+            with DlqAdmin(tmp_path / "data" / "buffer.db") as dlq:
                 letters = dlq.list("sensors")
                 shown = {row["message_id"]: dlq.show(row["message_id"]) for row in letters}
             reasons = [row["reason"] for row in letters]

@@ -316,4 +316,4 @@ def test_run_builtin_app_with_storage_and_http(tmp_path: Path) -> None:
         assert rows == [("esp32-run", "pir")]
         health = httpx.get(url + "/health", trust_env=False).json()
         assert health["services"]["storage"] == "up"
-    assert not (tmp_path / "data" / "sensors.db").exists()
+    assert not (tmp_path / "data" / "wireway.db").exists()  # --storage was taken

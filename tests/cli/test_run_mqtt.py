@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,17 +123,16 @@ def mqtt_inputs(patterns: list[Any]) -> list[str]:
 
 
 @pytest.fixture
-def no_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+def no_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """`wireway run` in process: no broker answers, serve() only records its patterns."""
     import wireway.cli.main as cli
     import wireway.observability.logging as log
     import wireway.runtime.engine as engine
 
+    saved = dict(os.environ)  # run() sets WIREWAY_* variables: none may leak into later tests
     for key in list(os.environ):
         if key.startswith("WIREWAY_"):
-            monkeypatch.delenv(key)
-    for key in ("WIREWAY_DATA_DIR", "WIREWAY_MQTT_URL", "WIREWAY_MQTT_ENABLED", "WIREWAY_STORAGE"):
-        monkeypatch.delenv(key, raising=False)  # so they are restored: run() sets them
+            del os.environ[key]
     monkeypatch.chdir(tmp_path)  # no ./patterns or ./wireway.yaml: the built-in app
     probes: list[tuple[str, int]] = []
 
@@ -149,7 +149,11 @@ def no_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]
     monkeypatch.setattr(cli, "broker_answers", answers)
     monkeypatch.setattr(engine, "serve", serve)
     monkeypatch.setattr(log, "setup", lambda *args: None)  # keep the suite's logging as it is
-    return seen
+    try:
+        yield seen
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_plain_run_keeps_mqtt_on_without_a_broker(no_broker: dict[str, Any], tmp_path: Path) -> None:

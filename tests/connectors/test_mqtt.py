@@ -120,7 +120,7 @@ def lines(path: Path) -> list[Any]:
 
 
 def dead_letters(tmp: Path, pattern: str) -> list[dict[str, Any]]:
-    with DlqAdmin(tmp / "data" / "wireway.db") as admin:
+    with DlqAdmin(tmp / "data" / "buffer.db") as admin:
         rows: list[dict[str, Any]] = admin.list(pattern)
     return rows
 

@@ -72,7 +72,7 @@ async def db(db_url: str, tmp_path: Path) -> AsyncIterator[Database]:
 
 def test_urls_and_sqlite_rewriting(tmp_path: Path) -> None:
     """URLs pick the dialect and file; `$n`, casts and now() are rewritten outside literals."""
-    assert open_database("", data_dir=tmp_path).url == f"sqlite:///{tmp_path}/sensors.db"
+    assert open_database("", data_dir=tmp_path).url == f"sqlite:///{tmp_path}/wireway.db"
     rel = open_database("sqlite:///data/x.db", data_dir=tmp_path)
     assert isinstance(rel, SqliteDatabase)
     assert rel.path == str(Path.cwd() / "data/x.db")
@@ -254,7 +254,7 @@ async def test_sql_output_writes_a_row_per_sensor_once(db_url: str, tmp_path: Pa
             assert await reader.fetchval("SELECT count(*) FROM sensor_readings WHERE message_id = 'm-4'") == 2
             assert engine.health()["services"]["storage"] == "up"
         letters = {
-            r["message_id"]: r["reason"] for r in DlqAdmin(tmp_path / "data" / "wireway.db").list("readings")
+            r["message_id"]: r["reason"] for r in DlqAdmin(tmp_path / "data" / "buffer.db").list("readings")
         }
         assert "longer than 100 characters" in letters["m-3"]
         assert "`payload.device_id` is missing" in letters["m-5"]
@@ -332,7 +332,7 @@ settings: {{retries: 0}}
             await eventually(lambda: engine.runners[0].routes[0].delivered == 2)
         rows = await database.fetch("SELECT id, n FROM checked ORDER BY id")
         assert rows == [{"id": "c-1", "n": 1}, {"id": "c-2", "n": 2}]
-        reasons = sorted(r["reason"] for r in DlqAdmin(tmp_path / "data" / "wireway.db").list("checked"))
+        reasons = sorted(r["reason"] for r in DlqAdmin(tmp_path / "data" / "buffer.db").list("checked"))
         assert all(r.startswith("refused by the database") for r in reasons)
     finally:
         await database.close()

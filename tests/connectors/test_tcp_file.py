@@ -42,7 +42,7 @@ processors:
         assert engine.sqlite is not None
         await eventually(lambda: engine.sqlite.dlq_depth("relay") == 2)
     assert [json.loads(x)["n"] for x in out.read_text().splitlines()] == [1, 2, 4]
-    rows = DlqAdmin(tmp_path / "data" / "wireway.db").list("relay")
+    rows = DlqAdmin(tmp_path / "data" / "buffer.db").list("relay")
     reasons = sorted(r["reason"] for r in rows)
     assert reasons[0].startswith("invalid JSON")
     assert reasons[1] == "python ValueError: unlucky"

@@ -144,4 +144,4 @@ def test_every_acknowledged_message_arrives(tmp_path: Path, sig: int) -> None:
     if sig == signal.SIGTERM:
         dupes = [s for s, n in seen.items() if n > 1]
         assert not dupes, f"{len(dupes)} duplicates after a graceful stop"
-    assert os.path.exists(tmp_path / "data" / "wireway.db")
+    assert os.path.exists(tmp_path / "data" / "buffer.db")

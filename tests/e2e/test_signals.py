@@ -55,7 +55,7 @@ settings: {{timeout: 60, retries: 1000, backoff_base: 0.05, backoff_max: 0.1}}
     assert b"second signal" in proc.stderr.read()
 
     async def pending() -> int:
-        store = SqliteStore(tmp_path / "data" / "wireway.db")
+        store = SqliteStore(tmp_path / "data" / "buffer.db")
         await store.open()
         try:
             return len(store.pending())

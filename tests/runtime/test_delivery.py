@@ -59,7 +59,7 @@ async def test_4xx_goes_straight_to_the_dlq(tmp_path: Path, sink: Sink) -> None:
         msg_id = r.json()["ids"][0]
         await eventually(lambda: engine.sqlite is not None and engine.sqlite.dlq_depth("hooks") == 1)
         assert sink.requests == 1
-    row = DlqAdmin(tmp_path / "data" / "wireway.db").show(msg_id)
+    row = DlqAdmin(tmp_path / "data" / "buffer.db").show(msg_id)
     assert row is not None
     assert row["reason"].startswith("HTTP 404")
     assert row["attempts"] == 1
@@ -75,7 +75,7 @@ async def test_retries_exhausted_then_redrive(tmp_path: Path, sink: Sink) -> Non
         assert engine.sqlite is not None
         await eventually(lambda: engine.sqlite.dlq_depth("hooks") == 1)
         assert sink.requests == 3  # first attempt + 2 retries
-        admin = DlqAdmin(tmp_path / "data" / "wireway.db")
+        admin = DlqAdmin(tmp_path / "data" / "buffer.db")
         row = admin.show(msg_id)
         assert row is not None
         assert row["attempts"] == 3
@@ -125,7 +125,7 @@ async def test_expired_ttl_goes_to_dlq(tmp_path: Path, sink: Sink) -> None:
         assert (await post(engine, env)).status_code == 202
         assert engine.sqlite is not None
         await eventually(lambda: engine.sqlite.dlq_depth("hooks") == 1)
-    row = DlqAdmin(tmp_path / "data" / "wireway.db").show("ttl-1")
+    row = DlqAdmin(tmp_path / "data" / "buffer.db").show("ttl-1")
     assert row is not None
     assert row["reason"] == "expired"
     assert sink.received == []

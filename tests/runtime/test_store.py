@@ -502,3 +502,32 @@ async def test_only_groups_of_deletes_skip_the_sync(sqlite_store: SqliteStore, d
     await again.open()
     assert again.pending() == [*items[2:], *more]  # the unsynced deletes are committed too
     await again.close()
+
+
+def test_an_earlier_buffer_in_wireway_db_moves_to_buffer_db(tmp_path: Path) -> None:
+    """A data dir from before: its buffer (with what is still queued, even in the WAL)
+    moves to buffer.db; a wireway.db that also holds other tables stays where it is."""
+    from wireway.runtime.store import buffer_path
+
+    old = tmp_path / "wireway.db"
+    conn = sqlite3.connect(old, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # the row stays in the WAL
+    conn.execute("CREATE TABLE outbox(id INTEGER PRIMARY KEY, queue TEXT, body BLOB, enqueued_at REAL)")
+    conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO outbox VALUES (1, 'q', x'7b7d', 0)")
+    assert buffer_path(tmp_path) == old  # looked at only: the CLI's DLQ commands
+    conn.close()
+    assert buffer_path(tmp_path, move=True) == tmp_path / "buffer.db"
+    assert not old.exists()
+    assert not (tmp_path / "wireway.db-wal").exists()
+    with sqlite3.connect(tmp_path / "buffer.db") as moved:
+        assert moved.execute("SELECT queue FROM outbox").fetchall() == [("q",)]
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with sqlite3.connect(shared / "wireway.db") as both:
+        both.execute("CREATE TABLE outbox(id INTEGER PRIMARY KEY)")
+        both.execute("CREATE TABLE sensor_readings(id INTEGER PRIMARY KEY)")
+    assert buffer_path(shared, move=True) == shared / "wireway.db"
+    assert buffer_path(tmp_path / "fresh") == tmp_path / "fresh" / "buffer.db"

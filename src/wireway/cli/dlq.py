@@ -23,10 +23,10 @@ PatternOpt = Annotated[str | None, typer.Option("--pattern", help="Only this pat
 
 
 def _admin(data_dir: Path):  # type: ignore[no-untyped-def]
-    from wireway.runtime.store import DlqAdmin
+    from wireway.runtime.store import DlqAdmin, buffer_path
 
     try:
-        return DlqAdmin(data_dir / "wireway.db")
+        return DlqAdmin(buffer_path(data_dir))
     except WirewayError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None

@@ -76,6 +76,13 @@ def run(
     if mqtt:
         os.environ["WIREWAY_MQTT_URL"] = mqtt
     target = path or default_target()
+    if target == builtin_path() and not os.environ.get("WIREWAY_STORAGE"):
+        from wireway.apps.sensor_ingest.app import DEFAULT_STORAGE, default_storage
+
+        chosen = default_storage()
+        if chosen != DEFAULT_STORAGE.format(data_dir=data_dir):  # an earlier version's file
+            console.print(f"wireway: storing into the existing {chosen}", markup=False)
+            os.environ["WIREWAY_STORAGE"] = chosen
     if no_mqtt:
         os.environ["WIREWAY_MQTT_ENABLED"] = "false"
     elif demo_without_broker(target, mqtt, simulate):

@@ -24,7 +24,7 @@ from wireway.errors import WirewayError
 from wireway.observability import logging as log
 from wireway.observability.metrics import DLQ_SIZE, connection_closed, connection_opened, connections_now
 from wireway.runtime.pattern import PatternRunner
-from wireway.runtime.store import MemoryStore, SqliteStore, Store
+from wireway.runtime.store import MemoryStore, SqliteStore, Store, buffer_path
 from wireway.web.app import FastPaths, build_app
 
 logger = log.get("engine")
@@ -112,7 +112,7 @@ class Engine:
         self.lock_data_dir()
         sock = bind(*self.http)
         if self.durable:
-            self.sqlite = SqliteStore(self.data_dir / "wireway.db")
+            self.sqlite = SqliteStore(buffer_path(self.data_dir, move=True))
             await self.sqlite.open()
         await self.memory.open()
         pending = self.sqlite.pending() if self.sqlite else []

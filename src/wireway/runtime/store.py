@@ -59,6 +59,41 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1'), ('last_id', '0');
 """
 CHECKPOINT_SECONDS = 0.25
+BUFFER_FILE = "buffer.db"
+# where the buffer was before: the sensor application now stores its readings there (in
+# one file, its transactions would hold the outbox's commits behind them)
+EARLIER_BUFFER_FILE = "wireway.db"
+_BUFFER_TABLES = {"outbox", "dlq", "redrive", "meta", "sqlite_sequence"}
+
+
+def buffer_path(data_dir: Path, *, move: bool = False) -> Path:
+    """The durable buffer's file, `<data_dir>/buffer.db`.
+
+    A data dir from an earlier version has it in wireway.db: that file is used as it
+    is, or, with `move` (the engine, holding the data dir's lock) and when it holds
+    nothing but the buffer, made self-contained (WAL folded in) and renamed.
+    """
+    new, old = data_dir / BUFFER_FILE, data_dir / EARLIER_BUFFER_FILE
+    if new.exists() or not old.exists():
+        return new
+    try:
+        conn = sqlite3.connect(old, isolation_level=None)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "outbox" not in tables:
+                return new  # not a buffer: the application's storage
+            if not move or tables - _BUFFER_TABLES:
+                return old
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")  # one file: the rename moves it all
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise WirewayError(f"cannot read the earlier buffer {old}: {exc}") from exc
+    old.rename(new)
+    return new
+
+
 _INSERT_OUTBOX = "INSERT INTO outbox(id, queue, body, enqueued_at) VALUES (?, ?, ?, ?)"
 _DELETE_OUTBOX = "DELETE FROM outbox WHERE id = ?"
 _SELECT_RANGE = "SELECT id, body FROM outbox WHERE id BETWEEN ? AND ?"
@@ -250,7 +285,7 @@ def _settle(pairs: list[tuple[asyncio.Future[Any], Any]], exc: Exception | None)
 
 
 class SqliteStore(Store):
-    """The durable store: `<data_dir>/wireway.db`."""
+    """The durable store: `<data_dir>/buffer.db` (see buffer_path)."""
 
     durable = True
 

@@ -27,15 +27,22 @@ from wireway.processors.dedupe import SeenCache, shared_cache
 from wireway.runtime.backoff import backoff
 
 logger = log.get("sensor-app")
-DEFAULT_STORAGE = "sqlite:///{data_dir}/sensors.db"
+DEFAULT_STORAGE = "sqlite:///{data_dir}/wireway.db"  # beside the durable buffer's tables
+EARLIER_DEFAULT = "sensors.db"  # the default before: a data dir that has it keeps using it
 SEEN_WINDOW = 100_000  # message ids remembered for 409s and redeliveries (~12 MB)
 CONNECT_BACKOFF_MAX = 30.0  # s between attempts to reach a storage that was never reached
 READY_WAIT = 5.0  # s an ingest call waits for that storage before it is refused
 
 
 def default_storage() -> str:
+    """$WIREWAY_STORAGE, else `<data-dir>/wireway.db` (or the data dir's existing
+    sensors.db, where earlier versions stored readings)."""
     data_dir = os.environ.get("WIREWAY_DATA_DIR", "data")
-    return os.environ.get("WIREWAY_STORAGE") or DEFAULT_STORAGE.format(data_dir=data_dir)
+    if os.environ.get("WIREWAY_STORAGE"):
+        return os.environ["WIREWAY_STORAGE"]
+    if (Path(data_dir) / EARLIER_DEFAULT).exists():
+        return f"sqlite:///{data_dir}/{EARLIER_DEFAULT}"
+    return DEFAULT_STORAGE.format(data_dir=data_dir)
 
 
 class SensorApp(Service):

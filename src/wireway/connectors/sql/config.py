@@ -194,7 +194,7 @@ class SqlOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
         str,
         Meta(
             description="`sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite://` "
-            "(`<data-dir>/sensors.db`) or `postgresql://user:password@host:port/db`"
+            "(`<data-dir>/wireway.db`) or `postgresql://user:password@host:port/db`"
         ),
     ]
     table: Annotated[str, Meta(description="table to insert into (`name` or `schema.name`)")]

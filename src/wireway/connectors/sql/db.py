@@ -59,7 +59,7 @@ from wireway.errors import ConnectorError, NotConnected, PermanentError, Retryab
 
 T = TypeVar("T")
 
-DEFAULT_SQLITE_FILE = "sensors.db"
+DEFAULT_SQLITE_FILE = "wireway.db"
 JSON_DECLTYPES = ("JSON", "JSONB", "JSON_TEXT")
 BUSY_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT = 5.0
@@ -186,7 +186,7 @@ def open_database(url: str, *, data_dir: Path) -> Database:
     """A `Database` for a URL (nothing is opened yet).
 
     `sqlite:///relative/path.db` (relative to the working directory),
-    `sqlite:////abs/path.db`, `sqlite://` or an empty URL (`<data_dir>/sensors.db`),
+    `sqlite:////abs/path.db`, `sqlite://` or an empty URL (`<data_dir>/wireway.db`),
     `postgresql://user:password@host:port/db` or `postgres://...` (query parameters
     asyncpg does not know, such as `?search_path=myschema`, become server settings).
 
