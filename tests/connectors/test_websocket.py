@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -335,11 +336,13 @@ async def test_slow_client_drops_oldest_and_ingestion_never_waits(tmp_path: Path
             assert received == sorted(received)
 
 
-async def test_extra_port_accepts_any_path(tmp_path: Path) -> None:
-    """With `port`, a second server takes WebSocket clients on any path; HTTP gets 426."""
+@pytest.mark.parametrize("key", ["port", "websocket_port"])
+async def test_extra_port_accepts_any_path(tmp_path: Path, key: str) -> None:
+    """With `port` (or `websocket_port`, the existing service's name), a second server
+    takes WebSocket clients on any path; HTTP gets 426."""
     path = "/ws-extra"
     port = free_port()
-    async with engine_from(tmp_path, pattern(path, f", port: {port}")) as engine:
+    async with engine_from(tmp_path, pattern(path, f", {key}: {port}")) as engine:
         async with (
             connect(f"ws://127.0.0.1:{port}/") as root,
             connect(f"ws://127.0.0.1:{port}/any/path?x=1") as deep,
@@ -515,3 +518,11 @@ def test_extra_port_host_left_to_the_http_server_agrees_with_any() -> None:
     assert hub.host == "0.0.0.0"
     with pytest.raises(Exception, match="already has the extra port"):
         hub.configure(port=3001, host="127.0.0.1")
+
+
+def test_port_and_websocket_port_together_are_refused() -> None:
+    from wireway.connectors.websocket.config import WebSocketOutputConfig
+
+    with pytest.raises(msgspec.ValidationError, match=r"not both - at `\$.websocket_port`"):
+        msgspec.convert({"port": 3001, "websocket_port": 3002}, WebSocketOutputConfig)
+    assert msgspec.convert({"websocket_port": 3001}, WebSocketOutputConfig).port == 3001

@@ -36,6 +36,9 @@ class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     port: Annotated[int | None, Meta(description="also serve WebSocket clients on this port, any path")] = (
         None
     )
+    websocket_port: Annotated[
+        int | None, Meta(description="the existing service's name for `port` (not both)")
+    ] = None
     host: Annotated[
         str | None,
         Meta(description="interface of the extra `port` (default: the HTTP server's host, `--http`)"),
@@ -51,6 +54,10 @@ class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     ] = None
 
     def __post_init__(self) -> None:
+        if self.websocket_port is not None:
+            if self.port not in (None, 0):
+                raise ValueError("set `port` or `websocket_port`, not both - at `$.websocket_port`")
+            self.port, self.websocket_port = self.websocket_port, None
         if self.port == 0:  # `port: ${WIREWAY_WEBSOCKET_PORT:-0}` means none
             self.port = None
         if self.port is not None and not 1 <= self.port <= 65535:
