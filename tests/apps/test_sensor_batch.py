@@ -139,3 +139,31 @@ async def test_batch_with_the_same_reading_twice(tmp_path: Path) -> None:
         await asyncio.sleep(0.2)
         assert len(await stored(c, "esp32-001")) == 6
     assert not IN_FLIGHT
+
+
+async def test_a_resend_while_the_first_attempt_fails_is_kept(tmp_path: Path) -> None:
+    """The first attempt's buffer commit fails (503); a resend that arrived meanwhile
+    waits for it and then keeps the reading itself (202), never a 409 for a reading that
+    was not kept. The failure is injected into wireway's own buffer, once."""
+    async with sensor_engine(tmp_path) as engine, client(engine) as c:
+        store = engine.sqlite
+        assert store is not None
+        real = store.enqueue
+        calls = 0
+
+        async def failing_once(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await asyncio.sleep(0.3)
+                raise OSError("disk I/O error")
+            return await real(*args, **kwargs)
+
+        store.enqueue = failing_once  # type: ignore[method-assign]
+        first = asyncio.create_task(c.post("/api/v1/sensor-data", json=reading("resend-1")))
+        await asyncio.sleep(0.1)
+        second = await c.post("/api/v1/sensor-data", json=reading("resend-1"))
+        assert (await first).status_code == 503
+        assert second.status_code == 202, second.text
+        assert (await c.post("/api/v1/sensor-data", json=reading("resend-1"))).status_code == 409
+        assert IN_FLIGHT == {}

@@ -133,3 +133,51 @@ async def test_storage_never_reached_keeps_the_process_up(tmp_path: Path) -> Non
             assert (await c.get("/metrics")).status_code == 200
             r = await c.get("/api/v1/devices", headers={"X-API-Key": "anything"})
             assert r.status_code == 503
+
+
+async def test_a_storage_that_answers_but_cannot_be_migrated_stops_the_start(tmp_path: Path) -> None:
+    """Reachable but unusable (here a table whose key is not `id`, which the migration
+    needs) is not "down": the start fails with the database's own message."""
+    import sqlite3
+
+    from wireway.errors import WirewayError
+
+    db = tmp_path / "odd.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE sensor_readings (reading_id INTEGER PRIMARY KEY, device_id TEXT, "
+            "timestamp TEXT, received_at TEXT, sensor_type TEXT, data TEXT, metadata TEXT)"
+        )
+    with pytest.raises(WirewayError, match="id"):
+        async with sensor_engine(tmp_path, env={"WIREWAY_STORAGE": f"sqlite:///{db}"}):
+            pass
+    # the application can start again in this process, on a usable storage
+    (tmp_path / "next").mkdir()
+    async with sensor_engine(tmp_path / "next") as engine, client(engine) as c:
+        assert (await c.post("/api/v1/sensor-data", json=reading("after-1"))).status_code == 202
+
+
+async def test_a_failing_load_is_retried_and_stop_still_works(tmp_path: Path, schema: str) -> None:
+    """An output's state that fails to load once the storage answers is tried again with
+    the connection; stopping is clean either way."""
+    from wireway.apps.sensor_ingest.app import sensor_app
+
+    door = LateDoor()
+    env = {"WIREWAY_STORAGE": f"postgresql://postgres@127.0.0.1:{door.port}/test?search_path={schema}"}
+    calls = 0
+
+    async def flaky_load() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("a row that does not parse")
+
+    try:
+        async with sensor_engine(tmp_path, env=env) as engine, client(engine) as c:
+            await sensor_app().when_ready(flaky_load)
+            await door.open()
+            await eventually(lambda: engine.health()["services"]["storage"] == "up", timeout=40)
+            assert calls == 2
+            assert (await c.post("/api/v1/sensor-data", json=reading("flaky-1"))).status_code == 202
+    finally:
+        await door.close()

@@ -174,6 +174,8 @@ class SensorAlertsOutput(Output):
             task.add_done_callback(self._pending.discard)
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
+        if sensor_app().waiting:  # readings from the buffer, before the open alerts load
+            raise RetryableError("alerts: storage not reached yet")
         try:
             await self.engine.evaluate_many([msg.payload for msg in batch])
         except Exception as exc:

@@ -19,7 +19,7 @@ from wireway.apps.sensor_ingest.migrations import migrate
 from wireway.config.model import Security
 from wireway.connectors.base import Service
 from wireway.connectors.sql.db import Database, open_database
-from wireway.errors import BackpressureError, ConnectorError, NotConnected
+from wireway.errors import BackpressureError, NotConnected
 from wireway.observability import events
 from wireway.observability import logging as log
 from wireway.observability.metrics import observe_many
@@ -108,11 +108,16 @@ class SensorApp(Service):
         events.on_delivered(self._delivered)
         try:
             await self.connect()
-        except (NotConnected, ConnectorError) as exc:
+        except NotConnected as exc:  # any other error (a migration that fails) stops the start
             # a database that comes up after us (a pod started before its database):
             # run, report storage down, hold readings back until it answers
             logger.warning("storage unreachable; retrying", storage=self.db.url, error=str(exc))
             self._tasks.append(asyncio.create_task(self.connect_later(), name="wireway[sensor-app].connect"))
+        except BaseException:
+            self.started = False  # a later start (in this process) tries again from scratch
+            with contextlib.suppress(Exception):
+                await self.db.close()
+            raise
         self._tasks.append(asyncio.create_task(self.refresh_loop(), name="wireway[sensor-app].refresh"))
 
     async def connect(self) -> None:
@@ -152,13 +157,24 @@ class SensorApp(Service):
             try:
                 await self.connect()
                 return
-            except (NotConnected, ConnectorError) as exc:
+            except NotConnected as exc:
                 logger.warning("storage still unreachable", error=str(exc), attempt=attempt)
+            except Exception as exc:  # noqa: BLE001  (reached but unusable: say so, keep trying)
+                logger.error(
+                    "storage reached but not usable; readings stay held back",
+                    error=f"{type(exc).__name__}: {exc}",
+                    attempt=attempt,
+                )
+
+    @property
+    def waiting(self) -> bool:
+        """Started, but the storage not reached yet (nothing may use it)."""
+        return self.started and not self.ready.is_set()
 
     async def wait_ready(self) -> None:
         """Return once the storage was reached, or raise BackpressureError (so an HTTP
         sender gets 503 and an MQTT message goes unacknowledged: the broker keeps it)."""
-        if self.ready.is_set() or not self.started:  # not started: used without its services
+        if not self.waiting:  # ready, or not started (a step used without its services)
             return
         try:
             await asyncio.wait_for(self.ready.wait(), READY_WAIT)
@@ -235,7 +251,7 @@ class SensorApp(Service):
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping regardless
                 await task
         self._tasks.clear()
         self.ready = asyncio.Event()
@@ -255,7 +271,7 @@ class SensorApp(Service):
         return {"storage": "up" if self.storage_up else "down"}
 
     def holding_back(self) -> str | None:
-        if self.started and not self.ready.is_set():
+        if self.waiting:
             return "storage not reached yet (readings held back)"
         return None
 

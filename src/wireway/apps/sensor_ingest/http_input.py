@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -23,9 +26,32 @@ from wireway.registry import register_input
 
 # message ids of readings whose ingest call is under way (`seen` only gets them once
 # they are durable): a second request with the same reading meanwhile is a duplicate.
-# Each request adds the ids it ingests before its await and removes them after,
-# whatever the outcome; shared like `seen`, by every sensor_http input of the process.
-IN_FLIGHT: set[str] = set()
+# Ids of readings whose ingest call is under way -> that call's end. A request that
+# finds one of its ids here waits for that attempt, then answers by its outcome (409
+# only once the reading is kept; if the attempt failed, it tries itself). Shared like
+# `seen` by every sensor_http input of the process.
+IN_FLIGHT: dict[str, asyncio.Future[None]] = {}
+
+
+async def settled(ids: list[str]) -> None:
+    """Return once none of `ids` is in flight (this request holds none meanwhile, so two
+    requests never wait for each other)."""
+    while busy := {IN_FLIGHT[m] for m in ids if m in IN_FLIGHT}:
+        await asyncio.wait([asyncio.shield(f) for f in busy])
+
+
+@contextmanager
+def claimed(ids: list[str]) -> Iterator[None]:
+    """Mark `ids` in flight for the block (call with no await since `settled`)."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    for m in ids:
+        IN_FLIGHT[m] = done
+    try:
+        yield
+    finally:
+        for m in ids:
+            IN_FLIGHT.pop(m, None)
+        done.set_result(None)
 
 
 class SensorHttpConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -67,7 +93,8 @@ def authenticate(request: Request) -> Principal:
     try:
         return app.keys.authenticate(*credentials(request))
     except AuthError as exc:
-        ERRORS.labels("auth_error" if exc.status == 401 else "rate_limited").inc()
+        kind = {401: "auth_error", 429: "rate_limited"}.get(exc.status, "unavailable")
+        ERRORS.labels(kind).inc()
         raise
 
 
@@ -142,9 +169,10 @@ class SensorHttpInput(Input):
         except BackpressureError as exc:
             ERRORS.labels("backpressure").inc()
             return err(503, {"error": "Service busy, retry later"}, max(1.0, exc.retry_after))
-        except Exception as exc:  # noqa: BLE001  (the buffer could not commit: nothing was kept)
+        except Exception as exc:  # noqa: BLE001  (the commit failed: the sender must resend;
+            # outputs may have seen the readings already, as after a crash: at-least-once)
             ERRORS.labels("buffer_error").inc()
-            logger.error("readings not kept: the buffer failed", input=self.name, error=str(exc))
+            logger.error("readings not committed", input=self.name, error=f"{type(exc).__name__}: {exc}")
             return err(503, {"error": "Buffer unavailable, retry later"}, 1.0)
         finally:
             checked.difference_update(ids)
@@ -172,14 +200,13 @@ class SensorHttpInput(Input):
         received_at = now_rfc3339()
         env = self.envelope(value, received_at)
         mid = env.message_id
-        if mid in sensor_app().seen or mid in IN_FLIGHT:
+        if mid in IN_FLIGHT:  # the same reading, sent again while its first attempt runs
+            await settled([mid])
+        if mid in sensor_app().seen:
             ERRORS.labels("duplicate").inc()
             return err(409, {"error": "Duplicate reading", "device_id": value["device_id"]})
-        IN_FLIGHT.add(mid)
-        try:
+        with claimed([mid]):
             outcome = await self.ingest([env])
-        finally:
-            IN_FLIGHT.discard(mid)
         if isinstance(outcome, Response):
             return outcome
         if outcome.rejected:
@@ -213,51 +240,56 @@ class SensorHttpInput(Input):
         received_at = now_rfc3339()
         seen = sensor_app().seen
         results: list[dict[str, Any]] = []
+        candidates: list[tuple[int, Message]] = []  # (place in results, envelope)
+        in_batch: set[str] = set()
+        for reading in value:
+            device = reading.get("device_id") if isinstance(reading, dict) else None
+            errors = reading_errors(reading)
+            if errors:
+                ERRORS.labels("validation_error").inc()
+                results.append({"device_id": device, "status": "failed", "error": "; ".join(errors)})
+                continue
+            if principal.device_id and principal.device_id != device:
+                results.append(
+                    {
+                        "device_id": device,
+                        "status": "failed",
+                        "error": "this key may only post readings of its own device",
+                    }
+                )
+                continue
+            env = self.envelope(reading, received_at)
+            mid = env.message_id
+            if mid in in_batch:
+                ERRORS.labels("duplicate").inc()
+                results.append({"device_id": device, "status": "duplicate"})
+                continue
+            in_batch.add(mid)
+            candidates.append((len(results), env))
+            results.append({"device_id": device, "status": "accepted", "message_id": mid})
+        await settled([env.message_id for _, env in candidates])
         todo: list[Message] = []
         slots: list[int] = []  # per message of todo, its place in results
-        mine: list[str] = []  # the ids this request put in IN_FLIGHT
-        try:
-            for reading in value:
-                device = reading.get("device_id") if isinstance(reading, dict) else None
-                errors = reading_errors(reading)
-                if errors:
-                    ERRORS.labels("validation_error").inc()
-                    results.append({"device_id": device, "status": "failed", "error": "; ".join(errors)})
-                    continue
-                if principal.device_id and principal.device_id != device:
-                    results.append(
-                        {
-                            "device_id": device,
-                            "status": "failed",
-                            "error": "this key may only post readings of its own device",
-                        }
-                    )
-                    continue
-                env = self.envelope(reading, received_at)
-                mid = env.message_id
-                if mid in seen or mid in IN_FLIGHT:  # IN_FLIGHT: also twice in this batch
-                    ERRORS.labels("duplicate").inc()
-                    results.append({"device_id": device, "status": "duplicate"})
-                    continue
-                IN_FLIGHT.add(mid)
-                mine.append(mid)
-                slots.append(len(results))
+        for slot, env in candidates:
+            if env.message_id in seen:
+                ERRORS.labels("duplicate").inc()
+                results[slot] = {"device_id": results[slot]["device_id"], "status": "duplicate"}
+            else:
+                slots.append(slot)
                 todo.append(env)
-                results.append({"device_id": device, "status": "accepted", "message_id": mid})
-            if todo:
+        if todo:
+            with claimed([env.message_id for env in todo]):
                 outcome = await self.ingest(todo, keep_valid=True)
-                if isinstance(outcome, Response):
-                    return outcome
-                for rej in outcome.rejected:  # refused by the pattern (an unknown device)
-                    if 0 <= rej.index < len(slots):
-                        slot = slots[rej.index]
-                        results[slot] = {
-                            "device_id": results[slot]["device_id"],
-                            "status": "failed",
-                            "error": "; ".join(rej.reasons),
-                        }
-        finally:
-            IN_FLIGHT.difference_update(mine)
+            if isinstance(outcome, Response):
+                return outcome
+            for rej in outcome.rejected:  # refused by the pattern (an unknown device)
+                if 0 <= rej.index < len(slots):
+                    slot = slots[rej.index]
+                    results[slot] = {
+                        "device_id": results[slot]["device_id"],
+                        "status": "failed",
+                        "error": "; ".join(rej.reasons),
+                    }
         return JSONResponse(
             {"message": "Batch processed", "total": len(value), "results": results}, status_code=202
         )

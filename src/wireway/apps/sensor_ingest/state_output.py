@@ -118,6 +118,8 @@ class SensorStateOutput(Output):
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         app = sensor_app()
+        if app.waiting:  # readings from the buffer, before the registry loads
+            raise RetryableError("device registry: storage not reached yet")
         assert app.devices is not None
         readings = [m.payload for m in batch]
         try:
