@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -26,32 +24,20 @@ from wireway.registry import register_input
 
 # message ids of readings whose ingest call is under way (`seen` only gets them once
 # they are durable): a second request with the same reading meanwhile is a duplicate.
-# Ids of readings whose ingest call is under way -> that call's end. A request that
-# finds one of its ids here waits for that attempt, then answers by its outcome (409
-# only once the reading is kept; if the attempt failed, it tries itself). Shared like
-# `seen` by every sensor_http input of the process.
-IN_FLIGHT: dict[str, asyncio.Future[None]] = {}
+# Ids of readings whose ingest call is under way. A request that finds one of its ids
+# here waits for that attempt to end, then answers by its outcome (409 only once the
+# reading is kept; if the attempt failed, it tries itself). A resend during the first
+# attempt is rare: it polls, so the usual request pays only a set add and discard.
+# Shared like `seen` by every sensor_http input of the process.
+IN_FLIGHT: set[str] = set()
+SETTLE_POLL = 0.01  # s
 
 
 async def settled(ids: list[str]) -> None:
     """Return once none of `ids` is in flight (this request holds none meanwhile, so two
     requests never wait for each other)."""
-    while busy := {IN_FLIGHT[m] for m in ids if m in IN_FLIGHT}:
-        await asyncio.wait([asyncio.shield(f) for f in busy])
-
-
-@contextmanager
-def claimed(ids: list[str]) -> Iterator[None]:
-    """Mark `ids` in flight for the block (call with no await since `settled`)."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    for m in ids:
-        IN_FLIGHT[m] = done
-    try:
-        yield
-    finally:
-        for m in ids:
-            IN_FLIGHT.pop(m, None)
-        done.set_result(None)
+    while not IN_FLIGHT.isdisjoint(ids):  # noqa: ASYNC110  (rare: an Event per request costs every request)
+        await asyncio.sleep(SETTLE_POLL)
 
 
 class SensorHttpConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -205,8 +191,11 @@ class SensorHttpInput(Input):
         if mid in sensor_app().seen:
             ERRORS.labels("duplicate").inc()
             return err(409, {"error": "Duplicate reading", "device_id": value["device_id"]})
-        with claimed([mid]):
+        IN_FLIGHT.add(mid)
+        try:
             outcome = await self.ingest([env])
+        finally:
+            IN_FLIGHT.discard(mid)
         if isinstance(outcome, Response):
             return outcome
         if outcome.rejected:
@@ -278,8 +267,12 @@ class SensorHttpInput(Input):
                 slots.append(slot)
                 todo.append(env)
         if todo:
-            with claimed([env.message_id for env in todo]):
+            mine = [env.message_id for env in todo]
+            IN_FLIGHT.update(mine)
+            try:
                 outcome = await self.ingest(todo, keep_valid=True)
+            finally:
+                IN_FLIGHT.difference_update(mine)
             if isinstance(outcome, Response):
                 return outcome
             for rej in outcome.rejected:  # refused by the pattern (an unknown device)
