@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from sensor_support import ADMIN, SAMPLES, client, reading, sensor_engine
+from sensor_support import ADMIN, SAMPLES, client, metric, reading, sensor_engine
 
 from support import eventually
 
@@ -361,3 +361,26 @@ async def test_full_buffer_is_refused_before_the_body_is_read(tmp_path: Path) ->
         assert 'sensor_data_errors_total{error_type="backpressure"} 2.0' in metrics
         queue.unreserve(places)
         assert (await c.post("/api/v1/sensor-data", json=reading())).status_code == 202
+
+
+async def test_bad_bodies_get_the_services_400(tmp_path: Path) -> None:
+    """Malformed JSON and a batch that is not an array of 1 to 1,000 readings get the
+    existing service's 400 body, `Invalid sensor data` with details; JSON errors counted."""
+    parse_errors = 'sensor_data_errors_total{error_type="json_parse_error"}'
+    async with sensor_engine(tmp_path) as engine, client(engine) as c:
+        before = metric((await c.get("/metrics")).text, parse_errors)
+        headers = {"content-type": "application/json"}
+        for path in ("/api/v1/sensor-data", "/api/v1/sensor-data/batch"):
+            r = await c.post(path, content=b'{"device_id": "esp32-001",', headers=headers)
+            assert r.status_code == 400
+            body = r.json()
+            assert body["error"] == "Invalid sensor data"
+            assert body["details"][0].startswith("invalid JSON: ")
+        expected = {
+            "error": "Invalid sensor data",
+            "details": ["expected a JSON array of 1 to 1000 readings"],
+        }
+        for bad in (reading(), [], [reading()] * 1001):
+            r = await c.post("/api/v1/sensor-data/batch", json=bad)
+            assert (r.status_code, r.json()) == (400, expected)
+        assert metric((await c.get("/metrics")).text, parse_errors) == before + 2

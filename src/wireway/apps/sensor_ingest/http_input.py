@@ -130,7 +130,8 @@ class SensorHttpInput(Input):
             return msgspec.json.decode(raw), None
         except msgspec.DecodeError as exc:
             ERRORS.labels("json_parse_error").inc()
-            return None, err(400, {"error": "Invalid JSON", "details": [str(exc)]})
+            # the existing service's 400 body, whatever the fault (clients branch on it)
+            return None, err(400, {"error": "Invalid sensor data", "details": [f"invalid JSON: {exc}"]})
 
     def envelope(self, reading: dict[str, Any], received_at: str) -> Message:
         # built directly: a dict envelope would be converted (and checked) again
@@ -221,7 +222,7 @@ class SensorHttpInput(Input):
             return err(
                 400,
                 {
-                    "error": "Invalid batch",
+                    "error": "Invalid sensor data",
                     "details": [f"expected a JSON array of 1 to {self.config.max_batch} readings"],
                 },
             )
