@@ -27,7 +27,7 @@ from wireway.processors.dedupe import SeenCache, shared_cache
 from wireway.runtime.backoff import backoff
 
 logger = log.get("sensor-app")
-DEFAULT_STORAGE = "sqlite:///{data_dir}/wireway.db"  # beside the durable buffer's tables
+DEFAULT_STORAGE = "sqlite:///{data_dir}/wireway.db"  # the buffer has its own file, buffer.db
 EARLIER_DEFAULT = "sensors.db"  # the default before: a data dir that has it keeps using it
 SEEN_WINDOW = 100_000  # message ids remembered for 409s and redeliveries (~12 MB)
 CONNECT_BACKOFF_MAX = 30.0  # s between attempts to reach a storage that was never reached
