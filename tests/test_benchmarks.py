@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_service
+from conftest import need_service, wireway
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -56,27 +55,12 @@ def test_bench_sensor_reports_every_figure() -> None:
     need_service("postgresql", 5432)
     if shutil.which("mosquitto") is None:
         need_service("mosquitto (binary)", 1)  # the bench starts its own broker
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wireway",
-            "bench",
-            "sensor",
-            "--messages",
-            "400",
-            "--rate",
-            "200",
-            "--latency-seconds",
-            "1",
-            "--http-readings",
-            "200",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
+    out = wireway(
+        *("bench", "sensor", "--messages", "400", "--rate", "200"),
+        *("--latency-seconds", "1", "--http-readings", "200"),
         cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200"},
+        env={"COLUMNS": "200"},
+        timeout=240,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     for row in (
@@ -95,21 +79,7 @@ def test_bench_sensor_reports_every_figure() -> None:
 
 def test_bench_sensor_without_its_database_fails_plainly() -> None:
     """A PostgreSQL that is not there: one line naming it, exit code 1, no traceback."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wireway",
-            "bench",
-            "sensor",
-            "--postgres",
-            "postgresql://postgres@127.0.0.1:1/test",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    out = wireway("bench", "sensor", "--postgres", "postgresql://postgres@127.0.0.1:1/test", cwd=ROOT)
     assert out.returncode == 1
     assert "bench failed: cannot use PostgreSQL at postgresql://postgres@127.0.0.1:1/test" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout

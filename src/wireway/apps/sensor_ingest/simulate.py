@@ -95,8 +95,9 @@ class Simulator:
         device = self.fleet[index % len(self.fleet)]
         # whole milliseconds, one apart at least: a float `last + 0.001` can print as the
         # same millisecond, and the same device_id and timestamp is a duplicate reading
-        now = max(round(time.time() * 1000), self.last_ts.get(device.device_id, 0) + 1) / 1000
-        self.last_ts[device.device_id] = round(now * 1000)
+        ms = max(round(time.time() * 1000), self.last_ts.get(device.device_id, 0) + 1)
+        self.last_ts[device.device_id] = ms
+        now = ms / 1000
         roll = self.rng.random()
         if roll < self.malformed:
             self.made["malformed"] += 1
