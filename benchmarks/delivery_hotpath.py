@@ -42,8 +42,9 @@ from wireway.apps.sensor_ingest.devices import Devices
 from wireway.apps.sensor_ingest.occupancy import OccupancyTracker
 from wireway.apps.sensor_ingest.state_output import SensorStateConfig, SensorStateOutput
 from wireway.cli.bench_sensor import body
+from wireway.connectors.sql.columns import ColumnInfo
 from wireway.connectors.sql.config import SqlOutputConfig
-from wireway.connectors.sql.output import ColumnInfo, Plan
+from wireway.connectors.sql.plan import Plan
 from wireway.envelope import Message, canonical_timestamp, stable_id
 
 BATCH = 500  # the application's batch_size
@@ -189,8 +190,8 @@ def state_output() -> SensorStateOutput:
 async def pg_insert(url: str, data: Sequence[list[Message]], rounds: int) -> float:
     """SqlOutput.insert per reading (rows already built), into a scratch schema."""
     from wireway.apps.sensor_ingest.migrations import migrate
+    from wireway.connectors.sql.columns import describe
     from wireway.connectors.sql.db import open_database
-    from wireway.connectors.sql.output import describe
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = open_database(url, data_dir=Path("."))
@@ -204,15 +205,14 @@ async def pg_insert(url: str, data: Sequence[list[Message]], rounds: int) -> flo
         plan = Plan(config, db.dialect, table)
         # rows grouped by message, as SqlOutput.write hands them to insert()
         groups = [[plan.rows(msg, datetime.now(UTC)) for msg in batch] for batch in data]
-        from wireway.connectors.sql.output import SqlOutput
+        from wireway.connectors.sql.write import RowWriter
 
-        output = SqlOutput(config, SimpleNamespace(name="storage"), None)  # type: ignore[arg-type]
-        output.db = db
+        writer = RowWriter(db)
 
         async def insert_all() -> None:
             await db.execute(f"TRUNCATE {schema}.sensor_readings")
             for messages in groups:
-                await output.insert(plan, messages)
+                await writer.insert(plan, messages)
 
         count = sum(len(b) for b in data)
         return await abest_us(insert_all, count, rounds)

@@ -4,7 +4,8 @@ Builds the batches of the built-in application (`wireway bench sensor` bodies, 5
 readings a batch or `--batch`, three rows each) beforehand, then sends each batch the way the sql
 output does: one text COPY (`--path copy`, what it uses first) or its fallback after
 a conflict, one `INSERT ... SELECT ... FROM jsonb_array_elements($1) ON CONFLICT DO
-NOTHING` (`--path json`), over `--connections` connections into a scratch schema made
+NOTHING` (`--path json`) or the INSERT bound once per row (`--path insert`, for the
+columns neither can carry), over `--connections` connections into a scratch schema made
 by the application's migrations (dropped afterwards). Prints readings/s, the client's
 CPU to encode the batches and the backends' CPU per reading (read from /proc:
 PostgreSQL must run on this machine).
@@ -17,7 +18,7 @@ around the calls (asyncpg's COPY costs the client much more per call).
 each costs PostgreSQL (idx_sensor_readings_data is the GIN index,
 sensor_readings_message_id_sensor_type_key the unique key).
 
-Run: .venv/bin/python benchmarks/pg_store.py [--readings N] [--connections C] [--path copy|json]
+Run: .venv/bin/python benchmarks/pg_store.py [--readings N] [--connections C] [--path copy|json|insert]
      [--batch B] [--drop-index NAME ...] [--pg URL]
 """
 
@@ -36,8 +37,10 @@ import asyncpg
 from delivery_hotpath import batches, sql_config
 
 from wireway.apps.sensor_ingest.migrations import migrate
+from wireway.connectors.sql.columns import describe
 from wireway.connectors.sql.db import open_database
-from wireway.connectors.sql.output import Plan, describe
+from wireway.connectors.sql.plan import Plan
+from wireway.connectors.sql.postgresql import setup_connection
 
 
 def backend_cpu(pid: int) -> float:
@@ -69,12 +72,16 @@ async def main(url: str, readings: int, connections: int, path: str, size: int, 
         t = time.process_time()
         if path == "copy":
             documents: list[Any] = [layout.encode(messages) for messages in groups]
+        elif path == "insert":
+            documents = [[row for rows in messages for row in rows] for messages in groups]
         else:
             documents = [plan.json_rows([row for rows in messages for row in rows]) for messages in groups]
         encoding = time.process_time() - t
         conns = [
             await asyncpg.connect(url, server_settings={"search_path": schema}) for _ in range(connections)
         ]
+        for c in conns:
+            await setup_connection(c)  # the pool's JSON codecs (the insert path binds dicts)
         pids = [await c.fetchval("SELECT pg_backend_pid()") for c in conns]
         todo = iter(documents)
 
@@ -84,6 +91,9 @@ async def main(url: str, readings: int, connections: int, path: str, size: int, 
                     await conn.copy_to_table(
                         "sensor_readings", columns=layout.names, source=memoryview(document), format="text"
                     )
+                elif path == "insert":
+                    async with conn.transaction():
+                        await conn.executemany(plan.insert, document)
                 else:
                     await conn.execute(plan.from_json, document)
 
@@ -110,7 +120,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=30_000)
     parser.add_argument("--connections", type=int, default=1)
-    parser.add_argument("--path", choices=["copy", "json"], default="copy")
+    parser.add_argument("--path", choices=["copy", "json", "insert"], default="copy")
     parser.add_argument("--batch", type=int, default=500, help="readings a batch")
     parser.add_argument("--drop-index", action="append", default=[], help="an index to drop first")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")

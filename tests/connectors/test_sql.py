@@ -27,7 +27,6 @@ from wireway.connectors.sql.db import (
     open_database,
     sqlite_sql,
 )
-from wireway.connectors.sql.output import SqlOutput
 from wireway.envelope import Message
 from wireway.errors import NotConnected
 from wireway.runtime.store import DlqAdmin
@@ -266,9 +265,11 @@ async def test_copy_for_big_batches_and_insert_for_small_ones_and_redeliveries(t
     """PostgreSQL: a batch of COPY_MIN_MESSAGES or more is one COPY, a smaller one an
     INSERT; a COPY meeting stored rows falls back to the INSERT (nothing twice) and
     COPY pauses; the same rows either way."""
-    from types import SimpleNamespace
-
-    from wireway.connectors.sql.output import COPY_MIN_MESSAGES, Plan, SqlOutputConfig, describe
+    from wireway.connectors.sql.columns import describe
+    from wireway.connectors.sql.config import SqlOutputConfig
+    from wireway.connectors.sql.plan import Plan
+    from wireway.connectors.sql.postgresql import PostgresDatabase
+    from wireway.connectors.sql.write import COPY_MIN_MESSAGES, RowWriter
 
     async with pg_schema() as url:
         db = open_database(url, data_dir=tmp_path)
@@ -276,28 +277,27 @@ async def test_copy_for_big_batches_and_insert_for_small_ones_and_redeliveries(t
             await db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, v JSONB NOT NULL)")
             config = SqlOutputConfig(url=url, table="t", columns={"id": "payload.id", "v": "payload.v"})
             plan = Plan(config, "postgresql", await describe(db, "t"))
-            output = SqlOutput(config, SimpleNamespace(name="out"), None)  # type: ignore[arg-type]
-            output.db = db
+            writer = RowWriter(db)
             copies: list[bool] = []
-            real_copy = output.copy
+            real_copy = writer.copy
 
-            async def copy(plan: Plan, data: bytes) -> bool:
-                copies.append(await real_copy(plan, data))
+            async def copy(db: PostgresDatabase, plan: Plan, data: bytes) -> bool:
+                copies.append(await real_copy(db, plan, data))
                 return copies[-1]
 
-            output.copy = copy  # type: ignore[method-assign]
+            writer.copy = copy  # type: ignore[method-assign]
 
             def batch(first: int, n: int) -> list[list[tuple[Any, ...]]]:
                 return [[(f"m{i}", {"n": i})] for i in range(first, first + n)]
 
-            await output.insert(plan, batch(0, COPY_MIN_MESSAGES - 1))
+            await writer.insert(plan, batch(0, COPY_MIN_MESSAGES - 1))
             assert copies == []
-            await output.insert(plan, batch(100, COPY_MIN_MESSAGES))
+            await writer.insert(plan, batch(100, COPY_MIN_MESSAGES))
             assert copies == [True]
-            await output.insert(plan, batch(100 + COPY_MIN_MESSAGES - 1, COPY_MIN_MESSAGES))  # 1 stored
+            await writer.insert(plan, batch(100 + COPY_MIN_MESSAGES - 1, COPY_MIN_MESSAGES))  # 1 stored
             assert copies == [True, False]
-            assert output._copy_after > time.monotonic()
-            await output.insert(plan, batch(500, COPY_MIN_MESSAGES))  # COPY paused: INSERT
+            assert writer._copy_after > time.monotonic()
+            await writer.insert(plan, batch(500, COPY_MIN_MESSAGES))  # COPY paused: INSERT
             assert copies == [True, False]
             ids = [r["id"] for r in await db.fetch("SELECT id FROM t")]
             assert len(ids) == len(set(ids)) == 4 * COPY_MIN_MESSAGES - 2
@@ -421,8 +421,10 @@ async def test_timestamps_sort_as_text_in_sqlite(tmp_path: Path) -> None:
 
 async def test_paths_and_value_checks(tmp_path: Path) -> None:
     """$value.x, list explode, metadata paths, and the reasons a value does not fit."""
+    from wireway.connectors.sql.columns import describe
     from wireway.connectors.sql.config import SqlOutputConfig
-    from wireway.connectors.sql.output import Plan, Unfit, describe
+    from wireway.connectors.sql.convert import Unfit
+    from wireway.connectors.sql.plan import Plan
 
     database = open_database("sqlite:///:memory:", data_dir=tmp_path)
     await database.execute(
@@ -520,7 +522,7 @@ def test_parse_timestamp_fast_path_is_the_general_path() -> None:
 def _reference_rows(plan: Any, msg: Message, now: datetime) -> list[tuple[Any, ...]]:
     """Plan.rows as it was before its fast paths: every column through its getter and coercer."""
     from wireway.connectors.sql.config import MISSING
-    from wireway.connectors.sql.output import Unfit, _tname
+    from wireway.connectors.sql.convert import Unfit, type_name
 
     def convert(col: Any, key: Any, value: Any) -> Any:
         v = col.get(msg, key, value, now)
@@ -552,7 +554,7 @@ def _reference_rows(plan: Any, msg: Message, now: datetime) -> list[tuple[Any, .
     elif type(obj) is list:
         entries = enumerate(obj)
     else:
-        raise Unfit(f"`{where}` is {_tname(obj)}, not an object")
+        raise Unfit(f"`{where}` is {type_name(obj)}, not an object")
     rows = []
     for key, value in entries:
         try:
@@ -570,8 +572,9 @@ def _reference_rows(plan: Any, msg: Message, now: datetime) -> list[tuple[Any, .
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_plan_fast_paths_give_the_rows_and_errors_of_the_general_path(dialect: str) -> None:
     """Text, as-is JSON and remembered timestamps: the same rows, the same refusals, twice over."""
+    from wireway.connectors.sql.columns import ColumnInfo
     from wireway.connectors.sql.config import SqlOutputConfig
-    from wireway.connectors.sql.output import ColumnInfo, Plan
+    from wireway.connectors.sql.plan import Plan
 
     kinds = {"postgresql": ("timestamptz", "timestamp", "json"), "sqlite": ("text", "text", "json")}[dialect]
     table = {
@@ -642,7 +645,7 @@ def test_plan_fast_paths_give_the_rows_and_errors_of_the_general_path(dialect: s
 
 
 def _outcome_rows(fn: Any, plan: Any, msg: Message, now: datetime) -> Any:
-    from wireway.connectors.sql.output import Unfit
+    from wireway.connectors.sql.convert import Unfit
 
     try:
         rows = fn(plan, msg, now)
@@ -653,17 +656,19 @@ def _outcome_rows(fn: Any, plan: Any, msg: Message, now: datetime) -> Any:
 
 async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
     """PostgreSQL: rows sent as text COPY or as one JSON document land exactly as through
-    binary COPY; values the first two cannot carry as binary COPY would (a naive datetime,
-    a top-level NaN) go through binary COPY."""
-    from types import SimpleNamespace
-
+    the INSERT bound row by row; values the first two cannot carry as the INSERT would (a
+    naive datetime, a top-level NaN) go through that INSERT."""
+    from wireway.connectors.sql.columns import describe
     from wireway.connectors.sql.config import SqlOutputConfig
-    from wireway.connectors.sql.output import Plan, SqlOutput, describe
+    from wireway.connectors.sql.plan import Plan
+    from wireway.connectors.sql.write import RowWriter
 
     columns = (
-        "k int4 NOT NULL, a text, b varchar(20), c int2, d int8, e bool, f timestamptz, g jsonb, h jsonb"
+        "k int4 NOT NULL, a text, b varchar(20), c int2, d int8, e bool, f timestamptz, g jsonb, h jsonb,"
+        " x float8"
     )
-    names = ["k", "a", "b", "c", "d", "e", "f", "g", "h"]
+    names = ["k", "a", "b", "c", "d", "e", "f", "g", "h", "x"]
+    floats = [0.1, 0.0, 1e-300, float(2**53 + 1), 1.7976931348623157e308, 5e-324, None, -2.5]
     utc = datetime(2026, 11, 24, 7, 50, 43, 531123, tzinfo=UTC)
     texts = ["", "plain", 'q"uo\\te', "line\nbreak\ttab\r\\.", "\u00e9\u4e2d\U0001f600", '{"a": 1}', None]
     jsons: list[Any] = [
@@ -692,50 +697,54 @@ async def test_json_insert_stores_what_copy_stores(tmp_path: Path) -> None:
                 stamps[n % len(stamps)] if n % 5 else None,
                 jsons[n % len(jsons)] if jsons[n % len(jsons)] is not None else {},
                 jsons[(n + 3) % len(jsons)],
+                floats[n % len(floats)],
             )
         )
     async with pg_schema() as url:
         db = open_database(url, data_dir=tmp_path)
         try:
             plans = []
-            for table in ("by_text", "by_json", "by_copy"):
+            for table in ("by_text", "by_json", "by_insert"):
                 await db.execute(f"CREATE TABLE {table} ({columns})")
                 config = SqlOutputConfig(url=url, table=table, columns={n: f"payload.{n}" for n in names})
                 plans.append(Plan(config, "postgresql", await describe(db, table)))
-            by_text, by_json, by_copy = plans
+            by_text, by_json, by_insert = plans
             assert by_text.copy is not None
             assert by_text.copy.encode([[r] for r in rows]) is not None
             assert by_json.from_json is not None
             assert by_json.json_rows(rows) is not None
             by_json.copy = None
-            by_copy.from_json = by_copy.copy = None
-            output = SqlOutput(plans[0].config, SimpleNamespace(name="out"), None)  # type: ignore[arg-type]
-            output.db = db
+            by_insert.from_json = by_insert.copy = None
+            writer = RowWriter(db)
             for plan in plans:
-                await output.insert(plan, [[r] for r in rows])
+                await writer.insert(plan, [[r] for r in rows])
             select = ", ".join(f"{n}::text AS {n}" for n in names)
             stored = [
                 await db.fetch(f"SELECT {select} FROM {t} ORDER BY k")
-                for t in ("by_text", "by_json", "by_copy")
+                for t in ("by_text", "by_json", "by_insert")
             ]
             assert len(stored[0]) == len(rows)
             assert stored[0] == stored[2]
             assert stored[1] == stored[2]
 
-            # what JSON cannot carry as COPY does: the batch goes through COPY
+            # what JSON or text COPY cannot carry exactly: the batch goes through the INSERT
             naive = [(*rows[1][:6], utc.replace(tzinfo=None), *rows[1][7:])]
             last = [(*rows[1][:6], datetime.max.replace(tzinfo=UTC), *rows[1][7:])]
             first = [(*rows[1][:6], datetime.min.replace(tzinfo=UTC), *rows[1][7:])]
-            nan = [(100, *rows[1][1:8], float("nan"))]
+            nan = [(100, *rows[1][1:8], float("nan"), *rows[1][9:])]
+            infinite = [(101, *rows[1][1:9], float("-inf"))]
+            negative_zero = [(102, *rows[1][1:9], -0.0)]
             surrogate = [(rows[1][0], "\ud800", *rows[1][2:])]
             nul = [(rows[1][0], "a\x00b", *rows[1][2:])]
-            for odd in (naive, last, first, nan, surrogate):
+            for odd in (naive, last, first, nan, infinite, negative_zero, surrogate):
                 assert by_json.json_rows(odd) is None
-            for odd in (naive, last, first, nan, surrogate, nul):
+            for odd in (naive, last, first, nan, infinite, surrogate, nul):
                 assert by_text.copy.encode([odd]) is None
-            await output.insert(by_json, [nan])
-            assert await db.fetchval("SELECT h::text FROM by_json WHERE k = 100") == "null"  # as COPY
-            await output.insert(by_text, [nan])
+            await writer.insert(by_json, [nan])
+            assert await db.fetchval("SELECT h::text FROM by_json WHERE k = 100") == "null"  # as the INSERT
+            await writer.insert(by_text, [nan])
             assert await db.fetchval("SELECT h::text FROM by_text WHERE k = 100") == "null"
+            await writer.insert(by_json, [infinite])
+            assert await db.fetchval("SELECT x FROM by_json WHERE k = 101") == float("-inf")
         finally:
             await db.close()

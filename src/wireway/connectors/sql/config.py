@@ -177,8 +177,9 @@ class SqlOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     COPY it fires triggers but not rules), or, for a smaller batch, when COPY cannot
     take a value, or when a batch meets rows already stored under `on_conflict:
     ignore` (COPY is then skipped for a minute), the rows as one jsonb parameter,
-    `INSERT ... SELECT ... FROM jsonb_array_elements($1)`, or COPY into a temporary
-    table then INSERT ... SELECT for column types that need it. SQLite: executemany.
+    `INSERT ... SELECT ... FROM jsonb_array_elements($1)`, or, for column types or
+    values JSON cannot carry exactly, the INSERT bound once per row in one
+    transaction. SQLite: the INSERT once per row in one transaction.
     `on_conflict: ignore` adds `ON CONFLICT DO NOTHING` to the INSERT, so with a UNIQUE
     constraint over the message id a redelivered message never makes a
     second row. Values are checked against the

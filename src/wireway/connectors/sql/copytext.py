@@ -12,6 +12,7 @@ path.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,12 @@ def _int(v: Any) -> bytes:
     return str(v).encode()
 
 
+def _float(v: Any) -> bytes:
+    if type(v) is not float or not math.isfinite(v):  # NaN and the infinities: the other paths decide
+        raise _Unfit
+    return repr(v).encode()  # the shortest text that reads back as the same double
+
+
 def _bool(v: Any) -> bytes:
     if type(v) is not bool:
         raise _Unfit
@@ -89,6 +96,7 @@ _WRITERS: dict[tuple[str, str], Encode] = {
     ("int4", "int"): _int,
     ("int8", "int"): _int,
     ("bool", "bool"): _bool,
+    ("float8", "float"): _float,
     ("timestamptz", "timestamptz"): _time,
     ("jsonb", "json"): _json,
 }
