@@ -44,6 +44,13 @@ BREAKER_STATE = Gauge(
     registry=REGISTRY,
 )
 
+MQTT_MALFORMED = Counter(
+    "wireway_mqtt_malformed_packets_total",
+    "Malformed or oversized packets from an MQTT broker (each closes its connection), by connector.",
+    ["connector"],
+    registry=REGISTRY,
+)
+
 
 def observe_many(histogram: Any, values: list[float]) -> None:
     """Observe a batch at once (one lock per bucket, not one call per value)."""

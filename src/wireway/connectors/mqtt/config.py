@@ -66,6 +66,16 @@ class MqttConnection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reconnect_max: Annotated[
         float, Meta(gt=0, description="cap of the exponential reconnect backoff (with jitter)")
     ] = 30.0
+    max_packet_size: Annotated[
+        int,
+        Meta(
+            ge=64,
+            le=268_435_460,
+            description="largest packet accepted from the broker, in bytes (MQTT 5 announces it "
+            "in CONNECT); a larger or malformed packet closes the connection and is counted in "
+            "wireway_mqtt_malformed_packets_total",
+        ),
+    ] = 1 << 20
     tls_ca: Annotated[
         str | None, Meta(description="CA bundle to verify the broker (default: system CAs)")
     ] = None

@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 
 from wireway.connectors.base import Input, InputContext
-from wireway.connectors.mqtt.client import Session
 from wireway.connectors.mqtt.config import MqttInputConfig
-from wireway.connectors.mqtt.inbound import Inbound
+from wireway.connectors.mqtt.inbound import Subscriber
+from wireway.connectors.mqtt.session import Session
 from wireway.connectors.mqtt.wire import Publish
 from wireway.envelope import Message, canonical_timestamp, is_envelope, new_message_id, stable_id
 from wireway.observability import logging as log
@@ -48,18 +48,18 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-class Subscriber(Inbound):
+class InputLink(Subscriber):
     """The input's connection: hands each read's messages to the input."""
 
     def __init__(self, owner: MqttInput, config: MqttInputConfig, session: Session) -> None:
         topics = [f"$share/{config.shared_group}/{t}" if config.shared_group else t for t in config.topics]
         super().__init__(config, session, owner.pattern.base_dir, owner.name, topics, config.qos)
         self.owner = owner
-        self.opened = False
+        self.counted = False
 
     def ready(self, session_present: bool, codes: list[int]) -> None:
         self.owner.ctx.connection_opened("mqtt")
-        self.opened = True
+        self.counted = True
         refused = [t for t, code in zip(self.topics, codes, strict=False) if code >= 0x80]
         if refused:
             logger.error("mqtt subscription refused", input=self.label, topics=refused)
@@ -70,8 +70,8 @@ class Subscriber(Inbound):
         self.owner.received([(gen, m) for m in publishes])
 
     def lost(self, reason: str) -> None:
-        if self.opened:
-            self.opened = False
+        if self.counted:
+            self.counted = False
             self.owner.ctx.connection_closed("mqtt")
         if self.owner.state != "stopped":
             self.owner.state = "connecting"
@@ -101,9 +101,8 @@ class MqttInput(Input):
             clean=cfg.clean_session,
             session_expiry=cfg.session_expiry,
             receive_maximum=cfg.max_inflight,
-            manual_ack=True,
         )
-        self.link = Subscriber(self, cfg, session)
+        self.link = InputLink(self, cfg, session)
         self.state = "connecting"
         self.consumer = asyncio.create_task(self.consume(), name=f"wireway[{self.name}].ingest")
         self.link.start()

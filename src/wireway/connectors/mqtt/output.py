@@ -7,13 +7,12 @@ import asyncio
 import contextlib
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.reasoncodes import ReasonCode
-
 from wireway import formats
 from wireway.connectors.base import Output
-from wireway.connectors.mqtt.client import OK, Link, Session
+from wireway.connectors.mqtt import wire
 from wireway.connectors.mqtt.config import MqttOutputConfig, template_parts
+from wireway.connectors.mqtt.outbound import Batch, Publisher
+from wireway.connectors.mqtt.session import Session
 from wireway.envelope import Message
 from wireway.errors import RetryableError
 from wireway.observability.metrics import connection_closed, connection_opened
@@ -58,31 +57,23 @@ class Topic:
         return "".join(out), None
 
 
-class Publisher(Link):
-    """The output's connection: resolves the futures of acknowledged publishes."""
+class OutputLink(Publisher):
+    """The output's connection: counted as an open mqtt connection while it is up."""
 
     def __init__(self, owner: MqttOutput, config: MqttOutputConfig, session: Session) -> None:
-        super().__init__(config, session, owner.pattern.base_dir, owner.name, "output")
-        self.waiting: dict[int, asyncio.Future[ReasonCode]] = {}
-        self.opened = False
+        super().__init__(config, session, owner.pattern.base_dir, owner.name, "output", config.max_inflight)
+        self.counted = False
 
-    async def ready(self, client: paho.Client, session_present: bool) -> None:
+    async def opened(self, session_present: bool, properties: dict[int, int]) -> None:
+        await super().opened(session_present, properties)
         connection_opened("mqtt")
-        self.opened = True
-
-    def published(self, mid: int, reason: ReasonCode) -> None:
-        fut = self.waiting.pop(mid, None)
-        if fut is not None and not fut.done():
-            fut.set_result(reason)
+        self.counted = True
 
     def lost(self, reason: str) -> None:
-        if self.opened:
-            self.opened = False
+        if self.counted:
+            self.counted = False
             connection_closed("mqtt")
-        waiting, self.waiting = self.waiting, {}
-        for fut in waiting.values():
-            if not fut.done():
-                fut.set_exception(RetryableError(f"disconnected before the broker acknowledged: {reason}"))
+        super().lost(reason)
 
 
 @register_output("mqtt", config=MqttOutputConfig)
@@ -94,12 +85,8 @@ class MqttOutput(Output):
     async def open(self) -> None:
         cfg = self.config
         self.topic = Topic(cfg.topic)
-        session = Session(
-            client_id=cfg.client_id or f"wireway-{self.pattern.name}-out",
-            clean=True,
-            max_inflight=cfg.max_inflight,
-        )
-        self.link = Publisher(self, cfg, session)
+        session = Session(client_id=cfg.client_id or f"wireway-{self.pattern.name}-out", clean=True)
+        self.link = OutputLink(self, cfg, session)
         self.link.start()
         with contextlib.suppress(TimeoutError):  # a broker that is down never fails the start
             await asyncio.wait_for(self.link.first_attempt.wait(), cfg.connect_timeout)
@@ -114,50 +101,37 @@ class MqttOutput(Output):
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         link = self.link
-        client = link.client
-        if client is None or not link.connected:
+        if not link.connected:
             raise RetryableError("not connected")
         cfg = self.config
         refused: dict[int, str] = {}
-        futures: dict[asyncio.Future[ReasonCode], int] = {}
-        loop = asyncio.get_running_loop()
+        sent = Batch()
         try:
             for i, msg in enumerate(batch):
                 topic, why = self.topic.render(msg)
                 if why is not None:
                     refused[i] = why
                     continue
-                body = formats.encode_one(msg, cfg.payload_only)
-                info = client.publish(topic, body, cfg.qos, cfg.retain)
-                if info.rc != OK:
-                    raise RetryableError(f"publish failed: {paho.error_string(info.rc)}")
-                fut: asyncio.Future[ReasonCode] = loop.create_future()
-                link.waiting[info.mid] = fut
-                futures[fut] = i
-            if futures:
-                await self._confirmed(futures, refused)
-        finally:
-            for fut in futures:
-                fut.cancel()  # no-op when done
-            if link.waiting:
-                mids = [m for m, f in link.waiting.items() if f in futures]
-                for mid in mids:
-                    del link.waiting[mid]
-        return refused or None
-
-    async def _confirmed(
-        self, futures: dict[asyncio.Future[ReasonCode], int], refused: dict[int, str]
-    ) -> None:
-        timeout = self.config.ack_timeout
-        done, pending = await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
-        errors = [f.exception() for f in done if f.exception() is not None]
-        if errors:
-            raise errors[0]  # type: ignore[misc]
-        if pending:
+                if cfg.qos and not link.has_room():
+                    await link.wait_room()
+                link.publish(
+                    topic.encode(), formats.encode_one(msg, cfg.payload_only), cfg.qos, cfg.retain, sent, i
+                )
+            sent.seal()
+            await asyncio.wait_for(asyncio.shield(sent.done), cfg.ack_timeout)
+        except ConnectionError as exc:
+            raise RetryableError(str(exc)) from exc
+        except TimeoutError:
             raise RetryableError(
-                f"the broker acknowledged {len(done)} of {len(futures)} messages in {timeout}s"
-            )
-        for fut in done:
-            reason = fut.result()
-            if reason.is_failure:  # MQTT 5: e.g. not authorized, quota exceeded
-                refused[futures[fut]] = f"refused by the broker: {reason}"
+                f"the broker acknowledged {sent.acknowledged + len(sent.refused)} of "
+                f"{sent.acknowledged + len(sent.refused) + sent.waiting} messages in {cfg.ack_timeout}s"
+            ) from None
+        finally:
+            if not sent.done.done():
+                link.forget(sent)
+                sent.done.cancel()
+            elif not sent.done.cancelled():
+                sent.done.exception()  # retrieved: a failure was raised above
+        for i, code in sent.refused.items():  # MQTT 5: e.g. not authorized, quota exceeded
+            refused[i] = f"refused by the broker: {wire.reason_text(code, True)}"
+        return refused or None

@@ -29,9 +29,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import free_port, need_service
 from support import base_url, engine_from, eventually
-from wireway.connectors.mqtt.client import Broker, parse_url
 from wireway.connectors.mqtt.input import MqttInput
 from wireway.connectors.mqtt.output import Topic
+from wireway.connectors.mqtt.session import Broker, parse_url
 from wireway.envelope import Message, stable_id
 from wireway.runtime.engine import Engine
 from wireway.runtime.store import DlqAdmin
@@ -594,7 +594,7 @@ async def test_keepalive_pings_and_a_silent_broker_is_left(tmp_path: Path) -> No
     reconnects once it answers again."""
     import signal
 
-    from wireway.cli.bench_sensor import start_broker
+    from wireway.bench.sensor import start_broker
 
     need_service("mosquitto", 1883)
     (tmp_path / "broker").mkdir()
