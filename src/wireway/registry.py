@@ -1,28 +1,42 @@
-"""Where connectors, processors and formats register themselves by name.
+"""Where connectors, processors and formats are found by name.
 
-A module registers with a decorator; the module itself is imported only when a
-pattern names its type (see `_MODULES`), so a pattern that does not use MQTT
-never imports paho.
+Every component, wireway's own included, is announced by an installed package
+as a Python entry point in the group `wireway.components`. The entry's name is
+`<kind>.<type>` and its value the module that defines the component:
+
+    [project.entry-points."wireway.components"]
+    "output.file" = "wireway.connectors.file.output"
+    "processor.hello" = "wireway_hello.step"
+
+`kind` is `input`, `output`, `processor` or `format`. The module registers its
+class with a decorator (`@register_output("file", config=FileOutputConfig)`).
+Reading the entry points imports nothing: a module is imported only when a
+pattern names its type, so a pattern that does not use MQTT never imports the
+MQTT modules. A third-party package (`pip install wireway-foo`) adds components
+the same way, and `wireway check` and `wireway docs` see them. When two installed
+packages announce the same `<kind>.<type>`, the one earlier on `sys.path` wins.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
+GROUP = "wireway.components"
 
 
 @dataclass(frozen=True)
 class Spec:
     """A registered component: its kind, type name, options Struct and class."""
 
-    kind: str  # "input" | "output" | "processor" | "format"
+    kind: str  # "input" | "output" | "processor" | "format" | "migrations"
     name: str
     config: type[msgspec.Struct]
     cls: Any
@@ -31,28 +45,21 @@ class Spec:
 
 _REGISTRY: dict[tuple[str, str], Spec] = {}
 
-# type name -> module that registers it (imported lazily)
-_MODULES: dict[tuple[str, str], str] = {
-    ("input", "http"): "wireway.connectors.http.input",
-    ("input", "tcp"): "wireway.connectors.tcp.input",
-    ("input", "mqtt"): "wireway.connectors.mqtt.input",
-    ("input", "sensor_http"): "wireway.apps.sensor_ingest.http_input",
-    ("output", "file"): "wireway.connectors.file.output",
-    ("output", "mqtt"): "wireway.connectors.mqtt.output",
-    ("output", "sql"): "wireway.connectors.sql.output",
-    ("output", "redis"): "wireway.connectors.redis.output",
-    ("output", "websocket"): "wireway.connectors.websocket.output",
-    ("output", "sensor_state"): "wireway.apps.sensor_ingest.state_output",
-    ("output", "sensor_alerts"): "wireway.apps.sensor_ingest.alerts_output",
-    ("output", "stdout"): "wireway.connectors.stdout.output",
-    ("output", "http_client"): "wireway.connectors.http_client.output",
-    ("processor", "validate"): "wireway.processors.validate",
-    ("processor", "dedupe"): "wireway.processors.dedupe",
-    ("processor", "sensor_enrich"): "wireway.apps.sensor_ingest.enrich",
-    ("processor", "transform"): "wireway.processors.transform",
-    ("processor", "filter"): "wireway.processors.filter",
-    ("processor", "python"): "wireway.processors.python",
-}
+
+@functools.cache
+def _announced() -> dict[tuple[str, str], str]:
+    """(kind, type) -> the module that registers it, from the installed entry points."""
+    found: dict[tuple[str, str], str] = {}
+    for entry in entry_points(group=GROUP):
+        kind, dot, name = entry.name.partition(".")
+        if dot and name:
+            found.setdefault((kind, name), entry.value.partition(":")[0].strip())
+    return found
+
+
+def refresh() -> None:
+    """Read the entry points again (after installing a package into a running process)."""
+    _announced.cache_clear()
 
 
 def _register(kind: str, name: str, config: type[msgspec.Struct]) -> Callable[[T], T]:
@@ -79,22 +86,24 @@ def register_processor(name: str, *, config: type[msgspec.Struct]) -> Callable[[
     return _register("processor", name, config)
 
 
+def register_migrations(name: str, steps: Callable[[str], Any], *, summary: str = "") -> None:
+    """Register a set of schema migrations under `name` (kind `migrations`, for the `sql`
+    output's `migrate:`): `steps(table)` gives the steps for the table the output writes."""
+    _REGISTRY[("migrations", name)] = Spec("migrations", name, msgspec.Struct, steps, summary)
+
+
 def names(kind: str) -> list[str]:
-    """Every type name of one kind whose module is present."""
-    found = {n for (k, n), module in _MODULES.items() if k == kind and _present(module)}
-    return sorted(found | {n for (k, n) in _REGISTRY if k == kind})
-
-
-def _present(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+    """Every type name of one kind: announced by an entry point or already registered."""
+    announced = {name for (k, name) in _announced() if k == kind}
+    return sorted(announced | {name for (k, name) in _REGISTRY if k == kind})
 
 
 def lookup(kind: str, name: str) -> Spec | None:
     """The spec for a type name, importing its module on first use."""
     key = (kind, name)
-    if key not in _REGISTRY and key in _MODULES:
-        importlib.import_module(_MODULES[key])
+    if key not in _REGISTRY:
+        module = _announced().get(key)
+        if module is None:
+            return None
+        importlib.import_module(module)
     return _REGISTRY.get(key)

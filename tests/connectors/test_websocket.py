@@ -22,6 +22,7 @@ from conftest import free_port
 from support import base_url, engine_from, eventually
 from wireway.config import load_pattern
 from wireway.connectors.websocket import get_hub
+from wireway.connectors.websocket.clients import SKIP, Subscription, match_filters
 from wireway.connectors.websocket.hub import Hub
 from wireway.observability.metrics import render
 from wireway.runtime.engine import Engine
@@ -90,7 +91,7 @@ def is_rfc3339(text: str) -> bool:
 
 
 def marker(n: int) -> Callable[[dict[str, Any]], bool]:
-    return lambda m: m.get("type") == "sensor-data" and m["data"].get("n") == n
+    return lambda m: m.get("type") == "data" and m["data"].get("n") == n
 
 
 async def test_connect_subscribe_and_device_filter(tmp_path: Path) -> None:
@@ -114,61 +115,75 @@ async def test_connect_subscribe_and_device_filter(tmp_path: Path) -> None:
             assert [m["data"]["n"] for m in got] == [2, 4]
             assert all(m["data"]["device_id"] == "esp32-001" for m in got)
             first = got[0]
-            assert first["type"] == "sensor-data"
+            assert first["type"] == "data"  # the message's messageType
             assert first["data"]["sensors"] == FULL
             assert is_rfc3339(first["timestamp"])
             # a client without a subscription receives every reading
             everything = await recv_until(other, marker(4))
             assert [m["data"]["n"] for m in everything] == [1, 2, 3, 4]
-            # a list of devices, then unsubscribe: everything again
+            # a list of devices
             await ws.send(json.dumps({"type": "subscribe", "filters": {"device_id": ["a", "esp32-002"]}}))
             assert (await recv(ws))["type"] == "subscribed"
             await post(engine, reading("esp32-001", n=5), reading("esp32-002", n=6))
             assert [m["data"]["n"] for m in await recv_until(ws, marker(6))] == [6]
+
+
+async def test_unsubscribe_stops_the_stream_until_the_next_subscribe(tmp_path: Path) -> None:
+    """After unsubscribe a client gets nothing but its own answers; subscribing again
+    (no filters) brings every message back. A client that never subscribed gets all."""
+    path = "/ws-unsubscribe"
+    async with engine_from(tmp_path, pattern(path)) as engine:
+        route = engine.runners[0].routes[0]
+        async with connect(ws_url(engine, path)) as ws, connect(ws_url(engine, path)) as never:
+            await recv(ws)
+            await recv(never)
             await ws.send(json.dumps({"type": "unsubscribe"}))
             unsub = await recv(ws)
             assert unsub["type"] == "unsubscribed"
             assert is_rfc3339(unsub["timestamp"])
-            await post(engine, reading("esp32-001", n=7), reading("esp32-002", n=8))
-            assert [m["data"]["n"] for m in await recv_until(ws, marker(8))] == [7, 8]
+            await post(engine, reading("esp32-001", n=1), reading("esp32-002", n=2))
+            await eventually(lambda: route.delivered == 2)  # published to the hub
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await recv(ws))["type"] == "pong"  # nothing was queued before it
+            await ws.send(json.dumps({"type": "subscribe"}))
+            assert (await recv(ws))["type"] == "subscribed"
+            await post(engine, reading("esp32-001", n=3))
+            assert [m["data"]["n"] for m in await recv_until(ws, marker(3))] == [3]
+            assert [m["data"]["n"] for m in await recv_until(never, marker(3))] == [1, 2, 3]
 
 
-async def test_sensor_type_filter_trims_sensors(tmp_path: Path) -> None:
-    """A sensor_type filter passes readings carrying that sensor, trimmed to it."""
-    path = "/ws-sensor-type"
+async def test_an_installed_select_hook_decides_per_client(tmp_path: Path) -> None:
+    """`install(select=...)` sees kind, data and the subscription (its extra keys in
+    `options`, echoed in the reply); the hub's own filters apply without it, and
+    stopping the hub removes it."""
+    path = "/ws-hook"
+    hub = get_hub(path)
+    seen: list[tuple[str, Subscription | None]] = []
+
+    def even_only(kind: str, data: Any, subscription: Subscription | None) -> Any:
+        seen.append((kind, subscription))
+        if subscription is not None and subscription.options.get("even") is True:
+            return data if data["n"] % 2 == 0 else SKIP
+        return {**data, "seen_by_hook": True}
+
     async with engine_from(tmp_path, pattern(path)) as engine:
+        hub.install(select=even_only)
         async with connect(ws_url(engine, path)) as ws, connect(ws_url(engine, path)) as other:
             await recv(ws)
             await recv(other)
-            await ws.send(json.dumps({"type": "subscribe", "filters": {"sensor_type": "pir"}}))
-            await recv(ws)
-            radar_only = {"ld2410": {"presence": False, "distance": 0, "energy": 0}}
-            await post(
-                engine,
-                reading("esp32-001", n=1),
-                reading("esp32-001", radar_only, n=2),
-                reading("esp32-002", {"pir": {"motion_detected": False}}, n=3),
-            )
-            got = await recv_until(ws, marker(3))
-            assert [m["data"]["n"] for m in got] == [1, 3]
-            assert got[0]["data"]["sensors"] == {"pir": {"motion_detected": True}}
-            assert got[0]["data"]["device_id"] == "esp32-001"
-            # the other client still gets the untrimmed reading (a copy was trimmed)
-            untrimmed = await recv_until(other, marker(1))
-            assert untrimmed[-1]["data"]["sensors"] == FULL
-            # two sensor types and a device filter together
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "subscribe",
-                        "filters": {"sensor_type": ["pir", "mq134"], "device_id": "esp32-001"},
-                    }
-                )
-            )
-            await recv(ws)
-            await post(engine, reading("esp32-002", n=4), reading("esp32-001", n=5))
-            (last,) = await recv_until(ws, marker(5))
-            assert last["data"]["sensors"] == {"pir": FULL["pir"], "mq134": FULL["mq134"]}
+            await ws.send(json.dumps({"type": "subscribe", "filters": {"device_id": "x"}, "even": True}))
+            reply = await recv(ws)
+            assert reply["even"] is True
+            assert reply["filters"] == {"device_id": "x"}
+            await post(engine, reading("esp32-001", n=1), reading("esp32-001", n=2))
+            assert [m["data"]["n"] for m in await recv_until(ws, marker(2))] == [2]
+            got = await recv_until(other, marker(2))
+            assert all(m["data"]["seen_by_hook"] for m in got)
+            (sub,) = {id(s): s for _, s in seen if s is not None}.values()
+            assert sub.filters == {"device_id": ["x"]}
+            assert {kind for kind, _ in seen} == {"data"}
+    assert hub.select is match_filters
+    assert hub.authenticate is None
 
 
 async def test_ping_unknown_type_and_bad_json(tmp_path: Path) -> None:
@@ -190,53 +205,6 @@ async def test_ping_unknown_type_and_bad_json(tmp_path: Path) -> None:
             # the connection is still usable
             await ws.send(json.dumps({"type": "ping"}))
             assert (await recv(ws))["type"] == "pong"
-
-
-async def test_alerts_and_occupancy_only_for_clients_that_ask(tmp_path: Path) -> None:
-    """alert/occupancy messages need alerts/occupancy: true; device filters still apply."""
-    path = "/ws-opt-in"
-    hub = get_hub(path)
-    async with engine_from(tmp_path, pattern(path)) as engine:
-        async with (
-            connect(ws_url(engine, path)) as plain,
-            connect(ws_url(engine, path)) as watcher,
-            connect(ws_url(engine, path)) as other_device,
-        ):
-            for ws in (plain, watcher, other_device):
-                await recv(ws)
-            await watcher.send(
-                json.dumps(
-                    {
-                        "type": "subscribe",
-                        "filters": {"sensor_type": "mq134"},
-                        "alerts": True,
-                        "occupancy": True,
-                    }
-                )
-            )
-            sub = await recv(watcher)
-            assert sub["alerts"] is True
-            assert sub["occupancy"] is True
-            await other_device.send(
-                json.dumps({"type": "subscribe", "filters": {"device_id": "esp32-009"}, "alerts": True})
-            )
-            await recv(other_device)
-            await eventually(lambda: hub.clients == 3)
-            alert = {"id": "A1", "rule": "high_gas_concentration", "device_id": "esp32-001"}
-            occupancy = {"device_id": "esp32-001", "location": "lab", "occupied": True}
-            assert hub.publish("alert", alert) == 1
-            assert hub.publish("occupancy", occupancy) == 1
-            await post(engine, reading("esp32-001", n=1))
-            got = await recv_until(watcher, marker(1))
-            assert [m["type"] for m in got] == ["alert", "occupancy", "sensor-data"]
-            assert got[0]["data"] == alert
-            assert is_rfc3339(got[0]["timestamp"])
-            assert got[1]["data"] == occupancy
-            assert list(got[2]["data"]["sensors"]) == ["mq134"]
-            assert [m["type"] for m in await recv_until(plain, marker(1))] == ["sensor-data"]
-            # esp32-009's client got neither the alert nor esp32-001's reading
-            await post(engine, reading("esp32-009", n=2))
-            assert [m["data"]["n"] for m in await recv_until(other_device, marker(2))] == [2]
 
 
 async def test_authentication_hook(tmp_path: Path) -> None:
@@ -472,7 +440,7 @@ async def extra_port_addresses(hub: Hub) -> set[tuple[str, int]]:
     """Where the extra port's server listens (once it has started)."""
     await eventually(lambda: hub._server is not None and hub._server.started)
     assert hub._server is not None
-    return {sock.getsockname()[:2] for s in hub._server.servers for sock in s.sockets}
+    return hub._server.addresses()
 
 
 async def test_extra_port_listens_on_the_http_host(tmp_path: Path) -> None:

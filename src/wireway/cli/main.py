@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,9 +95,14 @@ def run(
         os.environ["WIREWAY_MQTT_ENABLED"] = "false"
     patterns = load_or_exit(target)
     address = hostport_option(http)
+    alongside = None
+    if simulate:  # the sensor application's demo devices, posting to this very process
+        from wireway.apps.sensor_ingest.demo import run_demo
+
+        alongside = functools.partial(run_demo, devices=simulate)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
-            loop_runner.run(serve(patterns, data_dir=data_dir, http=address, simulate=simulate))
+            loop_runner.run(serve(patterns, data_dir=data_dir, http=address, alongside=alongside))
     except WirewayError as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None

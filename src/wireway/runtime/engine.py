@@ -8,9 +8,8 @@ import fcntl
 import gc
 import os
 import signal
-import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from starlette.routing import BaseRoute
 
 from wireway.config.model import Pattern
 from wireway.connectors.base import Input, InputContext, Output, Service
+from wireway.connectors.hostport import bind
 from wireway.envelope import now_rfc3339
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
@@ -43,21 +43,6 @@ def _websocket(protocol: object) -> bool:
     """uvicorn's WebSocketProtocol / WSProtocol (an upgraded connection)."""
     name = type(protocol).__name__
     return "WebSocket" in name or name.startswith("WS")
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket, or a WirewayError that says which address is taken."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise WirewayError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 class Engine:
@@ -301,10 +286,18 @@ class Engine:
         return down
 
     def readiness(self) -> tuple[bool, list[str]]:
-        """/ready: the process can keep messages and no service holds them back."""
-        down = self._keeping()
-        down += [f"{s.name}: {why}" for s in self.services if (why := s.holding_back())]
-        return (not down), down
+        """/ready: ready when the process can keep messages and no service holds them back.
+
+        The list says why not (`name: reason`), then names the components that are down
+        while the process is ready all the same (an MQTT input reconnecting while HTTP
+        ingestion carries on), so a probe that answers 200 still shows them.
+        """
+        blocking = self._keeping()
+        blocking += [f"{s.name}: {why}" for s in self.services if (why := s.holding_back())]
+        named = {reason.partition(":")[0] for reason in blocking}
+        services = self.health()["services"]
+        down = [name for name, state in services.items() if state != "up" and name not in named]
+        return (not blocking), blocking + down
 
     def health(self) -> dict[str, Any]:
         # a service holding messages back (e.g. its database not reached yet) is
@@ -333,21 +326,28 @@ class Engine:
         }
 
 
-async def serve(patterns: list[Pattern], *, simulate: int = 0, **kwargs: Any) -> None:
-    """Start an engine and run it until SIGTERM/SIGINT."""
+async def serve(
+    patterns: list[Pattern],
+    *,
+    alongside: Callable[[Engine], Coroutine[Any, Any, None]] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Start an engine and run it until SIGTERM/SIGINT.
+
+    `alongside(engine)`, when given, runs as a task from start to stop and is
+    cancelled first thing at shutdown (the CLI's `--simulate` demo).
+    """
     engine = Engine(patterns, **kwargs)
     await engine.start()
     engine.where_to_look()
-    demo = None
-    if simulate:
-        from wireway.apps.sensor_ingest.demo import run_demo
-
-        demo = asyncio.create_task(run_demo(engine, simulate), name="wireway[simulator]")
-        engine.on_stop.append(demo.cancel)
+    task: asyncio.Task[None] | None = None
+    if alongside is not None:
+        task = asyncio.create_task(alongside(engine), name="wireway[serve].alongside")
+        engine.on_stop.append(task.cancel)
     try:
         await engine.run_until_stopped()
     finally:
-        if demo is not None:
-            demo.cancel()
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await demo
+                await task

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -13,8 +13,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wireway.envelope import now_rfc3339
 from wireway.observability.metrics import render
 
-if TYPE_CHECKING:
-    from wireway.runtime.engine import Engine
+
+class Observed(Protocol):
+    """What the observability routes ask of the engine (the web layer sits below it)."""
+
+    def health(self) -> dict[str, Any]: ...
+
+    def readiness(self) -> tuple[bool, list[str]]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def refresh_gauges(self) -> None: ...
 
 
 class FastPaths:
@@ -43,7 +52,7 @@ class FastPaths:
         await self.app(scope, receive, send)
 
 
-def build_app(engine: Engine, extra: list[BaseRoute]) -> Starlette:
+def build_app(engine: Observed, extra: list[BaseRoute]) -> Starlette:
     """The process's ASGI app."""
 
     async def health(request: Request) -> Response:
@@ -51,10 +60,9 @@ def build_app(engine: Engine, extra: list[BaseRoute]) -> Starlette:
         return JSONResponse(body, status_code=503 if body["status"] == "unhealthy" else 200)
 
     async def ready(request: Request) -> Response:
+        # `down` also while ready: a component may be down without holding messages back
         ok, down = engine.readiness()
-        body: dict[str, Any] = {"ready": ok, "timestamp": now_rfc3339()}
-        if down:
-            body["down"] = down
+        body = {"ready": ok, "timestamp": now_rfc3339(), "down": down}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def status(request: Request) -> Response:

@@ -185,7 +185,9 @@ class SensorApp(Service):
         """Share the live hub; with authentication on, its clients need a key or JWT."""
         self.hub = hub
         # set (or cleared) for this run: the hub outlives an engine in one process
-        hub.authenticate = self.ws_authenticate if self.keys is not None and self.keys.enabled else None
+        from wireway.apps.sensor_ingest import live
+
+        live.install(hub, self.ws_authenticate if self.keys is not None and self.keys.enabled else None)
 
     async def ws_authenticate(
         self, headers: dict[str, str], query: dict[str, str], first: dict[str, Any] | None

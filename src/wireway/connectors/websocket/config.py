@@ -14,13 +14,16 @@ class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     Clients connect to `path` on the HTTP port (and, with `port`, to any path of a
     second port, on the HTTP server's interface unless `host` names another). The
     server greets with `{"type":"connected",...}` and then pushes
-    `{"type":<kind>,"data":<payload>,"timestamp":...}` for each message. A client
-    may send `{"type":"subscribe","filters":{"device_id":...,"sensor_type":...}}`
-    (each filter a value or a list; a `sensor_type` filter trims `sensors` to the
-    named ones), `{"type":"unsubscribe"}` and `{"type":"ping"}` (answered `pong`).
-    A client without filters receives every message; `alert` and `occupancy`
-    messages go only to clients that subscribed with `"alerts": true` /
-    `"occupancy": true`.
+    `{"type":<kind>,"data":<payload>,"timestamp":...}` for each message (`kind`:
+    the message's `messageType` unless set). A client may send
+    `{"type":"subscribe","filters":{"device_id":...}}` (each filter a value or a
+    list: only messages whose field has one of the values),
+    `{"type":"unsubscribe"}` (no messages until it subscribes again) and
+    `{"type":"ping"}` (answered `pong`). A client that never subscribed receives
+    every message. An application may add rules of its own for the clients of a
+    path (the sensor application's: a `sensor_type` filter trims `sensors` to the
+    named ones; `alert` and `occupancy` messages go only to clients that
+    subscribed with `"alerts": true` / `"occupancy": true`).
 
     Delivery is live and best-effort by design: `write` hands each message to the
     hub and returns at once, so the output never holds up the pattern; a client
@@ -43,7 +46,9 @@ class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
         str | None,
         Meta(description="interface of the extra `port` (default: the HTTP server's host, `--http`)"),
     ] = None
-    kind: Annotated[str, Meta(min_length=1, description="the `type` of pushed messages")] = "sensor-data"
+    kind: Annotated[
+        str | None, Meta(description="the `type` of pushed messages (default: each one's `messageType`)")
+    ] = None
     payload_only: Annotated[
         bool, Meta(description="push the payload as `data` (false: the whole envelope)")
     ] = True
@@ -62,5 +67,7 @@ class WebSocketOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
             self.port = None
         if self.port is not None and not 1 <= self.port <= 65535:
             raise ValueError("expected a port from 1 to 65535 - at `$.port`")
+        if self.kind == "":
+            raise ValueError("expected a non-empty type name - at `$.kind`")
         if self.ping_timeout is not None and self.ping_timeout <= 0:
             raise ValueError("expected a positive number of seconds - at `$.ping_timeout`")

@@ -7,18 +7,21 @@ reference page). Design points:
   awaits a client, so ingestion never waits for a slow one. One writer task per
   client drains its queue; when a queue is full its oldest message is dropped for
   that client alone and counted (`client.dropped`, `hub.dropped`).
-- A client with no subscription (or after `unsubscribe`) receives every message
-  except `alert` and `occupancy`, which need `"alerts": true` / `"occupancy": true`
-  in the subscribe message.
+- What each client gets of a message is the `select` hook's answer (see
+  `clients.py`): by default every message, or with a subscription's `filters` the
+  messages whose fields match them. An application installs its own hook with
+  `install` to add the rules of its domain. A client that never subscribed gets
+  every message the hook lets through; after `{"type": "unsubscribe"}` it gets none
+  until it subscribes again.
 - Keepalive uses protocol-level ping/pong frames sent by uvicorn's WebSocket
   protocol (the ASGI interface has no ping): the extra-port server is configured
   with the hub's interval and timeout, and on the main HTTP port the hub sets them
   on each connection's uvicorn protocol before accepting it. A client that does not
   answer a ping in time is closed by uvicorn (code 1011) and leaves the hub.
-- With `authenticate` set, a client authenticates with the `X-API-Key` header, the
-  `api_key` / `token` query parameter, or a first message
-  `{"type": "auth", "api_key": ...}`; otherwise it gets
-  `{"type": "error", "message": "Unauthorized"}` and close code 4401.
+- With an `authenticate` hook installed, a client is let in only once it passes
+  (`admission.py`).
+
+The second server (`port`) is in `server.py`, the client state in `clients.py`.
 """
 
 from __future__ import annotations
@@ -26,118 +29,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
-import msgspec
-import uvicorn
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from wireway.connectors.base import Service
+from wireway.connectors.websocket.admission import Authenticate, admit, encode_text, parse
+from wireway.connectors.websocket.clients import (
+    SKIP,
+    Client,
+    Select,
+    Subscription,
+    match_filters,
+    normalize_filters,
+)
+from wireway.connectors.websocket.server import SecondServer
 from wireway.envelope import now_rfc3339
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
 from wireway.observability.metrics import connection_closed, connection_opened
 
 logger = log.get("websocket")
-
-Authenticate = Callable[[dict[str, str], dict[str, str], dict[str, Any] | None], Awaitable[str | None]]
-"""(headers, query, first message or None) -> None when allowed, else the reason."""
-
-UNAUTHORIZED_CLOSE = 4401
-OPT_IN = {"alert": "alerts", "occupancy": "occupancy"}  # kind -> subscribe flag it needs
-CONNECTED_MESSAGE = "Connected to wireway live stream"
-_SKIP = object()
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
-
-
-def _text(message: dict[str, Any]) -> str:
-    return _encoder.encode(message).decode()
-
-
-class Client:
-    """One connected client: its subscription and its bounded send queue."""
-
-    def __init__(self, cid: int, websocket: WebSocket, peer: str, limit: int) -> None:
-        self.id = cid
-        self.websocket = websocket
-        self.peer = peer
-        self.limit = limit
-        self.queue: deque[str] = deque()
-        self.wakeup = asyncio.Event()
-        self.filters: dict[str, list[Any]] | None = None
-        self.alerts = False
-        self.occupancy = False
-        self.dropped = 0
-        self.sent = 0
-
-    def push(self, text: str) -> bool:
-        """Queue one message; True when the oldest one had to be dropped for it."""
-        dropped = len(self.queue) >= self.limit
-        if dropped:
-            self.queue.popleft()
-            self.dropped += 1
-        self.queue.append(text)
-        self.wakeup.set()
-        return dropped
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "peer": self.peer,
-            "queued": len(self.queue),
-            "sent": self.sent,
-            "dropped": self.dropped,
-            "filters": self.filters,
-            "alerts": self.alerts,
-            "occupancy": self.occupancy,
-        }
-
-
-def normalize_filters(filters: dict[str, Any]) -> dict[str, list[Any]]:
-    """Each filter as a list of accepted values; empty ones (null, "", []) are ignored."""
-    out: dict[str, list[Any]] = {}
-    for key, value in filters.items():
-        values = value if isinstance(value, list) else [value]
-        values = [v for v in values if v is not None and v != ""]
-        if values:
-            out[str(key)] = values
-    return out
-
-
-def select(filters: dict[str, list[Any]] | None, data: Any, lenient: bool = False) -> Any:
-    """What a client with `filters` gets of `data`: `data`, a trimmed copy, or `_SKIP`.
-
-    `sensor_type` passes readings whose `sensors` object has one of the named
-    sensors and trims `sensors` to those; any other key (and `sensor_type` on data
-    without a `sensors` object) must equal one of the values. With `lenient` (alerts,
-    occupancy) a filter on a key the data does not carry is ignored.
-    """
-    if not filters:
-        return data
-    if not isinstance(data, dict):
-        return _SKIP
-    view = data
-    for key, allowed in filters.items():
-        sensors = data.get("sensors") if key == "sensor_type" else None
-        if isinstance(sensors, dict):
-            kept = {name: value for name, value in sensors.items() if name in allowed}
-            if not kept:
-                return _SKIP
-            if len(kept) != len(sensors):
-                view = {**view, "sensors": kept}
-            continue
-        if key not in data:
-            if lenient:
-                continue
-            return _SKIP
-        if data[key] not in allowed:
-            return _SKIP
-    return view
 
 
 class _Endpoint:
@@ -150,14 +64,6 @@ class _Endpoint:
         await self.hub.asgi(scope, receive, send)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the engine owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class Hub(Service):
     """Live fan-out of messages to the WebSocket clients of one path.
 
@@ -168,8 +74,8 @@ class Hub(Service):
     second server that accepts WebSocket clients on any path (`host` None: the
     engine's HTTP host, learnt in `attach`, else 127.0.0.1), `queue_size` per
     client, `ping_interval` and `ping_timeout` in seconds, `auth_timeout` (how long
-    a client may take to send its `auth` message). `authenticate` is the optional
-    authentication hook.
+    a client may take to send its `auth` message). `select` and `authenticate`
+    are the hooks an application sets with `install`.
     """
 
     name = "websocket"
@@ -181,8 +87,7 @@ class Hub(Service):
         self.dropped = 0
         self._clients: dict[int, Client] = {}
         self._ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._server_task: asyncio.Task[None] | None = None
+        self._server: SecondServer | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -193,7 +98,20 @@ class Hub(Service):
         self.ping_interval = 30.0
         self.ping_timeout: float | None = None
         self.auth_timeout = 10.0
+        self.select: Select = match_filters
         self.authenticate: Authenticate | None = None
+
+    def install(self, *, select: Select | None = None, authenticate: Authenticate | None = None) -> None:
+        """Set an application's hooks for this run (`stop` resets them).
+
+        Args:
+            select: what a client gets of each message (see `clients.py`); None: the
+                hub's own `match_filters`.
+            authenticate: None lets every client in; otherwise it is asked for each
+                client, and a reason it returns refuses that client.
+        """
+        self.select = select or match_filters
+        self.authenticate = authenticate
 
     def configure(
         self,
@@ -232,7 +150,7 @@ class Hub(Service):
         return len(self._clients)
 
     def stats(self) -> list[dict[str, Any]]:
-        """Per client: id, peer, queued, sent, dropped, filters, alerts, occupancy."""
+        """Per client: id, peer, queued, sent, dropped, streaming, filters, options."""
         return [c.stats() for c in self._clients.values()]
 
     def routes(self) -> list[BaseRoute]:
@@ -249,38 +167,25 @@ class Hub(Service):
             await self.serve_extra_port(self.host or self.http_host, self.port)
 
     async def stop(self) -> None:
-        """Stop the extra-port server, close what is left, forget the settings."""
-        if self._server is not None and self._server_task is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server_task, 10)
-        self._server = self._server_task = None
+        """Stop the extra-port server, close what is left, forget the settings and hooks."""
+        if self._server is not None:
+            await self._server.stop()
+        self._server = None
         for client in list(self._clients.values()):
             with contextlib.suppress(Exception):
                 await client.websocket.close(1001)
         self._reset()
 
     async def serve_extra_port(self, host: str, port: int) -> None:
-        """Start a second uvicorn server that accepts WebSocket clients on any path."""
-        from wireway.runtime.engine import bind  # the engine's bind: a clear error when taken
-
-        sock = bind(host, port)
-        config = uvicorn.Config(
+        """Start a second server that accepts WebSocket clients on any path."""
+        self._server = SecondServer(
             self.asgi,
-            interface="asgi3",
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            loop="none",
-            timeout_graceful_shutdown=5,
-            ws_ping_interval=self.ping_interval,
-            ws_ping_timeout=self.ping_timeout or self.ping_interval,
+            host=host,
+            port=port,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout or self.ping_interval,
         )
-        self._server = _Server(config)
-        self._server_task = asyncio.create_task(
-            self._server.serve([sock]), name=f"wireway[websocket:{port}].serve"
-        )
-        logger.info("websocket extra port", address=f"ws://{host}:{port}/", path="any")
+        await self._server.start()
 
     # ----- publishing ---------------------------------------------------------------
     def publish(self, kind: str, data: Any) -> int:
@@ -291,22 +196,22 @@ class Hub(Service):
         """
         if not self._clients:
             return 0
-        flag = OPT_IN.get(kind)
+        select = self.select
         timestamp = now_rfc3339()
         shared: str | None = None
         count = 0
         for client in self._clients.values():
-            if flag is not None and not getattr(client, flag):
+            if not client.streaming:
                 continue
-            view = select(client.filters, data, lenient=flag is not None)
-            if view is _SKIP:
+            view = select(kind, data, client.subscription)
+            if view is SKIP:
                 continue
             if view is data:
                 if shared is None:
-                    shared = _text({"type": kind, "data": data, "timestamp": timestamp})
+                    shared = encode_text({"type": kind, "data": data, "timestamp": timestamp})
                 text = shared
             else:
-                text = _text({"type": kind, "data": view, "timestamp": timestamp})
+                text = encode_text({"type": kind, "data": view, "timestamp": timestamp})
             if client.push(text):
                 self.dropped += 1
             count += 1
@@ -316,7 +221,7 @@ class Hub(Service):
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry: WebSocket sessions; plain HTTP (extra port) gets 426."""
         if scope["type"] == "http":
-            body = _encoder.encode({"error": "WebSocket only", "path": scope.get("path", "")})
+            body = encode_text({"error": "WebSocket only", "path": scope.get("path", "")}).encode()
             headers = [(b"content-type", b"application/json"), (b"upgrade", b"websocket")]
             await send({"type": "http.response.start", "status": 426, "headers": headers})
             await send({"type": "http.response.body", "body": body})
@@ -349,7 +254,7 @@ class Hub(Service):
         client = Client(next(self._ids), ws, peer, self.queue_size)
         writer: asyncio.Task[None] | None = None
         try:
-            if not await self._admit(client):
+            if not await admit(client, self.authenticate, self.auth_timeout):
                 return
             self._clients[client.id] = client
             writer = asyncio.create_task(
@@ -366,69 +271,14 @@ class Hub(Service):
                     await writer
             connection_closed("websocket")
 
-    async def _admit(self, client: Client) -> bool:
-        """Greet the client and, with `authenticate` set, authenticate it first."""
-        ws = client.websocket
-        connected = {"type": "connected", "message": CONNECTED_MESSAGE}
-        check = self.authenticate
-        if check is None:
-            await ws.send_text(_text({**connected, "timestamp": now_rfc3339()}))
-            return True
-        headers = dict(ws.headers.items())
-        query = dict(ws.query_params.items())
-        reason = await self._check(check, headers, query, None)
-        if reason is None:
-            await ws.send_text(_text({**connected, "timestamp": now_rfc3339()}))
-            return True
-        offered = any(h in headers for h in ("x-api-key", "authorization")) or any(
-            q in query for q in ("api_key", "token")
-        )
-        if offered:
-            return await self._reject(client, reason)
-        await ws.send_text(_text({**connected, "timestamp": now_rfc3339()}))
-        try:
-            message = await asyncio.wait_for(ws.receive(), self.auth_timeout)
-        except TimeoutError:
-            return await self._reject(client, "no auth message in time")
-        if message["type"] == "websocket.disconnect":
-            return False
-        first = _parse(message)
-        if not isinstance(first, dict) or first.get("type") != "auth":
-            return await self._reject(client, "first message is not auth")
-        reason = await self._check(check, headers, query, first)
-        if reason is not None:
-            return await self._reject(client, reason)
-        await ws.send_text(_text({"type": "authenticated", "timestamp": now_rfc3339()}))
-        return True
-
-    @staticmethod
-    async def _check(
-        check: Authenticate,
-        headers: dict[str, str],
-        query: dict[str, str],
-        first: dict[str, Any] | None,
-    ) -> str | None:
-        try:
-            return await check(headers, query, first)
-        except Exception as exc:  # noqa: BLE001  (a failing hook refuses, it does not crash)
-            logger.warning("websocket authentication failed", error=str(exc))
-            return f"authentication error: {exc}"
-
-    async def _reject(self, client: Client, reason: str) -> bool:
-        logger.info("websocket client refused", peer=client.peer, reason=reason)
-        with contextlib.suppress(Exception):
-            await client.websocket.send_text(_text({"type": "error", "message": "Unauthorized"}))
-            await client.websocket.close(UNAUTHORIZED_CLOSE, "Unauthorized")
-        return False
-
     async def _reader(self, client: Client) -> None:
         ws = client.websocket
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            reply = self.handle(client, _parse(message))
-            if client.push(_text(reply)):
+            reply = self.handle(client, parse(message))
+            if client.push(encode_text(reply)):
                 self.dropped += 1
 
     def handle(self, client: Client, message: Any) -> dict[str, Any]:
@@ -443,16 +293,13 @@ class Hub(Service):
                 filters = {}
             if not isinstance(filters, dict):
                 return {"type": "error", "message": "Invalid message format"}
-            client.filters = normalize_filters(filters)
-            client.alerts = message.get("alerts") is True
-            client.occupancy = message.get("occupancy") is True
-            reply: dict[str, Any] = {"type": "subscribed", "filters": filters}
-            for flag in ("alerts", "occupancy"):
-                if flag in message:
-                    reply[flag] = getattr(client, flag)
-            return {**reply, "timestamp": now}
-        if kind == "unsubscribe":
-            client.filters, client.alerts, client.occupancy = None, False, False
+            options = {k: v for k, v in message.items() if k not in ("type", "filters", "timestamp")}
+            client.subscription = Subscription(normalize_filters(filters), options)
+            client.streaming = True
+            return {"type": "subscribed", "filters": filters, **options, "timestamp": now}
+        if kind == "unsubscribe":  # no stream until the next subscribe
+            client.subscription = None
+            client.streaming = False
             return {"type": "unsubscribed", "timestamp": now}
         if kind == "ping":
             return {"type": "pong", "timestamp": now}
@@ -469,19 +316,6 @@ class Hub(Service):
                 continue
             await ws.send_text(queue.popleft())
             client.sent += 1
-
-
-def _parse(message: Mapping[str, Any]) -> Any:
-    """A received ASGI message's JSON value, or None when it is not JSON."""
-    data = message.get("text")
-    if data is None:
-        data = message.get("bytes")
-    if data is None:
-        return None
-    try:
-        return _decoder.decode(data)
-    except msgspec.DecodeError:
-        return None
 
 
 _HUBS: dict[str, Hub] = {}

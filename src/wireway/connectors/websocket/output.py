@@ -38,7 +38,7 @@ class WebSocketOutput(Output):
         # not connected now misses the message (that is what a live stream means).
         kind, payload_only, publish = self.config.kind, self.config.payload_only, self.hub.publish
         for msg in batch:
-            publish(kind, msg.payload if payload_only else msg.to_context())
+            publish(kind or msg.message_type, msg.payload if payload_only else msg.to_context())
         return None
 
     def services(self) -> list[Service]:
