@@ -41,7 +41,7 @@ from wireway.apps.sensor_ingest.app import sensor_app
 from wireway.apps.sensor_ingest.devices import Devices
 from wireway.apps.sensor_ingest.occupancy import OccupancyTracker
 from wireway.apps.sensor_ingest.state_output import SensorStateConfig, SensorStateOutput
-from wireway.cli.bench_sensor import body
+from wireway.bench.load import body
 from wireway.connectors.sql.columns import ColumnInfo
 from wireway.connectors.sql.config import SqlOutputConfig
 from wireway.connectors.sql.plan import Plan

@@ -25,7 +25,7 @@ from pg_store import backend_cpu
 
 from wireway.apps.sensor_ingest.devices import Devices
 from wireway.apps.sensor_ingest.migrations import migrate
-from wireway.cli.bench_sensor import body
+from wireway.bench.load import body
 from wireway.connectors.sql.db import open_database
 
 

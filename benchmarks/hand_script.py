@@ -90,7 +90,9 @@ def drive(messages: int, devices: int, dsn: str) -> None:
     import asyncpg
     from rich.progress import Progress
 
-    from wireway.cli.bench_sensor import Publisher, cpu_of, cpu_seconds, machine_busy, start_broker
+    from wireway.bench.common import cpu_of, cpu_seconds, machine_busy
+    from wireway.bench.load import Publisher
+    from wireway.bench.sensor import start_broker
 
     async def sql(statement: str) -> None:
         conn = await asyncpg.connect(dsn)

@@ -24,7 +24,7 @@ import msgspec
 from wireway.apps.sensor_ingest.enrich import EnrichConfig, SensorEnrich
 from wireway.apps.sensor_ingest.metrics import INGESTED
 from wireway.apps.sensor_ingest.reading import check_reading
-from wireway.cli.bench_sensor import body
+from wireway.bench.load import body
 from wireway.envelope import Message, canonical_timestamp, stable_id
 from wireway.processors.dedupe import Dedupe, DedupeConfig
 

@@ -39,8 +39,8 @@ def serve(port: int) -> None:
 def main(requests: int) -> None:
     import socket
 
-    from wireway.cli.bench import free_port
-    from wireway.cli.bench_sensor import http_load
+    from wireway.bench.common import free_port
+    from wireway.bench.load import http_load
 
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])

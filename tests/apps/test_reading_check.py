@@ -14,7 +14,7 @@ from sensor_support import SAMPLES
 from wireway.apps.sensor_ingest import reading
 from wireway.apps.sensor_ingest.enrich import schema_errors
 from wireway.apps.sensor_ingest.reading import check_reading
-from wireway.cli.bench_sensor import body
+from wireway.bench.load import body
 
 anything = (
     st.none()

@@ -239,7 +239,7 @@ def bench(
         raise typer.BadParameter("expected tcp or sensor")
     try:
         if what == "sensor":
-            from wireway.cli.bench_sensor import run_sensor_bench
+            from wireway.bench.sensor import run_sensor_bench
 
             run_sensor_bench(
                 readings=messages,
@@ -250,7 +250,7 @@ def bench(
                 http_readings=http_readings,
             )
         else:
-            from wireway.cli.bench import run_bench
+            from wireway.bench.tcp import run_bench
 
             run_bench(messages=messages, rate=rate or 5000, latency_seconds=latency_seconds, buffer=buffer)
     except (RuntimeError, OSError) as exc:  # a server down, an instance that did not start

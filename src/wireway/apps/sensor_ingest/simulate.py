@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import random
@@ -10,10 +11,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
+
+from wireway.connectors.mqtt.config import MqttConnection
+from wireway.connectors.mqtt.outbound import Batch, Publisher
+from wireway.connectors.mqtt.session import Session
 
 
 @dataclass
@@ -181,44 +187,52 @@ def publish_mqtt(
     progress: Callable[[int], None] | None = None,
 ) -> Counter[str]:
     """Publish readings at QoS 1 to `<prefix>/sensors/<device>/data`; counts PUBACKs."""
-    from urllib.parse import urlparse
+    return asyncio.run(
+        _publish_mqtt(
+            sim, url=url, rate=rate, duration=duration, prefix=prefix, total=total, progress=progress
+        )
+    )
 
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
-    parsed = urlparse(url)
-    results: Counter[str] = Counter()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"wireway-sim-{os.getpid()}")
-    if parsed.username:
-        client.username_pw_set(parsed.username, parsed.password)
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect(parsed.hostname or "127.0.0.1", parsed.port or 1883, keepalive=30)
-    client.loop_start()
-    n = total if total is not None else max(1, int(rate * duration))
-    start = time.monotonic()
-    infos = []
+async def _publish_mqtt(
+    sim: Simulator,
+    *,
+    url: str,
+    rate: float,
+    duration: float,
+    prefix: str,
+    total: int | None,
+    progress: Callable[[int], None] | None,
+) -> Counter[str]:
+    options = MqttConnection(url=url)
+    session = Session(client_id=f"wireway-sim-{os.getpid()}")
+    link = Publisher(options, session, Path.cwd(), "simulator", "simulator", max_inflight=1000)
+    link.start()
     try:
+        await asyncio.wait_for(link.first_attempt.wait(), options.connect_timeout + 1)
+        if not link.connected:
+            raise ConnectionError(f"cannot connect to the MQTT broker at {link.broker.address}")
+        sent = Batch()
+        n = total if total is not None else max(1, int(rate * duration))
+        start = time.monotonic()
+        published = 0
         for i in range(n):
-            due = start + i / rate
-            delay = due - time.monotonic()
+            delay = start + i / rate - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                await asyncio.sleep(delay)
             if time.monotonic() - start > duration + 5:
                 break
+            if not link.has_room():
+                await link.wait_room()
             device_id, body = sim.next(i)
-            infos.append(client.publish(f"{prefix}/sensors/{device_id}/data", body, qos=1))
+            link.publish(f"{prefix}/sensors/{device_id}/data".encode(), body, 1, False, sent, i)
+            published += 1
             if progress:
                 progress(1)
-        deadline = time.monotonic() + 30
-        for info in infos:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            info.wait_for_publish(left)
-        for info in infos:
-            results["acked" if info.is_published() else "unacked"] += 1
+        sent.seal()
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(asyncio.shield(sent.done), 30)
     finally:
-        client.loop_stop()
-        client.disconnect()
-    return results
+        await link.stop()
+    results = Counter({"acked": sent.acknowledged, "unacked": published - sent.acknowledged})
+    return +results  # without the zero counts

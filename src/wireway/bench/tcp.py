@@ -21,7 +21,7 @@ import msgspec
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wireway.cli.common import console
+from wireway.bench.common import console, free_port, peak_rss_mb, wait_port
 
 PATTERN = """
 pattern: {{name: bench, type: streaming}}
@@ -32,30 +32,6 @@ interfaces:
     - {{type: file, address: "{out}", format: jsonl, payload_only: true, fsync: never}}
 settings: {{buffer: {buffer}, buffer_size: 20000, batch_size: 2000, timeout: 30}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Tail:

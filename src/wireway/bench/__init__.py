@@ -1,0 +1,1 @@
+"""`wireway bench`: the benchmark harness (tcp -> file, and the sensor application end to end)."""
