@@ -1,0 +1,1 @@
+"""A tiny wireway plugin: the `hello` output (see output.py)."""
