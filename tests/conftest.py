@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SHARED = ROOT.parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"  # sample files kept in the repository
 
 
 def free_port() -> int:
