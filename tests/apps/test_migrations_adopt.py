@@ -1,4 +1,5 @@
-"""Migration V3 adopts a `sensor_readings` table the team created before wireway.
+"""The readings set's V2 adopts a `sensor_readings` table the team created before wireway;
+the application's own tables never take the place of a user's.
 
 The table has the team's columns and indexes but no `message_id`; wireway must keep
 its rows, give each a unique legacy id and then store, deduplicate and serve readings
@@ -8,6 +9,8 @@ as on a table it created itself. Both dialects, PostgreSQL in a schema of its ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +19,9 @@ from typing import Any
 import pytest
 from sensor_support import PG, client, reading, sensor_engine, temp_schema
 
-from wireway.apps.sensor_ingest.migrations import LATEST, MIGRATIONS, migrate
+from wireway.apps.sensor_ingest.migrations import migrate, tables
 from wireway.connectors.sql.db import Database, RejectedData, open_database
+from wireway.connectors.sql.migrate import TableInTheWay
 from wireway.errors import ConnectorError
 
 # the team's table, exactly as their service created it, and its four indexes
@@ -55,9 +59,16 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield f"{PG}?search_path={name}"
 
 
+def own_schema(storage: str) -> str:
+    """The test's PostgreSQL schema holds wireway's own tables too (as sensor_engine
+    arranges); SQLite: the default prefix."""
+    _, found, rest = storage.partition("search_path=")
+    return rest.split("&")[0] if found else "wireway"
+
+
 @pytest.fixture
 async def db(storage: str, tmp_path: Path) -> AsyncIterator[Database]:
-    database = open_database(storage, data_dir=tmp_path)
+    database = open_database(storage, data_dir=tmp_path, own_schema=own_schema(storage))
     await database.open()
     try:
         yield database
@@ -103,7 +114,7 @@ async def snapshot(db: Database) -> tuple[Any, ...]:
     else:
         columns = await db.fetch("SELECT name, type, \"notnull\" FROM pragma_table_info('sensor_readings')")
     versions = await db.fetch(
-        "SELECT version, description, applied_at FROM schema_migrations ORDER BY version"
+        f"SELECT scope, version, name, applied_at FROM {db.own_table('migrations')} ORDER BY scope, version"
     )
     return await indexes(db), columns, versions
 
@@ -169,33 +180,10 @@ async def test_the_app_adopts_the_teams_table(db: Database, storage: str, tmp_pa
     assert UNIQUE_KEY in names
 
 
-async def test_a_start_that_failed_before_v3_is_repaired(db: Database) -> None:
-    """V1 and V2 were recorded on the team's table by a wireway without V3 (whose start
-    then failed): the next migrate adds message_id, and a further one changes nothing."""
-    await create_team_table(db)
-    assert await migrate(db, MIGRATIONS[:2]) == 2
-    with pytest.raises(ConnectorError, match="message_id"):
-        await db.fetch("SELECT message_id FROM sensor_readings")
-    assert await migrate(db) == LATEST == 3
-    rows = await db.fetch("SELECT id, message_id FROM sensor_readings ORDER BY id")
-    assert [r["message_id"] for r in rows] == [f"legacy-{r['id']}" for r in rows]
-    if db.dialect == "postgresql":
-        assert (
-            await db.fetchval(
-                "SELECT is_nullable FROM information_schema.columns WHERE table_schema = current_schema()"
-                " AND table_name = 'sensor_readings' AND column_name = 'message_id'"
-            )
-            == "NO"
-        )
-    before = await snapshot(db)
-    assert await migrate(db) == LATEST
-    assert await snapshot(db) == before
-
-
 async def test_a_fresh_database_gets_the_indexes_once(db: Database) -> None:
     """On an empty database migrate creates the table with its indexes and unique key
-    (V3 adds no second one); running it again is a no-op."""
-    assert await migrate(db) == LATEST
+    (V2 adds no second one); running it again is a no-op."""
+    await migrate(db)
     found = await indexes(db)
     common = {
         "idx_sensor_readings_device_id",
@@ -207,7 +195,7 @@ async def test_a_fresh_database_gets_the_indexes_once(db: Database) -> None:
         assert "USING gin (data)" in str(found["idx_sensor_readings_data"])
         assert "UNIQUE INDEX" in str(found[UNIQUE_KEY])
         assert "(message_id, sensor_type)" in str(found[UNIQUE_KEY])
-        # V1's constraint, not a plain index: V3 found the column and did nothing
+        # V1's constraint, not a plain index: V2 found the column and did nothing
         assert (
             await db.fetchval(
                 "SELECT count(*) FROM pg_constraint WHERE conname = $1"
@@ -216,9 +204,58 @@ async def test_a_fresh_database_gets_the_indexes_once(db: Database) -> None:
             )
             == 1
         )
-    else:  # V1's UNIQUE is SQLite's automatic index; V3 made no second one
+    else:  # V1's UNIQUE is SQLite's automatic index; V2 made no second one
         assert set(found) == common | {"sqlite_autoindex_sensor_readings_1"}
     before = await snapshot(db)
-    assert [v["version"] for v in before[2]] == [m.version for m in MIGRATIONS]
-    assert await migrate(db) == LATEST
+    assert [(v["scope"].split(":")[0], v["version"]) for v in before[2]] == [
+        ("sensor_app", 1),
+        ("sensor_readings", 1),
+        ("sensor_readings", 2),
+    ]
+    await migrate(db)
     assert await snapshot(db) == before
+
+
+async def test_the_apps_tables_stay_apart_from_a_users(storage: str, tmp_path: Path) -> None:
+    """A user's `devices` table where the user's tables are is left alone: the app's own
+    tables live in the `schema` option's PostgreSQL schema, or under its prefix in SQLite."""
+    async with contextlib.AsyncExitStack() as stack:
+        if storage.startswith("postgresql"):
+            own = await stack.enter_async_context(temp_schema())  # apart from the search_path
+        else:
+            own = "wireway"
+        db = open_database(storage, data_dir=tmp_path, own_schema=own)
+        stack.push_async_callback(db.close)
+        await db.execute("CREATE TABLE devices (name TEXT PRIMARY KEY, owner TEXT)")
+        await db.execute("INSERT INTO devices (name, owner) VALUES ('printer', 'ops')")
+        await migrate(db)
+        names = tables(db)
+        assert names.devices == (f"{own}.devices" if db.dialect == "postgresql" else "wireway_devices")
+        await db.execute(f"INSERT INTO {names.devices} (device_id) VALUES ('esp32-001')")
+        assert await db.fetch("SELECT name, owner FROM devices") == [{"name": "printer", "owner": "ops"}]
+        assert await db.fetchval(f"SELECT count(*) FROM {names.devices}") == 1
+
+
+async def test_a_users_table_in_the_apps_place_is_a_clear_error(db: Database) -> None:
+    """A table the app would create that is already there and not the app's stops migrate
+    before any statement: the error names the table and the option; nothing is created."""
+    taken = tables(db).alerts
+    await db.execute(f"CREATE TABLE {taken} (id TEXT PRIMARY KEY, note TEXT)")
+    with pytest.raises(TableInTheWay, match=rf"table {re.escape(taken)} already exists.*`schema` option"):
+        await migrate(db)
+    await db.fetchval(f"SELECT count(*) FROM {taken}")  # the user's table, untouched
+    with pytest.raises(ConnectorError):
+        await db.fetchval(f"SELECT count(*) FROM {tables(db).devices}")
+    # the readings set ran alone (its own scope), the app's set not at all
+    scopes = [r["scope"] for r in await db.fetch(f"SELECT scope FROM {db.own_table('migrations')}")]
+    assert all(scope.startswith("sensor_readings:") for scope in scopes)
+
+
+async def test_a_users_migrations_table_in_the_way_is_a_clear_error(db: Database) -> None:
+    """wireway's record of applied migrations cannot take the place of a user's table either."""
+    record = db.own_table("migrations")
+    if db.dialect == "postgresql":
+        await db.execute(f"CREATE SCHEMA IF NOT EXISTS {db.own_schema}")
+    await db.execute(f"CREATE TABLE {record} (id INTEGER PRIMARY KEY, applied TEXT)")
+    with pytest.raises(TableInTheWay, match=rf"table {re.escape(record)} already exists"):
+        await migrate(db)

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import free_port, need_service
 from support import base_url, engine_from, eventually
-from wireway.apps.sensor_ingest.migrations import LATEST, MIGRATIONS, migrate
+from wireway.apps.sensor_ingest.migrations import migrate, tables
 from wireway.config import load_pattern
 from wireway.connectors.sql.db import (
     Database,
@@ -32,7 +32,13 @@ from wireway.errors import NotConnected
 from wireway.runtime.store import DlqAdmin
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
-APP_TABLES = ("sensor_readings", "devices", "api_keys", "alerts", "occupancy_daily")
+
+
+def own_schema(url: str) -> str:
+    """Where a test keeps wireway's own tables: its PostgreSQL schema (the URL's
+    search_path), so that tests running at once never share them; SQLite: the default."""
+    _, found, rest = url.partition("search_path=")
+    return rest.split("&")[0] if found else "wireway"
 
 
 @asynccontextmanager
@@ -61,7 +67,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 async def db(db_url: str, tmp_path: Path) -> AsyncIterator[Database]:
-    database = open_database(db_url, data_dir=tmp_path)
+    database = open_database(db_url, data_dir=tmp_path, own_schema=own_schema(db_url))
     await database.open()
     try:
         yield database
@@ -91,15 +97,25 @@ def test_urls_and_sqlite_rewriting(tmp_path: Path) -> None:
 
 async def test_migrations_create_the_tables_and_are_idempotent(db_url: str, tmp_path: Path) -> None:
     """Every table exists after migrate; running it again, or twice at once, changes nothing."""
-    first, second = (open_database(db_url, data_dir=tmp_path) for _ in range(2))
+    first, second = (
+        open_database(db_url, data_dir=tmp_path, own_schema=own_schema(db_url)) for _ in range(2)
+    )
     try:
-        versions = list(await asyncio.gather(migrate(first), migrate(second)))  # concurrent starts
-        assert versions == [LATEST, LATEST]
-        assert await migrate(first) == LATEST
-        for table in APP_TABLES:
+        await asyncio.gather(migrate(first), migrate(second))  # concurrent starts
+        await migrate(first)
+        names = tables(first)
+        for table in ("sensor_readings", names.devices, names.api_keys, names.alerts, names.occupancy_daily):
             assert await first.fetchval(f"SELECT count(*) FROM {table}") == 0
-        rows = await first.fetch("SELECT version, applied_at FROM schema_migrations ORDER BY version")
-        assert [r["version"] for r in rows] == [m.version for m in MIGRATIONS]
+        rows = await first.fetch(
+            f"SELECT scope, version, applied_at FROM {first.own_table('migrations')} ORDER BY scope, version"
+        )
+        # the readings set's scope names its table (in PostgreSQL with the table's schema)
+        readings = "sensor_readings:" + ("" if first.dialect == "sqlite" else f"{own_schema(db_url)}.")
+        assert [(r["scope"], r["version"]) for r in rows] == [
+            ("sensor_app", 1),
+            (f"{readings}sensor_readings", 1),
+            (f"{readings}sensor_readings", 2),
+        ]
         assert all(r["applied_at"].endswith("Z") for r in rows)
     finally:
         await first.close()
@@ -170,6 +186,7 @@ def reading(message_id: str, device: str, sensors: dict[str, Any], **extra: Any)
 
 
 def sql_pattern(url: str, port: int, retries: int = 1) -> str:
+    schema = own_schema(url)
     return f"""
 pattern: {{name: readings}}
 interfaces:
@@ -180,6 +197,7 @@ interfaces:
       url: "{url}"
       table: sensor_readings
       migrate: sensor_readings
+      schema: {schema}
       explode: payload.sensors
       columns:
         device_id: payload.device_id
@@ -309,7 +327,7 @@ async def test_copy_for_big_batches_and_insert_for_small_ones_and_redeliveries(t
 
 async def test_a_row_the_database_refuses_refuses_only_its_message(db_url: str, tmp_path: Path) -> None:
     """A constraint only the database knows (a CHECK) falls back to one savepoint per message."""
-    database = open_database(db_url, data_dir=tmp_path)
+    database = open_database(db_url, data_dir=tmp_path, own_schema=own_schema(db_url))
     await database.open()
     try:
         await database.execute("CREATE TABLE checked (id VARCHAR(20) PRIMARY KEY, n INTEGER CHECK (n >= 0))")
@@ -410,10 +428,11 @@ async def test_timestamps_sort_as_text_in_sqlite(tmp_path: Path) -> None:
         base = datetime(2026, 11, 24, tzinfo=UTC)
         stamps = [base + timedelta(milliseconds=n * 999) for n in (3, 1, 2, 0)]
         await database.executemany(
-            "INSERT INTO api_keys (key_id, key_hash, role, created_at) VALUES ($1, $2, 'device', $3)",
+            f"INSERT INTO {tables(database).api_keys} (key_id, key_hash, role, created_at)"
+            " VALUES ($1, $2, 'device', $3)",
             [(f"k{i}", f"h{i}", ts) for i, ts in enumerate(stamps)],
         )
-        rows = await database.fetch("SELECT key_id FROM api_keys ORDER BY created_at")
+        rows = await database.fetch(f"SELECT key_id FROM {tables(database).api_keys} ORDER BY created_at")
         assert [r["key_id"] for r in rows] == ["k3", "k1", "k2", "k0"]
     finally:
         await database.close()

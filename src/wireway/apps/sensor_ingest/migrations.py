@@ -1,69 +1,63 @@
-"""Versioned schema migrations of the sensor application, for SQLite and PostgreSQL.
+"""The sensor application's schema: its steps for the generic migrator, both dialects.
 
-`migrate(db)` creates `schema_migrations` and applies, in order and in ONE
-transaction, every migration whose version is not recorded there yet; it is a no-op
-on a database that is up to date, so it runs at every start. PostgreSQL serializes
-concurrent starts with `pg_advisory_xact_lock` (one lock per schema); SQLite with
-`BEGIN IMMEDIATE` (the write lock). Add a migration by appending to `MIGRATIONS` with
-the next version; never edit one that has shipped. A migration is its statements for
-the dialect, then, if it has one, its `code` (an async function of the transaction),
-for a step that depends on what the database already holds.
+Two sets, applied by `connectors.sql.migrate`:
+
+- `sensor_readings` (registered by that name, for the `sql` output's `migrate:`): the
+  readings table, wherever the output's `table:` points. V1 creates it only if it does
+  not exist, so wireway can take over the table the team's earlier service created
+  (the same columns without `message_id`). V2 adopts such a table: it adds
+  `message_id`, gives every row already there `legacy-<id>`, makes the column NOT NULL
+  (PostgreSQL only: SQLite cannot add NOT NULL to a table without rebuilding it;
+  wireway always writes the column) and adds the unique index on (message_id,
+  sensor_type) that V1's constraint would have given, under the same name. That index
+  is what `ON CONFLICT DO NOTHING`, or `ON CONFLICT (message_id, sensor_type)`, infers.
+  On a table V1 created, V2 finds the column in place and does nothing.
+- the application's own tables (devices, api keys, alerts, daily occupancy), kept
+  apart from the user's (`Database.own_table`: the `wireway` schema in PostgreSQL, a
+  `wireway_` prefix in SQLite). A user's table in their place stops the start with
+  `TableInTheWay`. Statements elsewhere in the application name them through
+  `tables(db)`.
 
 Dialects differ only in types: SQLite has INTEGER PRIMARY KEY AUTOINCREMENT for
 BIGSERIAL, TEXT timestamps (RFC 3339 UTC with milliseconds, so they sort as text),
-`JSON_TEXT` for JSONB (TEXT affinity, decoded by `connectors.sql.db`), REAL for
-DOUBLE PRECISION, TEXT for DATE, and no GIN index.
-
-V1 creates `sensor_readings` only if it does not exist, so wireway can take over a
-table an earlier service created (the same columns without `message_id`). V3 adopts
-such a table: it adds `message_id`, gives every row already there `legacy-<id>`, makes
-the column NOT NULL (PostgreSQL only: SQLite cannot add NOT NULL to a table without
-rebuilding it; wireway always writes the column) and adds the unique index on
-(message_id, sensor_type) that V1's constraint would have given, under the same name.
-That index is what `ON CONFLICT DO NOTHING`, or `ON CONFLICT (message_id,
-sensor_type)`, infers; `ON CONFLICT ON CONSTRAINT` would need V1's constraint. On a
-table V1 created, V3 finds the column in place and does nothing.
+`JSON_TEXT` for JSONB (TEXT affinity, decoded by the database layer), REAL for DOUBLE
+PRECISION, TEXT for DATE, and no GIN index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import cache
 
-from wireway.connectors.sql.db import Database, Tx
+from wireway.connectors.sql.base import Database, Tx
+from wireway.connectors.sql.migrate import Migration, apply_set
+from wireway.connectors.sql.migrate import migrate as apply_steps
+from wireway.registry import register_migrations
 
+READINGS = "sensor_readings"  # the readings table the application's API reads
+READINGS_SET = "sensor_readings"
+APP_SCOPE = "sensor_app"
 NOW_SQLITE = "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
 
 
-@dataclass(frozen=True)
-class Migration:
-    """One schema version: its statements for each dialect, then its code if any."""
-
-    version: int
-    description: str
-    postgresql: tuple[str, ...]
-    sqlite: tuple[str, ...]
-    code: Callable[[Tx], Awaitable[None]] | None = None  # runs after the statements, in the same transaction
-
-    def statements(self, dialect: str) -> tuple[str, ...]:
-        return self.postgresql if dialect == "postgresql" else self.sqlite
+# ----- the readings table -----------------------------------------------------------------
+def _readings_indexes(table: str, bare: str) -> tuple[str, ...]:
+    # (device_id, ...) and (timestamp, ...) serve the filters and the keyset order of the
+    # readings API: ORDER BY timestamp, id.
+    return (
+        f"CREATE INDEX IF NOT EXISTS idx_{bare}_device_id ON {table} (device_id, timestamp, id)",
+        f"CREATE INDEX IF NOT EXISTS idx_{bare}_timestamp ON {table} (timestamp, id)",
+        f"CREATE INDEX IF NOT EXISTS idx_{bare}_sensor_type ON {table} (sensor_type, timestamp, id)",
+    )
 
 
-_READINGS_INDEXES = (
-    # (device_id, ...) and (timestamp, ...) serve the filters and the keyset order of
-    # the readings API: ORDER BY timestamp, id.
-    "CREATE INDEX IF NOT EXISTS idx_sensor_readings_device_id ON sensor_readings (device_id, timestamp, id)",
-    "CREATE INDEX IF NOT EXISTS idx_sensor_readings_timestamp ON sensor_readings (timestamp, id)",
-    "CREATE INDEX IF NOT EXISTS idx_sensor_readings_sensor_type"
-    " ON sensor_readings (sensor_type, timestamp, id)",
-)
-
-V1_READINGS = Migration(
-    1,
-    "sensor_readings, idempotent on (message_id, sensor_type)",
-    postgresql=(
-        """CREATE TABLE IF NOT EXISTS sensor_readings (
+def _create_readings(table: str) -> Migration:
+    bare = table.rpartition(".")[2]
+    return Migration(
+        1,
+        f"{table}, idempotent on (message_id, sensor_type)",
+        postgresql=(
+            f"""CREATE TABLE IF NOT EXISTS {table} (
   id BIGSERIAL PRIMARY KEY,
   device_id VARCHAR(100) NOT NULL,
   timestamp TIMESTAMPTZ NOT NULL,
@@ -74,11 +68,11 @@ V1_READINGS = Migration(
   created_at TIMESTAMPTZ DEFAULT NOW(),
   message_id VARCHAR(64) NOT NULL,
   UNIQUE (message_id, sensor_type))""",
-        *_READINGS_INDEXES,
-        "CREATE INDEX IF NOT EXISTS idx_sensor_readings_data ON sensor_readings USING GIN (data)",
-    ),
-    sqlite=(
-        f"""CREATE TABLE IF NOT EXISTS sensor_readings (
+            *_readings_indexes(table, bare),
+            f"CREATE INDEX IF NOT EXISTS idx_{bare}_data ON {table} USING GIN (data)",
+        ),
+        sqlite=(
+            f"""CREATE TABLE IF NOT EXISTS {table} (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   device_id VARCHAR(100) NOT NULL,
   timestamp TEXT NOT NULL,
@@ -89,30 +83,110 @@ V1_READINGS = Migration(
   created_at TEXT DEFAULT {NOW_SQLITE},
   message_id VARCHAR(64) NOT NULL,
   UNIQUE (message_id, sensor_type))""",
-        *_READINGS_INDEXES,
-    ),
-)
+            *_readings_indexes(table, bare),
+        ),
+    )
 
-V2_APP_TABLES = Migration(
-    2,
-    "devices, api_keys, alerts, occupancy_daily",
-    postgresql=(
-        """CREATE TABLE IF NOT EXISTS devices (
+
+def _adopt_readings(table: str) -> Migration:
+    bare = table.rpartition(".")[2]
+    # the name PostgreSQL gives V1's UNIQUE (message_id, sensor_type)
+    unique = (
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {bare}_message_id_sensor_type_key"
+        f" ON {table} (message_id, sensor_type)"
+    )
+    legacy_ids = f"UPDATE {table} SET message_id = 'legacy-' || id WHERE message_id IS NULL"
+    adopt = {
+        "postgresql": (
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS message_id VARCHAR(64)",
+            legacy_ids,
+            f"ALTER TABLE {table} ALTER COLUMN message_id SET NOT NULL",
+            unique,
+        ),
+        "sqlite": (f"ALTER TABLE {table} ADD COLUMN message_id VARCHAR(64)", legacy_ids, unique),
+    }
+    # whether message_id is in place; the table is found as the statements find it
+    has_message_id = {
+        "postgresql": "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1)"
+        " AND attname = 'message_id' AND NOT attisdropped",
+        "sqlite": "SELECT 1 FROM pragma_table_info($1) WHERE name = 'message_id'",
+    }
+
+    async def adopt_readings(tx: Tx) -> None:
+        """Give a table V1 did not create its `message_id` and unique key.
+
+        Checked first, so that a table V1 created is neither locked nor scanned, and so
+        that SQLite (whose ALTER TABLE has no IF NOT EXISTS) adds the column only once.
+        """
+        if await tx.fetchval(has_message_id[tx.dialect], table):
+            return
+        for statement in adopt[tx.dialect]:
+            await tx.execute(statement)
+
+    return Migration(
+        2, f"adopt a {table} table made without message_id (rows kept as legacy-<id>)", code=adopt_readings
+    )
+
+
+def readings_steps(table: str) -> tuple[Migration, ...]:
+    """The steps of the readings table `table` (`name` or `schema.name`)."""
+    return (_create_readings(table), _adopt_readings(table))
+
+
+register_migrations(READINGS_SET, readings_steps, summary="the sensor application's readings table")
+
+
+# ----- the application's own tables -----------------------------------------------------------
+@dataclass(frozen=True)
+class Tables:
+    """How statements name the application's own tables in one database."""
+
+    devices: str
+    api_keys: str
+    alerts: str
+    occupancy_daily: str
+
+
+def tables(db: Database) -> Tables:
+    """The names of the application's own tables in `db`."""
+    return _tables(db.dialect, db.own_schema)
+
+
+@cache
+def _tables(dialect: str, schema: str) -> Tables:
+    def own(name: str) -> str:
+        return f"{schema}.{name}" if dialect == "postgresql" else f"{schema}_{name}"
+
+    return Tables(own("devices"), own("api_keys"), own("alerts"), own("occupancy_daily"))
+
+
+def app_steps(db: Database) -> tuple[Migration, ...]:
+    """The steps of the application's own tables in `db`."""
+    t = tables(db)
+    # index names are per schema in PostgreSQL but per file in SQLite: there they carry the prefix
+    alerts_index = f"idx_{t.alerts.rpartition('.')[2]}_state_device"
+    return (
+        Migration(
+            1,
+            "devices, api_keys, alerts, occupancy_daily",
+            creates=(t.devices, t.api_keys, t.alerts, t.occupancy_daily),
+            postgresql=(
+                f"""CREATE TABLE {t.devices} (
   device_id VARCHAR(100) PRIMARY KEY,
-  metadata JSONB NOT NULL DEFAULT '{}',
+  metadata JSONB NOT NULL DEFAULT '{{}}',
   first_seen TIMESTAMPTZ,
   last_seen TIMESTAMPTZ,
   reading_count BIGINT NOT NULL DEFAULT 0,
-  latest JSONB NOT NULL DEFAULT '{}',
+  latest JSONB NOT NULL DEFAULT '{{}}',
   created_at TIMESTAMPTZ DEFAULT NOW())""",
-        """CREATE TABLE IF NOT EXISTS api_keys (
+                f"""CREATE TABLE {t.api_keys} (
   key_id VARCHAR(32) PRIMARY KEY,
   key_hash VARCHAR(128) NOT NULL UNIQUE,
   role VARCHAR(16) NOT NULL,
   device_id VARCHAR(100),
   created_at TIMESTAMPTZ NOT NULL,
   revoked_at TIMESTAMPTZ)""",
-        """CREATE TABLE IF NOT EXISTS alerts (
+                f"""CREATE TABLE {t.alerts} (
   id VARCHAR(64) PRIMARY KEY,
   rule VARCHAR(100) NOT NULL,
   device_id VARCHAR(100) NOT NULL,
@@ -125,15 +199,15 @@ V2_APP_TABLES = Migration(
   acknowledged_at TIMESTAMPTZ,
   cleared_at TIMESTAMPTZ,
   data JSONB)""",
-        "CREATE INDEX IF NOT EXISTS idx_alerts_state_device ON alerts (state, device_id)",
-        """CREATE TABLE IF NOT EXISTS occupancy_daily (
+                f"CREATE INDEX {alerts_index} ON {t.alerts} (state, device_id)",
+                f"""CREATE TABLE {t.occupancy_daily} (
   device_id VARCHAR(100) NOT NULL,
   day DATE NOT NULL,
   occupied_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
   PRIMARY KEY (device_id, day))""",
-    ),
-    sqlite=(
-        f"""CREATE TABLE IF NOT EXISTS devices (
+            ),
+            sqlite=(
+                f"""CREATE TABLE {t.devices} (
   device_id VARCHAR(100) PRIMARY KEY,
   metadata JSON_TEXT NOT NULL DEFAULT '{{}}',
   first_seen TEXT,
@@ -141,14 +215,14 @@ V2_APP_TABLES = Migration(
   reading_count INTEGER NOT NULL DEFAULT 0,
   latest JSON_TEXT NOT NULL DEFAULT '{{}}',
   created_at TEXT DEFAULT {NOW_SQLITE})""",
-        """CREATE TABLE IF NOT EXISTS api_keys (
+                f"""CREATE TABLE {t.api_keys} (
   key_id VARCHAR(32) PRIMARY KEY,
   key_hash VARCHAR(128) NOT NULL UNIQUE,
   role VARCHAR(16) NOT NULL,
   device_id VARCHAR(100),
   created_at TEXT NOT NULL,
   revoked_at TEXT)""",
-        """CREATE TABLE IF NOT EXISTS alerts (
+                f"""CREATE TABLE {t.alerts} (
   id VARCHAR(64) PRIMARY KEY,
   rule VARCHAR(100) NOT NULL,
   device_id VARCHAR(100) NOT NULL,
@@ -161,102 +235,24 @@ V2_APP_TABLES = Migration(
   acknowledged_at TEXT,
   cleared_at TEXT,
   data JSON_TEXT)""",
-        "CREATE INDEX IF NOT EXISTS idx_alerts_state_device ON alerts (state, device_id)",
-        """CREATE TABLE IF NOT EXISTS occupancy_daily (
+                f"CREATE INDEX {alerts_index} ON {t.alerts} (state, device_id)",
+                f"""CREATE TABLE {t.occupancy_daily} (
   device_id VARCHAR(100) NOT NULL,
   day TEXT NOT NULL,
   occupied_seconds REAL NOT NULL DEFAULT 0,
   PRIMARY KEY (device_id, day))""",
-    ),
-)
-
-_UNIQUE_MESSAGE = (  # the name PostgreSQL gives V1's UNIQUE (message_id, sensor_type)
-    "CREATE UNIQUE INDEX IF NOT EXISTS sensor_readings_message_id_sensor_type_key"
-    " ON sensor_readings (message_id, sensor_type)"
-)
-_LEGACY_IDS = "UPDATE sensor_readings SET message_id = 'legacy-' || id WHERE message_id IS NULL"
-_ADOPT = {
-    "postgresql": (
-        "ALTER TABLE sensor_readings ADD COLUMN IF NOT EXISTS message_id VARCHAR(64)",
-        _LEGACY_IDS,
-        "ALTER TABLE sensor_readings ALTER COLUMN message_id SET NOT NULL",
-        _UNIQUE_MESSAGE,
-    ),
-    "sqlite": (
-        "ALTER TABLE sensor_readings ADD COLUMN message_id VARCHAR(64)",
-        _LEGACY_IDS,
-        _UNIQUE_MESSAGE,
-    ),
-}
-# whether message_id is in place: None (no column), false (nullable) or true; the table
-# is found through search_path, as the statements find it
-_HAS_MESSAGE_ID = {
-    "postgresql": "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'sensor_readings'::regclass"
-    " AND attname = 'message_id' AND NOT attisdropped",
-    "sqlite": "SELECT 1 FROM pragma_table_info('sensor_readings') WHERE name = 'message_id'",
-}
+            ),
+        ),
+    )
 
 
-async def _adopt_readings(tx: Tx) -> None:
-    """Give a `sensor_readings` table V1 did not create its `message_id` and unique key.
-
-    Checked first, so that a table V1 created is neither locked nor scanned, and so
-    that SQLite (whose ALTER TABLE has no IF NOT EXISTS) adds the column only once.
-    """
-    if await tx.fetchval(_HAS_MESSAGE_ID[tx.dialect]):
-        return
-    for statement in _ADOPT[tx.dialect]:
-        await tx.execute(statement)
-
-
-V3_ADOPT_READINGS = Migration(
-    3,
-    "adopt a sensor_readings table made without message_id (rows kept as legacy-<id>)",
-    postgresql=(),
-    sqlite=(),
-    code=_adopt_readings,
-)
-
-MIGRATIONS: tuple[Migration, ...] = (V1_READINGS, V2_APP_TABLES, V3_ADOPT_READINGS)
-LATEST = MIGRATIONS[-1].version
-
-_CREATE_VERSIONS = {
-    "postgresql": "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
-    "sqlite": "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)",
-}
-# one lock per schema, so two applications in two schemas of one database do not wait
-_PG_LOCK = "SELECT pg_advisory_xact_lock(hashtext('wireway.migrations:' || coalesce(current_schema(), '')))"
-
-
-async def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
-    """Apply every missing migration; returns the schema version now in place.
-
-    A database already at a newer version (a newer wireway wrote it) is left alone.
+async def migrate(db: Database) -> None:
+    """Bring the readings table and the application's own tables up to date.
 
     Raises:
         NotConnected: the database cannot be reached.
-        ConnectorError: a statement failed (nothing of this call is kept).
+        TableInTheWay: a user's table is where the application keeps one of its own.
+        ConnectorError: a statement failed (nothing of that set is kept).
     """
-    async with db.transaction() as tx:
-        if db.dialect == "postgresql":
-            await tx.execute(_PG_LOCK)
-        await tx.execute(_CREATE_VERSIONS[db.dialect])
-        rows = await tx.fetch("SELECT version FROM schema_migrations")
-        applied = {int(r["version"]) for r in rows}
-        for migration in sorted(migrations, key=lambda m: m.version):
-            if migration.version in applied:
-                continue
-            for statement in migration.statements(db.dialect):
-                await tx.execute(statement)
-            if migration.code is not None:
-                await migration.code(tx)
-            await tx.execute(
-                "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
-                migration.version,
-                migration.description,
-                datetime.now(UTC),
-            )
-            applied.add(migration.version)
-    return max(applied, default=0)
+    await apply_set(db, READINGS_SET, READINGS)
+    await apply_steps(db, app_steps(db), scope=APP_SCOPE)

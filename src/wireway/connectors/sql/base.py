@@ -42,6 +42,8 @@ import msgspec
 from wireway.errors import PermanentError, RetryableError
 
 PING_TIMEOUT = 3.0  # seconds a liveness check may take
+DEFAULT_OWN_SCHEMA = "wireway"
+OWN_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")  # a plain identifier: no quoting needed
 
 
 class RejectedData(PermanentError):
@@ -165,6 +167,15 @@ class Database(Queries):
     """A connection (SQLite) or a pool (PostgreSQL) to one database."""
 
     url: str = ""
+    own_schema: str = DEFAULT_OWN_SCHEMA  # where wireway keeps its own tables (`own_table`)
+
+    def own_table(self, name: str) -> str:
+        """How a statement names one of wireway's own tables (its migrations record, an
+        application's tables), kept apart from the user's: `<schema>.<name>` in
+        PostgreSQL, `<schema>_<name>` in SQLite (one file, one namespace)."""
+        if self.dialect == "postgresql":
+            return f"{self.own_schema}.{name}"
+        return f"{self.own_schema}_{name}"
 
     @property
     @abstractmethod

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from wireway import registry
+from wireway.connectors.sql.base import DEFAULT_OWN_SCHEMA, OWN_SCHEMA
 from wireway.connectors.sql.db import parse_url
 from wireway.envelope import Message
 
@@ -225,9 +227,20 @@ class SqlOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
         list[str], Meta(description="columns stored as JSON (PostgreSQL json/jsonb are anyway)")
     ] = []
     migrate: Annotated[
-        Literal["sensor_readings"] | None,
-        Meta(description="apply the sensor application's migrations when the output opens"),
+        str | None,
+        Meta(
+            description="a registered set of migrations to apply to `table` when the output opens "
+            "(`sensor_readings`: the sensor application's readings table)"
+        ),
     ] = None
+    schema: Annotated[
+        str,
+        Meta(
+            pattern=OWN_SCHEMA.pattern,
+            description="where wireway keeps its own tables (the record of applied migrations): "
+            "a PostgreSQL schema, or the table-name prefix `<schema>_` in SQLite",
+        ),
+    ] = DEFAULT_OWN_SCHEMA
 
     def __post_init__(self) -> None:
         try:
@@ -258,6 +271,11 @@ class SqlOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
             for column in getattr(self, key):
                 if column not in self.columns:
                     raise ValueError(f"`{column}` is not one of `columns` - at `$.{key}`")
+        if self.migrate is not None and self.migrate not in registry.names("migrations"):
+            known = ", ".join(registry.names("migrations")) or "none registered"
+            raise ValueError(
+                f"`{self.migrate}` is not a registered set of migrations ({known}) - at `$.migrate`"
+            )
         both = set(self.timestamp_columns) & set(self.json_columns)
         if both:
             raise ValueError(f"`{sorted(both)[0]}` cannot be both a timestamp and JSON - at `$.json_columns`")

@@ -12,6 +12,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from wireway.connectors.sql.base import (
+    DEFAULT_OWN_SCHEMA,
+    OWN_SCHEMA,
     Database,
     Json,
     Queries,
@@ -27,6 +29,7 @@ from wireway.connectors.sql.rewrite import sqlite_sql
 from wireway.connectors.sql.sqlite import SqliteDatabase, SqliteTx, translate_sqlite
 
 __all__ = [
+    "DEFAULT_OWN_SCHEMA",
     "DEFAULT_SQLITE_FILE",
     "PG_ERRORS",
     "Database",
@@ -90,19 +93,26 @@ def parse_url(url: str, *, data_dir: Path) -> tuple[str, str]:
     )
 
 
-def open_database(url: str, *, data_dir: Path) -> Database:
+def open_database(url: str, *, data_dir: Path, own_schema: str = DEFAULT_OWN_SCHEMA) -> Database:
     """A `Database` for a URL (nothing is opened yet).
 
     `sqlite:///relative/path.db` (relative to the working directory),
     `sqlite:////abs/path.db`, `sqlite://` or an empty URL (`<data_dir>/wireway.db`),
     `postgresql://user:password@host:port/db` or `postgres://...` (query parameters
     asyncpg does not know, such as `?search_path=myschema`, become server settings).
+    `own_schema` is where wireway keeps its own tables (`Database.own_table`).
 
     Raises:
-        ValueError: an unsupported URL.
+        ValueError: an unsupported URL, or an own schema that is not a plain lowercase name.
     """
+    if not OWN_SCHEMA.match(own_schema):
+        raise ValueError(f"expected a lowercase name (letters, digits, _) for the schema, got {own_schema!r}")
     dialect, target = parse_url(url, data_dir=data_dir)
+    db: Database
     if dialect == "sqlite":
         shown = url if url.strip() not in ("", "sqlite:", "sqlite://") else f"sqlite:///{target}"
-        return SqliteDatabase(target, shown)
-    return PostgresDatabase(target, mask_url(url))
+        db = SqliteDatabase(target, shown)
+    else:
+        db = PostgresDatabase(target, mask_url(url))
+    db.own_schema = own_schema
+    return db

@@ -21,6 +21,7 @@ from wireway.connectors.sql.columns import describe
 from wireway.connectors.sql.config import SqlOutputConfig
 from wireway.connectors.sql.convert import Unfit
 from wireway.connectors.sql.db import open_database
+from wireway.connectors.sql.migrate import apply_set
 from wireway.connectors.sql.plan import Plan
 from wireway.connectors.sql.write import RowWriter
 from wireway.envelope import Message
@@ -45,7 +46,7 @@ class SqlOutput(Output):
     def __init__(self, config: SqlOutputConfig, iface: Interface, pattern: Pattern) -> None:
         super().__init__(config, iface, pattern)
         data_dir = Path(os.environ.get("WIREWAY_DATA_DIR", "data"))
-        self.db: Database = open_database(config.url, data_dir=data_dir)
+        self.db: Database = open_database(config.url, data_dir=data_dir, own_schema=config.schema)
         self.plan: Plan | None = None
         self.up = False
         self.written = 0
@@ -67,10 +68,8 @@ class SqlOutput(Output):
                 return self.plan
             try:
                 await self.db.open()
-                if self.config.migrate == "sensor_readings":
-                    from wireway.apps.sensor_ingest.migrations import migrate
-
-                    await migrate(self.db)
+                if self.config.migrate is not None:
+                    await apply_set(self.db, self.config.migrate, self.config.table)
                 self.plan = Plan(self.config, self.db.dialect, await describe(self.db, self.config.table))
             except NotConnected:
                 self.up = False
