@@ -8,8 +8,8 @@ as a Python entry point in the group `wireway.components`. The entry's name is
     "output.file" = "wireway.connectors.file.output"
     "processor.hello" = "wireway_hello.step"
 
-`kind` is `input`, `output`, `processor` or `format`. The module registers its
-class with a decorator (`@register_output("file", config=FileOutputConfig)`).
+`kind` is `input`, `output` or `processor`. The module registers its class with
+a decorator (`@register_output("file", config=FileOutputConfig)`).
 Reading the entry points imports nothing: a module is imported only when a
 pattern names its type, so a pattern that does not use MQTT never imports the
 MQTT modules. A third-party package (`pip install wireway-foo`) adds components
@@ -36,7 +36,7 @@ GROUP = "wireway.components"
 class Spec:
     """A registered component: its kind, type name, options Struct and class."""
 
-    kind: str  # "input" | "output" | "processor" | "format" | "migrations"
+    kind: str  # "input" | "output" | "processor" | "migrations"
     name: str
     config: type[msgspec.Struct]
     cls: Any
