@@ -259,3 +259,17 @@ async def test_a_users_migrations_table_in_the_way_is_a_clear_error(db: Database
     await db.execute(f"CREATE TABLE {record} (id INTEGER PRIMARY KEY, applied TEXT)")
     with pytest.raises(TableInTheWay, match=rf"table {re.escape(record)} already exists"):
         await migrate(db)
+
+
+async def test_the_app_does_not_start_on_a_users_table_in_its_place(tmp_path: Path) -> None:
+    """The whole application: a user's `wireway_devices` in the SQLite storage stops the
+    start with one clear sentence naming the table and the option (no crash mid-migration)."""
+    storage = tmp_path / "store.db"
+    lite = open_database(f"sqlite:///{storage}", data_dir=tmp_path)
+    try:
+        await lite.execute("CREATE TABLE wireway_devices (serial TEXT)")
+    finally:
+        await lite.close()
+    with pytest.raises(TableInTheWay, match=r"table wireway_devices already exists.*`schema` option"):
+        async with sensor_engine(tmp_path, env={"WIREWAY_STORAGE": f"sqlite:///{storage}"}):
+            pass
