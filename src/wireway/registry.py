@@ -105,5 +105,9 @@ def lookup(kind: str, name: str) -> Spec | None:
         module = _announced().get(key)
         if module is None:
             return None
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # a plugin's missing dependency: say whose
+            message = f"{kind} `{name}` comes from {module}, which cannot be imported: {exc}"
+            raise ImportError(message) from exc
     return _REGISTRY.get(key)

@@ -121,3 +121,14 @@ def test_a_pattern_loads_only_the_modules_it_names(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_plugin_module_that_cannot_be_imported_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An announced module that fails to import (a plugin's missing dependency): the
+    error names the component and its module."""
+    from wireway import registry
+
+    monkeypatch.setattr(registry, "_announced", lambda: {("output", "gone"): "wireway_gone.output"})
+    with pytest.raises(ImportError, match=r"output `gone` comes from wireway_gone.output, which cannot"):
+        registry.lookup("output", "gone")
+    assert "gone" in registry.names("output")
