@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from wireway.connectors.sql.base import Database, Tx
+from wireway.connectors.sql.base import Database, Tx, own_table_name
 from wireway.connectors.sql.migrate import Migration, apply_set
 from wireway.connectors.sql.migrate import migrate as apply_steps
 from wireway.registry import register_migrations
@@ -154,10 +154,10 @@ def tables(db: Database) -> Tables:
 
 @cache
 def _tables(dialect: str, schema: str) -> Tables:
-    def own(name: str) -> str:
-        return f"{schema}.{name}" if dialect == "postgresql" else f"{schema}_{name}"
-
-    return Tables(own("devices"), own("api_keys"), own("alerts"), own("occupancy_daily"))
+    names = (
+        own_table_name(dialect, schema, name) for name in ("devices", "api_keys", "alerts", "occupancy_daily")
+    )
+    return Tables(*names)
 
 
 def app_steps(db: Database) -> tuple[Migration, ...]:

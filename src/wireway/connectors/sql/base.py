@@ -66,6 +66,11 @@ class Json:
         return f"Json({self.value!r})"
 
 
+def own_table_name(dialect: str, schema: str, name: str) -> str:
+    """`Database.own_table` for a dialect and schema."""
+    return f"{schema}.{name}" if dialect == "postgresql" else f"{schema}_{name}"
+
+
 # ----- values -------------------------------------------------------------------------
 def json_text(value: Any) -> str:
     """`value` as compact JSON text."""
@@ -173,9 +178,7 @@ class Database(Queries):
         """How a statement names one of wireway's own tables (its migrations record, an
         application's tables), kept apart from the user's: `<schema>.<name>` in
         PostgreSQL, `<schema>_<name>` in SQLite (one file, one namespace)."""
-        if self.dialect == "postgresql":
-            return f"{self.own_schema}.{name}"
-        return f"{self.own_schema}_{name}"
+        return own_table_name(self.dialect, self.own_schema, name)
 
     @property
     @abstractmethod
