@@ -52,7 +52,8 @@ def page(kind: str, name: str) -> str:
         )
         for key in common:
             desc = {
-                "name": "label in metrics, logs and `source` (default `<pattern>.<type>`)",
+                "name": "label in metrics, logs and `source` (default `<pattern>.<type>`, "
+                "then `<pattern>.<type>.2`... for more of one type)",
                 "format": "`json` or `jsonl`",
                 "when": "CEL condition: only matching messages go to this output",
                 "enabled": "`false` leaves this entry out (handy with `${VAR:-true}`)",

@@ -19,8 +19,8 @@ broken/b_types.yaml:13 processors[1].transform.set.payload.seen_by: CEL syntax e
 broken/b_types.yaml:14 processors[2].enrich: unknown processor (did you mean `sensor_enrich`?)
 broken/c_env.yaml:4 interfaces.input[0].address: environment variable WIREWAY_TEST_UNSET_PORT is not set (use ${WIREWAY_TEST_UNSET_PORT:-default})
 broken/e_syntax.yaml:2: YAML syntax: expected ',' or '}', but got ':'
-broken/f_conflict.yaml:4 interfaces.input[0].address: tcp port 9911 is also used by broken/d_conflict.yaml:4 interfaces.input[0]
-broken/f_conflict.yaml:6 interfaces.output[0].address: file /tmp/wireway-check-shared.jsonl is also used by broken/d_conflict.yaml:6 interfaces.output[0]
+broken/f_conflict.yaml:4 interfaces.input[0].address: tcp port 9911 is also used by broken/d_conflict.yaml:4 interfaces.input[0].address
+broken/f_conflict.yaml:6 interfaces.output[0].address: file /tmp/wireway-check-shared.jsonl is also used by broken/d_conflict.yaml:6 interfaces.output[0].address
 16 error(s)
 """
 

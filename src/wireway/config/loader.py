@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
-import re
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from wireway import registry
+from wireway.config.convert import convert, did_you_mean
 from wireway.config.model import (
     FORMATS,
     INPUT_COMMON,
@@ -28,16 +25,7 @@ from wireway.config.yamlload import Document, join, load_document
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
 
-_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
-_UNKNOWN = re.compile(r"Object contains unknown field `([^`]*)`")
-_MISSING = re.compile(r"Object missing required field `([^`]*)`")
 SECTIONS = ("pattern", "interfaces", "processors", "settings", "security", "monitoring")
-
-
-def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """' (did you mean `x`?)' when a close choice exists, else ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 class _Loader:
@@ -52,41 +40,8 @@ class _Loader:
         self.errors.append(self.doc.error(path, message))
 
     def convert(self, data: Any, struct: type[Any], path: str, extra: tuple[str, ...] = ()) -> Any:
-        """msgspec.convert with errors mapped to file:line key.path, every field reported.
-
-        msgspec stops at the first error, so unknown keys are found here first and a
-        field that fails is reported, dropped, and the conversion tried again.
-        """
-        data = {} if data is None else data
-        failed = False
-        dropped: set[str] = set()
-        if isinstance(data, dict):
-            fields = [f.encode_name for f in msgspec.structs.fields(struct)]
-            data = dict(data)
-            for key in list(data):
-                if key not in fields:
-                    self.fail(join(path, key), f"unknown key{did_you_mean(key, [*fields, *extra])}")
-                    del data[key]
-                    failed = True
-        for _ in range(20):
-            try:
-                value = msgspec.convert(data, struct, strict=False)
-                return None if failed else value
-            except msgspec.ValidationError as exc:
-                failed = True
-                m = _AT.match(str(exc))
-                text, sub = (m.group(1), m.group(2) or "") if m else (str(exc), "")
-                if missing := _MISSING.match(text):
-                    if missing.group(1) not in dropped or sub:
-                        self.fail(join(path + sub, missing.group(1)), "required key is missing")
-                    return None
-                self.fail(path + sub, _plain(text))
-                top = re.match(r"^\.([A-Za-z0-9_]+)", sub)
-                if not (top and isinstance(data, dict) and top.group(1) in data):
-                    return None
-                del data[top.group(1)]  # report the other fields too
-                dropped.add(top.group(1))
-        return None
+        """`data` as a `struct`, or None with every error reported at its own key."""
+        return convert(data, struct, path, self.fail, extra)
 
     def section(self, key: str, struct: type[Any]) -> Any:
         data = self.doc.data.get(key)
@@ -116,7 +71,7 @@ class _Loader:
         fmt = entry.get("format", "json")
         if fmt not in FORMATS:
             self.fail(join(path, "format"), f"unknown format `{fmt}` (known: {', '.join(FORMATS)})")
-        name = entry.get("name") or f"{pattern}.{type_}"
+        name = entry.get("name") or ""  # a default one is given once every entry is known
         when = None
         if kind == "output" and entry.get("when") is not None:
             try:
@@ -143,9 +98,11 @@ class _Loader:
         if config is None:
             return None
         line = self.doc.line(path)
-        return Interface(
+        iface = Interface(
             kind, type_, str(name), str(fmt), config, path, line, when, buffer, parallel, batch_size, linger
         )
+        iface.option_lines = {str(key): self.doc.line(join(path, str(key))) for key in entry}
+        return iface
 
     def step(self, entry: Any, path: str) -> Step | None:
         if not isinstance(entry, dict) or len(entry) != 1:
@@ -209,7 +166,8 @@ class _Loader:
                 iface = self.interface(kind, entry, join(path, i), name)
                 if iface is not None:
                     (pat.inputs if kind == "input" else pat.outputs).append(iface)
-        self._unique_names(pat)
+        self._name(pat.inputs, "input", name)
+        self._name(pat.outputs, "output", name)
         steps = data.get("processors") or []
         if not isinstance(steps, list):
             self.fail("processors", "expected a list of steps")
@@ -222,16 +180,26 @@ class _Loader:
                 pat.steps.append(step)
         return pat if info else None
 
-    def _unique_names(self, pat: Pattern) -> None:
-        seen: dict[str, str] = {}
-        for iface in pat.outputs:
-            if iface.name in seen:
-                self.fail(join(iface.path, "name"), f"output name `{iface.name}` is used twice")
-            seen[iface.name] = iface.path
-
-
-def _plain(text: str) -> str:
-    return text[0].lower() + text[1:] if text else text
+    def _name(self, ifaces: list[Interface], kind: str, pattern: str) -> None:
+        """Explicit names must differ; an entry without one is `<pattern>.<type>`, then
+        `<pattern>.<type>.2`, `.3`... for the next of the same type (the first keeps the
+        plain name, so adding a second output leaves the first one's queue where it was)."""
+        taken: set[str] = set()
+        for iface in ifaces:
+            if not iface.name:
+                continue
+            if iface.name in taken:
+                self.fail(join(iface.path, "name"), f"{kind} name `{iface.name}` is used twice")
+            taken.add(iface.name)
+        for iface in ifaces:
+            if iface.name:
+                continue
+            name, count = f"{pattern}.{iface.type}", 1
+            while name in taken:
+                count += 1
+                name = f"{pattern}.{iface.type}.{count}"
+            iface.name = name
+            taken.add(name)
 
 
 def load_pattern(path: Path) -> tuple[Pattern | None, list[ConfigError]]:
@@ -299,11 +267,12 @@ def _conflicts(patterns: list[Pattern]) -> list[ConfigError]:
             for res in resources(pat.base_dir) if resources else []:
                 if res in owners:
                     other_pat, other = owners[res]
+                    where = f"{other_pat.file}:{other.option_lines.get('address', other.line)}"
                     errors.append(
                         ConfigError(
-                            f"{res} is also used by {other_pat.file}:{other.line} {other.path}",
+                            f"{res} is also used by {where} {join(other.path, 'address')}",
                             file=pat.file,
-                            line=iface.line,
+                            line=iface.option_lines.get("address", iface.line),
                             path=join(iface.path, "address"),
                         )
                     )

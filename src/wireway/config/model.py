@@ -113,6 +113,7 @@ class Interface:
     parallel: int = 1  # batches an output delivers at once
     batch_size: int | None = None  # an output's own batch size (the pattern's otherwise)
     linger: float = 0.0  # seconds an output waits for a batch to fill (0: deliver at once)
+    option_lines: dict[str, int] = field(default_factory=dict)  # entry key -> its line, for errors
 
 
 @dataclass

@@ -10,6 +10,10 @@ import yaml
 
 from wireway.errors import ConfigError
 
+# A pattern file holds hundreds of values; aliases may repeat a part, but an "alias bomb"
+# (each anchor repeating the one before ten times) would expand to billions.
+MAX_VALUES = 100_000
+
 # innermost first: a default may itself hold ${OTHER:-...}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^{}]*))?\}")
 
@@ -73,6 +77,10 @@ def load_document(file: str, text: str) -> tuple[Document, list[ConfigError]]:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else 1
         raise ConfigError(f"YAML syntax: {exc.problem}", file=file, line=line) from exc
+    except RecursionError:
+        raise ConfigError("YAML nested too deep", file=file, line=1) from None
+    if node is not None:
+        expanded_size(node, file)
     lines: dict[str, int] = {"": 1}
     errors: list[ConfigError] = []
     if node is None:
@@ -82,6 +90,7 @@ def load_document(file: str, text: str) -> tuple[Document, list[ConfigError]]:
     def build(n: yaml.Node, path: str) -> Any:
         lines.setdefault(path, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
+            loader.flatten_mapping(n)  # `<<: *defaults` merges the aliased mapping's keys
             out: dict[str, Any] = {}
             for k, v in n.value:
                 key = str(loader.construct_object(k))
@@ -104,3 +113,47 @@ def load_document(file: str, text: str) -> tuple[Document, list[ConfigError]]:
 
     data = build(node, "")
     return Document(file, data, lines), errors
+
+
+def expanded_size(root: yaml.Node, file: str) -> int:
+    """How many values the document holds once every alias is expanded.
+
+    Counted per node once (an alias is the same node object as its anchor), so an
+    alias bomb is measured without being expanded. Raises ConfigError past MAX_VALUES
+    or for an alias inside the collection it names (which would expand forever).
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        line = node.start_mark.line + 1
+        if key in open_nodes:
+            raise ConfigError("YAML alias refers to a collection that holds it", file=file, line=line)
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_VALUES:
+                raise ConfigError(
+                    f"YAML aliases expand to more than {MAX_VALUES:,} values; "
+                    "write the repeated parts out or use fewer aliases",
+                    file=file,
+                    line=line,
+                )
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        return size(root)
+    except RecursionError:
+        raise ConfigError("YAML nested too deep", file=file, line=1) from None
