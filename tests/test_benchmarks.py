@@ -68,6 +68,7 @@ def test_bench_sensor_reports_every_figure() -> None:
         "p50 publish -> commit at 200/s",
         "p99 publish -> commit at 200/s",
         "publish -> row written",
+        "CPU ms per 1,000 readings at 200/s (wireway)",
         "HTTP single-reading POSTs/s",
         "HTTP readings/s in batches of 100",
         "peak RSS MB",

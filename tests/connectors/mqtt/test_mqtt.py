@@ -387,6 +387,40 @@ interfaces:
     assert row["reason"] == "topic template: payload.device_id is missing"
 
 
+@pytest.mark.parametrize(("protocol", "qos"), [("5", 2), ("3.1.1", 2), ("5", 0)])
+async def test_mqtt_output_qos_and_protocols(
+    tmp_path: Path, request: pytest.FixtureRequest, protocol: str, qos: int
+) -> None:
+    """QoS 2 completes its PUBREC/PUBREL/PUBCOMP exchange and QoS 0 confirms once written,
+    with MQTT 5 and 3.1.1; 300 messages cross the in-flight window (Mosquitto takes 20
+    incoming QoS 2 messages at once: an MQTT 5 CONNACK says so, with 3.1.1 it drops the
+    others after a PUBREC, so the window is set to 20)."""
+    need_service("mosquitto", 1883)
+    prefix = unique(request)
+    text = f"""
+pattern: {{name: mqtt_out_qos}}
+interfaces:
+  input:
+    - {{type: http, address: /ingest/qos}}
+  output:
+    - {{type: mqtt, topic: "{prefix}/{{payload.n}}", qos: {qos}, protocol: "{protocol}", max_inflight: 20,
+       client_id: "{client_id(prefix, "out")}"}}
+"""
+    sub = Peer()
+    sub.subscribe(f"{prefix}/#")
+    try:
+        async with engine_from(tmp_path, text) as engine:
+            async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as http:
+                resp = await http.post("/ingest/qos", json=[{"n": n} for n in range(300)])
+                assert resp.status_code == 202
+            await eventually(lambda: engine.runners[0].routes[0].delivered == 300)
+            await eventually(lambda: len(sub.messages) == 300)
+            assert engine.runners[0].routes[0].queue.depth == 0
+    finally:
+        sub.close()
+    assert sorted(json.loads(m.payload)["n"] for m in sub.messages) == list(range(300))
+
+
 async def test_mqtt_output_retries_while_the_broker_is_unreachable(tmp_path: Path) -> None:
     """Not connected -> RetryableError: the message stays in the buffer, the breaker opens."""
     need_service("mosquitto", 1883)

@@ -69,7 +69,7 @@ class MqttConnection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_packet_size: Annotated[
         int,
         Meta(
-            ge=64,
+            ge=256,
             le=268_435_460,
             description="largest packet accepted from the broker, in bytes (MQTT 5 announces it "
             "in CONNECT); a larger or malformed packet closes the connection and is counted in "
@@ -229,7 +229,14 @@ class MqttOutputConfig(MqttConnection, kw_only=True):
         float, Meta(gt=0, description="seconds to wait for the broker's acknowledgements")
     ] = 10.0
     max_inflight: Annotated[
-        int, Meta(ge=1, le=65535, description="QoS 1/2 messages sent before waiting for acks")
+        int,
+        Meta(
+            ge=1,
+            le=65535,
+            description="QoS 1/2 messages sent before waiting for acks (an MQTT 5 broker's "
+            "Receive Maximum lowers it; with 3.1.1 and QoS 2 keep it within the broker's "
+            "limit, 20 for Mosquitto's default)",
+        ),
     ] = 100
 
     def __post_init__(self) -> None:

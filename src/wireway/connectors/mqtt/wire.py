@@ -220,15 +220,16 @@ def parse(
     while size - pos >= 2:
         first = buf[pos]
         length = buf[pos + 1]
-        if length < 0x80:
+        if length < 0x80:  # at most 129 bytes: below any `max_size` (256 or more)
             start = pos + 2
+            end = start + length
         else:
             length, start = _varint_at(buf, pos + 1, size)
             if length < 0:
                 break
-        end = start + length
-        if end - pos > max_size:
-            raise MalformedPacket(f"a packet of {end - pos} bytes, over the limit of {max_size}")
+            end = start + length
+            if end - pos > max_size:
+                raise MalformedPacket(f"a packet of {end - pos} bytes, over the limit of {max_size}")
         if end > size:
             break
         kind = first >> 4
