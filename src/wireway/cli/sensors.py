@@ -136,7 +136,9 @@ def simulate(
 ) -> None:
     """Send simulated readings with a progress bar and print a summary."""
     from wireway.apps.sensor_ingest.simulate import Simulator, post_http, publish_mqtt
+    from wireway.observability import logging as log
 
+    log.setup("WARNING")  # the MQTT session's warnings on stderr, not its info lines in the table
     sim = Simulator(devices=devices, anomalies=anomalies, malformed=malformed)
     n = total if total is not None else int(rate * duration)
     with Progress(
