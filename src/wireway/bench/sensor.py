@@ -30,6 +30,7 @@ from rich.table import Table
 from wireway.bench.common import console, cpu_of, cpu_seconds, free_port, machine_busy, pct, peak_rss_mb
 from wireway.bench.load import ADMIN, Publisher, body, http_load
 from wireway.bench.watch import CommitWatch, DiskProbe, checkpoint, pg
+from wireway.observability import logging as log
 
 
 def reference_ms() -> float:
@@ -167,6 +168,7 @@ def wait_rows(dsn: str, schema: str, http: int, readings: int, timeout: float) -
 def run_sensor_bench(
     *, readings: int, rate: int, latency_seconds: float, devices: int, dsn: str, http_readings: int
 ) -> None:
+    log.setup("WARNING")  # the publisher's MQTT session: warnings on stderr, no info lines
     schema = f"wwbench_{uuid.uuid4().hex[:8]}"
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     try:
