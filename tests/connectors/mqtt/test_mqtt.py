@@ -33,8 +33,8 @@ from wireway.connectors.mqtt.input import MqttInput
 from wireway.connectors.mqtt.output import Topic
 from wireway.connectors.mqtt.session import Broker, parse_url
 from wireway.envelope import Message, stable_id
+from wireway.runtime.dlq import DlqAdmin
 from wireway.runtime.engine import Engine
-from wireway.runtime.store import DlqAdmin
 
 
 def unique(request: pytest.FixtureRequest) -> str:

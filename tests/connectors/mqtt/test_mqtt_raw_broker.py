@@ -1,8 +1,9 @@
-"""A broker that sends a malformed packet: the mqtt input closes that connection, counts
-it, logs it and reconnects, and the event loop never sees an exception.
+"""The mqtt connectors against a broker that misbehaves on purpose: a malformed or
+oversized packet closes the connection, is counted and logged, and the connector
+reconnects; the event loop never sees an exception. An output whose connection is
+lost before the PUBACKs publishes again and loses nothing.
 
-The "broker" is a real asyncio TCP server of this test that speaks just enough MQTT:
-CONNACK, SUBACK, then one scripted packet per connection.
+The "broker" is a real asyncio TCP server of this test that speaks just enough MQTT.
 """
 
 from __future__ import annotations
@@ -12,21 +13,26 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 from structlog.testing import capture_logs
 
 from conftest import free_port
-from support import engine_from, eventually
+from support import base_url, engine_from, eventually
 from wireway.connectors.mqtt import wire
 from wireway.observability.metrics import REGISTRY
 
 
 class ScriptedBroker:
-    """Answers CONNECT and SUBSCRIBE, then sends `script[n]` on the n-th connection."""
+    """A broker of the test on a free port. On its n-th connection (the last entry
+    repeats) it answers CONNECT, sends `script[n]` after the SUBACK, and acknowledges
+    PUBLISH packets if `acks[n]`, else closes the connection at the first one."""
 
-    def __init__(self, script: list[bytes]) -> None:
+    def __init__(self, script: list[bytes], acks: list[bool] | None = None) -> None:
         self.script = script
+        self.acks = acks or [True]
         self.connections = 0
-        self.closed_by_client = 0  # connections the client ended after our packet
+        self.closed_by_client = 0  # connections the client ended
+        self.published: list[bytes] = []  # payloads of the PUBLISH packets received
         self.server: asyncio.Server | None = None
         self.port = free_port()
 
@@ -48,22 +54,28 @@ class ScriptedBroker:
             if byte < 0x80:
                 break
             shift += 7
-        return first >> 4, await reader.readexactly(length)
+        return first, await reader.readexactly(length)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         index = self.connections
         self.connections += 1
+        script = self.script[min(index, len(self.script) - 1)]
+        ack = self.acks[min(index, len(self.acks) - 1)]
         try:
-            kind, _ = await self.packet(reader)
-            assert kind == 1  # CONNECT
+            first, _ = await self.packet(reader)
+            assert first >> 4 == 1  # CONNECT
             writer.write(b"\x20\x02\x00\x00")
-            kind, body = await self.packet(reader)
-            assert kind == 8  # SUBSCRIBE
-            writer.write(b"\x90\x03" + body[:2] + b"\x01")
-            writer.write(self.script[min(index, len(self.script) - 1)])
-            await writer.drain()
-            for _ in range(100):  # PUBACKs, PINGREQs; bounded, ends at the client's close
-                kind, _ = await self.packet(reader)
+            for _ in range(10_000):  # bounded; ends when the client closes
+                first, body = await self.packet(reader)
+                if first >> 4 == 8:  # SUBSCRIBE
+                    writer.write(b"\x90\x03" + body[:2] + b"\x01" + script)
+                elif first >> 4 == 3:  # PUBLISH, QoS 1 here
+                    at = 2 + int.from_bytes(body[:2], "big")
+                    if not ack:
+                        return
+                    self.published.append(body[at + 2 :])
+                    writer.write(b"\x40\x02" + body[at : at + 2])
+                await writer.drain()
         except asyncio.IncompleteReadError:
             self.closed_by_client += 1
         finally:
@@ -140,3 +152,31 @@ interfaces:
         await broker.stop()
     assert [json.loads(line) for line in out.read_text().splitlines()] == [{"ok": True}]
     assert malformed_count(label) == before + 1
+
+
+async def test_output_publishes_again_after_a_connection_lost_before_the_acks(tmp_path: Path) -> None:
+    """The first connection is closed by the broker at the first PUBLISH, before any
+    PUBACK: the batch is retried on the next connection and every message arrives once."""
+    broker = ScriptedBroker([b""], acks=[False, True])
+    await broker.start()
+    text = f"""
+pattern: {{name: mqtt_out_lost}}
+interfaces:
+  input:
+    - {{type: http, address: /ingest/lost}}
+  output:
+    - {{type: mqtt, url: "mqtt://127.0.0.1:{broker.port}", topic: "t/{{payload.n}}", reconnect_min: 0.05,
+       reconnect_max: 0.1}}
+settings: {{retries: 100, backoff_base: 0.05, backoff_max: 0.1}}
+"""
+    try:
+        async with engine_from(tmp_path, text) as engine:
+            async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as http:
+                resp = await http.post("/ingest/lost", json=[{"n": n} for n in range(50)])
+                assert resp.status_code == 202
+            route = engine.runners[0].routes[0]
+            await eventually(lambda: route.delivered == 50)
+            assert broker.connections >= 2
+    finally:
+        await broker.stop()
+    assert sorted(json.loads(p)["n"] for p in broker.published) == list(range(50))
