@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from wireway.runtime.store import _INSERT_OUTBOX, insert_rows
+from wireway.runtime.buffer_file import INSERT_OUTBOX, insert_rows
 
 SCHEMA = "CREATE TABLE outbox(id INTEGER PRIMARY KEY, queue TEXT, body BLOB, enqueued_at REAL)"
 
@@ -39,7 +39,7 @@ def group_ms(conn: sqlite3.Connection, rows: int, groups: int, many: bool, start
         t = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         if many:
-            conn.executemany(_INSERT_OUTBOX, batch).close()
+            conn.executemany(INSERT_OUTBOX, batch).close()
         else:
             insert_rows(conn, batch)
         conn.execute("COMMIT")
@@ -78,7 +78,7 @@ def main(rows: int, groups: int) -> None:
     before, next_id = rss_mb(), 0
     for n in range(1, 257):
         values = [v for i in range(n) for v in (next_id + i, "q", b"x", 1.0)]
-        cache.execute(_INSERT_OUTBOX + ", (?, ?, ?, ?)" * (n - 1), values).close()
+        cache.execute(INSERT_OUTBOX + ", (?, ?, ?, ?)" * (n - 1), values).close()
         next_id += n
     print(f"one prepared INSERT per row count 1..256: +{rss_mb() - before:.1f} MB resident")
 

@@ -29,7 +29,7 @@ from websockets.asyncio.client import connect
 
 from conftest import need_service, wireway
 from support import eventually
-from wireway.runtime.store import DlqAdmin
+from wireway.runtime.dlq import DlqAdmin
 
 
 def errors(text: str, error_type: str) -> float:

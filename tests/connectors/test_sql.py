@@ -29,7 +29,7 @@ from wireway.connectors.sql.db import (
 )
 from wireway.envelope import Message
 from wireway.errors import NotConnected
-from wireway.runtime.store import DlqAdmin
+from wireway.runtime.dlq import DlqAdmin
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import free_port
 from support import engine_from, eventually
-from wireway.runtime.store import DlqAdmin
+from wireway.runtime.dlq import DlqAdmin
 
 
 async def test_tcp_lines_reach_the_file_and_bad_lines_the_dlq(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from conftest import free_port, wait_http
-from wireway.runtime.store import SqliteStore
+from wireway.runtime.outbox import SqliteStore
 
 
 def test_second_signal_exits_at_once(tmp_path: Path) -> None:

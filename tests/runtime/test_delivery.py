@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from support import Sink, base_url, engine_from, eventually
-from wireway.runtime.store import DlqAdmin
+from wireway.runtime.dlq import DlqAdmin
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ PatternOpt = Annotated[str | None, typer.Option("--pattern", help="Only this pat
 
 
 def _admin(data_dir: Path):  # type: ignore[no-untyped-def]
-    from wireway.runtime.store import DlqAdmin, buffer_path
+    from wireway.runtime.buffer_file import buffer_path
+    from wireway.runtime.dlq import DlqAdmin
 
     try:
         return DlqAdmin(buffer_path(data_dir))

@@ -45,7 +45,7 @@ class OutputQueue:
         to refuse (HTTP's 503) fill the rest of `capacity`."""
         return min(self.capacity, self.keep) if self.keep is not None else self.capacity
 
-    def keeps(self, count: int) -> bool:
+    def fits_in_memory(self, count: int) -> bool:
         """Whether `count` more items would all keep their message in memory."""
         return self.keep is None or len(self) + count <= self.keep
 
