@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from wireway.cli.common import DataDir, console, err_console
 from wireway.errors import WirewayError
+
+if TYPE_CHECKING:
+    from wireway.runtime.dlq import DlqAdmin
 
 app = typer.Typer(
     help="The dead-letter queue under --data-dir (works while an instance runs).\n\n"
@@ -22,7 +25,8 @@ app = typer.Typer(
 PatternOpt = Annotated[str | None, typer.Option("--pattern", help="Only this pattern.")]
 
 
-def _admin(data_dir: Path):  # type: ignore[no-untyped-def]
+def _admin(data_dir: Path) -> DlqAdmin:
+    """The DLQ admin on the data dir's buffer file, or exit 1 with the reason."""
     from wireway.runtime.buffer_file import buffer_path
     from wireway.runtime.dlq import DlqAdmin
 

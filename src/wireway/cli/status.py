@@ -10,6 +10,8 @@ from wireway.cli.common import console, err_console
 
 
 def show_status(http: str) -> None:
+    """Print the /status of the instance at `http` (HOST:PORT or a URL) as one table,
+    or exit 1 when nothing answers there."""
     url = f"http://{http}/status" if "://" not in http else f"{http.rstrip('/')}/status"
     try:
         data = httpx.get(url, timeout=5, trust_env=False).json()
