@@ -41,7 +41,7 @@ from wireway.apps.sensor_ingest.app import sensor_app
 from wireway.apps.sensor_ingest.devices import Devices
 from wireway.apps.sensor_ingest.occupancy import OccupancyTracker
 from wireway.apps.sensor_ingest.state_output import SensorStateConfig, SensorStateOutput
-from wireway.bench.load import body
+from wireway.bench.load import reading_json
 from wireway.connectors.sql.columns import ColumnInfo
 from wireway.connectors.sql.config import SqlOutputConfig
 from wireway.connectors.sql.plan import Plan
@@ -94,7 +94,7 @@ def batches(n: int, start: float) -> list[list[Message]]:
         received_at = arrived.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         batch = []
         for i in range(b, min(n, b + BATCH)):
-            payload = msgspec.json.decode(body(i % DEVICES, start + i / 1000, i))
+            payload = msgspec.json.decode(reading_json(i % DEVICES, start + i / 1000, i))
             payload["received_at"] = received_at
             payload["device_metadata"] = metadata_of(i % DEVICES)
             msg_id = stable_id(payload["device_id"], canonical_timestamp(payload["timestamp"]))

@@ -25,7 +25,7 @@ from pg_store import backend_cpu
 
 from wireway.apps.sensor_ingest.devices import Devices
 from wireway.apps.sensor_ingest.migrations import migrate
-from wireway.bench.load import body
+from wireway.bench.load import reading_json
 from wireway.connectors.sql.db import open_database
 
 
@@ -39,7 +39,10 @@ async def main(url: str, readings: int, sizes: list[int]) -> None:
         devices = Devices(db)
         for size in sizes:
             batches = [
-                [msgspec.json.decode(body(i % 100, 1.7e9 + (k * size + i) * 0.001, i)) for i in range(size)]
+                [
+                    msgspec.json.decode(reading_json(i % 100, 1.7e9 + (k * size + i) * 0.001, i))
+                    for i in range(size)
+                ]
                 for k in range(max(2, readings // size))
             ]
             await devices.record(batches[0])  # connections and statements ready

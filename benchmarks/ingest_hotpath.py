@@ -24,7 +24,7 @@ import msgspec
 from wireway.apps.sensor_ingest.enrich import EnrichConfig, SensorEnrich
 from wireway.apps.sensor_ingest.metrics import INGESTED
 from wireway.apps.sensor_ingest.reading import check_reading
-from wireway.bench.load import body
+from wireway.bench.load import reading_json
 from wireway.envelope import Message, canonical_timestamp, stable_id
 from wireway.processors.dedupe import Dedupe, DedupeConfig
 
@@ -34,7 +34,7 @@ DEVICES = 50
 
 def readings(n: int, start: float) -> list[dict[str, Any]]:
     """n distinct valid readings, as the bench publisher would send them (1 ms apart)."""
-    return [msgspec.json.decode(body(i % DEVICES, start + i / 1000, i)) for i in range(n)]
+    return [msgspec.json.decode(reading_json(i % DEVICES, start + i / 1000, i)) for i in range(n)]
 
 
 def messages(payloads: list[dict[str, Any]], arrived: str) -> list[Message]:

@@ -14,7 +14,7 @@ from sensor_support import SAMPLES
 from wireway.apps.sensor_ingest import reading
 from wireway.apps.sensor_ingest.enrich import schema_errors
 from wireway.apps.sensor_ingest.reading import check_reading
-from wireway.bench.load import body
+from wireway.bench.load import reading_json
 
 anything = (
     st.none()
@@ -161,5 +161,5 @@ def test_fast_path_only_says_valid_when_it_is(value: dict[str, Any]) -> None:
 def test_bench_readings_take_the_fast_path() -> None:
     """Typical readings (as `wireway bench sensor` sends) skip the message-building check."""
     for seq in range(20):
-        value = msgspec.json.decode(body(seq % 3, time.time() - 1, seq))
+        value = msgspec.json.decode(reading_json(seq % 3, time.time() - 1, seq))
         assert reading._plainly_valid(value, None), value

@@ -23,7 +23,8 @@ from wireway.connectors.mqtt.session import Session
 ADMIN = "bench-admin-key"
 
 
-def body(device: int, t: float, seq: int) -> bytes:
+def reading_json(device: int, t: float, seq: int) -> bytes:
+    """The JSON of one bench reading of device `device` published at `t`."""
     return msgspec.json.encode(
         {
             "device_id": f"bench-{device:03d}",
@@ -67,7 +68,7 @@ class Publisher:
                 if not link.has_room():
                     await link.wait_room()
                 d = i % devices
-                link.publish(topics[d], body(d, time.time(), i), 1, False, sent, i)
+                link.publish(topics[d], reading_json(d, time.time(), i), 1, False, sent, i)
                 if i % 200 == 0:
                     progress.update(task, completed=i)
             sent.seal()
@@ -99,9 +100,9 @@ async def http_load(url: str, n: int, batch: int, concurrency: int) -> tuple[flo
     bodies: list[bytes] = []
     for i in range(0, n, batch):
         if batch == 1:
-            bodies.append(body(i % 100, t_base + i * 0.001, i))
+            bodies.append(reading_json(i % 100, t_base + i * 0.001, i))
         else:
-            items = [body(j % 100, t_base + j * 0.001, j) for j in range(i, min(i + batch, n))]
+            items = [reading_json(j % 100, t_base + j * 0.001, j) for j in range(i, min(i + batch, n))]
             bodies.append(b"[" + b",".join(items) + b"]")
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {ADMIN}\r\n"

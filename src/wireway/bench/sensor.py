@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from wireway.bench.common import console, cpu_of, cpu_seconds, free_port, machine_busy, pct, peak_rss_mb
-from wireway.bench.load import ADMIN, Publisher, body, http_load
+from wireway.bench.load import ADMIN, Publisher, http_load, reading_json
 from wireway.bench.watch import CommitWatch, DiskProbe, checkpoint, pg
 from wireway.observability import logging as log
 
@@ -42,7 +42,7 @@ def reference_ms() -> float:
     from wireway.apps.sensor_ingest.reading import check_reading
     from wireway.envelope import canonical_timestamp, stable_id
 
-    payloads = [body(i % 100, 1.7e9 + i * 0.001, i) for i in range(20_000)]
+    payloads = [reading_json(i % 100, 1.7e9 + i * 0.001, i) for i in range(20_000)]
     best = float("inf")
     for _ in range(3):
         t0 = time.process_time()

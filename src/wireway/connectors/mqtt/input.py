@@ -131,14 +131,14 @@ class MqttInput(Input):
         return {"mqtt": "up" if link is not None and link.connected else "down"}
 
     @property
-    def held(self) -> int:
+    def unacknowledged(self) -> int:
         """Read and not yet acknowledged (waiting + being ingested)."""
         return len(self.pending) + self.ingesting
 
     def received(self, messages: list[Received]) -> None:
         """One read's messages: queued for the next ingest call (one per batch)."""
         self.pending.extend(messages)
-        if self.held >= self.config.max_inflight:
+        if self.unacknowledged >= self.config.max_inflight:
             self.link.pause()
         self.wake.set()
 
@@ -149,14 +149,14 @@ class MqttInput(Input):
         self.link.pause()
 
     def _reading(self) -> None:
-        if not self.stopping and not self.stalled and self.held < self.config.max_inflight:
+        if not self.stopping and not self.stalled and self.unacknowledged < self.config.max_inflight:
             self.link.resume()
 
     async def consume(self) -> None:
         """Ingest what was read in batches, up to PIPELINE calls at once, and acknowledge
         each batch once it is stored, in the order the messages came.
 
-        Reading goes on meanwhile (up to `max_inflight` held messages) unless a call
+        Reading goes on meanwhile (up to `max_inflight` unacknowledged messages) unless a call
         takes longer than STALL_SECONDS, which means it waits for room in a full buffer.
         """
         previous: asyncio.Task[None] | None = None
@@ -240,19 +240,19 @@ class MqttInput(Input):
             text = payload.decode("utf-8", "replace")
             return None, (text, f"invalid JSON on topic {topic}: {exc}")
         envelope = is_envelope(value)
-        body = value["payload"] if envelope else value
+        record = value["payload"] if envelope else value
         fields = self.config.topic_fields
-        if fields and isinstance(body, dict):
+        if fields and isinstance(record, dict):
             levels = topic.split("/")
             for key, index in fields.items():
                 if not -len(levels) <= index < len(levels):
                     continue
-                if key not in body:
-                    body[key] = levels[index]
-                elif _text(body[key]) != levels[index]:
+                if key not in record:
+                    record[key] = levels[index]
+                elif _text(record[key]) != levels[index]:
                     return None, (
                         value,
-                        f"topic mismatch: {key} is {json.dumps(body[key])} in the payload "
+                        f"topic mismatch: {key} is {json.dumps(record[key])} in the payload "
                         f"but {json.dumps(levels[index])} in the topic",
                     )
         if envelope or not self.config.id_fields:
