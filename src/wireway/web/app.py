@@ -10,6 +10,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from wireway import __version__
+from wireway.apispec.engine_routes import ENGINE_ROUTES
+from wireway.apispec.openapi import openapi_document
 from wireway.envelope import now_rfc3339
 from wireway.observability.metrics import render
 
@@ -72,6 +75,13 @@ def build_app(engine: Observed, extra: list[BaseRoute]) -> Starlette:
         engine.refresh_gauges()
         return Response(render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    described: list[dict[str, Any]] = []  # built on first request: the routes are fixed by then
+
+    async def openapi(request: Request) -> Response:
+        if not described:
+            described.append(openapi_document(routes, version=__version__, docs=ENGINE_ROUTES))
+        return JSONResponse(described[0])
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": "Not found", "path": request.url.path}, status_code=404)
 
@@ -83,6 +93,7 @@ def build_app(engine: Observed, extra: list[BaseRoute]) -> Starlette:
         Route("/ready", ready),
         Route("/status", status),
         Route("/metrics", metrics),
+        Route("/openapi.json", openapi),
         *extra,
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})

@@ -26,7 +26,7 @@ class HttpInputConfig(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not self.address.startswith("/"):
             raise ValueError("expected a URL path starting with / - at `$.address`")
-        reserved = ("/health", "/ready", "/status", "/metrics", "/ws")
+        reserved = ("/health", "/ready", "/status", "/metrics", "/openapi.json", "/ws")
         if self.address.rstrip("/") in reserved:
             raise ValueError(f"{self.address} is reserved by wireway - at `$.address`")
 

@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from wireway import formats
+from wireway.apispec.engine_routes import http_input_doc
+from wireway.apispec.openapi import document
 from wireway.connectors.base import Input, InputContext
 from wireway.connectors.http.config import HttpInputConfig
 from wireway.errors import BackpressureError
@@ -47,7 +49,10 @@ class HttpInput(Input):
         sec = self.pattern.security
         self.keys = [k.encode() for k in sec.api_keys if k]
         self.auth = sec.authentication == "api_key"
-        ctx.add_routes([Route(self.config.address, self.handle, methods=["POST"])])
+        route = Route(self.config.address, self.handle, methods=["POST"])
+        header = sec.header if self.auth else None
+        doc = http_input_doc(self.config.address, self.pattern.name, header, self.config.max_items)
+        ctx.add_routes([document(route, doc)])
         self.state = "running"
 
     def authorized(self, request: Request) -> bool:
