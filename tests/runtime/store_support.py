@@ -1,5 +1,5 @@
 """Messages, dead letters and a write lock for the store tests (test_store, test_outbox,
-test_dlq)."""
+test_dlq_admin)."""
 
 from __future__ import annotations
 
