@@ -87,7 +87,7 @@ def test_envelope_is_taken_as_is_with_defaults() -> None:
 @pytest.mark.parametrize(
     ("value", "field"),
     [
-        ({"messageId": "a", "messageType": "gossip", "payload": 1}, "$.messageType"),
+        ({"messageId": "a", "messageType": "Not a type!", "payload": 1}, "$.messageType"),
         ({"messageId": 5, "messageType": "data", "payload": 1}, "$.messageId"),
         (
             {"messageId": "a", "messageType": "data", "payload": 1, "metadata": {"priority": "x"}},

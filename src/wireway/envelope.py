@@ -9,12 +9,13 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 Priority = Literal["high", "normal", "low"]
-MessageType = Literal["data", "control", "event", "error"]
+# "data", "control", "event", "error", or an application's own kind ("sensor-data", "alert")
+MessageType = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9._-]{0,63}$")]
 PRIORITY_RANK: dict[str, int] = {"high": 0, "normal": 1, "low": 2}
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -16,15 +16,16 @@ import asyncpg
 import httpx
 import paho.mqtt.client as mqtt
 
-from conftest import SHARED, free_port, need_service
+from conftest import DATA, free_port, need_service
 from support import eventually
 from wireway.apps import builtin_path
+from wireway.apps.sensor_ingest.app import SensorApp
 from wireway.config import load_pattern
 from wireway.runtime.engine import Engine
 
 ADMIN = "test-admin-key"
 PG = "postgresql://postgres@127.0.0.1:5432/test"
-SAMPLES: dict[str, Any] = json.loads((SHARED / "formats" / "neurobuild_sensor_payloads.json").read_text())
+SAMPLES: dict[str, Any] = json.loads((DATA / "neurobuild_sensor_payloads.json").read_text())
 
 
 @asynccontextmanager
@@ -39,6 +40,10 @@ async def sensor_engine(
         "WIREWAY_STORAGE": f"sqlite:///{tmp}/data/wireway.db",
         **(env or {}),
     }
+    storage = settings["WIREWAY_STORAGE"]
+    if "search_path=" in storage and "WIREWAY_SCHEMA" not in settings:
+        # wireway's own tables in the test's schema too, apart from other tests' (and dropped with it)
+        settings["WIREWAY_SCHEMA"] = storage.split("search_path=", 1)[1].split("&", 1)[0]
     old = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     try:
@@ -62,6 +67,13 @@ async def sensor_engine(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def sensor_service(engine: Engine) -> SensorApp:
+    """The engine's sensor application service."""
+    found = [s for s in engine.services if isinstance(s, SensorApp)]
+    assert len(found) == 1, engine.services
+    return found[0]
 
 
 def client(engine: Engine, key: str | None = ADMIN) -> httpx.AsyncClient:

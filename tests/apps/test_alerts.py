@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import msgspec
 import pytest
 
-from conftest import free_port
 from wireway.apps.sensor_ingest.alerts import (
     AlertEngine,
     AlertRule,
     BusinessHours,
-    Webhooks,
+    alert_message,
     default_rules,
     normalize_sensors,
 )
@@ -42,21 +36,47 @@ class Clock:
 
 
 class Recorder:
-    """persist/notify hooks that remember what they were given."""
+    """What the events of an engine would store (each alert's last state per call) and
+    tell (the events marked `notify`)."""
 
     def __init__(self) -> None:
         self.persisted: list[dict[str, Any]] = []
         self.notified: list[dict[str, Any]] = []
-        self.fail_persist = 0
 
-    async def persist(self, alert: dict[str, Any]) -> None:
-        if self.fail_persist:
-            self.fail_persist -= 1
-            raise ConnectionError("database away")
-        self.persisted.append(alert)
+    def record(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        last: dict[str, dict[str, Any]] = {}
+        for event in events:
+            if event["notify"]:
+                self.notified.append(event)
+            last[event["id"]] = {k: v for k, v in event.items() if k not in ("event", "notify")}
+        self.persisted += last.values()
+        return events
 
-    async def notify(self, alert: dict[str, Any]) -> None:
-        self.notified.append(alert)
+
+class Alerts:
+    """An AlertEngine whose events a Recorder sees."""
+
+    def __init__(self, engine: AlertEngine, rec: Recorder) -> None:
+        self.engine, self.rec = engine, rec
+
+    async def evaluate(self, reading: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.rec.record(self.engine.evaluate(reading))
+
+    async def evaluate_many(self, readings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.rec.record(self.engine.evaluate_many(readings))
+
+    async def acknowledge(self, alert_id: str) -> dict[str, Any] | None:
+        alert, events = self.engine.acknowledge(alert_id)
+        self.rec.record(events)
+        return alert
+
+    async def clear(self, alert_id: str) -> dict[str, Any] | None:
+        alert, events = self.engine.clear(alert_id)
+        self.rec.record(events)
+        return alert
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
 
 
 _n = iter(range(1, 1_000_000))
@@ -87,18 +107,13 @@ def reading(
     }
 
 
-def engine(clock: Clock, rec: Recorder, rules: list[AlertRule] | None = None) -> AlertEngine:
-    return AlertEngine(
-        default_rules() if rules is None else rules,
-        persist=rec.persist,
-        notify=rec.notify,
-        clock=clock,
-    )
+def engine(clock: Clock, rec: Recorder, rules: list[AlertRule] | None = None) -> Alerts:
+    return Alerts(AlertEngine(default_rules() if rules is None else rules, clock=clock), rec)
 
 
 async def test_a_batch_stores_each_alert_once_and_tells_events_as_they_happened() -> None:
-    """evaluate_many: a device alerting on every reading of a batch is one write (its
-    last state), while the events keep the state each reading left."""
+    """evaluate_many: a device alerting on every reading of a batch is one event in its
+    last state, unless people are told of an earlier one (then that one stays too)."""
     clock, rec = Clock(), Recorder()
     alerts = engine(clock, rec)
     batch = [
@@ -111,7 +126,6 @@ async def test_a_batch_stores_each_alert_once_and_tells_events_as_they_happened(
     events = await alerts.evaluate_many(batch)
     assert [(e["device_id"], e["event"], e["count"]) for e in events] == [
         ("esp32-001", "raised", 1),
-        ("esp32-001", "repeated", 2),
         ("esp32-002", "raised", 1),
         ("esp32-001", "repeated", 3),
     ]
@@ -284,7 +298,7 @@ async def test_business_hours_follow_the_time_zone() -> None:
     """Hours are local to the configured zone; `now_local_*` are in the context too."""
     clock, rec = Clock(datetime(2025, 10, 14, 13, 0, tzinfo=UTC).timestamp()), Recorder()
     tokyo = BusinessHours(timezone="Asia/Tokyo")  # 13:00 UTC is 22:00 in Tokyo
-    alerts = AlertEngine(default_rules(business_hours=tokyo), persist=rec.persist, clock=clock)
+    alerts = Alerts(AlertEngine(default_rules(business_hours=tokyo), clock=clock), rec)
     context = alerts.context(reading(), tokyo)
     assert context["now_local_hour"] == 22
     assert context["now_local_weekday"] == 1
@@ -312,24 +326,44 @@ async def test_ppb_is_converted_to_ppm_before_comparing() -> None:
     assert raised["rule"] == "high_gas_concentration"
     assert raised["data"]["sensors"]["mq134"] == {"gas_concentration": 600_000, "unit": "ppb"}
     custom = default_rules(gas_threshold_ppm=0.5)
-    low = AlertEngine(custom, persist=rec.persist, clock=clock)
-    assert len(await low.evaluate(reading("esp32-004", gas=600, unit="ppb"))) == 1
+    low = AlertEngine(custom, clock=clock)
+    assert len(low.evaluate(reading("esp32-004", gas=600, unit="ppb"))) == 1
 
 
-async def test_failed_writes_are_raised_retried_and_not_counted_twice() -> None:
-    """persist fails: the error is raised; evaluating the same reading again stores it once."""
+async def test_the_same_reading_again_is_not_counted_twice() -> None:
+    """A reading evaluated again (a batch ingested again) changes nothing."""
     clock, rec = Clock(), Recorder()
     alerts = engine(clock, rec)
     spike = reading(gas=650)
-    rec.fail_persist = 1
-    with pytest.raises(ConnectionError):
-        await alerts.evaluate(spike)
-    assert rec.persisted == []
-    assert len(rec.notified) == 1  # notifications are not held back by storage
-    await alerts.evaluate(spike)  # the caller retries the batch
-    (stored,) = rec.persisted
-    assert stored["count"] == 1
+    assert len(await alerts.evaluate(spike)) == 1
+    assert await alerts.evaluate(spike) == []
     assert alerts.list()[0]["count"] == 1
+
+
+def test_alert_message_ids_name_the_alert_and_its_transition() -> None:
+    """opened, count raised, acknowledged, cleared: one id each, the same every time the
+    same transition is made a message (a redelivery is the same event)."""
+    clock = Clock()
+    alerts = AlertEngine(default_rules(), clock=clock)
+    (raised,) = alerts.evaluate(reading(gas=650))
+    alert_id = raised["id"]
+    clock.advance(61)
+    (repeated,) = alerts.evaluate(reading(gas=700))
+    _, (acked,) = alerts.acknowledge(alert_id)
+    _, (cleared,) = alerts.clear(alert_id)
+    ids = [alert_message(e).message_id for e in (raised, repeated, acked, cleared)]
+    assert ids == [
+        f"alert-{alert_id}-opened",
+        f"alert-{alert_id}-count-2",
+        f"alert-{alert_id}-acknowledged",
+        f"alert-{alert_id}-cleared",
+    ]
+    assert [alert_message(e).message_id for e in (raised, repeated, acked, cleared)] == ids
+    message = alert_message(repeated)
+    assert message.message_type == "alert"
+    assert message.payload["notify"] is True
+    assert (acked["notify"], cleared["notify"]) == (False, True)
+    assert alerts.acknowledge(alert_id) == (alerts.list()[0], [])  # nothing changes: no event
 
 
 async def test_load_restores_open_alerts() -> None:
@@ -374,88 +408,8 @@ def test_rules_are_checked_when_loaded() -> None:
     rule = msgspec.convert({"name": "x", "condition": "true"}, AlertRule)
     assert (rule.severity, rule.cooldown_seconds, rule.clear_after_seconds) == ("warning", 60, 60)
 
-    async def persist(alert: dict[str, Any]) -> None:
-        return None
-
     with pytest.raises(ValueError, match="two alert rules are named 'x'"):
-        AlertEngine([rule, rule], persist=persist)
-
-
-class Hooks:
-    """A real HTTP server that records webhook requests and answers as scripted."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                hooks.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = hooks.statuses.pop(0) if hooks.statuses else 200
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    server = Hooks()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-
-
-async def test_webhook_is_signed_and_retried(hooks: Hooks) -> None:
-    """The receiver can verify the HMAC-SHA256 of the body; 5xx is retried, 4xx is not."""
-    secret = "s3cret"
-    webhooks = Webhooks([hooks.url()], secret=secret, backoff_base=0.01)
-    alert = {"id": "A1", "rule": "high_gas_concentration", "device_id": "esp32-001", "count": 1}
-    hooks.statuses = [500, 503]
-    assert await webhooks.send(alert) is True
-    assert len(hooks.requests) == 3
-    headers, body = hooks.requests[-1]
-    assert json.loads(body) == alert
-    assert headers["content-type"] == "application/json"
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(headers["x-wireway-signature"], expected)
-    assert all(h["x-wireway-signature"] == expected for h, _ in hooks.requests)
-
-    hooks.requests.clear()
-    hooks.statuses = [400]
-    assert await webhooks.send(alert) is False  # refused for good: no retry, no exception
-    assert len(hooks.requests) == 1
-
-    hooks.requests.clear()
-    hooks.statuses = [500, 500, 500, 500, 500]
-    assert await webhooks.send(alert) is False  # 1 attempt + 3 retries
-    assert len(hooks.requests) == 4
-    assert webhooks.failed == 2
-    await webhooks.close()
-
-
-async def test_webhook_to_a_dead_url_does_not_raise(hooks: Hooks) -> None:
-    """Connection refused on one URL: logged and reported, the other URL still gets it."""
-    dead = f"http://127.0.0.1:{free_port()}/hook"
-    webhooks = Webhooks([dead, hooks.url()], timeout=1, backoff_base=0.01)
-    assert await webhooks.send({"id": "A2"}) is False
-    ((headers, body),) = hooks.requests
-    assert "x-wireway-signature" not in headers  # no secret, no signature
-    assert json.loads(body) == {"id": "A2"}
-    await webhooks.close()
-    with pytest.raises(ValueError, match="http"):
-        Webhooks(["ftp://example.org/x"])
+        AlertEngine([rule, rule])
 
 
 # ----- the fast paths: shortcuts, the narrowed context, the clock memo ---------------------
@@ -533,12 +487,9 @@ def test_default_conditions_are_unchanged() -> None:
 @pytest.mark.parametrize("threshold", [500, 0.5, 1e-05, 3, 2.5e17])
 def test_shortcuts_agree_with_the_expressions(threshold: float) -> None:
     """Conditions and default clear conditions: the same True / False / None on every context."""
-    from wireway.apps.sensor_ingest.alerts import _truth
+    from wireway.apps.sensor_ingest.alerts.rules import truth as _truth
 
-    async def persist(alert: dict[str, Any]) -> None:
-        return None
-
-    alerts = AlertEngine(default_rules(threshold), persist=persist, clock=Clock(TUESDAY_22))
+    alerts = AlertEngine(default_rules(threshold), clock=Clock(TUESDAY_22))
     hours = alerts.business_hours
     contexts: list[dict[str, Any]] = [{}, {"sensors": None, "device": None}]
     for sensors in _sensor_variants():
@@ -568,7 +519,7 @@ async def test_a_custom_clear_condition_is_not_shortcut() -> None:
     rule = AlertRule(
         name=gas.name, condition=gas.condition, clear_condition="sensors.mq134.gas_concentration < 400"
     )
-    alerts = AlertEngine([rule], persist=Recorder().persist, clock=Clock())
+    alerts = AlertEngine([rule], clock=Clock())
     (compiled,) = alerts.rules
     context = {"sensors": {"mq134": {"gas_concentration": 450, "gas_concentration_ppm": 450.0}}}
     assert compiled.test(context) is False
@@ -577,9 +528,6 @@ async def test_a_custom_clear_condition_is_not_shortcut() -> None:
 
 def test_the_context_holds_what_the_rules_read() -> None:
     """evaluate() builds only the variables the rules name, with the values context() gives."""
-
-    async def persist(alert: dict[str, Any]) -> None:
-        return None
 
     r = reading(gas=700, presence=True, metadata={"secure_area": True})
     tokyo = BusinessHours(timezone="Asia/Tokyo")
@@ -593,7 +541,7 @@ def test_the_context_holds_what_the_rules_read() -> None:
         (rules[:2], {"sensors", "now_local_hour", "now_local_weekday", "in_business_hours"}),
         (rules[2:], {"reading", "sensors", "device"}),
     ]:
-        alerts = AlertEngine(chosen, persist=persist)
+        alerts = AlertEngine(chosen)
         for hours in (alerts.business_hours, tokyo):
             full = alerts.context(r, hours, TUESDAY_22)
             assert alerts._context(r, hours, TUESDAY_22) == {k: full[k] for k in names}
@@ -602,10 +550,7 @@ def test_the_context_holds_what_the_rules_read() -> None:
 def test_the_clock_memo_gives_what_the_clock_gives() -> None:
     """Local hour, weekday and business hours, memoized per second, near second and hour edges too."""
 
-    async def persist(alert: dict[str, Any]) -> None:
-        return None
-
-    alerts = AlertEngine(default_rules(), persist=persist)
+    alerts = AlertEngine(default_rules())
     zones = [BusinessHours(), BusinessHours(timezone="Asia/Kolkata", start_hour=8.5, end_hour=17.999)]
     edge = datetime(2025, 10, 14, 17, 59, 59, tzinfo=UTC).timestamp()
     for hours in zones:
@@ -616,19 +561,3 @@ def test_the_clock_memo_gives_what_the_clock_gives() -> None:
                 expected = (local.hour, local.weekday(), hours.contains(now))
                 assert alerts._local(hours, now) == expected, (hours.timezone, now)
                 assert alerts._local(hours, now) == expected
-
-
-def test_alert_publisher_speaks_tls_to_an_mqtts_url() -> None:
-    """mqtts:// gets a TLS context (and port 8883 by default); mqtt:// none. Nothing
-    needs to answer: the publisher connects in the background."""
-    from wireway.apps.sensor_ingest.alerts_output import MqttAlerts, MqttPublisher
-
-    secure = MqttPublisher(MqttAlerts(url="mqtts://127.0.0.1"))
-    plain = MqttPublisher(MqttAlerts(url="mqtt://127.0.0.1:1"))
-    try:
-        assert secure.client._ssl_context is not None  # paho keeps it here
-        assert secure.client.port == 8883
-        assert plain.client._ssl_context is None
-    finally:
-        secure.close()
-        plain.close()

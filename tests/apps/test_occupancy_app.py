@@ -1,6 +1,7 @@
 """Occupancy in the running sensor application: gauges that go back to 0 when the hold
-runs out, counts per location, the `occupancy: {hold_seconds: N}` option, occupied
-seconds per day in the devices API, and live `occupancy` messages."""
+runs out, counts per location, the `sensor_occupancy: {hold_seconds: N}` step, occupied
+seconds per day in the devices API, a device moved to another location, and live
+`occupancy` messages."""
 
 from __future__ import annotations
 
@@ -14,22 +15,22 @@ from typing import Any
 
 import httpx
 import pytest
-from sensor_support import ADMIN, client, reading, sensor_engine
+from sensor_support import ADMIN, client, reading, sensor_engine, sensor_service
 
 from wireway.apps import builtin_path
-from wireway.apps.sensor_ingest.app import sensor_app
+from wireway.apps.sensor_ingest.migrations import tables
 from wireway.config import load_pattern
 
-NESTED = "occupancy: {hold_seconds: 30}"
+STEP = "sensor_occupancy: {hold_seconds: 30}"
 QUIET: dict[str, Any] = {"mq134": {"gas_concentration": 10, "unit": "ppm"}}  # neither presence nor motion
 
 
-def hold(seconds: str) -> Callable[[str], str]:
-    """A pattern edit setting the sensor_state output's occupancy options."""
+def hold(options: str) -> Callable[[str], str]:
+    """A pattern edit setting the sensor_occupancy step's options."""
 
     def edit(text: str) -> str:
-        assert NESTED in text
-        return text.replace(NESTED, seconds)
+        assert STEP in text
+        return text.replace(STEP, f"sensor_occupancy: {{{options}}}")
 
     return edit
 
@@ -60,53 +61,36 @@ def load(tmp_path: Path, options: str) -> tuple[object, list[str]]:
     path = tmp_path / "sensors.yaml"
     path.write_text(text)
     pattern, errors = load_pattern(path)
-    state = None
+    step = None
     if pattern is not None:
-        (state,) = [o.config for o in pattern.outputs if o.type == "sensor_state"]
-    return state, [str(e) for e in errors]
+        (step,) = [s.instance for s in pattern.steps if s.kind == "sensor_occupancy"]
+    return step, [str(e) for e in errors]
 
 
-def test_the_nested_option_and_the_older_spelling_are_accepted(tmp_path: Path) -> None:
-    """`occupancy: {hold_seconds: N}` (what the built-in pattern uses) and the older
-    top-level `hold_seconds: N` both set the hold; neither gives the default 30."""
-    for options, expected in (
-        (NESTED, 30.0),
-        ("occupancy: {hold_seconds: 1.5}", 1.5),
-        ("occupancy: {}", 30.0),
-        ("hold_seconds: 45", 45.0),
-        ("batch_size: 1000", 30.0),  # the line keeps its other options; no occupancy at all
-    ):
-        state, errors = load(tmp_path, options)
+def test_the_hold_option(tmp_path: Path) -> None:
+    """`hold_seconds: N` sets the hold; without it the hold is 30 s."""
+    for options, expected in (("hold_seconds: 30", 30.0), ("hold_seconds: 1.5", 1.5), ("", 30.0)):
+        step, errors = load(tmp_path, options)
         assert not errors, (options, errors)
-        assert state.hold == expected, options  # type: ignore[attr-defined]
+        assert step.hold_seconds == expected, options  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
-    ("options", "path", "message"),
+    ("options", "message"),
     [
-        ("occupancy: {hold_seconds: -1}", "occupancy.hold_seconds", "expected `float` > 0.0"),
-        ("occupancy: {hold_seconds: 0}", "occupancy.hold_seconds", "expected `float` > 0.0"),
-        ("occupancy: {hold_seconds: soon}", "occupancy.hold_seconds", "expected `float`, got `str`"),
-        ("occupancy: {hold: 3}", "occupancy", "unknown field `hold`"),
-        ("occupancy: 30", "occupancy", "expected `object | null`"),
-        ("hold_seconds: -1", "hold_seconds", "expected `float` > 0.0"),
-        ("hold_seconds: 5, occupancy: {hold_seconds: 3}", "hold_seconds", "not both"),
+        ("hold_seconds: -1", "expected `float` > 0.0"),
+        ("hold_seconds: 0", "expected `float` > 0.0"),
+        ("hold_seconds: soon", "expected `float`, got `str`"),
+        ("hold: 3", "hold: unknown key"),
     ],
 )
-def test_a_bad_hold_is_a_config_error_naming_its_path(
-    tmp_path: Path, options: str, path: str, message: str
-) -> None:
-    """file:line interfaces.output[i].<path>: message, as every other option error."""
-    state, errors = load(tmp_path, options)
-    assert state is None
+def test_a_bad_hold_is_a_config_error_naming_its_path(tmp_path: Path, options: str, message: str) -> None:
+    """file:line processors[i]...: message, as every other option error."""
+    step, errors = load(tmp_path, options)
+    assert step is None
     (error,) = errors
-    line = next(
-        i
-        for i, text in enumerate((tmp_path / "sensors.yaml").read_text().splitlines(), 1)
-        if "type: sensor_state" in text
-    )
-    assert error.startswith(f"{tmp_path / 'sensors.yaml'}:{line} interfaces.output["), error
-    assert f"].{path}: " in error, error
+    assert error.startswith(f"{tmp_path / 'sensors.yaml'}:"), error
+    assert "processors[" in error, error
     assert message in error, error
 
 
@@ -114,10 +98,10 @@ async def test_gauges_go_back_to_zero_when_the_hold_runs_out(tmp_path: Path) -> 
     """occupancy{device_id,location} 1 -> 0 and occupancy_count{location} 2 -> 1 -> 0,
     with no reading after the hold: the app's periodic tick updates the gauges."""
     async with (
-        sensor_engine(tmp_path, edit=hold("occupancy: {hold_seconds: 1}")) as engine,
+        sensor_engine(tmp_path, edit=hold("hold_seconds: 1")) as engine,
         client(engine) as c,
     ):
-        assert sensor_app().occupancy.hold_seconds == 1.0
+        assert sensor_service(engine).occupancy.hold_seconds == 1.0
         await place(c, "esp32-g1", "gauge-room")
         await place(c, "esp32-g2", "gauge-room")
         await place(c, "esp32-g3", "gauge-room")
@@ -177,15 +161,16 @@ async def test_devices_api_daily_seconds_and_counts_per_location(tmp_path: Path)
     """GET /api/v1/devices/{id}: occupancy.daily (stored and running totals, last 30 days,
     most recent first); GET /api/v1/occupancy: occupied and total devices per location."""
     async with (
-        sensor_engine(tmp_path, edit=hold("occupancy: {hold_seconds: 1}")) as engine,
+        sensor_engine(tmp_path, edit=hold("hold_seconds: 1")) as engine,
         client(engine) as c,
     ):
-        db = sensor_app().db
+        db = sensor_service(engine).db
         assert db is not None
         today = datetime.now(UTC).date()
         yesterday, long_ago = today - timedelta(days=1), today - timedelta(days=40)
         await db.executemany(
-            "INSERT INTO occupancy_daily (device_id, day, occupied_seconds) VALUES ($1, $2, $3)",
+            f"INSERT INTO {tables(db).occupancy_daily} (device_id, day, occupied_seconds)"
+            " VALUES ($1, $2, $3)",
             [("esp32-d1", yesterday.isoformat(), 1234.5), ("esp32-d1", long_ago.isoformat(), 99.0)],
         )
         await place(c, "esp32-d1", "office")
@@ -243,7 +228,7 @@ async def test_live_clients_get_occupied_then_vacant(tmp_path: Path) -> None:
     from websockets.asyncio.client import connect
 
     async with (
-        sensor_engine(tmp_path, edit=hold("occupancy: {hold_seconds: 1}")) as engine,
+        sensor_engine(tmp_path, edit=hold("hold_seconds: 1")) as engine,
         client(engine) as c,
     ):
         await place(c, "esp32-w1", "porch")

@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sensor_support import client, reading, sensor_engine
-
-from wireway.apps.sensor_ingest.http_input import IN_FLIGHT
+from sensor_support import client, reading, sensor_engine, sensor_service
 
 REJECT = {"WIREWAY_UNKNOWN_DEVICES": "reject"}
 
@@ -68,7 +66,7 @@ async def test_batch_with_an_unknown_device_under_reject(tmp_path: Path) -> None
         again = await c.post("/api/v1/sensor-data/batch", json=[reading("stranger")])
         assert [x["status"] for x in again.json()["results"]] == ["accepted"]
         await until_stored(c, "stranger", 3)
-    assert not IN_FLIGHT
+    assert not sensor_service(engine).in_flight
 
 
 async def test_batch_of_unknown_devices_only_under_reject(tmp_path: Path) -> None:
@@ -92,7 +90,7 @@ async def test_single_route_under_reject_is_still_400(tmp_path: Path) -> None:
         assert (await c.get("/api/v1/queue/status")).json()["dlq_size"] == 0
         await register(c, "stranger")
         assert (await c.post("/api/v1/sensor-data", json=reading("stranger"))).status_code == 202
-    assert not IN_FLIGHT
+    assert not sensor_service(engine).in_flight
 
 
 async def test_concurrent_identical_posts_one_accepted(tmp_path: Path) -> None:
@@ -119,7 +117,7 @@ async def test_concurrent_identical_posts_one_accepted(tmp_path: Path) -> None:
         )
         statuses = [one.status_code == 202, many.json()["results"][0]["status"] == "accepted"]
         assert statuses.count(True) == 1, (one.text, many.text)
-    assert not IN_FLIGHT
+    assert not sensor_service(engine).in_flight
 
 
 async def test_batch_with_the_same_reading_twice(tmp_path: Path) -> None:
@@ -138,7 +136,7 @@ async def test_batch_with_the_same_reading_twice(tmp_path: Path) -> None:
         assert (await c.post("/api/v1/sensor-data", json=same)).status_code == 409
         await asyncio.sleep(0.2)
         assert len(await stored(c, "esp32-001")) == 6
-    assert not IN_FLIGHT
+    assert not sensor_service(engine).in_flight
 
 
 async def test_a_resend_while_the_first_attempt_fails_is_kept(tmp_path: Path) -> None:
@@ -166,4 +164,4 @@ async def test_a_resend_while_the_first_attempt_fails_is_kept(tmp_path: Path) ->
         assert (await first).status_code == 503
         assert second.status_code == 202, second.text
         assert (await c.post("/api/v1/sensor-data", json=reading("resend-1"))).status_code == 409
-        assert not IN_FLIGHT
+        assert not sensor_service(engine).in_flight

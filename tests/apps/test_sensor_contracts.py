@@ -19,7 +19,7 @@ from typing import Any
 
 import jwt
 import pytest
-from sensor_support import ADMIN, client, metric, reading, sensor_engine
+from sensor_support import ADMIN, client, metric, reading, sensor_engine, sensor_service
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -209,10 +209,8 @@ async def test_rs256_jwt_from_the_pattern_security_section(
 async def test_device_credentials_cannot_administer_devices(tmp_path: Path) -> None:
     """A device key (and a device JWT) gets 403 on POST /api/v1/devices/metadata and
     DELETE /api/v1/devices/{id}; the admin key may do both."""
-    from wireway.apps.sensor_ingest.app import sensor_app
-
     async with sensor_engine(tmp_path, env={"WIREWAY_JWT_SECRET": SECRET}) as engine:
-        app = sensor_app()
+        app = sensor_service(engine)
         assert app.keys is not None
         _, device_key = await app.keys.create("esp32-dev")
         await app.keys.refresh()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from sensor_support import ADMIN, SAMPLES, client, metric, reading, sensor_engine
+from sensor_support import ADMIN, SAMPLES, client, metric, reading, sensor_engine, sensor_service
 
 from support import eventually
 
@@ -118,11 +118,9 @@ async def test_batch_results_per_reading(tmp_path: Path) -> None:
 
 async def test_authentication_failures(tmp_path: Path) -> None:
     """401 without or with a wrong key, 403 for another device, 413, 415, 429, revocation."""
-    from wireway.apps.sensor_ingest.app import sensor_app
-
     env = {"WIREWAY_JWT_SECRET": "jwt-test-secret-0123456789abcdef0123"}
     async with sensor_engine(tmp_path, env=env) as engine:
-        app = sensor_app()
+        app = sensor_service(engine)
         assert app.keys is not None
         key_id, device_key = await app.keys.create("esp32-001")
         await app.keys.refresh()
@@ -321,10 +319,9 @@ async def test_occupancy_in_metrics(tmp_path: Path) -> None:
 
 
 async def test_readings_checked_by_http_are_not_checked_twice(tmp_path: Path) -> None:
-    """The HTTP input checks a reading once; sensor_enrich skips it only during that
-    ingest call, so nothing is left behind for readings from other inputs."""
+    """The HTTP input checks a reading once; sensor_enrich skips the readings of the
+    inputs that check their own (named in the application), not those of others."""
     from wireway.apps.sensor_ingest import enrich
-    from wireway.apps.sensor_ingest.app import sensor_app
 
     calls: list[object] = []
     original = enrich.check_reading
@@ -341,7 +338,7 @@ async def test_readings_checked_by_http_are_not_checked_twice(tmp_path: Path) ->
         finally:
             enrich.check_reading = original
         assert len(calls) == 1  # the http input's own check; sensor_enrich skipped it
-        assert sensor_app().checked == set()
+        assert sensor_service(engine).checked_sources == {"http"}
         assert engine.runners[0].counts["in"] == 1
 
 

@@ -11,7 +11,17 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from sensor_support import PG, Broker, client, connected, mqtt_env, reading, sensor_engine, temp_schema
+from sensor_support import (
+    PG,
+    Broker,
+    client,
+    connected,
+    mqtt_env,
+    reading,
+    sensor_engine,
+    sensor_service,
+    temp_schema,
+)
 
 from conftest import free_port, need_service
 from support import eventually
@@ -160,8 +170,6 @@ async def test_a_storage_that_answers_but_cannot_be_migrated_stops_the_start(tmp
 async def test_a_failing_load_is_retried_and_stop_still_works(tmp_path: Path, schema: str) -> None:
     """An output's state that fails to load once the storage answers is tried again with
     the connection; stopping is clean either way."""
-    from wireway.apps.sensor_ingest.app import sensor_app
-
     door = LateDoor()
     env = {"WIREWAY_STORAGE": f"postgresql://postgres@127.0.0.1:{door.port}/test?search_path={schema}"}
     calls = 0
@@ -174,7 +182,7 @@ async def test_a_failing_load_is_retried_and_stop_still_works(tmp_path: Path, sc
 
     try:
         async with sensor_engine(tmp_path, env=env) as engine, client(engine) as c:
-            await sensor_app().when_ready(flaky_load)
+            await sensor_service(engine).when_ready(flaky_load)
             await door.open()
             await eventually(lambda: engine.health()["services"]["storage"] == "up", timeout=40)
             assert calls == 2

@@ -33,9 +33,9 @@ def default_target() -> Path:
     return builtin_path()
 
 
-def load_or_exit(path: Path) -> list[Pattern]:
+def load_or_exit(path: Path, variables: dict[str, str] | None = None) -> list[Pattern]:
     """Load a deployment; print every error as file:line key.path: message and exit 1."""
-    patterns, errors = load_deployment(path)
+    patterns, errors = load_deployment(path, variables)
     if errors:
         for err in errors:
             err_console.print(str(err), markup=False, highlight=False, soft_wrap=True)

@@ -71,29 +71,24 @@ def run(
     from wireway.runtime.engine import serve
 
     log.setup(log_level, log_format)
-    os.environ["WIREWAY_DATA_DIR"] = str(data_dir)
+    # what the options say, for `${VAR}` in the pattern files (the process environment
+    # itself is left as it is)
+    variables = {**os.environ, "WIREWAY_DATA_DIR": str(data_dir)}
     if storage:
-        os.environ["WIREWAY_STORAGE"] = storage
+        variables["WIREWAY_STORAGE"] = storage
     if mqtt:
-        os.environ["WIREWAY_MQTT_URL"] = mqtt
+        variables["WIREWAY_MQTT_URL"] = mqtt
     target = path or default_target()
-    if target == builtin_path() and not os.environ.get("WIREWAY_STORAGE"):
-        from wireway.apps.sensor_ingest.app import DEFAULT_STORAGE, default_storage
-
-        chosen = default_storage()
-        if chosen != DEFAULT_STORAGE.format(data_dir=data_dir):  # an earlier version's file
-            console.print(f"wireway: storing into the existing {chosen}", markup=False)
-            os.environ["WIREWAY_STORAGE"] = chosen
     if no_mqtt:
-        os.environ["WIREWAY_MQTT_ENABLED"] = "false"
+        variables["WIREWAY_MQTT_ENABLED"] = "false"
     elif demo_without_broker(target, mqtt, simulate):
         console.print(
             "wireway: no MQTT broker answers at 127.0.0.1:1883, so the demo runs without "
             "the MQTT input (start one and restart, or pass --mqtt URL)",
             markup=False,
         )
-        os.environ["WIREWAY_MQTT_ENABLED"] = "false"
-    patterns = load_or_exit(target)
+        variables["WIREWAY_MQTT_ENABLED"] = "false"
+    patterns = load_or_exit(target, variables)
     address = hostport_option(http)
     alongside = None
     if simulate:  # the sensor application's demo devices, posting to this very process
@@ -260,15 +255,38 @@ def bench(
 
 @app.command()
 def docs(
-    folder: Annotated[Path, typer.Argument(help="Where to write the pages.")] = Path("docs/reference"),
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Where to write the pages (default docs/reference); with --asyncapi, the "
+            "pattern files or folders to describe (default: what `wireway run` would run)."
+        ),
+    ] = None,
+    asyncapi: Annotated[
+        Path | None,
+        typer.Option(
+            "--asyncapi",
+            help="Write an AsyncAPI 3.0 document of the patterns' MQTT "
+            "topics and WebSocket messages to this file instead.",
+        ),
+    ] = None,
 ) -> None:
-    """Generate one reference page per connector and processor from its options.
+    """Generate one reference page per connector and processor from its options, or
+    an AsyncAPI document of patterns (--asyncapi).
 
     Example: wireway docs docs/reference
+    Example: wireway docs --asyncapi asyncapi.json patterns/
     """
+    if asyncapi is not None:
+        from wireway.apispec.asyncapi import asyncapi_text
+
+        patterns = [p for target in paths or [default_target()] for p in load_or_exit(target)]
+        asyncapi.write_text(asyncapi_text(patterns, yaml=asyncapi.suffix in (".yaml", ".yml")))
+        console.print(f"wrote {asyncapi}", markup=False)
+        return
     from wireway.docgen import generate
 
-    for path in generate(folder):
+    for path in generate(paths[0] if paths else Path("docs/reference")):
         console.print(f"wrote {path}", markup=False)
 
 

@@ -29,14 +29,15 @@ Storage = Annotated[
 
 
 async def _with_keys(storage: str | None, data_dir: Path, action: str, arg: str | None) -> object:
-    from wireway.apps.sensor_ingest.app import default_storage
     from wireway.apps.sensor_ingest.auth import Keys
     from wireway.apps.sensor_ingest.migrations import migrate
     from wireway.config.model import Security
     from wireway.connectors.sql.db import open_database
 
-    os.environ["WIREWAY_DATA_DIR"] = str(data_dir)
-    db = open_database(storage or default_storage(), data_dir=data_dir)
+    # the built-in pattern's `schema: ${WIREWAY_SCHEMA:-wireway}`: the keys the app reads
+    schema = os.environ.get("WIREWAY_SCHEMA") or "wireway"
+    # no --storage: the built-in application's default, <data-dir>/wireway.db
+    db = open_database(storage or "", data_dir=data_dir, own_schema=schema)
     await db.open()
     try:
         await migrate(db)

@@ -202,15 +202,19 @@ class _Loader:
             taken.add(name)
 
 
-def load_pattern(path: Path) -> tuple[Pattern | None, list[ConfigError]]:
-    """Load one pattern file; returns the pattern (None if unusable) and every error."""
+def load_pattern(
+    path: Path, variables: dict[str, str] | None = None
+) -> tuple[Pattern | None, list[ConfigError]]:
+    """Load one pattern file; returns the pattern (None if unusable) and every error.
+
+    `${VAR}` reads `variables` (default: the environment)."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return None, [ConfigError(f"cannot read: {exc.strerror}", file=file)]
     try:
-        doc, errors = load_document(file, text)
+        doc, errors = load_document(file, text, variables)
     except ConfigError as exc:
         return None, [exc]
     loader = _Loader(doc, path.parent.resolve())
@@ -228,8 +232,11 @@ def pattern_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_deployment(path: Path) -> tuple[list[Pattern], list[ConfigError]]:
-    """Load a file or a folder; also checks conflicts between patterns."""
+def load_deployment(
+    path: Path, variables: dict[str, str] | None = None
+) -> tuple[list[Pattern], list[ConfigError]]:
+    """Load a file or a folder; also checks conflicts between patterns. `${VAR}` reads
+    `variables` (default: the environment)."""
     if not path.exists():
         return [], [ConfigError("no such file or folder", file=str(path))]
     files = pattern_files(path)
@@ -238,7 +245,7 @@ def load_deployment(path: Path) -> tuple[list[Pattern], list[ConfigError]]:
     patterns: list[Pattern] = []
     errors: list[ConfigError] = []
     for file in files:
-        pattern, errs = load_pattern(file)
+        pattern, errs = load_pattern(file, variables)
         errors.extend(errs)
         if pattern is not None:
             patterns.append(pattern)

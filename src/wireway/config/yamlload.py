@@ -69,8 +69,12 @@ class Document:
         return ConfigError(message, file=self.file, line=self.line(path), path=path)
 
 
-def load_document(file: str, text: str) -> tuple[Document, list[ConfigError]]:
-    """Parse YAML text; interpolation errors are collected, syntax errors raise ConfigError."""
+def load_document(
+    file: str, text: str, variables: dict[str, str] | None = None
+) -> tuple[Document, list[ConfigError]]:
+    """Parse YAML text; interpolation errors are collected, syntax errors raise ConfigError.
+
+    `${VAR}` reads `variables` (default: the environment)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -103,7 +107,7 @@ def load_document(file: str, text: str) -> tuple[Document, list[ConfigError]]:
         assert isinstance(n, yaml.ScalarNode)
         if "${" in n.value:
             try:
-                n = yaml.ScalarNode(n.tag, interpolate(n.value), n.start_mark, n.end_mark, n.style)
+                n = yaml.ScalarNode(n.tag, interpolate(n.value, variables), n.start_mark, n.end_mark, n.style)
                 if n.style is None:  # plain scalar: re-resolve its type after interpolation
                     n.tag = loader.resolve(yaml.ScalarNode, n.value, (True, False))
             except ValueError as exc:

@@ -7,6 +7,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wireway.envelope import Message
+from wireway.processors.base import AppService, Component, EngineView
+
+__all__ = [
+    "AppService",
+    "EngineView",
+    "IngestResult",
+    "Input",
+    "InputContext",
+    "Output",
+    "Rejected",
+    "Service",
+]
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -63,7 +75,7 @@ class InputContext:
 
 
 class Service:
-    """Something several connectors share (an application, a connection pool).
+    """Something several connectors share (a connection pool, a live hub).
 
     The engine starts each service once, before any output opens, adds its HTTP
     routes to the process's server, merges its `health()` into /health and stops
@@ -94,7 +106,7 @@ class Service:
         return None
 
 
-class Input:
+class Input(Component):
     """Base class of inputs: `start` begins reading, `stop` ends it."""
 
     def __init__(self, config: Any, iface: Interface, pattern: Pattern) -> None:
@@ -117,7 +129,7 @@ class Input:
         return {}
 
 
-class Output:
+class Output(Component):
     """Base class of outputs: `write` returns when the batch is confirmed.
 
     It may return {index: reason} for single messages refused for good; it raises

@@ -1,19 +1,11 @@
 """Processors: steps between inputs and outputs.
 
-A processor is constructed at load time from its options Struct (so `wireway check`
-sees its errors) and has `async process(batch) -> (passed, failed)`, where `failed`
-pairs each rejected message with its reason. A message in neither list was
-filtered out on purpose.
+The step contract (`Processor`, `StepResult`) is in `wireway.processors.base`.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from wireway.envelope import Message
-
-Failed = list[tuple[Message, str]]
-Result = tuple[list[Message], Failed]
 
 
 def set_path(target: dict[str, Any], path: str, value: Any) -> None:

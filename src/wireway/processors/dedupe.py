@@ -15,7 +15,7 @@ from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
 from wireway.observability import events
 from wireway.observability.metrics import MESSAGES
-from wireway.processors import Result
+from wireway.processors.base import Processor, StepResult
 from wireway.registry import register_processor
 
 
@@ -29,7 +29,6 @@ class DedupeConfig(msgspec.Struct, forbid_unknown_fields=True):
 
     key: Annotated[str, Meta(description="CEL expression for the key")] = "messageId"
     window: Annotated[int, Meta(ge=1, description="how many recent keys to remember")] = 1_000_000
-    cache: Annotated[str, Meta(description="name of a cache shared by steps and apps")] = ""
 
 
 class SeenCache:
@@ -66,19 +65,13 @@ class SeenCache:
         self.order.clear()
 
 
-_CACHES: dict[str, SeenCache] = {}
-
-
-def shared_cache(name: str, size: int = 1_000_000) -> SeenCache:
-    """The process-wide cache called `name` (created on first use)."""
-    if name not in _CACHES:
-        _CACHES[name] = SeenCache(size)
-    return _CACHES[name]
-
-
 @register_processor("dedupe", config=DedupeConfig)
-class Dedupe:
-    """Drop a message whose key was already accepted."""
+class Dedupe(Processor):
+    """Drop a message whose key was already accepted.
+
+    A subclass may share its `seen` cache with the rest of an application (the
+    cache is then the application service's, handed over in `use_service`).
+    """
 
     def __init__(self, config: DedupeConfig, *, base_dir: Path) -> None:
         self.by_id = config.key == "messageId"
@@ -87,26 +80,26 @@ class Dedupe:
                 self.expr = Expr(config.key)
             except ExpressionError as exc:
                 raise ConfigError(str(exc), path="key") from exc
-        self.seen = shared_cache(config.cache, config.window) if config.cache else SeenCache(config.window)
-        self.pattern = ""
+        self.seen = SeenCache(config.window)
 
     def key(self, msg: Message) -> str:
         return msg.message_id if self.by_id else str(self.expr.evaluate(msg.to_context()))
 
-    async def process(self, batch: list[Message]) -> Result:
+    async def process(self, batch: list[Message]) -> StepResult:
         if self.by_id:
             ids = [msg.message_id for msg in batch]
             # the usual batch: no id seen before nor twice; checked at C speed
             if len(set(ids)) == len(ids) and self.seen.keys.isdisjoint(ids):
-                return list(batch), []
-        passed, failed = [], []
+                return StepResult(list(batch))
+        passed: list[Message] = []
+        failed: list[tuple[Message, list[str]]] = []
         batch_keys: set[str] = set()
         seen = self.seen.keys  # the set: `in` without SeenCache.__contains__'s call
         for msg in batch:
             try:
                 key = self.key(msg)
             except Exception as exc:  # noqa: BLE001  (CEL evaluation error)
-                failed.append((msg, f"dedupe: cannot evaluate key: {exc}"))
+                failed.append((msg, [f"dedupe: cannot evaluate key: {exc}"]))
                 continue
             if key in seen or key in batch_keys:
                 continue
@@ -117,11 +110,11 @@ class Dedupe:
             MESSAGES.labels(self.pattern or "-", "dedupe", "duplicate").inc(dropped)
             for _ in range(dropped):
                 events.rejected(self.pattern, "duplicate: already accepted")
-        return passed, failed
+        return StepResult(passed, failed)
 
-    def committed(self, batch: list[Message]) -> None:
-        """Called by the runtime once these messages are durable."""
+    def committed(self, messages: list[Message]) -> None:
+        """Remember the keys of messages now durable."""
         if self.by_id:
-            self.seen.add_many(msg.message_id for msg in batch)
+            self.seen.add_many(msg.message_id for msg in messages)
         else:
-            self.seen.add_many(self.key(msg) for msg in batch)
+            self.seen.add_many(self.key(msg) for msg in messages)

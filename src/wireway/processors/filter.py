@@ -10,7 +10,7 @@ import msgspec
 from wireway.envelope import Message
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
-from wireway.processors import Result
+from wireway.processors.base import Processor, StepResult
 from wireway.registry import register_processor
 
 
@@ -23,7 +23,7 @@ class FilterConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @register_processor("filter", config=FilterConfig)
-class Filter:
+class Filter(Processor):
     """Keep a message when `when` is true; drop it otherwise."""
 
     def __init__(self, config: FilterConfig, *, base_dir: Path) -> None:
@@ -35,15 +35,16 @@ class Filter:
             raise ConfigError(str(exc), path="when") from exc
         self.to_dlq = config.on_error == "dlq"
 
-    async def process(self, batch: list[Message]) -> Result:
-        passed, failed = [], []
+    async def process(self, batch: list[Message]) -> StepResult:
+        passed: list[Message] = []
+        failed: list[tuple[Message, list[str]]] = []
         for msg in batch:
             try:
                 keep = self.expr.evaluate(msg.to_context()) is True
             except Exception as exc:  # noqa: BLE001
                 if self.to_dlq:
-                    failed.append((msg, f"filter: cannot evaluate {self.expr.source!r}: {exc}"))
+                    failed.append((msg, [f"filter: cannot evaluate {self.expr.source!r}: {exc}"]))
                 continue
             if keep:
                 passed.append(msg)
-        return passed, failed
+        return StepResult(passed, failed)

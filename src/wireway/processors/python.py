@@ -13,7 +13,7 @@ import msgspec
 
 from wireway.envelope import Message
 from wireway.errors import ConfigError
-from wireway.processors import Result
+from wireway.processors.base import Processor, StepResult
 from wireway.registry import register_processor
 
 
@@ -31,7 +31,7 @@ class PythonConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @register_processor("python", config=PythonConfig)
-class Python:
+class Python(Processor):
     """Run a user function on each message."""
 
     def __init__(self, config: PythonConfig, *, base_dir: Path) -> None:
@@ -50,8 +50,9 @@ class Python:
         self.func: Callable[[dict[str, Any]], Any] = func
         self.is_async = inspect.iscoroutinefunction(func)
 
-    async def process(self, batch: list[Message]) -> Result:
-        passed, failed = [], []
+    async def process(self, batch: list[Message]) -> StepResult:
+        passed: list[Message] = []
+        failed: list[tuple[Message, list[str]]] = []
         for msg in batch:
             ctx = msg.to_context()
             try:
@@ -66,5 +67,5 @@ class Python:
                     else:
                         passed.append(msgspec.structs.replace(msg, payload=item))
             except Exception as exc:  # noqa: BLE001
-                failed.append((msg, f"python {type(exc).__name__}: {exc}"))
-        return passed, failed
+                failed.append((msg, [f"python {type(exc).__name__}: {exc}"]))
+        return StepResult(passed, failed)

@@ -9,7 +9,8 @@ import msgspec
 from wireway.envelope import Message
 from wireway.errors import ConfigError
 from wireway.expr import VARIABLES, Expr, ExpressionError
-from wireway.processors import Result, pop_path, set_path
+from wireway.processors import pop_path, set_path
+from wireway.processors.base import Processor, StepResult
 from wireway.registry import register_processor
 
 
@@ -28,7 +29,7 @@ def _check_path(path: str, key: str) -> None:
 
 
 @register_processor("transform", config=TransformConfig)
-class Transform:
+class Transform(Processor):
     """Evaluate every `set` against the incoming message, then rename, then drop."""
 
     def __init__(self, config: TransformConfig, *, base_dir: Path) -> None:
@@ -47,14 +48,15 @@ class Transform:
         self.rename = config.rename
         self.drop = config.drop
 
-    async def process(self, batch: list[Message]) -> Result:
-        passed, failed = [], []
+    async def process(self, batch: list[Message]) -> StepResult:
+        passed: list[Message] = []
+        failed: list[tuple[Message, list[str]]] = []
         for msg in batch:
             ctx = msg.to_context()
             try:
                 values = [(path, expr.evaluate(ctx)) for path, expr in self.sets]
             except Exception as exc:  # noqa: BLE001
-                failed.append((msg, f"transform: {exc}"))
+                failed.append((msg, [f"transform: {exc}"]))
                 continue
             if not isinstance(ctx.get("payload"), dict) and any(p.startswith("payload.") for p, _ in values):
                 ctx["payload"] = {"value": ctx.get("payload")}
@@ -69,5 +71,5 @@ class Transform:
             try:
                 passed.append(msgspec.convert(ctx, Message))
             except msgspec.ValidationError as exc:
-                failed.append((msg, f"transform: result is not a valid envelope: {exc}"))
-        return passed, failed
+                failed.append((msg, [f"transform: result is not a valid envelope: {exc}"]))
+        return StepResult(passed, failed)

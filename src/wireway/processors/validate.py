@@ -12,7 +12,7 @@ import msgspec
 
 from wireway.envelope import Message, parse_timestamp
 from wireway.errors import ConfigError
-from wireway.processors import Result
+from wireway.processors.base import Processor, StepResult
 from wireway.registry import register_processor
 
 if TYPE_CHECKING:  # jsonschema (~10 MB) only when a pattern validates with it
@@ -104,7 +104,7 @@ def make_validator(schema: dict[str, Any]) -> Any:
 
 
 @register_processor("validate", config=ValidateConfig)
-class Validate:
+class Validate(Processor):
     """Reject messages whose payload does not match a JSON Schema, naming every field."""
 
     def __init__(self, config: ValidateConfig, *, base_dir: Path) -> None:
@@ -118,12 +118,13 @@ class Validate:
         found = sorted(self.validator.iter_errors(value), key=lambda e: list(map(str, e.path)))
         return [describe(e, root).lstrip(".") or "envelope" for e in found]
 
-    async def process(self, batch: list[Message]) -> Result:
-        passed, failed = [], []
+    async def process(self, batch: list[Message]) -> StepResult:
+        passed: list[Message] = []
+        failed: list[tuple[Message, list[str]]] = []
         for msg in batch:
             errs = self.errors(msg)
             if errs:
-                failed.append((msg, "validation: " + "; ".join(errs)))
+                failed.append((msg, errs))
             else:
                 passed.append(msg)
-        return passed, failed
+        return StepResult(passed, failed)

@@ -17,14 +17,17 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from wireway.config.model import Pattern
-from wireway.connectors.base import Input, InputContext, Output, Service
+from wireway.connectors.base import AppService, EngineView, Input, InputContext, Output, Service
 from wireway.connectors.hostport import bind
-from wireway.envelope import now_rfc3339
+from wireway.envelope import Message, now_rfc3339
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
 from wireway.observability.metrics import DLQ_SIZE, connection_closed, connection_opened, connections_now
+from wireway.runtime.buffer_file import buffer_path
+from wireway.runtime.memory import MemoryStore
+from wireway.runtime.outbox import SqliteStore
 from wireway.runtime.pattern import PatternRunner
-from wireway.runtime.store import MemoryStore, SqliteStore, Store, buffer_path
+from wireway.runtime.store import Store
 from wireway.web.app import FastPaths, build_app
 
 logger = log.get("engine")
@@ -68,7 +71,7 @@ class Engine:
         self.stop_event = asyncio.Event()
         self.accepting = False
         self.started = time.time()
-        self.services: list[Service] = []
+        self.services: list[Service | AppService] = []
         self.on_stop: list[Any] = []  # called first thing at shutdown
         self._lock_fd: int | None = None
         self._dlq_cache: dict[str, int] = {}
@@ -97,7 +100,7 @@ class Engine:
         self.lock_data_dir()
         sock = bind(*self.http)
         if self.durable:
-            self.sqlite = SqliteStore(buffer_path(self.data_dir, move=True))
+            self.sqlite = SqliteStore(buffer_path(self.data_dir))
             await self.sqlite.open()
         await self.memory.open()
         pending = self.sqlite.pending() if self.sqlite else []
@@ -114,10 +117,12 @@ class Engine:
                 for service in component.services():
                     if all(service is not s for s in self.services):
                         self.services.append(service)
-        for service in self.services:
-            service.attach(self)
-            await service.start()
-            self.routes.extend(service.routes())
+        self.services += self.build_applications()
+        for started in self.services:
+            if isinstance(started, Service):
+                started.attach(self)
+            await started.start()
+            self.routes.extend(started.routes())
         for runner in self.runners:
             await runner.start_outputs()
         await self.redrive()
@@ -150,6 +155,40 @@ class Engine:
             patterns=[p.name for p in self.patterns],
             http=f"http://{host}:{port}",
             data_dir=str(self.data_dir),
+        )
+
+    def build_applications(self) -> list[AppService]:
+        """One instance of every application service class the components name, handed
+        to each of them; each sees only the patterns whose components use it."""
+        users: dict[type[AppService], list[PatternRunner]] = {}
+        wanting: list[tuple[type[AppService], Any]] = []
+        for runner in self.runners:
+            for component in [*runner.steps, *runner.inputs, *(r.output for r in runner.routes)]:
+                cls = component.service_class
+                if cls is None:
+                    continue
+                runners = users.setdefault(cls, [])
+                if runner not in runners:
+                    runners.append(runner)
+                wanting.append((cls, component))
+        built = {cls: cls(self.view(runners)) for cls, runners in users.items()}
+        for cls, component in wanting:
+            component.use_service(built[cls])
+        return list(built.values())
+
+    def view(self, runners: list[PatternRunner]) -> EngineView:
+        """What an application of these patterns sees of the engine."""
+
+        async def publish(messages: list[Message]) -> None:
+            for runner in runners:
+                await runner.publish(messages)
+
+        return EngineView(
+            data_dir=self.data_dir,
+            http_address=self.http,
+            queue_depth=lambda: sum(r.queue.depth for runner in runners for r in runner.routes),
+            dlq_depth=lambda: sum(runner.store.dlq_depth(runner.name) for runner in runners),
+            publish=publish,
         )
 
     def input_context(self, runner: PatternRunner, inp: Input) -> InputContext:

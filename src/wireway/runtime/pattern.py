@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from wireway import envelope
 from wireway.config.model import Interface, Pattern
@@ -21,6 +25,7 @@ from wireway.observability.metrics import (
     QUEUE_SIZE_ALIAS,
     observe_many,
 )
+from wireway.processors.base import Processor
 from wireway.registry import lookup
 from wireway.runtime.backoff import backoff
 from wireway.runtime.breaker import Breaker
@@ -34,6 +39,29 @@ def message(item: Item) -> Message:
     """The message of an item that is being delivered (so it was loaded)."""
     assert item.message is not None, "deliver only loaded items"
     return item.message
+
+
+# how a `when:` reads each envelope field (the payload by reference: no copy per message)
+_FIELDS: dict[str, Callable[[Message], Any]] = {
+    "payload": lambda msg: msg.payload,
+    "messageType": lambda msg: msg.message_type,
+    "messageId": lambda msg: msg.message_id,
+    "source": lambda msg: msg.source,
+    "destination": lambda msg: msg.destination,
+    "timestamp": lambda msg: msg.timestamp,
+    "version": lambda msg: msg.version,
+    "metadata": lambda msg: msgspec.to_builtins(msg.metadata),
+}
+
+
+def context_builder(names: set[str]) -> Callable[[Message], dict[str, Any]]:
+    """The context the outputs' `when:` conditions read, holding only the fields they
+    name (converting a whole envelope per message and output was most of routing)."""
+    getters = [(name, _FIELDS[name]) for name in sorted(names) if name in _FIELDS]
+    if len(getters) == 1:  # the usual `messageType == "..."`
+        ((only, getter),) = getters
+        return lambda msg: {only: getter(msg)}
+    return lambda msg: {name: getter(msg) for name, getter in getters}
 
 
 class Route:
@@ -146,6 +174,14 @@ class Route:
         latencies = [max(done_at - it.arrived, 0.0) for it in batch if it.arrived]
         observe_many(LATENCY, latencies)
         events.delivered(self.runner.name, self.iface.name, latencies)
+        if logger.is_enabled_for(logging.DEBUG):
+            for it in batch:
+                logger.debug(
+                    "delivered",
+                    output=self.queue_name,
+                    message_id=message(it).message_id,
+                    correlation_id=message(it).metadata.correlation_id,
+                )
         # queue gauges are set when /metrics is read and once a second (Engine.poll),
         # not per batch: three locked gauge writes per output per batch added up
 
@@ -222,10 +258,14 @@ class PatternRunner:
             assert spec is not None
             self.routes.append(Route(self, iface, spec.cls(iface.config, iface, pattern)))
         self.needs_context = any(r.iface.when is not None for r in self.routes)
+        self.context_of = context_builder(
+            {name for r in self.routes if r.iface.when is not None for name in r.iface.when.names}
+        )
         self.lossy = any(r.store is not self.store for r in self.routes)
-        # steps that want to know when their messages became durable (dedupe)
+        self.steps: list[Processor] = [s.instance for s in pattern.steps]
+        # only the steps that do something once their messages are durable (dedupe)
         self.committed_hooks = [
-            s.instance.committed for s in pattern.steps if hasattr(s.instance, "committed")
+            step.committed for step in self.steps if type(step).committed is not Processor.committed
         ]
 
     def ack(self, store: Store, ids: list[int]) -> None:
@@ -288,17 +328,19 @@ class PatternRunner:
                 continue
             index.setdefault(msg.message_id, i)
             msgs.append(msg)
-        for step in self.pattern.steps:
+        emitted: list[Message] = []  # new messages of the steps: they skip the later steps
+        for step in self.steps:
             if not msgs:
                 break
-            passed, failed = await step.instance.process(msgs)
+            outcome = await step.process(msgs)
+            passed, failed = outcome.passed, outcome.failed
             result.filtered += len(msgs) - len(passed) - len(failed)
-            for msg, reason in failed:
-                events.rejected(self.name, reason)
-                reasons = reason.split("; ") if reason.startswith("validation: ") else [reason]
-                reasons = [r.removeprefix("validation: ") for r in reasons]
+            for msg, reasons in failed:
+                events.rejected(self.name, "; ".join(reasons))
                 i = index.get(msg.message_id, -1)
                 result.rejected.append(Rejected(i, reasons, msg.payload, msg))
+            if outcome.emitted:
+                emitted += outcome.emitted
             msgs = passed
         if result.rejected:
             if reject_invalid:
@@ -311,6 +353,30 @@ class PatternRunner:
         if result.filtered:
             MESSAGES.labels(self.name, "ingest", "filtered").inc(result.filtered)
             self.counts["filtered"] += result.filtered
+        await self._enqueue(msgs + emitted if emitted else msgs, wait, t0)
+        for committed in self.committed_hooks:
+            committed(msgs)
+        result.accepted = msgs
+        self.counts["in"] += len(msgs)
+        self._in.inc(len(msgs))
+        if logger.is_enabled_for(logging.DEBUG):
+            for msg in msgs:
+                logger.debug(
+                    "accepted",
+                    pattern=self.name,
+                    message_id=msg.message_id,
+                    correlation_id=msg.metadata.correlation_id,
+                )
+        return result
+
+    async def publish(self, msgs: list[Message]) -> None:
+        """Route messages no input brought (an application's own: an alert acknowledged
+        through its API) and put them in the outboxes; returns once they are durable."""
+        if msgs:
+            await self._enqueue(msgs, True, time.time())
+
+    async def _enqueue(self, msgs: list[Message], wait: bool, t0: float) -> None:
+        """Route messages and put them in their outputs' queues, durably."""
         entries, idle = self.route(msgs)
         held = await self._room(entries, wait)
         placed: set[str] = set()  # queues that took their items before the commit
@@ -323,7 +389,7 @@ class PatternRunner:
             would let go of their messages (longer than keep_in_memory) gets them
             after the commit: delivery would read them back from the file."""
             for route, got in self._by_route(items, t0):
-                if route.queue.keeps(len(got)):
+                if route.queue.fits_in_memory(len(got)):
                     route.queue.put(got)
                     placed.add(route.queue_name)
 
@@ -343,12 +409,6 @@ class PatternRunner:
                 route.queue.unreserve(n)
         for route, n in idle.items():
             route.skipped(n)
-        for step in self.committed_hooks:
-            step(msgs)
-        result.accepted = msgs
-        self.counts["in"] += len(msgs)
-        self._in.inc(len(msgs))
-        return result
 
     def _by_route(self, items: list[Item], arrived: float) -> list[tuple[Route, list[Item]]]:
         by_queue: dict[str, list[Item]] = {}
@@ -367,7 +427,7 @@ class PatternRunner:
             if not route.output.listening:
                 idle[route] = 0
         for msg in msgs:
-            ctx = msg.to_context() if self.needs_context else None
+            ctx = self.context_of(msg) if self.needs_context else None
             hit = False
             for route in self.routes:
                 when = route.iface.when
@@ -383,12 +443,10 @@ class PatternRunner:
         return entries, idle
 
     def full(self) -> bool:
-        """Whether `ingest(wait=False)` would refuse any message now: a queue that every
-        message goes to (no `when`) has no free place left."""
-        for route in self.routes:
-            if route.iface.when is None and route.output.listening and route.queue.free() <= 0:
-                return True
-        return False
+        """Whether `ingest(wait=False)` may refuse messages now: an output's queue has no
+        free place left. (Which outputs a message goes to is known only once it is
+        decoded and processed, so any full queue counts.)"""
+        return any(route.output.listening and route.queue.free() <= 0 for route in self.routes)
 
     async def _room(self, entries: list[tuple[Route, Message]], wait: bool) -> dict[Route, int]:
         """Wait for (or refuse without) room in each queue, and reserve it."""

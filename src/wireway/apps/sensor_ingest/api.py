@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from wireway.apps.sensor_ingest.auth import AuthError, Principal
 from wireway.apps.sensor_ingest.http_input import authenticate, err
+from wireway.apps.sensor_ingest.migrations import tables
 from wireway.apps.sensor_ingest.occupancy import location_of
 from wireway.envelope import now_rfc3339
 
@@ -28,7 +29,7 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
 
     def who(request: Request, admin: bool = False) -> Principal | Response:
         try:
-            principal = authenticate(request)
+            principal = authenticate(app, request)
         except AuthError as exc:
             return err(exc.status, {"error": exc.message}, exc.retry_after)
         if admin and not principal.admin:
@@ -42,7 +43,7 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
     async def queue_status(request: Request) -> Response:
         if isinstance(found := who(request), Response):
             return found
-        queue, dlq = app.queue_depth()
+        queue, dlq = app.view.queue_depth(), app.view.dlq_depth()
         return JSONResponse({"queue_size": queue, "dlq_size": dlq, "timestamp": now_rfc3339()})
 
     def device_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         today = datetime.fromtimestamp(now, UTC).date()
         oldest = (today - timedelta(days=DAILY_DAYS - 1)).isoformat()
         rows = await app.db.fetch(
-            "SELECT day, occupied_seconds FROM occupancy_daily WHERE device_id = $1 "
+            f"SELECT day, occupied_seconds FROM {tables(app.db).occupancy_daily} WHERE device_id = $1 "
             f"ORDER BY day DESC LIMIT {DAILY_DAYS}",
             device_id,
         )
@@ -141,6 +142,7 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
                 },
             )
         await app.devices.upsert_metadata(device_id, metadata)
+        await app.move_device(device_id, metadata)
         return JSONResponse(
             {"message": "Device metadata updated", "device_id": device_id, "metadata": metadata}
         )
@@ -159,8 +161,7 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         alert_id, action = request.path_params["alert_id"], request.path_params["action"]
         if app.alerts is None or action not in ("ack", "clear"):
             return err(404, {"error": "Not found", "path": request.url.path})
-        method = app.alerts.acknowledge if action == "ack" else app.alerts.clear
-        alert = await method(alert_id)
+        alert = await app.change_alert(alert_id, action)
         if alert is None:
             return err(404, {"error": "Alert not found", "id": alert_id})
         return JSONResponse(alert)

@@ -1,109 +1,157 @@
-"""The sensor application: one shared service behind its connectors and API routes."""
+"""The sensor application: the service its connectors, steps and API routes share."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from starlette.routing import BaseRoute
 
 from wireway.apps.sensor_ingest import metrics
+from wireway.apps.sensor_ingest.alerts import AlertEngine, alert_message
 from wireway.apps.sensor_ingest.auth import RETRY_UNREADY, Keys
 from wireway.apps.sensor_ingest.devices import Devices
-from wireway.apps.sensor_ingest.migrations import migrate
+from wireway.apps.sensor_ingest.migrations import migrate, tables
+from wireway.apps.sensor_ingest.occupancy import OccupancyTracker, location_of, occupancy_message
 from wireway.config.model import Security
-from wireway.connectors.base import Service
-from wireway.connectors.sql.db import Database, open_database
+from wireway.connectors.base import AppService, EngineView
+from wireway.connectors.sql.db import DEFAULT_OWN_SCHEMA, Database, open_database
+from wireway.envelope import Message
 from wireway.errors import BackpressureError, NotConnected
 from wireway.observability import events
 from wireway.observability import logging as log
 from wireway.observability.metrics import observe_many
-from wireway.processors.dedupe import SeenCache, shared_cache
+from wireway.processors.dedupe import SeenCache
 from wireway.runtime.backoff import backoff
 
 logger = log.get("sensor-app")
-DEFAULT_STORAGE = "sqlite:///{data_dir}/wireway.db"  # the buffer has its own file, buffer.db
-EARLIER_DEFAULT = "sensors.db"  # the default before: a data dir that has it keeps using it
 SEEN_WINDOW = 100_000  # message ids remembered for 409s and redeliveries (~12 MB)
 CONNECT_BACKOFF_MAX = 30.0  # s between attempts to reach a storage that was never reached
 READY_WAIT = 5.0  # s an ingest call waits for that storage before it is refused
+REFRESH_EVERY = 2.0  # s between key reloads (revocations apply within that) and occupancy ticks
+READINGS_TYPE = "sensor-data"  # the messageType of a reading once sensor_enrich passed it
 
 
-def default_storage() -> str:
-    """$WIREWAY_STORAGE, else `<data-dir>/wireway.db` (or the data dir's existing
-    sensors.db, where earlier versions stored readings)."""
-    data_dir = os.environ.get("WIREWAY_DATA_DIR", "data")
-    if os.environ.get("WIREWAY_STORAGE"):
-        return os.environ["WIREWAY_STORAGE"]
-    if (Path(data_dir) / EARLIER_DEFAULT).exists():
-        return f"sqlite:///{data_dir}/{EARLIER_DEFAULT}"
-    return DEFAULT_STORAGE.format(data_dir=data_dir)
+class InFlight:
+    """Message ids whose ingest call is under way (`seen` only gets them once durable).
+
+    A request that finds one of its ids here waits for that attempt to end, then
+    answers by its outcome. The usual request only adds and removes its ids; an
+    event is made only for an id someone waits on.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, asyncio.Event | None] = {}
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def hold(self, ids: list[str]) -> None:
+        for message_id in ids:
+            self._ids[message_id] = None
+
+    def release(self, ids: list[str]) -> None:
+        for message_id in ids:
+            waiting = self._ids.pop(message_id, None)
+            if waiting is not None:
+                waiting.set()
+
+    async def settled(self, ids: list[str]) -> None:
+        """Return once none of `ids` is in flight (this request holds none meanwhile, so
+        two requests never wait for each other)."""
+        for message_id in ids:
+            if message_id in self._ids:
+                waiting = self._ids[message_id]
+                if waiting is None:
+                    waiting = self._ids[message_id] = asyncio.Event()
+                await waiting.wait()
 
 
-class SensorApp(Service):
-    """Devices, keys, alerts, occupancy and the live hub, shared by the app's connectors."""
+class SensorApp(AppService):
+    """Devices, keys, alerts, occupancy and recent message ids of the sensor application.
+
+    Its components configure it when the engine hands it to them: `sensor_http`
+    gives the storage URL, the security section and the unknown-device policy,
+    `sensor_alerts` the alert engine and `sensor_occupancy` the tracker.
+    """
 
     name = "sensor-app"
 
-    def __init__(self) -> None:
-        self.storage = default_storage()
+    def __init__(self, view: EngineView) -> None:
+        super().__init__(view)
+        self.storage = ""
+        self.schema = DEFAULT_OWN_SCHEMA  # where the application's own tables live
         self.security = Security()
         self.unknown_devices = "accept"
         self.db: Database | None = None
         self.devices: Devices | None = None
         self.keys: Keys | None = None
-        self.seen: SeenCache = shared_cache("sensors", SEEN_WINDOW)
-        # ids of readings (payload dicts) the HTTP input checked, while its ingest call
-        # runs: sensor_enrich need not check them again (the objects are alive meanwhile,
-        # so no other object can have one of these ids)
-        self.checked: set[int] = set()
-        self.alerts: Any = None  # AlertEngine, set by the sensor_alerts output
-        self.occupancy: Any = None  # OccupancyTracker, set by the sensor_state output
-        self.hub: Any = None  # the websocket Hub, when a websocket output is present
-        self.route_factories: list[Any] = []
-        self.started = False
+        self.seen = SeenCache(SEEN_WINDOW)
+        self.in_flight = InFlight()
+        # inputs that check every reading themselves before ingesting it (sensor_http):
+        # sensor_enrich does not check their readings again
+        self.checked_sources: set[str] = set()
+        self.alerts: AlertEngine | None = None
+        self.occupancy: OccupancyTracker | None = None
+        self.occupancy_changes: list[dict[str, Any]] = []  # told by the tracker, not yet sent
+        self.hub: Any = None  # the live hub whose clients need a key (authentication on)
+        self.patterns: set[str] = set()
         self.storage_up = False
         self.ready = asyncio.Event()  # set once the storage was reached and loaded
         self._on_ready: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self.queue_depth: Any = lambda: (0, 0)
-        self.patterns: set[str] = set()
         # output name -> `operation` label of sensor_data_processing_latency_seconds
-        self.operations = {
-            "storage": "store",
-            "live": "broadcast",
-            "alerts": "alerts",
-            "state": "devices",
-        }
+        self.operations = {"storage": "store", "live": "broadcast", "alerts": "alerts", "state": "devices"}
 
-    def attach(self, engine: Any) -> None:
-        def depth() -> tuple[int, int]:
-            queue = sum(r.queue.depth for runner in engine.runners for r in runner.routes)
-            dlq = sum(runner.store.dlq_depth(runner.name) for runner in engine.runners)
-            return queue, dlq
-
-        self.queue_depth = depth
-        self.patterns = {p.name for p in engine.patterns}
-
-    def configure(self, *, storage: str, security: Security, unknown_devices: str) -> None:
-        self.storage = storage or default_storage()
+    # ----- configuration by the components -------------------------------------------
+    def configure(
+        self, *, storage: str, security: Security, unknown_devices: str, schema: str, pattern: str
+    ) -> None:
+        self.storage = storage
+        self.schema = schema
         self.security = security
         self.unknown_devices = unknown_devices
+        self.patterns.add(pattern)
 
+    def track_occupancy(self, hold_seconds: float) -> OccupancyTracker:
+        """The occupancy tracker (made once): its changes update the gauges at once and
+        wait in `occupancy_changes` to be sent as messages."""
+        if self.occupancy is None:
+            tracker = OccupancyTracker(hold_seconds=hold_seconds)
+
+            def changed(event: dict[str, Any]) -> None:
+                metrics.occupancy_changed(event, tracker.occupied_in)
+                self.occupancy_changes.append(event)
+
+            tracker.on_change = changed
+            self.occupancy = tracker
+        return self.occupancy
+
+    def occupancy_messages(self) -> list[Message]:
+        """The occupancy changes told since the last call, as messages."""
+        if not self.occupancy_changes:
+            return []
+        changes, self.occupancy_changes = self.occupancy_changes, []
+        return [occupancy_message(event) for event in changes]
+
+    # ----- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        if self.started:
-            return
-        self.started = True
-        data_dir = Path(os.environ.get("WIREWAY_DATA_DIR", "data"))
-        self.db = open_database(self.storage, data_dir=data_dir)
+        self.db = open_database(
+            self.storage or f"sqlite:///{self.view.data_dir}/wireway.db",
+            data_dir=self.view.data_dir,
+            own_schema=self.schema,
+        )
         self.devices = Devices(self.db)
         self.keys = Keys(self.db, self.security)
-        self.ready = asyncio.Event()
+        from wireway.connectors.websocket.hub import get_hub
+
+        self.use_hub(get_hub("/ws"))
         events.on_rejection(self._rejected)
         events.on_delivered(self._delivered)
         try:
@@ -114,14 +162,13 @@ class SensorApp(Service):
             logger.warning("storage unreachable; retrying", storage=self.db.url, error=str(exc))
             self._tasks.append(asyncio.create_task(self.connect_later(), name="wireway[sensor-app].connect"))
         except BaseException:
-            self.started = False  # a later start (in this process) tries again from scratch
             with contextlib.suppress(Exception):
                 await self.db.close()
             raise
         self._tasks.append(asyncio.create_task(self.refresh_loop(), name="wireway[sensor-app].refresh"))
 
     async def connect(self) -> None:
-        """Reach the storage, migrate it, and load devices, keys and recent ids."""
+        """Reach the storage, migrate it, and load devices, keys, recent ids and open alerts."""
         assert self.db is not None
         assert self.devices is not None
         assert self.keys is not None
@@ -134,6 +181,9 @@ class SensorApp(Service):
             print(f"\nwireway: admin API key (shown once): {created}\n", file=sys.stderr, flush=True)
         await self.keys.refresh()
         await self.warm_seen()
+        if self.alerts is not None:
+            open_alerts = f"SELECT * FROM {tables(self.db).alerts} WHERE state <> 'cleared'"
+            self.alerts.load(await self.db.fetch(open_alerts))
         for load in self._on_ready:
             await load()
         self._on_ready.clear()
@@ -169,12 +219,12 @@ class SensorApp(Service):
     @property
     def waiting(self) -> bool:
         """Started, but the storage not reached yet (nothing may use it)."""
-        return self.started and not self.ready.is_set()
+        return self.db is not None and not self.ready.is_set()
 
     async def wait_ready(self) -> None:
         """Return once the storage was reached, or raise BackpressureError (so an HTTP
         sender gets 503 and an MQTT message goes unacknowledged: the broker keeps it)."""
-        if not self.waiting:  # ready, or not started (a step used without its services)
+        if not self.waiting:
             return
         try:
             await asyncio.wait_for(self.ready.wait(), READY_WAIT)
@@ -224,15 +274,30 @@ class SensorApp(Service):
             "SELECT DISTINCT message_id FROM (SELECT message_id FROM sensor_readings "
             f"ORDER BY id DESC LIMIT {SEEN_WINDOW}) recent"
         )
-        for r in rows:
-            self.seen.add(r["message_id"])
+        self.seen.add_many(r["message_id"] for r in rows)
+
+    # ----- changes that no reading brings --------------------------------------------
+    async def change_alert(self, alert_id: str, action: str) -> dict[str, Any] | None:
+        """Acknowledge (`ack`) or clear an alert through the API; its event leaves as a
+        message like any other. None for an unknown alert."""
+        assert self.alerts is not None
+        change = self.alerts.acknowledge if action == "ack" else self.alerts.clear
+        alert, changes = change(alert_id)
+        if changes:
+            await self.view.publish([alert_message(event) for event in changes])
+        return alert
+
+    async def move_device(self, device_id: str, metadata: dict[str, Any]) -> None:
+        """A device's metadata changed: its occupancy counts at its location from now on."""
+        if self.occupancy is not None:
+            self.occupancy.move(device_id, location_of(metadata))
+            await self.view.publish(self.occupancy_messages())
 
     async def refresh_loop(self) -> None:
-        """Reload keys (revocations apply within 2 s), check the database and vacate
-        devices whose occupancy hold ran out (their changes reach the gauges and live
-        clients through the tracker's on_change)."""
+        """Reload keys, check the database and vacate devices whose occupancy hold ran
+        out (their changes leave as messages)."""
         while True:
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(REFRESH_EVERY)
             assert self.db is not None
             assert self.keys is not None
             if not self.ready.is_set():
@@ -246,6 +311,7 @@ class SensorApp(Service):
             if self.occupancy is not None:
                 try:
                     self.occupancy.tick()
+                    await self.view.publish(self.occupancy_messages())
                 except Exception as exc:  # noqa: BLE001  (keep refreshing keys)
                     logger.warning("occupancy tick failed", error=str(exc))
 
@@ -256,18 +322,16 @@ class SensorApp(Service):
             with contextlib.suppress(asyncio.CancelledError, Exception):  # stopping regardless
                 await task
         self._tasks.clear()
-        self.ready = asyncio.Event()
-        self._on_ready.clear()
         self.storage_up = False
-        self.hub = None  # the next start's outputs attach it again, with that run's security
+        self.patterns.clear()  # the event listeners of a stopped application count nothing
         if self.db is not None:
             await self.db.close()
-        self.started = False
 
     def routes(self) -> list[BaseRoute]:
         from wireway.apps.sensor_ingest.api import api_routes
+        from wireway.apps.sensor_ingest.routes_doc import documented
 
-        return api_routes(self)
+        return documented(api_routes(self), self.security)
 
     def health(self) -> dict[str, str]:
         return {"storage": "up" if self.storage_up else "down"}
@@ -276,14 +340,3 @@ class SensorApp(Service):
         if self.waiting:
             return "storage not reached yet (readings held back)"
         return None
-
-
-_APP: SensorApp | None = None
-
-
-def sensor_app() -> SensorApp:
-    """The process's one sensor application."""
-    global _APP
-    if _APP is None:
-        _APP = SensorApp()
-    return _APP

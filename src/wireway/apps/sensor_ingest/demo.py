@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from wireway.apps.sensor_ingest.app import sensor_app
+from wireway.apps.sensor_ingest.app import SensorApp
 from wireway.apps.sensor_ingest.simulate import Simulator, post_http
 from wireway.observability import logging as log
 
@@ -15,8 +15,8 @@ logger = log.get("simulator")
 
 async def run_demo(engine: Any, devices: int, per_device_hz: float = 1.0) -> None:
     """Post readings from `devices` devices (1 per device per second) until cancelled."""
-    app = sensor_app()
-    if app.keys is None:
+    app = next((s for s in engine.services if isinstance(s, SensorApp)), None)
+    if app is None or app.keys is None:
         logger.warning("--simulate needs the sensor application; nothing to simulate")
         return
     key_id, key = await app.keys.create(None, role="admin")

@@ -8,11 +8,11 @@ from typing import Any
 
 import msgspec
 
-from wireway.apps.sensor_ingest.app import sensor_app
+from wireway.apps.sensor_ingest.app import READINGS_TYPE, SensorApp
 from wireway.apps.sensor_ingest.metrics import INGESTED
 from wireway.apps.sensor_ingest.reading import check_reading
 from wireway.envelope import Message
-from wireway.processors import Result
+from wireway.processors.base import Processor, StepResult
 from wireway.processors.validate import load_schema, make_validator
 from wireway.registry import register_processor
 
@@ -54,46 +54,55 @@ class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Options of `sensor_enrich` (none needed: it uses the sensor application's settings).
 
     Checks each payload against the built-in `sensor_reading` schema (all errors,
-    each naming the field and the rule), refuses readings from unknown devices
-    when the application is set to `unknown_devices: reject`, and sets
-    `received_at` and `device_metadata` on the payload.
+    each naming the field and the rule) unless its input checked it already,
+    refuses readings from unknown devices when the application is set to
+    `unknown_devices: reject`, sets `received_at` and `device_metadata` on the
+    payload and the messageType `sensor-data`.
     """
 
     validate: bool = True
 
 
 @register_processor("sensor_enrich", config=EnrichConfig)
-class SensorEnrich:
+class SensorEnrich(Processor):
     """Validate and enrich sensor readings."""
+
+    service_class = SensorApp
 
     def __init__(self, config: EnrichConfig, *, base_dir: Path) -> None:
         self.validate = config.validate
+        self.app: SensorApp | None = None
 
-    async def process(self, batch: list[Message]) -> Result:
-        app = sensor_app()
+    def use_service(self, service: SensorApp) -> None:
+        self.app = service
+
+    async def process(self, batch: list[Message]) -> StepResult:
+        app = self.app
+        assert app is not None, "sensor_enrich runs inside an engine"
         await app.wait_ready()  # no enrichment, nor unknown-device check, without the registry
         passed: list[Message] = []
-        failed: list[tuple[Message, str]] = []
+        failed: list[tuple[Message, list[str]]] = []
         metadata = app.devices.metadata if app.devices else {}
         reject_unknown = app.unknown_devices == "reject"
         validate = self.validate
-        checked = app.checked
+        checked = app.checked_sources
         for msg in batch:
             payload = msg.payload
-            if validate and id(payload) not in checked:
+            if validate and msg.source not in checked:
                 errors = check_reading(payload)
-                if errors:
-                    failed.append((msg, "validation: " + "; ".join(errors)))
+                if errors:  # the prefix names the kind of refusal for the error metrics
+                    failed.append((msg, [f"validation: {error}" for error in errors]))
                     continue
             device_id = payload["device_id"]
             if reject_unknown and device_id not in metadata:
-                failed.append((msg, f"unknown device: {device_id} is not registered"))
+                failed.append((msg, [f"unknown device: {device_id} is not registered"]))
                 continue
             payload["received_at"] = msg.timestamp
             payload["device_metadata"] = metadata.get(device_id, {})
+            msg.message_type = READINGS_TYPE
             passed.append(msg)
-        return passed, failed
+        return StepResult(passed, failed)
 
-    def committed(self, batch: list[Message]) -> None:
+    def committed(self, messages: list[Message]) -> None:
         """Count readings once they are durable (sensor_data_ingested_total)."""
-        INGESTED.count(msg.payload for msg in batch)
+        INGESTED.count(msg.payload for msg in messages)

@@ -2,42 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from wireway.apps.sensor_ingest.app import default_storage, sensor_app
+from wireway.apps.sensor_ingest.app import SensorApp
 from wireway.apps.sensor_ingest.auth import AuthError, Principal
 from wireway.apps.sensor_ingest.enrich import reading_errors
 from wireway.apps.sensor_ingest.metrics import ERRORS
-from wireway.connectors.base import IngestResult, Input, InputContext, Service
+from wireway.apps.sensor_ingest.routes_doc import documented
+from wireway.connectors.base import IngestResult, Input, InputContext
 from wireway.connectors.http.input import read_body
+from wireway.connectors.sql.base import DEFAULT_OWN_SCHEMA, OWN_SCHEMA
 from wireway.envelope import Message, canonical_timestamp, now_rfc3339, stable_id
 from wireway.errors import BackpressureError
 from wireway.observability import logging as log
 from wireway.registry import register_input
-
-# message ids of readings whose ingest call is under way (`seen` only gets them once
-# they are durable): a second request with the same reading meanwhile is a duplicate.
-# Ids of readings whose ingest call is under way. A request that finds one of its ids
-# here waits for that attempt to end, then answers by its outcome (409 only once the
-# reading is kept; if the attempt failed, it tries itself). A resend during the first
-# attempt is rare: it polls, so the usual request pays only a set add and discard.
-# Shared like `seen` by every sensor_http input of the process.
-IN_FLIGHT: set[str] = set()
-SETTLE_POLL = 0.01  # s
-
-
-async def settled(ids: list[str]) -> None:
-    """Return once none of `ids` is in flight (this request holds none meanwhile, so two
-    requests never wait for each other)."""
-    while not IN_FLIGHT.isdisjoint(ids):  # noqa: ASYNC110  (rare: an Event per request costs every request)
-        await asyncio.sleep(SETTLE_POLL)
 
 
 class SensorHttpConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,10 +31,22 @@ class SensorHttpConfig(msgspec.Struct, forbid_unknown_fields=True):
     (1 to `max_batch` readings), answered 202 only once the readings are in the
     durable buffer; 400 with every broken rule; 409 for a reading already accepted
     (same device_id and timestamp); 401/403/413/415/429 from the `security:` section.
+    A reading resent while its first attempt is under way waits for that attempt and
+    answers by its outcome (409 once the reading is kept).
     """
 
-    storage: Annotated[str, Meta(description="sqlite:///path or postgresql://...")] = ""
+    storage: Annotated[
+        str, Meta(description="sqlite:///path or postgresql://... (default: <data-dir>/wireway.db)")
+    ] = ""
     unknown_devices: Literal["accept", "reject"] = "accept"
+    schema: Annotated[
+        str,
+        Meta(
+            pattern=OWN_SCHEMA.pattern,
+            description="where the application keeps its own tables (devices, keys, alerts, "
+            "occupancy): a PostgreSQL schema, or the table-name prefix `<schema>_` in SQLite",
+        ),
+    ] = DEFAULT_OWN_SCHEMA
     max_batch: Annotated[int, Meta(ge=1, le=100000)] = 1000
 
 
@@ -73,8 +69,7 @@ def credentials(request: Request) -> tuple[str | None, str | None]:
     return request.headers.get("x-api-key"), bearer
 
 
-def authenticate(request: Request) -> Principal:
-    app = sensor_app()
+def authenticate(app: SensorApp, request: Request) -> Principal:
     assert app.keys is not None
     try:
         return app.keys.authenticate(*credentials(request))
@@ -84,35 +79,46 @@ def authenticate(request: Request) -> Principal:
         raise
 
 
+def log_refused(reading: Any, errors: list[str]) -> None:
+    """Log a refused reading's messageId when it has one (its device_id and timestamp)."""
+    try:
+        message_id = reading_id(reading)
+    except (KeyError, TypeError, ValueError):
+        return  # no id to log: the sender gave no device_id and timestamp
+    logger.info("reading refused", message_id=message_id, errors=len(errors))
+
+
 @register_input("sensor_http", config=SensorHttpConfig)
 class SensorHttpInput(Input):
     """POST routes of the sensor application."""
 
-    def __init__(self, config: SensorHttpConfig, iface: Any, pattern: Any) -> None:
-        super().__init__(config, iface, pattern)
-        sensor_app().configure(
-            storage=config.storage or default_storage(),
-            security=pattern.security,
-            unknown_devices=config.unknown_devices,
-        )
+    service_class = SensorApp
+    app: SensorApp
 
-    def services(self) -> list[Service]:
-        return [sensor_app()]
+    def use_service(self, service: SensorApp) -> None:
+        self.app = service
+        service.configure(
+            storage=self.config.storage,
+            security=self.pattern.security,
+            unknown_devices=self.config.unknown_devices,
+            schema=self.config.schema,
+            pattern=self.pattern.name,
+        )
+        service.checked_sources.add(self.name)  # every reading is checked here first
 
     async def start(self, ctx: InputContext) -> None:
         self.ctx = ctx
-        ctx.add_routes(
-            [
-                Route("/api/v1/sensor-data", self.one, methods=["POST"]),
-                Route("/api/v1/sensor-data/batch", self.batch, methods=["POST"]),
-            ]
-        )
+        routes: list[BaseRoute] = [
+            Route("/api/v1/sensor-data", self.one, methods=["POST"]),
+            Route("/api/v1/sensor-data/batch", self.batch, methods=["POST"]),
+        ]
+        ctx.add_routes(documented(routes, self.pattern.security, self.config.max_batch))
         self.state = "running"
 
     async def body(self, request: Request) -> tuple[Any, Response | None]:
         """Authenticated, size- and type-checked JSON body, or the error response."""
         try:
-            principal = authenticate(request)
+            principal = authenticate(self.app, request)
         except AuthError as exc:
             return None, err(exc.status, {"error": exc.message}, exc.retry_after)
         request.state.principal = principal
@@ -140,15 +146,12 @@ class SensorHttpInput(Input):
         )
 
     async def ingest(self, envelopes: list[Message], *, keep_valid: bool = False) -> IngestResult | Response:
-        """Ingest readings this input has already checked (so sensor_enrich skips that).
+        """Ingest readings this input has already checked.
 
         The pattern's refusals (an unknown device) come back in the result, never to
         the DLQ: the client is told. Without `keep_valid` nothing is kept if any
         reading is refused; with it the others are (a batch answers per reading).
         A full buffer is the 503 response."""
-        checked = sensor_app().checked
-        ids = [id(m.payload) for m in envelopes]
-        checked.update(ids)
         try:
             return await self.ctx.ingest(
                 envelopes, source=self.name, reject_invalid=True, keep_valid=keep_valid, wait=False
@@ -161,8 +164,6 @@ class SensorHttpInput(Input):
             ERRORS.labels("buffer_error").inc()
             logger.error("readings not committed", input=self.name, error=f"{type(exc).__name__}: {exc}")
             return err(503, {"error": "Buffer unavailable, retry later"}, 1.0)
-        finally:
-            checked.difference_update(ids)
 
     async def one(self, request: Request) -> Response:
         if self.state != "running":
@@ -173,6 +174,7 @@ class SensorHttpInput(Input):
         errors = reading_errors(value)
         if errors:
             ERRORS.labels("validation_error").inc()
+            log_refused(value, errors)
             return err(400, {"error": "Invalid sensor data", "details": errors})
         principal: Principal = request.state.principal
         if principal.device_id and principal.device_id != value["device_id"]:
@@ -187,16 +189,17 @@ class SensorHttpInput(Input):
         received_at = now_rfc3339()
         env = self.envelope(value, received_at)
         mid = env.message_id
-        if mid in IN_FLIGHT:  # the same reading, sent again while its first attempt runs
-            await settled([mid])
-        if mid in sensor_app().seen:
+        in_flight = self.app.in_flight
+        if mid in in_flight:  # the same reading, sent again while its first attempt runs
+            await in_flight.settled([mid])
+        if mid in self.app.seen:
             ERRORS.labels("duplicate").inc()
             return err(409, {"error": "Duplicate reading", "device_id": value["device_id"]})
-        IN_FLIGHT.add(mid)
+        in_flight.hold([mid])
         try:
             outcome = await self.ingest([env])
         finally:
-            IN_FLIGHT.discard(mid)
+            in_flight.release([mid])
         if isinstance(outcome, Response):
             return outcome
         if outcome.rejected:
@@ -228,7 +231,8 @@ class SensorHttpInput(Input):
             )
         principal: Principal = request.state.principal
         received_at = now_rfc3339()
-        seen = sensor_app().seen
+        seen = self.app.seen
+        in_flight = self.app.in_flight
         results: list[dict[str, Any]] = []
         candidates: list[tuple[int, Message]] = []  # (place in results, envelope)
         in_batch: set[str] = set()
@@ -237,6 +241,7 @@ class SensorHttpInput(Input):
             errors = reading_errors(reading)
             if errors:
                 ERRORS.labels("validation_error").inc()
+                log_refused(reading, errors)
                 results.append({"device_id": device, "status": "failed", "error": "; ".join(errors)})
                 continue
             if principal.device_id and principal.device_id != device:
@@ -257,7 +262,7 @@ class SensorHttpInput(Input):
             in_batch.add(mid)
             candidates.append((len(results), env))
             results.append({"device_id": device, "status": "accepted", "message_id": mid})
-        await settled([env.message_id for _, env in candidates])
+        await in_flight.settled([env.message_id for _, env in candidates])
         todo: list[Message] = []
         slots: list[int] = []  # per message of todo, its place in results
         for slot, env in candidates:
@@ -269,11 +274,11 @@ class SensorHttpInput(Input):
                 todo.append(env)
         if todo:
             mine = [env.message_id for env in todo]
-            IN_FLIGHT.update(mine)
+            in_flight.hold(mine)
             try:
                 outcome = await self.ingest(todo, keep_valid=True)
             finally:
-                IN_FLIGHT.difference_update(mine)
+                in_flight.release(mine)
             if isinstance(outcome, Response):
                 return outcome
             for rej in outcome.rejected:  # refused by the pattern (an unknown device)

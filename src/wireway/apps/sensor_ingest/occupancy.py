@@ -9,8 +9,9 @@ tracked correctly. Occupied time is kept per UTC day, split at midnight.
 
 Every change goes through the tracker's `on_change` listener, whether a reading or
 `tick()` (the hold running out) caused it, so whoever keeps gauges or live clients up
-to date sees each transition once: occupied <-> vacant, a device's first state, and an
-occupied device moving to another location (its event carries the new location).
+to date sees each transition once: occupied <-> vacant, a device's first state, and a
+device moving to another location (its event carries the new location). Each change
+leaves the application as an `occupancy` message (`occupancy_message`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from wireway.envelope import Message, stable_id
+
 DAY = 86400.0
 UNKNOWN = "unknown"
+OCCUPANCY_TYPE = "occupancy"  # the messageType of occupancy changes
 Listener = Callable[[dict[str, Any]], None]
+
+
+def occupancy_message(event: dict[str, Any]) -> Message:
+    """A change event as a message; its id names the device, the time and the new
+    state, so a redelivery is the same change."""
+    state = "occupied" if event["occupied"] else "vacant"
+    return Message(
+        message_id=stable_id("occupancy", event["device_id"], event["timestamp"], state, event["location"]),
+        timestamp=event["timestamp"],
+        payload=event,
+        source="occupancy",
+        message_type=OCCUPANCY_TYPE,
+    )
 
 
 def _rfc3339(when: float) -> str:
@@ -155,6 +172,18 @@ class OccupancyTracker:
         if event is not None:
             self._emit(event)
         return event
+
+    def move(self, device_id: str, location: str) -> None:
+        """The device's metadata names another location: it counts there from now on
+        (a device not seen yet takes it at its first reading)."""
+        device = self._devices.get(device_id)
+        if device is None or device.location == location:
+            return
+        if device.occupied:
+            self._count(device.location, -1)
+            self._count(location, 1)
+        device.location = location
+        self._emit(self._event(device_id, device, self.clock()))
 
     def tick(self) -> list[dict[str, Any]]:
         """Vacate devices whose hold ran out; their change events."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import time
 
 import httpx
 
@@ -14,6 +17,12 @@ from wireway.errors import PermanentError, RetryableError
 from wireway.registry import register_output
 
 RETRY_STATUSES = {408, 429}
+MESSAGE_ID_HEADER = "X-Wireway-Message-Id"
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """The signature header's value: `sha256=` and the HMAC-SHA256 of the body, in hex."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def classify(response: httpx.Response) -> str | None:
@@ -39,18 +48,30 @@ class HttpClientOutput(Output):
         )
         self.jsonl = self.iface.format == "jsonl"
         self.limit = asyncio.Semaphore(self.config.concurrency)
+        signing = self.config.hmac
+        self.secret = signing.secret.encode() if signing is not None and signing.secret else None
 
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def send(self, body: bytes, content_type: str) -> httpx.Response:
+    def headers(self, body: bytes, content_type: str, message_id: str | None) -> dict[str, str]:
+        headers = {"content-type": content_type}
+        if message_id is not None:
+            headers[MESSAGE_ID_HEADER] = message_id
+        if self.secret is not None:
+            assert self.config.hmac is not None
+            headers[self.config.hmac.signature_header] = signature(self.secret, body)
+            headers[self.config.hmac.timestamp_header] = str(int(time.time()))
+        return headers
+
+    async def send(self, body: bytes, content_type: str, message_id: str | None = None) -> httpx.Response:
         try:
             async with self.limit:
                 return await self.client.request(
                     self.config.method,
                     self.config.address,
                     content=body,
-                    headers={"content-type": content_type},
+                    headers=self.headers(body, content_type, message_id),
                 )
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timeout after {self.config.timeout}s") from exc
@@ -70,7 +91,10 @@ class HttpClientOutput(Output):
             return None
         # One request per message, concurrently; a retryable failure retries the batch.
         responses = await asyncio.gather(
-            *(self.send(formats.encode_one(m, payload_only), "application/json") for m in batch),
+            *(
+                self.send(formats.encode_one(m, payload_only), "application/json", m.message_id)
+                for m in batch
+            ),
             return_exceptions=True,
         )
         refused: dict[int, str] = {}
