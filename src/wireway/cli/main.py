@@ -282,7 +282,7 @@ def docs(
 
         patterns = [p for target in paths or [default_target()] for p in load_or_exit(target)]
         asyncapi.write_text(asyncapi_text(patterns, yaml=asyncapi.suffix in (".yaml", ".yml")))
-        console.print(f"wrote {asyncapi}", markup=False)
+        console.print(f"wrote {asyncapi}", markup=False, soft_wrap=True)
         return
     from wireway.docgen import generate
 
