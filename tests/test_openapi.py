@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import jsonschema
+import msgspec
 from starlette.routing import Route
 
 from conftest import DATA, free_port
@@ -199,3 +200,43 @@ async def test_openapi_describes_every_route_and_the_real_answers(tmp_path: Path
             alert = "/api/v1/alerts/{alert_id}/{action}"
             check.answer("post", alert, await c.post("/api/v1/alerts/nope/ack", headers=admin))
     assert len(check.checked) >= 20, sorted(check.checked)
+
+
+def test_routes_without_a_description_are_listed_and_path_parameters_found() -> None:
+    """The generic mechanism on its own: a described route, one matched by method and
+    path, one nobody described (listed all the same), and `{id:int}` as a parameter."""
+    from wireway.apispec.openapi import Body, RouteDoc, describe, document, openapi_document
+
+    async def endpoint(request: Any) -> None:
+        return None
+
+    class Item(msgspec.Struct):
+        id: int
+        name: str
+
+    routes = describe(
+        [
+            document(
+                Route("/items", endpoint, methods=["POST"]), RouteDoc("Add", "POST", request=(Body(Item),))
+            ),
+            Route("/items/{id:int}", endpoint, methods=["GET", "DELETE"]),
+            Route("/plain", endpoint),
+        ],
+        [RouteDoc("One item", "GET", "/items/{id:int}", responses={200: Body(Item), 404: "no such item"})],
+    )
+    document_ = openapi_document(routes, title="t", version="1")
+    assert set(document_["paths"]) == {"/items", "/items/{id}", "/plain"}
+    added = document_["paths"]["/items"]["post"]
+    assert added["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Item"
+    }
+    one = document_["paths"]["/items/{id}"]["get"]
+    assert one["summary"] == "One item"
+    assert one["parameters"] == [
+        {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    ]
+    assert one["responses"]["404"] == {"description": "no such item"}
+    gone = document_["paths"]["/items/{id}"]["delete"]
+    assert gone["responses"] == {"200": {"description": "not described"}}
+    assert set(document_["paths"]["/plain"]) == {"get"}
+    assert document_["components"]["schemas"]["Item"]["required"] == ["id", "name"]

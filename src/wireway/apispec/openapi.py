@@ -23,7 +23,9 @@ from starlette.routing import BaseRoute, Route
 OPENAPI_VERSION = "3.1.0"
 ATTRIBUTE = "openapi_docs"  # where `document` keeps a route's descriptions
 REF = "#/components/schemas/{name}"
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?\}")
+# Starlette's path convertors, as JSON Schema
+_CONVERTORS = {"int": {"type": "integer", "minimum": 0}, "float": {"type": "number", "minimum": 0}}
 _HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "OPTIONS", "PATCH", "TRACE")
 
 
@@ -148,7 +150,7 @@ def _content(body: Body, schemas: _Schemas) -> dict[str, Any]:
     return {body.media_type: {"schema": schemas.add(body.schema)}}
 
 
-def _operation(doc: RouteDoc, path_params: list[str], schemas: _Schemas) -> dict[str, Any]:
+def _operation(doc: RouteDoc, path_params: list[tuple[str, str]], schemas: _Schemas) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": doc.summary}
     if doc.description:
         operation["description"] = doc.description
@@ -165,7 +167,7 @@ def _operation(doc: RouteDoc, path_params: list[str], schemas: _Schemas) -> dict
         for p in doc.parameters
     ]
     given = {p.name for p in doc.parameters if p.location == "path"}
-    params += [_path_param(name) for name in path_params if name not in given]
+    params += [_path_param(name, convertor) for name, convertor in path_params if name not in given]
     if params:
         operation["parameters"] = params
     if doc.request:
@@ -192,8 +194,9 @@ def _operation(doc: RouteDoc, path_params: list[str], schemas: _Schemas) -> dict
     return operation
 
 
-def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def _path_param(name: str, convertor: str) -> dict[str, Any]:
+    schema = dict(_CONVERTORS.get(convertor, {"type": "string"}))
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def _scheme_name(header: str) -> str:
