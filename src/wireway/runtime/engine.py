@@ -277,6 +277,9 @@ class Engine:
         if self.sqlite:
             await self.sqlite.close()
         await self.memory.close()
+        if self._lock_fd is not None:  # another engine (in this process too) may use the folder now
+            os.close(self._lock_fd)
+            self._lock_fd = None
         logger.info(
             "wireway stopped",
             seconds=round(time.monotonic() - t0, 2),

@@ -18,6 +18,7 @@ from wireway.registry import register_output
 
 RETRY_STATUSES = {408, 429}
 MESSAGE_ID_HEADER = "X-Wireway-Message-Id"
+ANSWERED_LIMIT = 100_000  # confirmed ids of retried batches remembered at most
 
 
 def signature(secret: bytes, body: bytes) -> str:
@@ -48,6 +49,9 @@ class HttpClientOutput(Output):
         )
         self.jsonl = self.iface.format == "jsonl"
         self.limit = asyncio.Semaphore(self.config.concurrency)
+        # ids of messages confirmed while their batch is retried for others (kept only until
+        # the batch is done; a batch is at most the output's batch size)
+        self.answered: set[str] = set()
         signing = self.config.hmac
         self.secret = signing.secret.encode() if signing is not None and signing.secret else None
 
@@ -89,17 +93,20 @@ class HttpClientOutput(Output):
             if reason:
                 raise PermanentError(reason)
             return None
-        # One request per message, concurrently; a retryable failure retries the batch.
+        # One request per message, concurrently; a retryable failure retries the batch,
+        # and then the messages already confirmed are not sent again
+        answered = self.answered
+        todo = [i for i, msg in enumerate(batch) if msg.message_id not in answered]
         responses = await asyncio.gather(
             *(
-                self.send(formats.encode_one(m, payload_only), "application/json", m.message_id)
-                for m in batch
+                self.send(formats.encode_one(batch[i], payload_only), "application/json", batch[i].message_id)
+                for i in todo
             ),
             return_exceptions=True,
         )
         refused: dict[int, str] = {}
         retry: BaseException | None = None
-        for i, resp in enumerate(responses):
+        for i, resp in zip(todo, responses, strict=True):
             if isinstance(resp, BaseException):
                 retry = retry or resp
                 continue
@@ -110,6 +117,12 @@ class HttpClientOutput(Output):
                 continue
             if why:
                 refused[i] = why
+            else:
+                answered.add(batch[i].message_id)
         if retry is not None:
+            if len(answered) > ANSWERED_LIMIT:  # batches given up on left theirs behind
+                answered.clear()
             raise retry
+        for msg in batch:  # the batch is done: its ids need not be remembered any longer
+            answered.discard(msg.message_id)
         return refused or None
