@@ -8,9 +8,9 @@ the built-in application hands its outputs (`wireway bench sensor` bodies, a
 - sql rows: `Plan.rows` for the `sensor_readings` columns of sensors.yaml
   (PostgreSQL dialect, the table described as `describe()` would), per batch as
   `SqlOutput.write` does
-- alerts: `SensorAlertsOutput.write` with the default rules; a tenth of the devices
-  are `secure_area: true` and the clock is outside business hours, so presence
-  alerts open and repeat
+- alerts: the `sensor_alerts` step (`SensorAlerts.process`) with the default rules; a
+  tenth of the devices are `secure_area: true` and the clock is outside business
+  hours, so presence alerts open and repeat (and are emitted as messages)
 - state: `Devices.record` (a database that does nothing), `OccupancyTracker.update`
   and the whole `SensorStateOutput.write`
 
@@ -36,16 +36,17 @@ import msgspec
 import yaml
 
 from wireway.apps.sensor_ingest import metrics
-from wireway.apps.sensor_ingest.alerts_output import SensorAlertsConfig, SensorAlertsOutput
-from wireway.apps.sensor_ingest.app import sensor_app
+from wireway.apps.sensor_ingest.app import READINGS_TYPE, SensorApp
 from wireway.apps.sensor_ingest.devices import Devices
 from wireway.apps.sensor_ingest.occupancy import OccupancyTracker
 from wireway.apps.sensor_ingest.state_output import SensorStateConfig, SensorStateOutput
+from wireway.apps.sensor_ingest.steps import SensorAlerts, SensorAlertsConfig
 from wireway.bench.load import reading_json
 from wireway.connectors.sql.columns import ColumnInfo
 from wireway.connectors.sql.config import SqlOutputConfig
 from wireway.connectors.sql.plan import Plan
 from wireway.envelope import Message, canonical_timestamp, stable_id
+from wireway.processors.base import EngineView
 
 BATCH = 500  # the application's batch_size
 DEVICES = 100
@@ -76,7 +77,11 @@ def outputs_config() -> dict[str, dict[str, Any]]:
 
 def sql_config(url: str) -> SqlOutputConfig:
     """The storage output of sensors.yaml, writing to `url`."""
-    options = {k: v for k, v in outputs_config()["sql"].items() if k not in ("type", "name", "parallel")}
+    options = {
+        k: v
+        for k, v in outputs_config()["sql"].items()
+        if k not in ("type", "name", "parallel", "when", "schema")
+    }
     return msgspec.convert({**options, "url": url}, SqlOutputConfig)
 
 
@@ -98,7 +103,7 @@ def batches(n: int, start: float) -> list[list[Message]]:
             payload["received_at"] = received_at
             payload["device_metadata"] = metadata_of(i % DEVICES)
             msg_id = stable_id(payload["device_id"], canonical_timestamp(payload["timestamp"]))
-            batch.append(Message(msg_id, received_at, payload, source="mqtt"))
+            batch.append(Message(msg_id, received_at, payload, source="mqtt", message_type=READINGS_TYPE))
         out.append(batch)
     return out
 
@@ -143,6 +148,7 @@ class NullDb:
     """A Database that takes statements and does nothing (for the device registry)."""
 
     dialect = "postgresql"
+    own_schema = "wireway"
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         return None
@@ -161,28 +167,30 @@ class Clock:
         return NIGHT + (time.time() - self.start)
 
 
-def alerts_output() -> SensorAlertsOutput:
-    options = {
-        k: v for k, v in outputs_config()["sensor_alerts"].items() if k not in ("type", "name", "parallel")
-    }
-    options["mqtt"] = {"enabled": False}
-    config = msgspec.convert(options, SensorAlertsConfig)
-    output = SensorAlertsOutput(config, SimpleNamespace(name="alerts"), None)
-    engine = output.engine
-    engine.clock = Clock()
+def alerts_step() -> SensorAlerts:
+    """The sensor_alerts step of sensors.yaml."""
+    steps = yaml.safe_load(PATTERN.read_text())["processors"]
+    options = next(step["sensor_alerts"] for step in steps if "sensor_alerts" in step)
+    step = SensorAlerts(msgspec.convert(options, SensorAlertsConfig), base_dir=Path("."))
+    step.engine.clock = Clock()
+    return step
 
-    async def persist(alert: dict[str, Any]) -> None:
+
+def sensor_app() -> SensorApp:
+    """An application service that is not started, its device registry on a NullDb."""
+
+    async def publish(messages: list[Message]) -> None:
         return None
 
-    engine.persist = persist
-    return output
-
-
-def state_output() -> SensorStateOutput:
-    pattern = SimpleNamespace(monitoring=SimpleNamespace(per_device=False))
-    output = SensorStateOutput(SensorStateConfig(hold_seconds=30), SimpleNamespace(name="state"), pattern)
-    app = sensor_app()
+    app = SensorApp(EngineView(Path("."), ("127.0.0.1", 0), lambda: 0, lambda: 0, publish))
     app.devices = Devices(NullDb())  # type: ignore[arg-type]
+    return app
+
+
+def state_output(app: SensorApp) -> SensorStateOutput:
+    pattern = SimpleNamespace(monitoring=SimpleNamespace(per_device=False))
+    output = SensorStateOutput(SensorStateConfig(), SimpleNamespace(name="state"), pattern)
+    output.use_service(app)
     output.saved = time.monotonic()
     return output
 
@@ -238,16 +246,17 @@ async def main_async(args: argparse.Namespace) -> None:
         lambda: sql_rows(plans[0], data), count, rounds, new_plan
     )
 
-    alerts = alerts_output()
+    alerts = alerts_step()
 
     async def alert_all() -> None:
         for batch in data:
-            await alerts.write(batch)
+            await alerts.process(batch)
 
-    results["alerts SensorAlertsOutput.write"] = await abest_us(alert_all, count, rounds)
+    results["alerts SensorAlerts.process"] = await abest_us(alert_all, count, rounds)
 
-    state = state_output()
-    devices = sensor_app().devices
+    app = sensor_app()
+    state = state_output(app)
+    devices = app.devices
     assert devices is not None
 
     async def record_all() -> None:

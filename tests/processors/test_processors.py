@@ -9,11 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter
 
+from wireway.apps.sensor_ingest.app import SensorApp
 from wireway.apps.sensor_ingest.enrich import EnrichConfig, SensorEnrich
 from wireway.apps.sensor_ingest.metrics import INGESTED, _Ingested
 from wireway.envelope import Message, from_value
 from wireway.errors import ConfigError
 from wireway.observability.metrics import REGISTRY
+from wireway.processors.base import EngineView, Processor
 from wireway.processors.dedupe import Dedupe, DedupeConfig, SeenCache
 from wireway.processors.filter import Filter, FilterConfig
 from wireway.processors.python import Python, PythonConfig
@@ -27,15 +29,21 @@ def msgs(*payloads: object) -> list[Message]:
     return [from_value(p, source="t") for p in payloads]
 
 
+async def run(step: Processor, batch: list[Message]) -> tuple[list[Message], list[tuple[Message, list[str]]]]:
+    """(passed, failed) of a step that emits nothing."""
+    result = await step.process(batch)
+    assert result.emitted == []
+    return result.passed, result.failed
+
+
 async def test_validate_names_every_failing_field() -> None:
     """Every broken rule is listed with its payload path."""
     v = Validate(ValidateConfig(schema="schemas/order.json"), base_dir=GOOD)
-    passed, failed = await v.process(msgs({"id": 1, "total": 5}, {"id": 0, "total": -1}))
+    passed, failed = await run(v, msgs({"id": 1, "total": 5}, {"id": 0, "total": -1}))
     assert [m.payload["id"] for m in passed] == [1]
-    ((_, reason),) = failed
-    assert reason.startswith("validation: ")
-    assert "payload.id: 0 is less than the minimum of 1" in reason
-    assert "payload.total: -1 is less than the minimum of 0" in reason
+    ((_, reasons),) = failed
+    assert "payload.id: 0 is less than the minimum of 1" in reasons
+    assert "payload.total: -1 is less than the minimum of 0" in reasons
 
 
 def test_validate_missing_schema_is_a_config_error() -> None:
@@ -58,7 +66,7 @@ async def test_transform_set_rename_drop() -> None:
         ),
         base_dir=GOOD,
     )
-    passed, failed = await t.process(msgs({"n": 21, "secret": "x"}))
+    passed, failed = await run(t, msgs({"n": 21, "secret": "x"}))
     assert failed == []
     assert passed[0].payload == {"seen_by": "kit-01", "double": 42, "count": 21}
     assert passed[0].metadata.priority == "high"
@@ -67,15 +75,16 @@ async def test_transform_set_rename_drop() -> None:
 async def test_transform_error_goes_to_failed() -> None:
     """A mapping that cannot evaluate rejects that message with the reason."""
     t = Transform(TransformConfig(set={"payload.x": "payload.missing + 1"}), base_dir=GOOD)
-    passed, failed = await t.process(msgs({"a": 1}))
+    passed, failed = await run(t, msgs({"a": 1}))
     assert passed == []
-    assert failed[0][1].startswith("transform:")
+    ((_, [reason]),) = failed
+    assert reason.startswith("transform:")
 
 
 async def test_filter_keeps_matching() -> None:
     """Messages for which the condition is false are dropped, not failed."""
     f = Filter(FilterConfig(when="payload.t > 20"), base_dir=GOOD)
-    passed, failed = await f.process(msgs({"t": 25}, {"t": 10}, {"x": 1}))
+    passed, failed = await run(f, msgs({"t": 25}, {"t": 10}, {"x": 1}))
     assert [m.payload for m in passed] == [{"t": 25}]
     assert failed == []
 
@@ -97,11 +106,11 @@ async def test_python_sync_async_and_exceptions(tmp_path: Path) -> None:
         "    return None if m['payload']['n'] % 2 else m\n"
     )
     p = Python(PythonConfig(function="userfuncs:enrich"), base_dir=tmp_path)
-    passed, failed = await p.process(msgs({"n": 1}, {"boom": 1}))
+    passed, failed = await run(p, msgs({"n": 1}, {"boom": 1}))
     assert passed[0].payload == {"n": 1, "enriched": True}
-    assert failed[0][1] == "python RuntimeError: boom"
+    assert failed[0][1] == ["python RuntimeError: boom"]
     d = Python(PythonConfig(function="userfuncs:drop_odd"), base_dir=tmp_path)
-    passed, failed = await d.process(msgs({"n": 1}, {"n": 2}))
+    passed, failed = await run(d, msgs({"n": 1}, {"n": 2}))
     assert [m.payload["n"] for m in passed] == [2]
 
 
@@ -137,13 +146,13 @@ def ids(*message_ids: str) -> list[Message]:
 async def test_dedupe_drops_repeats_within_a_batch_and_after_commit() -> None:
     """A key passes once per batch; once committed it is dropped in later batches."""
     d = Dedupe(DedupeConfig(), base_dir=GOOD)
-    passed, failed = await d.process(ids("a", "b", "a"))
+    passed, failed = await run(d, ids("a", "b", "a"))
     assert [m.message_id for m in passed] == ["a", "b"]
     assert failed == []
-    passed, _ = await d.process(ids("c", "d"))  # nothing committed yet: all new
+    passed, _ = await run(d, ids("c", "d"))  # nothing committed yet: all new
     assert [m.message_id for m in passed] == ["c", "d"]
     d.committed(ids("a", "b"))
-    passed, _ = await d.process(ids("b", "e", "a", "f"))
+    passed, _ = await run(d, ids("b", "e", "a", "f"))
     assert [m.message_id for m in passed] == ["e", "f"]
 
 
@@ -151,12 +160,12 @@ async def test_dedupe_by_expression() -> None:
     """A CEL key dedupes on payload content; a key that cannot be evaluated fails the message."""
     d = Dedupe(DedupeConfig(key="payload.n"), base_dir=GOOD)
     batch = [*ids("x", "y"), Message(message_id="z", timestamp="2026-01-01T00:00:00Z", payload={})]
-    passed, failed = await d.process(batch)
+    passed, failed = await run(d, batch)
     assert [m.message_id for m in passed] == ["x", "y"]
     assert [m.message_id for m, _ in failed] == ["z"]
-    assert failed[0][1].startswith("dedupe: cannot evaluate key")
+    assert failed[0][1][0].startswith("dedupe: cannot evaluate key")
     d.committed(passed)
-    passed, _ = await d.process(ids("x", "w"))
+    passed, _ = await run(d, ids("x", "w"))
     assert [m.message_id for m in passed] == ["w"]
 
 
@@ -208,19 +217,28 @@ def samples(ingested: _Ingested) -> dict[tuple[tuple[str, str], ...], float]:
 async def test_sensor_enrich_counts_committed_readings() -> None:
     """committed() adds each reading's sensors to sensor_data_ingested_total."""
     enrich = SensorEnrich(EnrichConfig(), base_dir=GOOD)
+    enrich.use_service(SensorApp(view()))  # not started: no registry, every device accepted
     reading = {
         "device_id": "enrich-count-1",
         "timestamp": "2025-10-16T18:33:58.123Z",
         "sensors": {"pir": {"motion_detected": True}, "mq134": {"gas_concentration": 5}},
     }
     batch = [from_value(dict(reading), source="t") for _ in range(3)]
-    passed, failed = await enrich.process(batch)
+    passed, failed = await run(enrich, batch)
     assert (len(passed), failed) == (3, [])
     assert passed[0].payload["received_at"] == passed[0].timestamp
+    assert passed[0].message_type == "sensor-data"
     before = {t: ingested(t, "enrich-count-1") for t in ("pir", "mq134")}
     enrich.committed(passed)
     after = {t: ingested(t, "enrich-count-1") for t in ("pir", "mq134")}
     assert {t: after[t] - before[t] for t in after} == {"pir": 3, "mq134": 3}
+
+
+def view() -> EngineView:
+    async def publish(messages: list[Message]) -> None:
+        raise AssertionError("nothing to publish")
+
+    return EngineView(Path("."), ("127.0.0.1", 0), lambda: 0, lambda: 0, publish)
 
 
 def ingested(sensor_type: str, device_id: str) -> float:

@@ -257,7 +257,9 @@ class PatternRunner:
             spec = lookup("output", iface.type)
             assert spec is not None
             self.routes.append(Route(self, iface, spec.cls(iface.config, iface, pattern)))
-        self.needs_context = any(r.iface.when is not None for r in self.routes)
+        self.by_type_only = [
+            r.iface.when is not None and set(r.iface.when.names) == {"messageType"} for r in self.routes
+        ]
         self.context_of = context_builder(
             {name for r in self.routes if r.iface.when is not None for name in r.iface.when.names}
         )
@@ -426,12 +428,26 @@ class PatternRunner:
         for route in self.routes:
             if not route.output.listening:
                 idle[route] = 0
+        # a `when:` that reads only messageType is tested once per type and batch
+        by_type: dict[tuple[int, str], bool] = {}
+        by_type_only = self.by_type_only
         for msg in msgs:
-            ctx = self.context_of(msg) if self.needs_context else None
+            ctx = None
             hit = False
-            for route in self.routes:
+            for n, route in enumerate(self.routes):
                 when = route.iface.when
-                if when is None or (ctx is not None and when.test(ctx)):
+                if when is None:
+                    chosen = True
+                elif by_type_only[n]:
+                    key = (n, msg.message_type)
+                    chosen = by_type.get(key)  # type: ignore[assignment]
+                    if chosen is None:
+                        chosen = by_type[key] = when.test({"messageType": msg.message_type})
+                else:
+                    if ctx is None:
+                        ctx = self.context_of(msg)
+                    chosen = when.test(ctx)
+                if chosen:
                     if idle and route in idle:
                         idle[route] += 1
                     else:

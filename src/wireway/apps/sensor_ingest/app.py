@@ -291,7 +291,19 @@ class SensorApp(AppService):
         """A device's metadata changed: its occupancy counts at its location from now on."""
         if self.occupancy is not None:
             self.occupancy.move(device_id, location_of(metadata))
-            await self.view.publish(self.occupancy_messages())
+            await self.send_occupancy_changes()
+
+    async def send_occupancy_changes(self) -> None:
+        """Put the occupancy changes no reading carried (a hold running out, a device
+        moved) in the outboxes; kept for the next call if they cannot be stored now."""
+        messages = self.occupancy_messages()
+        if not messages:
+            return
+        try:
+            await self.view.publish(messages)
+        except BaseException:
+            self.occupancy_changes[:0] = [msg.payload for msg in messages]
+            raise
 
     async def refresh_loop(self) -> None:
         """Reload keys, check the database and vacate devices whose occupancy hold ran
@@ -311,7 +323,7 @@ class SensorApp(AppService):
             if self.occupancy is not None:
                 try:
                     self.occupancy.tick()
-                    await self.view.publish(self.occupancy_messages())
+                    await self.send_occupancy_changes()
                 except Exception as exc:  # noqa: BLE001  (keep refreshing keys)
                     logger.warning("occupancy tick failed", error=str(exc))
 
