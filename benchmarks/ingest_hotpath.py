@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from delivery_hotpath import sensor_app
 
 from wireway.apps.sensor_ingest.enrich import EnrichConfig, SensorEnrich
 from wireway.apps.sensor_ingest.metrics import INGESTED
@@ -99,6 +100,7 @@ def main() -> None:
     results["check_reading"] = best_us(checks, n, rounds)
 
     enrich = SensorEnrich(EnrichConfig(), base_dir=Path("."))
+    enrich.use_service(sensor_app())
     groups = batches(messages(payloads, arrived))
     results["SensorEnrich.process"] = best_us(lambda: [run(enrich.process(b)) for b in groups], n, rounds)
     INGESTED.setup(False)
