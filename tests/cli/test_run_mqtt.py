@@ -178,7 +178,8 @@ def test_demo_without_a_broker_leaves_mqtt_out(no_broker: dict[str, Any], tmp_pa
     assert mqtt_inputs(no_broker["patterns"]) == []
     assert "no MQTT broker answers at 127.0.0.1:1883" in result.output
     assert no_broker["probes"] == [("127.0.0.1", 1883)]
-    assert no_broker["kwargs"]["simulate"] == 3
+    demo = no_broker["kwargs"]["alongside"]  # the demo devices start beside the engine
+    assert demo.keywords == {"devices": 3}
 
 
 def test_demo_with_a_broker_url_keeps_mqtt(no_broker: dict[str, Any], tmp_path: Path) -> None:
