@@ -1,0 +1,467 @@
+"""Every registered input and output behaves the same way (the connector contract).
+
+The tests are parametrized over the registry's names, so a new connector is covered
+as soon as it registers: it needs a row in INPUTS or OUTPUTS below (how to feed it or
+how to observe it, and a bad address to try), else its test fails with "add a
+conformance fixture for <type>". For each one: start a pattern, send 1,000 messages,
+see all of them arrive (in order where the transport orders), stop; a bad address is
+a `wireway check` error naming the field, not a traceback; wireway_messages_total
+counts the messages. An input is fed directly and observed through a file output; an
+output is fed through a tcp input. The servers are the real local ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import paho.mqtt.client as paho
+import pytest
+import redis.asyncio as aioredis
+from paho.mqtt.enums import CallbackAPIVersion
+from websockets.asyncio.client import connect
+
+from conftest import free_port, need_service, wireway
+from support import Sink, base_url, engine_from, eventually
+from wireway import registry
+from wireway.config import load_pattern
+from wireway.connectors.websocket import get_hub
+from wireway.observability.metrics import REGISTRY
+from wireway.runtime.engine import Engine
+
+COUNT = 1000
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+# components of the sensor application, tested with it (tests/apps/)
+APPLICATION = {("input", "sensor_http"), ("output", "sensor_state")}
+SERVICES = {"mqtt": ("mosquitto", 1883), "redis": ("redis", 6379), "sql": ("postgresql", 5432)}
+
+
+@dataclass
+class Case:
+    """One run of the contract: names, ports and what the observer saw."""
+
+    kind: str
+    type: str
+    tmp: Path
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    port: int = field(default_factory=free_port)
+    seen: list[Any] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def pattern(self) -> str:
+        return f"conformance-{self.kind}-{self.type}-{self.tag}"
+
+    def saw(self, values: list[Any]) -> None:
+        with self.lock:
+            self.seen.extend(values)
+
+    def numbers(self) -> list[int]:
+        with self.lock:
+            return [v["n"] for v in self.seen if isinstance(v, dict) and "n" in v]
+
+
+def messages() -> list[dict[str, int]]:
+    return [{"n": i} for i in range(COUNT)]
+
+
+def lines_of(path: Path) -> list[Any]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+class MqttPeer:
+    """The test's own MQTT client (paho, with its network thread)."""
+
+    def __init__(self, case: Case) -> None:
+        self.case = case
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"conf-{case.tag}")
+        self.subscribed = threading.Event()
+        self.client.on_message = lambda c, u, m: case.saw([json.loads(m.payload)])
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
+        self.client.connect("127.0.0.1", 1883, 30)
+        self.client.loop_start()
+
+    def subscribe(self, topic: str) -> None:
+        self.client.subscribe(topic, 1)
+        assert self.subscribed.wait(5), "the test's MQTT client could not subscribe"
+
+    def publish(self, topic: str, values: list[dict[str, Any]]) -> None:
+        for value in values:
+            self.client.publish(topic, json.dumps(value), 1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+# ---- inputs: the entry under test, how to feed it, whether the transport orders -----
+
+
+@dataclass(frozen=True)
+class InputFixture:
+    entry: Callable[[Case], str]
+    feed: Callable[[Case, Engine, Path], Awaitable[None]]
+    ordered: bool
+    bad: tuple[str, str]  # an entry with a wrong address, and the field the error names
+
+
+async def feed_http(case: Case, engine: Engine, out: Path) -> None:
+    values = messages()
+    async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as client:
+        for start in range(0, COUNT, 100):  # one request after the other: in order
+            answer = await client.post("/conformance", json=values[start : start + 100])
+            assert answer.status_code == 202, answer.text
+
+
+async def feed_tcp(case: Case, engine: Engine, out: Path) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", case.port)
+    writer.write(b"".join(json.dumps(v).encode() + b"\n" for v in messages()))
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def feed_mqtt(case: Case, engine: Engine, out: Path) -> None:
+    peer = MqttPeer(case)
+    topic = f"conformance/{case.tag}"
+    try:
+        # the input subscribes after start: probe until a message gets through
+        for attempt in range(100):
+            peer.publish(topic, [{"probe": attempt}])
+            if any("probe" in v for v in lines_of(out)):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the mqtt input never received a probe")
+        peer.publish(topic, messages())
+        await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+    finally:
+        peer.close()
+
+
+INPUTS: dict[str, InputFixture] = {
+    "http": InputFixture(
+        lambda c: "{type: http, address: /conformance}",
+        feed_http,
+        ordered=True,
+        bad=("{type: http, address: conformance}", "address"),
+    ),
+    "tcp": InputFixture(
+        lambda c: f'{{type: tcp, address: "127.0.0.1:{c.port}"}}',
+        feed_tcp,
+        ordered=True,
+        bad=('{type: tcp, address: "127.0.0.1"}', "address"),
+    ),
+    "mqtt": InputFixture(
+        lambda c: (
+            f"{{type: mqtt, url: 'mqtt://127.0.0.1:1883', topics: [conformance/{c.tag}], "
+            f"client_id: conf-in-{c.tag}, clean_session: true}}"
+        ),
+        feed_mqtt,
+        ordered=True,  # one publisher, QoS 1, one topic
+        bad=("{type: mqtt, url: 'http://127.0.0.1:1883', topics: [a]}", "url"),
+    ),
+}
+
+
+# ---- outputs: the entry under test and how to observe what it delivered -------------
+
+
+@dataclass(frozen=True)
+class OutputFixture:
+    entry: Callable[[Case], str]
+    observe: Callable[[Case, pytest.FixtureRequest], Any]  # an async context manager
+    ordered: bool
+    bad: tuple[str, str] | None  # None: the type has no address to get wrong
+
+
+@asynccontextmanager
+async def observe_file(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    yield lambda: case.saw(lines_of(case.tmp / "out.jsonl")[len(case.seen) :])
+
+
+@asynccontextmanager
+async def observe_stdout(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    capture = request.getfixturevalue("capsys")
+
+    def poll() -> None:
+        text = capture.readouterr().out
+        case.saw([json.loads(x) for x in text.splitlines() if x.startswith("{")])
+
+    yield poll
+
+
+@asynccontextmanager
+async def observe_http_client(
+    case: Case, request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[[], None]]:
+    sink = Sink()
+    case.port = sink.port
+    try:
+        yield lambda: case.saw(sink.received[len(case.seen) :])
+    finally:
+        sink.close()
+
+
+@asynccontextmanager
+async def observe_mqtt(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    peer = MqttPeer(case)
+    peer.subscribe(f"conformance-out/{case.tag}")
+    try:
+        yield lambda: None  # paho's thread records what arrives
+    finally:
+        peer.close()
+
+
+@asynccontextmanager
+async def observe_redis(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    pubsub = client.pubsub()
+    await pubsub.subscribe(f"conformance-{case.tag}")
+
+    async def drain() -> None:
+        for _ in range(COUNT * 2):
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+            if message is None:
+                return
+            case.saw([json.loads(message["data"])])
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def poll() -> None:
+        if not tasks:
+            task = asyncio.get_running_loop().create_task(drain())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    try:
+        yield poll
+    finally:
+        for task in list(tasks):
+            await task
+        await pubsub.aclose()
+        await client.aclose()
+
+
+@asynccontextmanager
+async def observe_sql(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    table = f"conformance_{case.tag}"
+    database = await asyncpg.connect(PG)
+    await database.execute(f"CREATE TABLE {table} (message_id text PRIMARY KEY, n integer NOT NULL)")
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def query() -> None:
+        rows = await database.fetch(f"SELECT n FROM {table} ORDER BY n")
+        with case.lock:
+            case.seen[:] = [{"n": row["n"]} for row in rows]
+
+    def poll() -> None:
+        if not tasks:
+            task = asyncio.get_running_loop().create_task(query())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    try:
+        yield poll
+    finally:
+        for task in list(tasks):
+            await task
+        await database.execute(f"DROP TABLE IF EXISTS {table}")
+        await database.close()
+
+
+@asynccontextmanager
+async def observe_websocket(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    case.port = free_port()  # the output's own extra port: reachable before the engine has an address
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def listen() -> None:
+        for _ in range(200):  # until the engine has started its server
+            try:
+                async with connect(f"ws://127.0.0.1:{case.port}/conformance") as client:
+                    async for text in client:
+                        received.put_nowait(json.loads(text))
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+
+    listener = asyncio.get_running_loop().create_task(listen())
+
+    def poll() -> None:
+        while not received.empty():
+            message = received.get_nowait()
+            if message.get("type") == "conformance":
+                case.saw([message["data"]])
+
+    try:
+        yield poll
+    finally:
+        listener.cancel()
+
+
+OUTPUTS: dict[str, OutputFixture] = {
+    "file": OutputFixture(
+        lambda c: f"{{type: file, address: '{c.tmp}/out.jsonl', payload_only: true}}",
+        observe_file,
+        ordered=True,
+        bad=("{type: file, address: 'out/'}", "address"),
+    ),
+    "stdout": OutputFixture(lambda c: "{type: stdout, payload_only: true}", observe_stdout, True, None),
+    "http_client": OutputFixture(
+        lambda c: f"{{type: http_client, address: 'http://127.0.0.1:{c.port}/hook', payload_only: true}}",
+        observe_http_client,
+        ordered=False,  # requests run concurrently (`concurrency`)
+        bad=("{type: http_client, address: '127.0.0.1:9000/hook'}", "address"),
+    ),
+    "mqtt": OutputFixture(
+        lambda c: (
+            f"{{type: mqtt, url: 'mqtt://127.0.0.1:1883', topic: 'conformance-out/{c.tag}', "
+            f"client_id: conf-out-{c.tag}}}"
+        ),
+        observe_mqtt,
+        ordered=True,
+        bad=("{type: mqtt, url: 'tcp://127.0.0.1:1883', topic: t}", "url"),
+    ),
+    "redis": OutputFixture(
+        lambda c: f"{{type: redis, url: 'redis://127.0.0.1:6379/0', channel: 'conformance-{c.tag}'}}",
+        observe_redis,
+        ordered=True,
+        bad=("{type: redis, url: 'http://127.0.0.1:6379'}", "url"),
+    ),
+    "sql": OutputFixture(
+        lambda c: (
+            f"{{type: sql, url: '{PG}', table: conformance_{c.tag}, "
+            "columns: {message_id: messageId, n: payload.n}}"
+        ),
+        observe_sql,
+        ordered=False,  # a table has no order
+        bad=("{type: sql, url: 'mysql://127.0.0.1/test', table: t, columns: {n: payload.n}}", "url"),
+    ),
+    "websocket": OutputFixture(
+        lambda c: (
+            f"{{type: websocket, path: /conformance, port: {c.port}, kind: conformance, "
+            "queue_size: 5000, buffer: memory}"
+        ),
+        observe_websocket,
+        ordered=True,
+        bad=("{type: websocket, path: conformance}", "path"),
+    ),
+}
+
+
+def components(kind: str) -> list[str]:
+    return [name for name in registry.names(kind) if (kind, name) not in APPLICATION]
+
+
+def fixture_of(kind: str, name: str) -> Any:
+    table: dict[str, Any] = INPUTS if kind == "input" else OUTPUTS
+    if name not in table:
+        pytest.fail(f"add a conformance fixture for {name} ({kind}) to {__file__}")
+    if name in SERVICES:
+        need_service(*SERVICES[name])
+    return table[name]
+
+
+def pattern_text(case: Case, inputs: str, outputs: str) -> str:
+    return f"""
+pattern: {{name: {case.pattern}}}
+interfaces:
+  input:
+    - {inputs}
+  output:
+    - {outputs}
+"""
+
+
+def counted(case: Case, component: str, outcome: str) -> float:
+    labels = {"pattern": case.pattern, "component": component, "outcome": outcome}
+    return REGISTRY.get_sample_value("wireway_messages_total", labels) or 0.0
+
+
+def check_arrived(case: Case, ordered: bool) -> None:
+    numbers = case.numbers()
+    assert sorted(numbers) == list(range(COUNT)), f"{len(numbers)} of {COUNT} arrived"
+    if ordered:
+        assert numbers == list(range(COUNT)), "out of order"
+
+
+@pytest.mark.parametrize("name", components("input"))
+async def test_input_carries_messages(name: str, tmp_path: Path) -> None:
+    """Start, feed 1,000 messages, see them in a file output (in order where the transport
+    orders), stop; each is counted as accepted."""
+    fixture: InputFixture = fixture_of("input", name)
+    case = Case("input", name, tmp_path)
+    out = tmp_path / "out.jsonl"
+    output = f"{{type: file, address: '{out}', payload_only: true}}"
+    async with engine_from(tmp_path, pattern_text(case, fixture.entry(case), output)) as engine:
+        await fixture.feed(case, engine, out)
+        await eventually(lambda: len([v for v in lines_of(out) if "n" in v]) >= COUNT, timeout=30)
+        # outputs may see messages while their outbox commit is under way; the input
+        # counts them once it returns
+        await eventually(lambda: counted(case, "ingest", "accepted") >= COUNT)
+    case.saw(lines_of(out))
+    check_arrived(case, fixture.ordered)
+    assert counted(case, "ingest", "accepted") >= COUNT
+
+
+@pytest.mark.parametrize("name", components("output"))
+async def test_output_delivers_messages(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Start, send 1,000 messages through a tcp input, see the peer get them (in order where
+    the transport orders), stop; each is counted as delivered."""
+    fixture: OutputFixture = fixture_of("output", name)
+    case = Case("output", name, tmp_path)
+    async with fixture.observe(case, request) as poll:
+        feeder = Case("input", "tcp", tmp_path)
+        entry = "{name: under-test, " + fixture.entry(case).removeprefix("{")
+        text = pattern_text(case, f'{{type: tcp, address: "127.0.0.1:{feeder.port}"}}', entry)
+        async with engine_from(tmp_path, text) as engine:
+            if name == "websocket":  # a live output: only clients connected now get messages
+                await eventually(lambda: len(get_hub("/conformance").stats()) > 0)
+            await feed_tcp(feeder, engine, tmp_path)
+
+            def arrived() -> bool:
+                poll()
+                return len(case.numbers()) >= COUNT
+
+            await eventually(arrived, timeout=30)
+            await eventually(lambda: counted(case, "under-test", "delivered") >= COUNT)
+        poll()
+    check_arrived(case, fixture.ordered)
+    assert counted(case, "under-test", "delivered") == COUNT
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("input", n) for n in components("input")] + [("output", n) for n in components("output")],
+)
+def test_bad_address_is_named(kind: str, name: str, tmp_path: Path) -> None:
+    """A wrong address is an error of `wireway check` on the line of the field, no traceback."""
+    table: dict[str, Any] = INPUTS if kind == "input" else OUTPUTS
+    if name not in table:
+        pytest.fail(f"add a conformance fixture for {name} ({kind}) to {__file__}")
+    if table[name].bad is None:
+        return  # nothing to point anywhere (stdout)
+    entry, key = table[name].bad
+    other = '{type: tcp, address: "127.0.0.1:7000"}' if kind == "output" else "{type: stdout}"
+    case = Case(kind, name, tmp_path)
+    text = pattern_text(case, *((entry, other) if kind == "input" else (other, entry)))
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    pattern, errors = load_pattern(path)
+    assert pattern is None, f"a bad {key} was accepted"
+    assert errors
+    line = 5 if kind == "input" else 7  # the entry's line in pattern_text
+    assert any(key in str(e) and f"bad.yaml:{line}" in str(e) for e in errors), [str(e) for e in errors]
+    result = wireway("check", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert key in result.stdout + result.stderr
