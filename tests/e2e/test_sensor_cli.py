@@ -65,36 +65,6 @@ def test_run_with_simulated_devices(tmp_path: Path) -> None:
     assert not (tmp_path / "data" / "sensors.db").exists()
 
 
-def test_run_keeps_an_earlier_sensors_db(tmp_path: Path) -> None:
-    """A data dir where an earlier version stored readings in sensors.db keeps them there."""
-    (tmp_path / "data").mkdir()
-    with sqlite3.connect(tmp_path / "data" / "sensors.db") as conn:
-        conn.execute("CREATE TABLE kept (x)")
-    proc, url = start(tmp_path)
-    try:
-        r = httpx.post(
-            url + "/api/v1/sensor-data",
-            json={
-                "device_id": "old-1",
-                "timestamp": "2025-10-16T18:33:58Z",
-                "sensors": {"pir": {"motion_detected": True}},
-            },
-            headers={"X-API-Key": ADMIN},
-            trust_env=False,
-        )
-        assert r.status_code == 202, r.text
-        deadline = time.monotonic() + 10
-        rows = 0
-        while time.monotonic() < deadline and not rows:
-            with sqlite3.connect(tmp_path / "data" / "sensors.db") as conn:
-                rows = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()[0]
-            time.sleep(0.1)
-        assert rows == 1
-    finally:
-        assert stop(proc) == 0
-    assert "storing into the existing sqlite:///" in " ".join((tmp_path / "out.txt").read_text().split())
-
-
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
     """Keys made by the CLI work against a running instance and stop working once revoked."""
     d = ["--data-dir", str(tmp_path / "data")]

@@ -152,8 +152,6 @@ class SensorApp(AppService):
         from wireway.connectors.websocket.hub import get_hub
 
         self.use_hub(get_hub("/ws"))
-        events.on_rejection(self._rejected)
-        events.on_delivered(self._delivered)
         try:
             await self.connect()
         except NotConnected as exc:  # any other error (a migration that fails) stops the start
@@ -166,6 +164,9 @@ class SensorApp(AppService):
                 await self.db.close()
             raise
         self._tasks.append(asyncio.create_task(self.refresh_loop(), name="wireway[sensor-app].refresh"))
+        # the process's event listeners; a start that failed above leaves none behind
+        events.on_rejection(self._rejected)
+        events.on_delivered(self._delivered)
 
     async def connect(self) -> None:
         """Reach the storage, migrate it, and load devices, keys, recent ids and open alerts."""
