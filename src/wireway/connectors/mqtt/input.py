@@ -163,6 +163,11 @@ class MqttInput(Input):
         try:
             while not self.stopping:
                 await self.wake.wait()
+                if self.config.linger and not self.ingesting and len(self.pending) < self.batch_limit:
+                    # a lone message at a low rate: wait briefly for others to share its
+                    # commit and its output writes (under load a batch is always being
+                    # stored, and what arrives meanwhile forms the next one anyway)
+                    await asyncio.sleep(self.config.linger)
                 self.wake.clear()
                 while self.pending and not self.stopping:
                     await self.slots.acquire()
