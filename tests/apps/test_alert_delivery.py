@@ -5,6 +5,7 @@ sql output only, and occupancy following a device to its new location."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -24,6 +25,7 @@ from sensor_support import client, metric, reading, sensor_engine, sensor_servic
 
 from conftest import free_port
 from support import eventually
+from wireway.apps.sensor_ingest.migrations import tables
 
 SECRET = "alert-secret"
 GAS = {"mq134": {"gas_concentration": 900, "unit": "ppm"}}
@@ -203,6 +205,45 @@ async def test_open_alerts_come_back_after_a_restart(tmp_path: Path) -> None:
         assert (await c.post("/api/v1/sensor-data", json=later)).status_code == 202
         (again,) = (await c.get("/api/v1/alerts")).json()["alerts"]
         assert (again["id"], again["count"]) == (first["id"], 2)
+
+
+async def test_an_alert_whose_batch_was_not_stored_is_sent_with_the_resend(tmp_path: Path) -> None:
+    """The buffer commit of the reading that opened an alert fails (503): the alert's
+    message was not stored either; the sender's resend carries it (once)."""
+    async with sensor_engine(tmp_path) as engine, client(engine) as c:
+        store = engine.sqlite
+        assert store is not None
+        real = store.enqueue
+        calls = 0
+
+        async def failing_once(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise OSError("disk I/O error")
+            return await real(*args, **kwargs)
+
+        store.enqueue = failing_once  # type: ignore[method-assign]
+        spike = reading("esp32-f", **GAS)
+        assert (await c.post("/api/v1/sensor-data", json=spike)).status_code == 503
+        state = next(r for r in engine.runners[0].routes if r.iface.name == "state")
+        assert state.queue.depth == 0  # nothing of that request was kept
+        assert (await c.post("/api/v1/sensor-data", json=spike)).status_code == 202
+        app = sensor_service(engine)
+        assert app.db is not None
+        table = tables(app.db).alerts
+        await eventually_async(lambda: app.db.fetch(f"SELECT id, state FROM {table}"), 1)  # type: ignore[union-attr]
+        (alert,) = app.alerts.list()  # type: ignore[union-attr]
+        rows = await app.db.fetch(f"SELECT id, count FROM {table}")
+        assert [(r["id"], r["count"]) for r in rows] == [(alert["id"], 1)]
+
+
+async def eventually_async(fetch: Any, count: int, timeout: float = 10.0) -> None:
+    """Wait until `await fetch()` gives `count` rows (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while len(await fetch()) != count:
+        assert time.monotonic() < deadline, f"not {count} rows in {timeout}s"
+        await asyncio.sleep(0.05)
 
 
 async def test_only_readings_reach_the_readings_table(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from wireway.processors.dedupe import Dedupe, DedupeConfig
 from wireway.registry import register_processor
 
 DEFAULT_HOLD_SECONDS = 30.0
+UNCONFIRMED_LIMIT = 10_000  # readings whose alerts wait for their batch to be stored
 
 
 class SensorDedupeConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -78,13 +79,38 @@ class SensorAlerts(Processor):
             [r for r in rules if r.name not in names] + list(config.rules),
             business_hours=config.business_hours,
         )
+        # reading id -> its alert messages, until the reading's batch is stored. The
+        # engine's state changes when a reading is evaluated and a reading evaluated again
+        # changes nothing, so a batch that was not stored (a failed commit, a refused
+        # request) would otherwise lose its alerts when the sender sends it again.
+        self.unconfirmed: dict[str, list[Message]] = {}
 
     def use_service(self, service: SensorApp) -> None:
         service.alerts = self.engine  # the API lists, acknowledges and clears them
 
     async def process(self, batch: list[Message]) -> StepResult:
-        events = self.engine.evaluate_many([msg.payload for msg in batch])
-        return StepResult(batch, emitted=[alert_message(event) for event in events] if events else [])
+        emitted: list[Message] = []
+        unconfirmed = self.unconfirmed
+        if unconfirmed:  # readings sent again after their first batch was not stored
+            for msg in batch:
+                again = unconfirmed.get(msg.message_id)
+                if again:
+                    emitted += again
+        for place, event in self.engine.evaluate_each([msg.payload for msg in batch]):
+            reading_id = batch[place].message_id
+            alert = alert_message(event, reading_id)
+            emitted.append(alert)
+            unconfirmed.setdefault(reading_id, []).append(alert)
+        if len(unconfirmed) > UNCONFIRMED_LIMIT:  # readings never sent again: forget the oldest
+            del unconfirmed[next(iter(unconfirmed))]
+        return StepResult(batch, emitted=emitted)
+
+    def committed(self, messages: list[Message]) -> None:
+        """The alerts of these readings are stored: no need to emit them again."""
+        unconfirmed = self.unconfirmed
+        if unconfirmed:
+            for msg in messages:
+                unconfirmed.pop(msg.message_id, None)
 
 
 class OccupancyConfig(msgspec.Struct, forbid_unknown_fields=True):

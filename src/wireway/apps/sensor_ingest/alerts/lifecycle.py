@@ -171,15 +171,24 @@ class AlertEngine:
         """`evaluate` for a batch, in order. A `repeated` event that is not told is
         left out when a later event of the same alert follows in the batch (an alert
         repeated by every reading of a batch is one event, in its last state)."""
+        return [event for _, event in self.evaluate_each(readings)]
+
+    def evaluate_each(self, readings: Iterable[Mapping[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+        """`evaluate_many`, each event with the place in `readings` of the reading that
+        caused it."""
         now = self.clock()
         changes: list[tuple[dict[str, Any], str, bool]] = []  # alert, event, notify
-        for reading in readings:
+        causes: list[int] = []  # per change, the reading's place
+        for place, reading in enumerate(readings):
+            before = len(changes)
             self._changes(reading, now, changes)
+            if len(changes) > before:
+                causes += [place] * (len(changes) - before)
         if not changes:
             return []
         last = {alert["id"]: i for i, (alert, _, _) in enumerate(changes)}
         return [
-            {**alert, "event": event, "notify": notify}
+            (causes[i], {**alert, "event": event, "notify": notify})
             for i, (alert, event, notify) in enumerate(changes)
             if notify or event != "repeated" or last[alert["id"]] == i
         ]
