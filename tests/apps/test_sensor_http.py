@@ -381,3 +381,19 @@ async def test_bad_bodies_get_the_services_400(tmp_path: Path) -> None:
             r = await c.post("/api/v1/sensor-data/batch", json=bad)
             assert (r.status_code, r.json()) == (400, expected)
         assert metric((await c.get("/metrics")).text, parse_errors) == before + 2
+
+
+async def test_a_refused_reading_logs_its_message_id(tmp_path: Path) -> None:
+    """A 400 logs, at INFO, the messageId the reading would have had (when it names its
+    device and time); a body without them logs nothing to name."""
+    from structlog.testing import capture_logs
+
+    from wireway.apps.sensor_ingest.http_input import reading_id
+
+    bad = {"device_id": "esp32-400", "timestamp": "2025-10-16T18:33:58Z", "sensors": {}}
+    async with sensor_engine(tmp_path) as engine, client(engine) as c:
+        with capture_logs() as lines:
+            assert (await c.post("/api/v1/sensor-data", json=bad)).status_code == 400
+            assert (await c.post("/api/v1/sensor-data", json={"sensors": {}})).status_code == 400
+    refused = [line for line in lines if line["event"] == "reading refused"]
+    assert [(line["log_level"], line["message_id"]) for line in refused] == [("info", reading_id(bad))]

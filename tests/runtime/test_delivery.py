@@ -332,3 +332,18 @@ async def test_a_step_emitting_messages_is_routed_and_durable(tmp_path: Path, si
     async with engine_from(tmp_path, echo_pattern(sink, dead)) as engine:
         await eventually(lambda: sink.received == [{"about": {"n": 1}}])
         assert {route.iface.name: route.queue.depth for route in engine.runners[0].routes}["data"] == 1
+
+
+async def test_debug_lines_name_each_message(tmp_path: Path, sink: Sink) -> None:
+    """At DEBUG, one line per accepted and per delivered message with its messageId and
+    correlationId."""
+    from structlog.testing import capture_logs
+
+    async with engine_from(tmp_path, pattern(sink)) as engine:
+        with capture_logs() as lines:
+            r = await post(engine, {"n": 1})
+            assert r.status_code == 202
+            (message_id,) = r.json()["ids"]
+            await eventually(lambda: any(line["event"] == "delivered" for line in lines))
+    found = [(line["event"], line["message_id"]) for line in lines if "correlation_id" in line]
+    assert found == [("accepted", message_id), ("delivered", message_id)]
