@@ -94,10 +94,12 @@ class AppService:
 
 
 class Component:
-    """What steps, inputs and outputs share: an optional application service."""
+    """What steps, inputs and outputs share: an optional application service, and the
+    engine's data folder (set by the engine before anything starts)."""
 
     # the application service class this component needs (None: none)
     service_class: ClassVar[type[AppService] | None] = None
+    data_dir = Path("data")
 
     def use_service(self, service: Any) -> None:
         """Receive the engine's instance of `service_class` before anything starts."""

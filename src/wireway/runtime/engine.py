@@ -159,11 +159,13 @@ class Engine:
 
     def build_applications(self) -> list[AppService]:
         """One instance of every application service class the components name, handed
-        to each of them; each sees only the patterns whose components use it."""
+        to each of them; each sees only the patterns whose components use it. Every
+        component learns the data folder here too."""
         users: dict[type[AppService], list[PatternRunner]] = {}
         wanting: list[tuple[type[AppService], Any]] = []
         for runner in self.runners:
             for component in [*runner.steps, *runner.inputs, *(r.output for r in runner.routes)]:
+                component.data_dir = self.data_dir
                 cls = component.service_class
                 if cls is None:
                     continue
