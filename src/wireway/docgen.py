@@ -19,9 +19,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
@@ -50,8 +51,26 @@ _COMMON_TYPES = {"parallel": "int", "batch_size": "int", "linger": "float"}
 
 
 def _type_name(t: Any) -> str:
-    text = getattr(t, "__name__", None) or str(t)
-    return text.replace("typing.", "").replace("Annotated", "").replace("NoneType", "None")
+    """A field's type as a reader writes it: `str | None`, `list[str]`, `'3.1.1' | '5'`."""
+    origin, args = get_origin(t), get_args(t)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        return f"{getattr(origin, '__name__', origin)}[{', '.join(_type_name(a) for a in args)}]"
+    if t is type(None):
+        return "None"
+    return getattr(t, "__name__", None) or str(t).replace("typing.", "")
+
+
+def _nested(t: Any) -> list[type[msgspec.Struct]]:
+    """The option Structs inside a field's type (`HmacOptions | None` -> [HmacOptions])."""
+    if isinstance(t, type) and issubclass(t, msgspec.Struct):
+        return [t]
+    return [inner for arg in get_args(t) for inner in _nested(arg)]
 
 
 def _row(field: msgspec.structs.FieldInfo) -> str:
@@ -64,9 +83,21 @@ def _row(field: msgspec.structs.FieldInfo) -> str:
     desc = ""
     for meta in getattr(field.type, "__metadata__", ()):
         desc = getattr(meta, "description", None) or desc
-    kind = _type_name(getattr(field.type, "__origin__", field.type))
-    cells = [f"`{field.encode_name}`", f"`{kind}`", default, desc]
+    cells = [f"`{field.encode_name}`", f"`{_type_name(field.type)}`", default, desc]
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _struct_tables(config: type[msgspec.Struct]) -> list[str]:
+    """One table per option that takes options of its own (say `hmac: {secret: ...}`)."""
+    lines: list[str] = []
+    for field in msgspec.structs.fields(config):
+        for inner in _nested(field.type):
+            doc = inspect.cleandoc(inner.__doc__ or "")
+            lines += ["", f"`{field.encode_name}` takes:", ""]
+            lines += [doc, ""] if doc else []
+            lines += ["| option | type | default | description |", "| --- | --- | --- | --- |"]
+            lines += [_row(f) for f in msgspec.structs.fields(inner)]
+    return lines
 
 
 def _spec(kind: str, name: str) -> registry.Spec:
@@ -87,6 +118,7 @@ def _options(kind: str, name: str, spec: registry.Spec) -> list[str]:
             kind_of = _COMMON_TYPES.get(key, "str")
             lines.append(f"| `{key}` | `{kind_of}` | optional | {_COMMON[key]} |")
     lines += [_row(f) for f in msgspec.structs.fields(spec.config)]
+    lines += _struct_tables(spec.config)
     shorthand = getattr(spec.config, "__shorthand__", None)
     if shorthand:
         lines += ["", f"Shorthand: `- {name}: VALUE` sets `{shorthand}`."]
