@@ -61,8 +61,9 @@ class InputContext:
     are kept all the same (a batch answered per item); otherwise invalid values go
     to the DLQ.
     With `wait=False` a full buffer raises `BackpressureError` instead of waiting.
-    `full()` says, cheaply, that such a call would be refused now: a request/response
-    input answers 503 before decoding a body it would have to refuse anyway (under
+    `full()` says, cheaply, that such a call may be refused now (an output's queue is
+    full): a request/response input answers 503 before decoding a body it would likely
+    have to refuse anyway (under
     overload, clients retrying every few ms would otherwise spend the time the
     outputs need to drain the buffers on decoding and checking what is refused).
     """
