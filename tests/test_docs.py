@@ -49,3 +49,25 @@ def test_performance_history_is_gone_and_performance_page_exists() -> None:
     assert not (ROOT / "docs" / "performance-history.md").exists()
     assert (ROOT / "docs" / "performance.md").is_file()
     assert "docs/performance.md" in (ROOT / "README.md").read_text()
+
+
+def _section(text: str, title: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(f"## {title}")
+    rest = lines[start + 1 :]
+    end = next((i for i, line in enumerate(rest) if line.startswith("## ")), len(rest))
+    return [line for line in rest[:end] if line.strip()]
+
+
+def test_readme_performance_section_is_short() -> None:
+    """The README keeps targets, latest figures and commands; the rest is in docs/performance.md."""
+    assert len(_section((ROOT / "README.md").read_text(), "Performance")) <= 20
+
+
+def test_readme_quick_start_commands_exist() -> None:
+    """The quick start's two commands are Makefile targets."""
+    quick_start = "\n".join(_section((ROOT / "README.md").read_text(), "Quick start"))
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("run", "test"):
+        assert f"make {target}" in quick_start
+        assert f"\n{target}:" in makefile
