@@ -84,7 +84,7 @@ async def test_invalid_values_get_400_with_reasons_and_nothing_is_kept(tmp_path:
         assert "invalid JSON" in bad_json.json()["rejected"][0]["reasons"][0]
         bad_env = await c.post(
             "/ingest/orders",
-            json={"messageId": "x", "messageType": "nonsense", "payload": {"id": 1, "total": 1}},
+            json={"messageId": "x", "messageType": "Not a type!", "payload": {"id": 1, "total": 1}},
         )
         assert bad_env.status_code == 400
         assert "messageType" in bad_env.json()["rejected"][0]["reasons"][0]
