@@ -52,7 +52,7 @@ async def test_postgresql_and_sqlite_agree(tmp_path: Path) -> None:
     schema = f"wwdev_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(PG)
     await admin.execute(f"CREATE SCHEMA {schema}")
-    pg = open_database(f"{PG}?search_path={schema}", data_dir=tmp_path)
+    pg = open_database(f"{PG}?search_path={schema}", data_dir=tmp_path, own_schema=schema)
     lite = open_database(f"sqlite:///{tmp_path}/devices.db", data_dir=tmp_path)
     try:
         got_pg, got_lite = await fold(pg), await fold(lite)

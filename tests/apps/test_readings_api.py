@@ -42,7 +42,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         await admin.execute(f"CREATE SCHEMA {schema}")
         await admin.close()
         url = f"{PG}?search_path={schema}"
-    database = open_database(url, data_dir=tmp_path)
+    database = open_database(url, data_dir=tmp_path, own_schema=schema or "wireway")
     try:
         await migrate(database)
         rows = []

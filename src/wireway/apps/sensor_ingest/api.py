@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from wireway.apps.sensor_ingest.auth import AuthError, Principal
-from wireway.apps.sensor_ingest.http_input import authenticate, err
 from wireway.apps.sensor_ingest.migrations import tables
 from wireway.apps.sensor_ingest.occupancy import location_of
+from wireway.apps.sensor_ingest.responses import authenticate, err
 from wireway.envelope import now_rfc3339
 
 if TYPE_CHECKING:

@@ -8,8 +8,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.routing import BaseRoute
-
 from wireway.apps.sensor_ingest import metrics
 from wireway.apps.sensor_ingest.alerts import AlertEngine, alert_message
 from wireway.apps.sensor_ingest.auth import RETRY_UNREADY, Keys
@@ -97,6 +95,7 @@ class SensorApp(AppService):
         # inputs that check every reading themselves before ingesting it (sensor_http):
         # sensor_enrich does not check their readings again
         self.checked_sources: set[str] = set()
+        self.api_mounted = False  # the read and admin API, mounted by the sensor_http input
         self.alerts: AlertEngine | None = None
         self.occupancy: OccupancyTracker | None = None
         self.occupancy_changes: list[dict[str, Any]] = []  # told by the tracker, not yet sent
@@ -339,12 +338,6 @@ class SensorApp(AppService):
         self.patterns.clear()  # the event listeners of a stopped application count nothing
         if self.db is not None:
             await self.db.close()
-
-    def routes(self) -> list[BaseRoute]:
-        from wireway.apps.sensor_ingest.api import api_routes
-        from wireway.apps.sensor_ingest.routes_doc import documented
-
-        return documented(api_routes(self), self.security)
 
     def health(self) -> dict[str, str]:
         return {"storage": "up" if self.storage_up else "down"}

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from wireway.apps.sensor_ingest.migrations import tables
 from wireway.config.model import RateLimit, Security
 from wireway.connectors.sql.db import Database
 
@@ -84,6 +85,7 @@ class Keys:
 
     def __init__(self, db: Database, security: Security) -> None:
         self.db = db
+        self.table = tables(db).api_keys
         self.security = security
         self.by_hash: dict[str, Principal] = {}
         self.loaded = 0.0
@@ -107,7 +109,7 @@ class Keys:
 
     async def refresh(self) -> None:
         rows = await self.db.fetch(
-            "SELECT key_id, key_hash, role, device_id FROM api_keys WHERE revoked_at IS NULL"
+            f"SELECT key_id, key_hash, role, device_id FROM {self.table} WHERE revoked_at IS NULL"
         )
         self.by_hash = {r["key_hash"]: Principal(r["key_id"], r["role"], r["device_id"]) for r in rows}
         self.loaded = time.monotonic()
@@ -115,19 +117,19 @@ class Keys:
     async def ensure_admin(self) -> str | None:
         """Create the admin key on first start; returns the new key to print once, or None."""
         wanted = os.environ.get("WIREWAY_ADMIN_KEY", "")
-        row = await self.db.fetchrow("SELECT key_hash FROM api_keys WHERE key_id = 'admin'")
+        row = await self.db.fetchrow(f"SELECT key_hash FROM {self.table} WHERE key_id = 'admin'")
         now = datetime.now(UTC)
         if wanted:
             if row is None:
                 await self.db.execute(
-                    "INSERT INTO api_keys (key_id, key_hash, role, created_at) "
+                    f"INSERT INTO {self.table} (key_id, key_hash, role, created_at) "
                     "VALUES ('admin', $1, 'admin', $2)",
                     hash_key(wanted),
                     now,
                 )
             elif row["key_hash"] != hash_key(wanted):
                 await self.db.execute(
-                    "UPDATE api_keys SET key_hash = $1, revoked_at = NULL WHERE key_id = 'admin'",
+                    f"UPDATE {self.table} SET key_hash = $1, revoked_at = NULL WHERE key_id = 'admin'",
                     hash_key(wanted),
                 )
             return None
@@ -136,7 +138,8 @@ class Keys:
         _, key = new_key()
         key = "ww_admin_" + key.split("_", 2)[2]
         await self.db.execute(
-            "INSERT INTO api_keys (key_id, key_hash, role, created_at) VALUES ('admin', $1, 'admin', $2)",
+            f"INSERT INTO {self.table} (key_id, key_hash, role, created_at)"
+            " VALUES ('admin', $1, 'admin', $2)",
             hash_key(key),
             now,
         )
@@ -145,7 +148,7 @@ class Keys:
     async def create(self, device_id: str | None, role: str = "device") -> tuple[str, str]:
         key_id, key = new_key()
         await self.db.execute(
-            "INSERT INTO api_keys (key_id, key_hash, role, device_id, created_at) "
+            f"INSERT INTO {self.table} (key_id, key_hash, role, device_id, created_at) "
             "VALUES ($1, $2, $3, $4, $5)",
             key_id,
             hash_key(key),
@@ -157,7 +160,7 @@ class Keys:
 
     async def revoke(self, key_id: str) -> bool:
         status = await self.db.execute(
-            "UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
+            f"UPDATE {self.table} SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
             datetime.now(UTC),
             key_id,
         )
@@ -165,7 +168,7 @@ class Keys:
 
     async def list(self) -> list[dict[str, Any]]:
         return await self.db.fetch(
-            "SELECT key_id, role, device_id, created_at, revoked_at FROM api_keys ORDER BY created_at"
+            f"SELECT key_id, role, device_id, created_at, revoked_at FROM {self.table} ORDER BY created_at"
         )
 
     def check_key(self, key: str) -> Principal | None:

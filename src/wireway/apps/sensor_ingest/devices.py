@@ -7,14 +7,15 @@ from typing import Any
 
 import msgspec
 
+from wireway.apps.sensor_ingest.migrations import tables
 from wireway.connectors.sql.db import Database
 from wireway.envelope import canonical_timestamp
 
 _encode = msgspec.json.Encoder().encode
 # canonical RFC 3339 texts cast to timestamptz exactly (microseconds, UTC)
 _UPSERT_PG = (
-    "INSERT INTO devices (device_id, metadata, first_seen, last_seen, reading_count, latest) "
-    "SELECT r.d, '{}'::jsonb, r.f, r.l, r.n, r.v "
+    "INSERT INTO {devices} AS devices (device_id, metadata, first_seen, last_seen, reading_count, latest) "
+    "SELECT r.d, '{{}}'::jsonb, r.f, r.l, r.n, r.v "
     "FROM jsonb_to_recordset($1::text::jsonb) AS r(d text, f timestamptz, l timestamptz, n bigint, v jsonb) "
 )
 
@@ -40,10 +41,12 @@ class Devices:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.table = tables(db).devices
+        self.upsert_pg = _UPSERT_PG.format(devices=self.table)
         self.metadata: dict[str, dict[str, Any]] = {}
 
     async def load(self) -> None:
-        rows = await self.db.fetch("SELECT device_id, metadata FROM devices")
+        rows = await self.db.fetch(f"SELECT device_id, metadata FROM {self.table}")
         self.metadata = {r["device_id"]: r["metadata"] or {} for r in rows}
 
     def known(self, device_id: str) -> bool:
@@ -51,7 +54,7 @@ class Devices:
 
     async def upsert_metadata(self, device_id: str, metadata: dict[str, Any]) -> None:
         await self.db.execute(
-            "INSERT INTO devices (device_id, metadata) VALUES ($1, $2) "
+            f"INSERT INTO {self.table} (device_id, metadata) VALUES ($1, $2) "
             "ON CONFLICT (device_id) DO UPDATE SET metadata = $2",
             device_id,
             metadata,
@@ -59,8 +62,8 @@ class Devices:
         self.metadata[device_id] = metadata
 
     async def delete(self, device_id: str) -> bool:
-        found = await self.db.fetchval("SELECT 1 FROM devices WHERE device_id = $1", device_id)
-        await self.db.execute("DELETE FROM devices WHERE device_id = $1", device_id)
+        found = await self.db.fetchval(f"SELECT 1 FROM {self.table} WHERE device_id = $1", device_id)
+        await self.db.execute(f"DELETE FROM {self.table} WHERE device_id = $1", device_id)
         self.metadata.pop(device_id, None)
         return bool(found)
 
@@ -96,10 +99,11 @@ class Devices:
                 {"d": device_id, "f": d.first, "l": d.last, "n": d.n, "v": d.latest}
                 for device_id, d in per.items()
             ]
-            await self.db.execute(_UPSERT_PG + update, _encode(rows).decode())
+            await self.db.execute(self.upsert_pg + update, _encode(rows).decode())
         else:
             await self.db.executemany(
-                "INSERT INTO devices (device_id, metadata, first_seen, last_seen, reading_count, latest) "
+                f"INSERT INTO {self.table} AS devices"
+                " (device_id, metadata, first_seen, last_seen, reading_count, latest) "
                 f"VALUES ($1, $2, $3, $4, $5, $6) {update}",
                 [(device_id, {}, _dt(d.first), _dt(d.last), d.n, d.latest) for device_id, d in per.items()],
             )
@@ -109,12 +113,12 @@ class Devices:
     async def get(self, device_id: str) -> dict[str, Any] | None:
         return await self.db.fetchrow(
             "SELECT device_id, metadata, first_seen, last_seen, reading_count, latest "
-            "FROM devices WHERE device_id = $1",
+            f"FROM {self.table} WHERE device_id = $1",
             device_id,
         )
 
     async def all(self) -> list[dict[str, Any]]:
         return await self.db.fetch(
             "SELECT device_id, metadata, first_seen, last_seen, reading_count, latest "
-            "FROM devices ORDER BY device_id"
+            f"FROM {self.table} ORDER BY device_id"
         )

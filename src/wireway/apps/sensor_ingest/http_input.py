@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from wireway.apps.sensor_ingest.api import api_routes
 from wireway.apps.sensor_ingest.app import SensorApp
 from wireway.apps.sensor_ingest.auth import AuthError, Principal
 from wireway.apps.sensor_ingest.enrich import reading_errors
 from wireway.apps.sensor_ingest.metrics import ERRORS
+from wireway.apps.sensor_ingest.responses import authenticate, err
 from wireway.apps.sensor_ingest.routes_doc import documented
 from wireway.connectors.base import IngestResult, Input, InputContext
 from wireway.connectors.http.input import read_body
@@ -58,27 +60,6 @@ def reading_id(reading: dict[str, Any]) -> str:
     return stable_id(reading["device_id"], canonical_timestamp(reading["timestamp"]))
 
 
-def err(status: int, body: dict[str, Any], retry_after: float = 0) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after else None
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def credentials(request: Request) -> tuple[str | None, str | None]:
-    auth = request.headers.get("authorization", "")
-    bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-    return request.headers.get("x-api-key"), bearer
-
-
-def authenticate(app: SensorApp, request: Request) -> Principal:
-    assert app.keys is not None
-    try:
-        return app.keys.authenticate(*credentials(request))
-    except AuthError as exc:
-        kind = {401: "auth_error", 429: "rate_limited"}.get(exc.status, "unavailable")
-        ERRORS.labels(kind).inc()
-        raise
-
-
 def log_refused(reading: Any, errors: list[str]) -> None:
     """Log a refused reading's messageId when it has one (its device_id and timestamp)."""
     try:
@@ -113,6 +94,9 @@ class SensorHttpInput(Input):
             Route("/api/v1/sensor-data/batch", self.batch, methods=["POST"]),
         ]
         ctx.add_routes(documented(routes, self.pattern.security, self.config.max_batch))
+        if not self.app.api_mounted:  # the application's read and admin API, once
+            ctx.add_routes(documented(api_routes(self.app), self.pattern.security))
+            self.app.api_mounted = True
         self.state = "running"
 
     async def body(self, request: Request) -> tuple[Any, Response | None]:
