@@ -1,4 +1,5 @@
-"""One running pattern: ingest (wrap, process, route, enqueue) and per-output delivery."""
+"""One running pattern: ingest (wrap, process, route, enqueue) and its outputs' deliveries
+(runtime/delivery.py)."""
 
 from __future__ import annotations
 
@@ -11,34 +12,21 @@ from typing import Any
 import msgspec
 
 from wireway import envelope
-from wireway.config.model import Interface, Pattern
-from wireway.connectors.base import IngestResult, Input, Output, Rejected
+from wireway.config.model import Pattern
+from wireway.connectors.base import IngestResult, Input, Rejected
 from wireway.envelope import Message
-from wireway.errors import BackpressureError, PermanentError
+from wireway.errors import BackpressureError
 from wireway.observability import events
 from wireway.observability import logging as log
 from wireway.observability.metrics import (
-    BREAKER_STATE,
-    LATENCY,
     MESSAGES,
-    QUEUE_SIZE,
-    QUEUE_SIZE_ALIAS,
-    observe_many,
 )
 from wireway.processors.base import Processor
 from wireway.registry import lookup
-from wireway.runtime.backoff import backoff
-from wireway.runtime.breaker import Breaker
-from wireway.runtime.queue import OutputQueue
+from wireway.runtime.delivery import Delivery
 from wireway.runtime.store import DeadLetter, Item, Store
 
 logger = log.get("runtime")
-
-
-def message(item: Item) -> Message:
-    """The message of an item that is being delivered (so it was loaded)."""
-    assert item.message is not None, "deliver only loaded items"
-    return item.message
 
 
 # how a `when:` reads each envelope field (the payload by reference: no copy per message)
@@ -64,175 +52,6 @@ def context_builder(names: set[str]) -> Callable[[Message], dict[str, Any]]:
     return lambda msg: {name: getter(msg) for name, getter in getters}
 
 
-class Route:
-    """An output with its queue, breaker and delivery loop."""
-
-    def __init__(self, runner: PatternRunner, iface: Interface, output: Output) -> None:
-        self.runner = runner
-        self.iface = iface
-        self.output = output
-        self.queue_name = f"{runner.name}/{iface.name}"
-        self.store = runner.memory if iface.buffer == "memory" else runner.store
-        settings = runner.pattern.settings
-        keep = settings.keep_in_memory if self.store.durable else None
-        self.queue = OutputQueue(self.queue_name, settings.buffer_size, keep)
-        self.breaker = Breaker(settings.breaker_threshold, settings.breaker_timeout)
-        self.delivered = 0
-        self.failed = 0
-        self.last_error = ""
-        self.state = "stopped"
-        self._counter = MESSAGES.labels(runner.name, iface.name, "delivered")
-        self._gauge = QUEUE_SIZE.labels(self.queue_name)
-        self._alias = QUEUE_SIZE_ALIAS.labels(self.queue_name)
-        self._breaker_gauge = BREAKER_STATE.labels(self.queue_name)
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "name": self.iface.name,
-            "type": self.iface.type,
-            "state": self.state,
-            "delivered": self.delivered,
-            "errors": self.failed,
-            "buffer_depth": self.queue.depth,
-            "breaker": self.breaker.state,
-            "last_error": self.last_error,
-        }
-
-    def update_gauges(self) -> None:
-        self._gauge.set(self.queue.depth)
-        self._alias.set(self.queue.depth)
-        self._breaker_gauge.set(0 if self.breaker.state == "closed" else 1)
-
-    async def deliver_forever(self) -> None:
-        """Drain the queue in batches: retries with backoff, the breaker, the DLQ."""
-        settings = self.runner.pattern.settings
-        while True:
-            await self.queue.ready.wait()
-            size = self.iface.batch_size or settings.batch_size
-            if self.iface.linger and len(self.queue) < size:
-                # `linger`: a fuller batch later rather than a small one now, for a peer
-                # whose cost is per batch (a transaction) and whose readers can wait
-                await asyncio.sleep(self.iface.linger)
-            wait = self.breaker.wait()
-            if wait > 0:
-                self.state = "open"
-                self.update_gauges()
-                await asyncio.sleep(wait)
-                continue
-            batch = self.queue.take(1 if self.breaker.state == "half-open" else size)
-            if not batch:
-                continue
-            try:
-                await self.store.load(batch)  # messages that waited in the file alone
-            except Exception as exc:  # noqa: BLE001  (they stay queued: try again later)
-                logger.error("cannot read queued messages back", output=self.queue_name, error=str(exc))
-                self.queue.retry(batch)
-                await asyncio.sleep(settings.backoff_max)
-                continue
-            now = time.time()
-            expired = [it for it in batch if message(it).expired(now)]
-            if expired:
-                batch = [it for it in batch if not message(it).expired(now)]
-                await self.dead_letter(expired, "expired")
-                if not batch:
-                    continue
-            try:
-                refused = await asyncio.wait_for(
-                    self.output.write([message(it) for it in batch]), settings.timeout
-                )
-            except asyncio.CancelledError:
-                self.queue.retry(batch)
-                raise
-            except PermanentError as exc:
-                self.breaker.success()  # the peer answered: it is up
-                await self.dead_letter(batch, str(exc) or type(exc).__name__)
-                continue
-            except Exception as exc:  # noqa: BLE001
-                await self.failed_attempt(batch, exc)
-                continue
-            self.breaker.success()
-            self.state = "running"
-            if refused:
-                for i, reason in refused.items():
-                    await self.dead_letter([batch[i]], reason)
-                batch = [it for i, it in enumerate(batch) if i not in refused]
-            self.confirm(batch)
-            self.runner.ack(self.store, [it.id for it in batch])
-
-    def skipped(self, count: int) -> None:
-        """`count` messages for an output that is not listening (see Output.listening)."""
-        if count:
-            self.delivered += count
-            self._counter.inc(count)
-
-    def confirm(self, batch: list[Item]) -> None:
-        self.queue.done(len(batch))
-        self.delivered += len(batch)
-        self._counter.inc(len(batch))
-        done_at = time.time()
-        # items restored from the store at start have no arrival time in this process
-        latencies = [max(done_at - it.arrived, 0.0) for it in batch if it.arrived]
-        observe_many(LATENCY, latencies)
-        events.delivered(self.runner.name, self.iface.name, latencies)
-        if logger.is_enabled_for(logging.DEBUG):
-            for it in batch:
-                logger.debug(
-                    "delivered",
-                    output=self.queue_name,
-                    message_id=message(it).message_id,
-                    correlation_id=message(it).metadata.correlation_id,
-                )
-        # queue gauges are set when /metrics is read and once a second (Engine.poll),
-        # not per batch: three locked gauge writes per output per batch added up
-
-    async def failed_attempt(self, batch: list[Item], exc: BaseException) -> None:
-        settings = self.runner.pattern.settings
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if isinstance(exc, TimeoutError):
-            reason = f"timeout after {settings.timeout}s"
-        self.last_error = reason
-        self.breaker.failure()
-        self.state = self.breaker.state if self.breaker.state != "closed" else "retrying"
-        MESSAGES.labels(self.runner.name, self.iface.name, "retry").inc(len(batch))
-        logger.warning("delivery failed", output=self.queue_name, error=reason, batch=len(batch))
-        give_up = [it for it in batch if it.attempts >= settings.retries]
-        again = [it for it in batch if it.attempts < settings.retries]
-        for it in again:
-            it.attempts += 1
-            message(it).metadata.retry_count = it.attempts
-        if give_up:
-            await self.dead_letter(give_up, reason)
-        if again:
-            self.queue.retry(again)
-            delay = backoff(again[0].attempts, settings.backoff_base, settings.backoff_max)
-            self.update_gauges()
-            await asyncio.sleep(delay)
-
-    async def dead_letter(self, items: list[Item], reason: str) -> None:
-        letters = [
-            DeadLetter(message(it), self.runner.name, self.queue_name, reason, it.attempts + 1)
-            for it in items
-        ]
-        if self.store is self.runner.store:
-            await self.store.dead_letter(letters, [it.id for it in items])
-        else:  # the DLQ stays durable even for an output buffered in memory
-            await self.runner.store.dead_letter(letters)
-            await self.store.ack([it.id for it in items])
-        for it in items:
-            logger.warning(
-                "dead-lettered",
-                output=self.queue_name,
-                message_id=message(it).message_id,
-                correlation_id=message(it).metadata.correlation_id,
-                reason=reason,
-            )
-        self.queue.done(len(items))
-        self.failed += len(items)
-        MESSAGES.labels(self.runner.name, self.iface.name, "dead_letter").inc(len(items))
-        self.runner.refresh_dlq()
-        self.update_gauges()
-
-
 class PatternRunner:
     """Builds a pattern's inputs, steps and outputs and moves messages between them."""
 
@@ -242,7 +61,7 @@ class PatternRunner:
         self.store = store
         self.memory = memory or store
         self.inputs: list[Input] = []
-        self.routes: list[Route] = []
+        self.routes: list[Delivery] = []
         self.counts = {"in": 0, "out": 0, "error": 0, "filtered": 0}
         self.tasks: list[asyncio.Task[None]] = []
         self.started = 0.0
@@ -256,7 +75,7 @@ class PatternRunner:
         for iface in pattern.outputs:
             spec = lookup("output", iface.type)
             assert spec is not None
-            self.routes.append(Route(self, iface, spec.cls(iface.config, iface, pattern)))
+            self.routes.append(Delivery(self, iface, spec.cls(iface.config, iface, pattern)))
         self.by_type_only = [
             r.iface.when is not None and set(r.iface.when.names) == {"messageType"} for r in self.routes
         ]
@@ -412,19 +231,19 @@ class PatternRunner:
         for route, n in idle.items():
             route.skipped(n)
 
-    def _by_route(self, items: list[Item], arrived: float) -> list[tuple[Route, list[Item]]]:
+    def _by_route(self, items: list[Item], arrived: float) -> list[tuple[Delivery, list[Item]]]:
         by_queue: dict[str, list[Item]] = {}
         for item in items:
             by_queue.setdefault(item.queue, []).append(item)
             item.arrived = arrived
         return [(r, by_queue[r.queue_name]) for r in self.routes if r.queue_name in by_queue]
 
-    def route(self, msgs: list[Message]) -> tuple[list[tuple[Route, Message]], dict[Route, int]]:
+    def route(self, msgs: list[Message]) -> tuple[list[tuple[Delivery, Message]], dict[Delivery, int]]:
         """(route, message) pairs to queue, and per output nobody listens to, how many
         messages it would have had (they count as delivered once the rest is stored)."""
-        entries: list[tuple[Route, Message]] = []
+        entries: list[tuple[Delivery, Message]] = []
         unrouted = 0
-        idle: dict[Route, int] = {}  # outputs nobody listens to: delivered at once
+        idle: dict[Delivery, int] = {}  # outputs nobody listens to: delivered at once
         for route in self.routes:
             if not route.output.listening:
                 idle[route] = 0
@@ -464,12 +283,12 @@ class PatternRunner:
         decoded and processed, so any full queue counts.)"""
         return any(route.output.listening and route.queue.free() <= 0 for route in self.routes)
 
-    async def _room(self, entries: list[tuple[Route, Message]], wait: bool) -> dict[Route, int]:
+    async def _room(self, entries: list[tuple[Delivery, Message]], wait: bool) -> dict[Delivery, int]:
         """Wait for (or refuse without) room in each queue, and reserve it."""
-        need: dict[Route, int] = {}
+        need: dict[Delivery, int] = {}
         for route, _ in entries:
             need[route] = need.get(route, 0) + 1
-        held: dict[Route, int] = {}
+        held: dict[Delivery, int] = {}
         try:
             for route, n in need.items():
                 queue = route.queue
