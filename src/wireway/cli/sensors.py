@@ -167,9 +167,14 @@ def simulate(
                 )
             )
         else:
-            results = publish_mqtt(
-                sim, url=mqtt, rate=rate, duration=duration, prefix=prefix, total=total, progress=advance
-            )
+            try:
+                results = publish_mqtt(
+                    sim, url=mqtt, rate=rate, duration=duration, prefix=prefix, total=total, progress=advance
+                )
+            except (ConnectionError, OSError) as exc:
+                progress.stop()
+                err_console.print(f"error: {exc}", markup=False)
+                raise typer.Exit(1) from None
     table = Table(title=f"simulated {sum(sim.made.values())} readings from {devices} devices")
     table.add_column("what")
     table.add_column("count", justify="right")
