@@ -7,7 +7,7 @@ import sys
 import types
 from typing import Any
 
-# The `cel` package imports its REPL (prompt_toolkit, pygments: ~24 MB resident) from
+# The `cel` package imports its REPL (prompt_toolkit, pygments: many megabytes resident) from
 # its __init__; a placeholder for that one module keeps it out of every wireway process.
 sys.modules.setdefault("cel.cli", types.ModuleType("cel.cli"))
 import cel  # noqa: E402

@@ -28,7 +28,7 @@ def reading_json(device: int, t: float, seq: int) -> bytes:
     return msgspec.json.encode(
         {
             "device_id": f"bench-{device:03d}",
-            "timestamp": datetime.fromtimestamp(t, UTC),  # RFC 3339, 8x cheaper than isoformat()
+            "timestamp": datetime.fromtimestamp(t, UTC),  # RFC 3339, far cheaper than isoformat()
             "sensors": {
                 "ld2410": {"presence": seq % 3 == 0, "distance": seq % 600, "energy": seq % 100},
                 "pir": {"motion_detected": seq % 5 == 0},

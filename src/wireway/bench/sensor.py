@@ -215,7 +215,7 @@ def run_sensor_bench(
                 # 1. latency at the offered rate, in the steady state: after one second of
                 # warm-up (connections, statements) that is not measured, and after a
                 # CHECKPOINT: while PostgreSQL still writes out an earlier burst (a checkpoint
-                # is spread over minutes), this machine's disk stalls fsyncs for 50-400 ms
+                # is spread over minutes), a disk may stall fsyncs for hundreds of ms
                 n = int(rate * latency_seconds)
                 checkpoint(dsn)
                 with Progress(*cols, console=console, transient=True) as progress:
@@ -257,7 +257,7 @@ def run_sensor_bench(
                     ),
                 ]
                 # 2. sustained throughput (the machine's disk is then busy for a while with
-                # PostgreSQL's checkpoint of the burst: fsyncs stall for 100-500 ms at times)
+                # PostgreSQL's checkpoint of the burst: fsyncs may stall for hundreds of ms)
                 before = warm + acked2
                 cpu0, t0 = cpu_seconds(proc.pid), time.time()
                 pg0, busy0 = cpu_of("postgres"), machine_busy()

@@ -15,7 +15,7 @@ from wireway.errors import ConfigError
 from wireway.processors.base import Processor, StepResult
 from wireway.registry import register_processor
 
-if TYPE_CHECKING:  # jsonschema (~10 MB) only when a pattern validates with it
+if TYPE_CHECKING:  # jsonschema (a large import) only when a pattern validates with it
     import jsonschema
 
 

@@ -48,7 +48,7 @@ def _json(v: Any) -> bytes:
     if data == b"null":  # a NaN or an infinity (None never gets here): the other paths decide
         raise _Unfit
     # msgspec escapes control characters inside strings; only backslashes remain
-    # (`92 in data` is a memchr; `b"\\" in data` a general search, 5x slower)
+    # (`92 in data` is a memchr; `b"\\" in data` a general search, much slower)
     return data.replace(b"\\", b"\\\\") if _BACKSLASH in data else data
 
 
@@ -61,7 +61,7 @@ def exact_utc(v: Any) -> bool:
 def _time(v: Any) -> bytes:
     if not exact_utc(v):
         raise _Unfit
-    return _encode_json(v)[1:-1]  # RFC 3339 with a Z; ~15x cheaper than isoformat()
+    return _encode_json(v)[1:-1]  # RFC 3339 with a Z, far cheaper than isoformat()
 
 
 def _int(v: Any) -> bytes:
