@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from wireway.config.model import Interface, Pattern
@@ -45,8 +43,9 @@ class SqlOutput(Output):
 
     def __init__(self, config: SqlOutputConfig, iface: Interface, pattern: Pattern) -> None:
         super().__init__(config, iface, pattern)
-        data_dir = Path(os.environ.get("WIREWAY_DATA_DIR", "data"))
-        self.db: Database = open_database(config.url, data_dir=data_dir, own_schema=config.schema)
+        # the URL is checked now; an empty one names a file in the engine's data folder,
+        # which the engine sets before `open` (see there)
+        self.db: Database = open_database(config.url, data_dir=self.data_dir, own_schema=config.schema)
         self.plan: Plan | None = None
         self.up = False
         self.written = 0
@@ -56,6 +55,8 @@ class SqlOutput(Output):
 
     async def open(self) -> None:
         """Connect, migrate and describe the table; a database that is down is retried later."""
+        self.db = open_database(self.config.url, data_dir=self.data_dir, own_schema=self.config.schema)
+        self.writer = RowWriter(self.db)
         try:
             await self.prepare()
         except NotConnected as exc:
