@@ -47,7 +47,7 @@ def field(output: str, name: str) -> str:
 
 # ----- keys --storage ---------------------------------------------------------------------
 @pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A storage URL of each kind: a SQLite file, or a fresh PostgreSQL schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/keys/store.db"  # sqlite:////abs/path
@@ -55,6 +55,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     need_service("postgresql", 5432)
     schema = f"ww_{uuid.uuid4().hex[:10]}"
     pg(f"CREATE SCHEMA {schema}")
+    monkeypatch.setenv("WIREWAY_SCHEMA", schema)  # the app's own tables in this schema too
     try:
         yield f"{PG}?search_path={schema}"
     finally:
@@ -79,7 +80,7 @@ def stored_keys(url: str) -> list[dict[str, Any]]:
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
             conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute("SELECT * FROM api_keys")]
+            return [dict(r) for r in conn.execute("SELECT * FROM wireway_api_keys")]
     import asyncpg
 
     async def fetch() -> list[dict[str, Any]]:
