@@ -29,7 +29,7 @@ interfaces:
   input:
     - {type: http, address: /orders}
   output:
-    - {type: file, address: out.jsonl}
+    - {type: file, address: "${OUT_FILE}"}
 security: {authentication: api_key, api_keys: [orders-key]}
 settings: {buffer: memory}
 """
@@ -43,6 +43,7 @@ async def engine_with_app(tmp: Path) -> AsyncIterator[Engine]:
         "WIREWAY_ADMIN_KEY": ADMIN,
         "WIREWAY_MQTT_ENABLED": "false",
         "WIREWAY_STORAGE": f"sqlite:///{tmp}/data/wireway.db",
+        "OUT_FILE": str(tmp / "out.jsonl"),  # never the working directory
     }
     old = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
