@@ -92,6 +92,30 @@ async def test_invalid_values_get_400_with_reasons_and_nothing_is_kept(tmp_path:
     assert lines(out) == []
 
 
+async def test_a_refused_message_logs_the_message_id_its_sender_gave(tmp_path: Path) -> None:
+    """A 400 logs, at INFO, the messageId of each refused envelope (a broken payload or a
+    broken envelope); a bare value has no id of the sender's, and an accepted one no line."""
+    from structlog.testing import capture_logs
+
+    (tmp_path / "order.json").write_text(json.dumps(SCHEMA))
+    out = tmp_path / "out.jsonl"
+    values = [
+        {"messageId": "order-7", "messageType": "data", "payload": {"id": 0}},
+        {"id": 0},
+        {"messageId": "order-8", "messageType": "Not a type!", "payload": {"id": 1, "total": 1}},
+        {"messageId": "order-9", "messageType": "data", "payload": {"id": 9, "total": 1}},
+    ]
+    async with engine_from(tmp_path, pattern(out)) as engine, await client(engine) as c:
+        with capture_logs() as logged:
+            assert (await c.post("/ingest/orders", json=values)).status_code == 400
+    refused = [line for line in logged if line["event"] == "message refused"]
+    assert [(line["log_level"], line["message_id"]) for line in refused] == [
+        ("info", "order-7"),
+        ("info", "order-8"),
+    ]
+    assert all(line["input"] == "orders.http" for line in refused)
+
+
 async def test_auth_size_and_content_type(tmp_path: Path) -> None:
     """401 without the key, 413 over the limit, 415 for another content type."""
     (tmp_path / "order.json").write_text(json.dumps(SCHEMA))

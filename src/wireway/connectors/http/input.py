@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 import msgspec
@@ -13,11 +14,13 @@ from starlette.routing import Route
 from wireway import formats
 from wireway.apispec.engine_routes import http_input_doc
 from wireway.apispec.openapi import document
-from wireway.connectors.base import Input, InputContext
+from wireway.connectors.base import Input, InputContext, Rejected
 from wireway.connectors.http.config import HttpInputConfig
 from wireway.errors import BackpressureError
+from wireway.observability import logging as log
 from wireway.registry import register_input
 
+logger = log.get("http")
 JSON_TYPES = ("application/json", "text/json")
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
 
@@ -25,6 +28,25 @@ NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-l
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"Retry-After": str(extra.pop("retry_after"))} if "retry_after" in extra else None
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def given_id(value: Any) -> str | None:
+    """The messageId the sender gave with a value (an envelope's), else None."""
+    if isinstance(value, dict):
+        message_id = value.get("messageId")
+        if isinstance(message_id, str) and message_id:
+            return message_id
+    return None
+
+
+def log_refused(values: list[Any], rejected: list[Rejected], source: str) -> None:
+    """Log at INFO the messageId of each refused value whose sender gave one (an id
+    the input made up would name nothing the sender knows)."""
+    if not logger.is_enabled_for(logging.INFO):
+        return
+    for refused in rejected:
+        if 0 <= refused.index < len(values) and (message_id := given_id(values[refused.index])):
+            logger.info("message refused", input=source, message_id=message_id, errors=len(refused.reasons))
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -92,6 +114,7 @@ class HttpInput(Input):
         except BackpressureError as exc:
             return error(503, str(exc), retry_after=max(1, round(exc.retry_after)))
         if result.rejected:
+            log_refused(values, result.rejected, self.name)
             rejected = [{"index": r.index, "reasons": r.reasons} for r in result.rejected]
             return error(400, "invalid input", rejected=rejected)
         ids = [m.message_id for m in result.accepted]
