@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from support import base_url, engine_from, eventually
 from wireway.apps.sensor_ingest import live
-from wireway.connectors.websocket import get_hub
+from wireway.connectors.websocket import Hub, WebSocketHubs
 from wireway.runtime.engine import Engine
 
 FULL = {
@@ -43,6 +43,14 @@ def reading(device: str, sensors: dict[str, Any] | None = None, n: int = 0) -> d
         "n": n,
         "sensors": FULL if sensors is None else sensors,
     }
+
+
+def hub_of(engine: Engine, path: str) -> Hub:
+    """The engine's hub of `path`."""
+    hubs = engine.service(WebSocketHubs)
+    hub = hubs.get(path) if hubs is not None else None
+    assert hub is not None, f"no websocket output on {path}"
+    return hub
 
 
 def ws_url(engine: Engine, path: str) -> str:
@@ -84,7 +92,7 @@ async def test_sensor_type_filter_trims_sensors(tmp_path: Path) -> None:
     """A sensor_type filter passes readings carrying that sensor, trimmed to it."""
     path = "/ws-sensor-type"
     async with engine_from(tmp_path, pattern(path)) as engine:
-        live.install(get_hub(path), authenticate=None)
+        live.install(hub_of(engine, path), authenticate=None)
         async with connect(ws_url(engine, path)) as ws, connect(ws_url(engine, path)) as other:
             await recv(ws)
             await recv(other)
@@ -122,8 +130,8 @@ async def test_sensor_type_filter_trims_sensors(tmp_path: Path) -> None:
 async def test_alerts_and_occupancy_only_for_clients_that_ask(tmp_path: Path) -> None:
     """alert/occupancy messages need alerts/occupancy: true; device filters still apply."""
     path = "/ws-opt-in"
-    hub = get_hub(path)
     async with engine_from(tmp_path, pattern(path)) as engine:
+        hub = hub_of(engine, path)
         live.install(hub, authenticate=None)
         async with (
             connect(ws_url(engine, path)) as plain,

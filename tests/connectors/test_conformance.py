@@ -34,7 +34,7 @@ from conftest import free_port, need_service, wireway
 from support import Sink, base_url, engine_from, eventually
 from wireway import registry
 from wireway.config import load_pattern
-from wireway.connectors.websocket import get_hub
+from wireway.connectors.websocket import WebSocketHubs
 from wireway.observability.metrics import REGISTRY
 from wireway.runtime.engine import Engine
 
@@ -425,7 +425,10 @@ async def test_output_delivers_messages(name: str, tmp_path: Path, request: pyte
         text = pattern_text(case, f'{{type: tcp, address: "127.0.0.1:{feeder.port}"}}', entry)
         async with engine_from(tmp_path, text) as engine:
             if name == "websocket":  # a live output: only clients connected now get messages
-                await eventually(lambda: len(get_hub("/conformance").stats()) > 0)
+                hubs = engine.service(WebSocketHubs)
+                hub = hubs.get("/conformance") if hubs is not None else None
+                assert hub is not None
+                await eventually(lambda: hub.clients > 0)
             await feed_tcp(feeder, engine, tmp_path)
 
             def arrived() -> bool:

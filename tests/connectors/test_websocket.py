@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from conftest import free_port
 from support import base_url, engine_from, eventually
 from wireway.config import load_pattern
-from wireway.connectors.websocket import get_hub
+from wireway.connectors.websocket import WebSocketHubs
 from wireway.connectors.websocket.clients import SKIP, Subscription, match_filters
 from wireway.connectors.websocket.hub import Hub
 from wireway.observability.metrics import render
@@ -84,6 +84,14 @@ async def post(engine: Engine, *values: dict[str, Any]) -> None:
     async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as c:
         r = await c.post("/ingest", json=list(values))
         assert r.status_code == 202, r.text
+
+
+def hub_of(engine: Engine, path: str) -> Hub:
+    """The engine's hub of `path` (each engine has its own)."""
+    hubs = engine.service(WebSocketHubs)
+    hub = hubs.get(path) if hubs is not None else None
+    assert hub is not None, f"no websocket output on {path}"
+    return hub
 
 
 def is_rfc3339(text: str) -> bool:
@@ -154,10 +162,8 @@ async def test_unsubscribe_stops_the_stream_until_the_next_subscribe(tmp_path: P
 
 async def test_an_installed_select_hook_decides_per_client(tmp_path: Path) -> None:
     """`install(select=...)` sees kind, data and the subscription (its extra keys in
-    `options`, echoed in the reply); the hub's own filters apply without it, and
-    stopping the hub removes it."""
+    `options`, echoed in the reply); the hub's own filters apply without it."""
     path = "/ws-hook"
-    hub = get_hub(path)
     seen: list[tuple[str, Subscription | None]] = []
 
     def even_only(kind: str, data: Any, subscription: Subscription | None) -> Any:
@@ -167,7 +173,7 @@ async def test_an_installed_select_hook_decides_per_client(tmp_path: Path) -> No
         return {**data, "seen_by_hook": True}
 
     async with engine_from(tmp_path, pattern(path)) as engine:
-        hub.install(select=even_only)
+        hub_of(engine, path).install(select=even_only)
         async with connect(ws_url(engine, path)) as ws, connect(ws_url(engine, path)) as other:
             await recv(ws)
             await recv(other)
@@ -182,8 +188,32 @@ async def test_an_installed_select_hook_decides_per_client(tmp_path: Path) -> No
             (sub,) = {id(s): s for _, s in seen if s is not None}.values()
             assert sub.filters == {"device_id": ["x"]}
             assert {kind for kind, _ in seen} == {"data"}
-    assert hub.select is match_filters
-    assert hub.authenticate is None
+
+
+async def test_two_engines_in_one_process_have_hubs_of_their_own(tmp_path: Path) -> None:
+    """Two engines with an output on the same path: each has its own hub, its own
+    clients and hooks; a message of one engine reaches none of the other's clients."""
+    path = "/ws-two-engines"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        engine_from(tmp_path / "a", pattern(path)) as first,
+        engine_from(tmp_path / "b", pattern(path)) as second,
+    ):
+        assert hub_of(first, path) is not hub_of(second, path)
+        hub_of(first, path).install(select=lambda kind, data, subscription: {**data, "first": True})
+        assert hub_of(second, path).select is match_filters
+        async with connect(ws_url(first, path)) as ws_first, connect(ws_url(second, path)) as ws_second:
+            await recv(ws_first)
+            await recv(ws_second)
+            await eventually(lambda: hub_of(first, path).clients == hub_of(second, path).clients == 1)
+            await post(first, reading("esp32-001", n=1))
+            (got,) = await recv_until(ws_first, marker(1))
+            assert got["data"]["first"] is True
+            # published to the first hub's clients by now: a shared hub would have
+            # queued it to the second engine's client before this one
+            await post(second, reading("esp32-001", n=2))
+            assert [m["data"]["n"] for m in await recv_until(ws_second, marker(2))] == [2]
 
 
 async def test_ping_unknown_type_and_bad_json(tmp_path: Path) -> None:
@@ -210,7 +240,6 @@ async def test_ping_unknown_type_and_bad_json(tmp_path: Path) -> None:
 async def test_authentication_hook(tmp_path: Path) -> None:
     """Header, query and first-message credentials; anything else gets 4401."""
     path = "/ws-auth"
-    hub = get_hub(path)
     seen: list[tuple[dict[str, str], dict[str, str], dict[str, Any] | None]] = []
 
     async def authenticate(
@@ -223,6 +252,7 @@ async def test_authentication_hook(tmp_path: Path) -> None:
         return None if key == "good" else "invalid key"
 
     async with engine_from(tmp_path, pattern(path)) as engine:
+        hub = hub_of(engine, path)
         hub.authenticate = authenticate
         async with connect(ws_url(engine, path), additional_headers={"X-API-Key": "good"}) as ws:
             assert (await recv(ws))["type"] == "connected"
@@ -263,8 +293,8 @@ async def test_authentication_hook(tmp_path: Path) -> None:
 async def test_slow_client_drops_oldest_and_ingestion_never_waits(tmp_path: Path) -> None:
     """A client that never reads loses its oldest messages; a reading client keeps up."""
     path = "/ws-slow"
-    hub = get_hub(path)
     async with engine_from(tmp_path, pattern(path, ", queue_size: 200")) as engine:
+        hub = hub_of(engine, path)
         async with (
             connect(ws_url(engine, path), max_queue=4, compression=None, close_timeout=0.5) as slow,
             connect(ws_url(engine, path), compression=None) as fast,
@@ -333,9 +363,9 @@ async def test_extra_port_accepts_any_path(tmp_path: Path, key: str) -> None:
 async def test_unresponsive_client_is_dropped_by_protocol_ping(tmp_path: Path) -> None:
     """Ping frames every ping_interval: a peer that never answers is closed, others stay."""
     path = "/ws-keepalive"
-    hub = get_hub(path)
     options = ", ping_interval: 0.2, ping_timeout: 0.3"
     async with engine_from(tmp_path, pattern(path, options)) as engine:
+        hub = hub_of(engine, path)
         host, port = engine.http
         async with connect(ws_url(engine, path), ping_interval=None) as alive:
             await recv(alive)
@@ -375,7 +405,7 @@ async def test_envelope_mode_custom_kind_and_connection_gauge(tmp_path: Path) ->
             assert got["data"]["payload"] == {"id": 7}
             assert got["data"]["source"] == "live.http"
             assert "messageId" in got["data"]
-        await eventually(lambda: get_hub(path).clients == 0)
+        await eventually(lambda: hub_of(engine, path).clients == 0)
         await eventually(
             lambda: (
                 'active_connections{connection_type="websocket",kind="websocket"} 0.0' in render().decode()
@@ -448,8 +478,8 @@ async def test_extra_port_listens_on_the_http_host(tmp_path: Path) -> None:
     loopback address): reachable there, refused on 127.0.0.1."""
     path = "/ws-extra-host"
     port = free_port()
-    async with engine_on(tmp_path, pattern(path, f", port: {port}"), "127.0.0.2"):
-        assert await extra_port_addresses(get_hub(path)) == {("127.0.0.2", port)}
+    async with engine_on(tmp_path, pattern(path, f", port: {port}"), "127.0.0.2") as engine:
+        assert await extra_port_addresses(hub_of(engine, path)) == {("127.0.0.2", port)}
         async with connect(f"ws://127.0.0.2:{port}/any") as ws:
             assert (await recv(ws))["type"] == "connected"
         assert refused("127.0.0.1", port)
@@ -460,7 +490,7 @@ async def test_extra_port_listens_on_all_interfaces_with_the_http_server(tmp_pat
     path = "/ws-extra-any"
     port = free_port()
     async with engine_on(tmp_path, pattern(path, f", port: {port}"), "0.0.0.0") as engine:
-        assert await extra_port_addresses(get_hub(path)) == {("0.0.0.0", port)}
+        assert await extra_port_addresses(hub_of(engine, path)) == {("0.0.0.0", port)}
         assert engine.http[0] == "0.0.0.0"
         async with connect(f"ws://127.0.0.1:{port}/") as ws:
             assert (await recv(ws))["type"] == "connected"
@@ -471,8 +501,8 @@ async def test_explicit_extra_port_host_wins(tmp_path: Path) -> None:
     path = "/ws-extra-explicit"
     port = free_port()
     options = f", port: {port}, host: 127.0.0.1"
-    async with engine_on(tmp_path, pattern(path, options), "127.0.0.2"):
-        assert await extra_port_addresses(get_hub(path)) == {("127.0.0.1", port)}
+    async with engine_on(tmp_path, pattern(path, options), "127.0.0.2") as engine:
+        assert await extra_port_addresses(hub_of(engine, path)) == {("127.0.0.1", port)}
         assert refused("127.0.0.2", port)
 
 

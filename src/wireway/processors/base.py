@@ -19,12 +19,13 @@ of them with `use_service`. The service sees the engine only through `EngineView
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from wireway.envelope import Message
+from wireway.observability.events import Events
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -37,6 +38,9 @@ class StepResult:
     passed: list[Message]
     failed: list[tuple[Message, list[str]]] = field(default_factory=list)
     emitted: list[Message] = field(default_factory=list)
+
+
+ServiceT = TypeVar("ServiceT", bound="AppService")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class EngineView:
             outboxes of the application's patterns; returns once they are durable.
             For messages no reading caused: an alert acknowledged through the API,
             an occupancy hold running out.
+        events: the engine's notifications (rejections, deliveries) to listen to.
+        app_services: the engine's application services by class (see `service`).
     """
 
     data_dir: Path
@@ -59,6 +65,14 @@ class EngineView:
     queue_depth: Callable[[], int]
     dlq_depth: Callable[[], int]
     publish: Callable[[list[Message]], Awaitable[None]]
+    events: Events = field(default_factory=Events)
+    app_services: Mapping[type[AppService], AppService] = field(default_factory=dict)
+
+    def service(self, cls: type[ServiceT]) -> ServiceT | None:
+        """The engine's instance of `cls` (e.g. the live hubs of its websocket outputs),
+        None when none of its components needs one."""
+        found = self.app_services.get(cls)
+        return found if isinstance(found, cls) else None
 
 
 class AppService:
@@ -110,6 +124,7 @@ class Processor(Component):
     """Base class of steps."""
 
     pattern = ""  # the pattern's name, set by the loader (for metrics and events)
+    events: Events | None = None  # the engine's, set by the pattern runner that runs the step
 
     async def process(self, batch: list[Message]) -> StepResult:
         raise NotImplementedError

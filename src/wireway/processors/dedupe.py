@@ -13,7 +13,6 @@ from msgspec import Meta
 from wireway.envelope import Message
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
-from wireway.observability import events
 from wireway.observability.metrics import MESSAGES
 from wireway.processors.base import Processor, StepResult
 from wireway.registry import register_processor
@@ -108,8 +107,9 @@ class Dedupe(Processor):
         dropped = len(batch) - len(passed) - len(failed)
         if dropped:
             MESSAGES.labels(self.pattern or "-", "dedupe", "duplicate").inc(dropped)
-            for _ in range(dropped):
-                events.rejected(self.pattern, "duplicate: already accepted")
+            if self.events is not None:
+                for _ in range(dropped):
+                    self.events.rejected(self.pattern, "duplicate: already accepted")
         return StepResult(passed, failed)
 
     def committed(self, messages: list[Message]) -> None:

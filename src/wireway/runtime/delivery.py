@@ -12,8 +12,8 @@ from wireway.config.model import Interface, Pattern
 from wireway.connectors.base import Output
 from wireway.envelope import Message
 from wireway.errors import PermanentError
-from wireway.observability import events
 from wireway.observability import logging as log
+from wireway.observability.events import Events
 from wireway.observability.metrics import (
     BREAKER_STATE,
     LATENCY,
@@ -43,6 +43,7 @@ class Owner(Protocol):
     pattern: Pattern
     store: Store
     memory: Store
+    events: Events
 
     def ack(self, store: Store, ids: list[int]) -> None: ...
 
@@ -56,6 +57,7 @@ class Delivery:
         self.runner = runner
         self.iface = iface
         self.output = output
+        self.events = runner.events
         self.queue_name = f"{runner.name}/{iface.name}"
         self.store = runner.memory if iface.buffer == "memory" else runner.store
         settings = runner.pattern.settings
@@ -158,7 +160,7 @@ class Delivery:
         # items restored from the store at start have no arrival time in this process
         latencies = [max(done_at - it.arrived, 0.0) for it in batch if it.arrived]
         observe_many(LATENCY, latencies)
-        events.delivered(self.runner.name, self.iface.name, latencies)
+        self.events.delivered(self.runner.name, self.iface.name, latencies)
         if logger.is_enabled_for(logging.DEBUG):
             for it in batch:
                 logger.debug(

@@ -22,7 +22,9 @@ from wireway.connectors.hostport import bind
 from wireway.envelope import Message, now_rfc3339
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
+from wireway.observability.events import Events
 from wireway.observability.metrics import DLQ_SIZE, connection_closed, connection_opened, connections_now
+from wireway.processors.base import ServiceT
 from wireway.runtime.buffer_file import buffer_path
 from wireway.runtime.memory import MemoryStore
 from wireway.runtime.outbox import SqliteStore
@@ -72,6 +74,8 @@ class Engine:
         self.accepting = False
         self.started = time.time()
         self.services: list[Service | AppService] = []
+        self.app_services: dict[type[AppService], AppService] = {}
+        self.events = Events()  # this engine's alone: an application hears of no other engine
         self.on_stop: list[Any] = []  # called first thing at shutdown
         self._lock_fd: int | None = None
         self._dlq_cache: dict[str, int] = {}
@@ -105,7 +109,7 @@ class Engine:
         await self.memory.open()
         pending = self.sqlite.pending() if self.sqlite else []
         for pattern in self.patterns:
-            runner = PatternRunner(pattern, self.store_for(pattern), self.memory)
+            runner = PatternRunner(pattern, self.store_for(pattern), self.memory, self.events)
             runner.on_dlq = self._dlq_changed
             runner.restore(pending)
             self.runners.append(runner)
@@ -173,10 +177,17 @@ class Engine:
                 if runner not in runners:
                     runners.append(runner)
                 wanting.append((cls, component))
-        built = {cls: cls(self.view(runners)) for cls, runners in users.items()}
+        built = self.app_services
+        for cls, runners in users.items():
+            built[cls] = cls(self.view(runners))
         for cls, component in wanting:
             component.use_service(built[cls])
         return list(built.values())
+
+    def service(self, cls: type[ServiceT]) -> ServiceT | None:
+        """This engine's instance of an application service class, if a component named it."""
+        found = self.app_services.get(cls)
+        return found if isinstance(found, cls) else None
 
     def view(self, runners: list[PatternRunner]) -> EngineView:
         """What an application of these patterns sees of the engine."""
@@ -191,6 +202,8 @@ class Engine:
             queue_depth=lambda: sum(r.queue.depth for runner in runners for r in runner.routes),
             dlq_depth=lambda: sum(runner.store.dlq_depth(runner.name) for runner in runners),
             publish=publish,
+            events=self.events,
+            app_services=self.app_services,
         )
 
     def input_context(self, runner: PatternRunner, inp: Input) -> InputContext:

@@ -16,8 +16,8 @@ from wireway.config.model import Pattern
 from wireway.connectors.base import IngestResult, Input, Rejected
 from wireway.envelope import Message
 from wireway.errors import BackpressureError
-from wireway.observability import events
 from wireway.observability import logging as log
+from wireway.observability.events import Events
 from wireway.observability.metrics import (
     MESSAGES,
 )
@@ -55,11 +55,14 @@ def context_builder(names: set[str]) -> Callable[[Message], dict[str, Any]]:
 class PatternRunner:
     """Builds a pattern's inputs, steps and outputs and moves messages between them."""
 
-    def __init__(self, pattern: Pattern, store: Store, memory: Store | None = None) -> None:
+    def __init__(
+        self, pattern: Pattern, store: Store, memory: Store | None = None, events: Events | None = None
+    ) -> None:
         self.pattern = pattern
         self.name = pattern.name
         self.store = store
         self.memory = memory or store
+        self.events = events or Events()  # the engine's: its applications listen there
         self.inputs: list[Input] = []
         self.routes: list[Delivery] = []
         self.counts = {"in": 0, "out": 0, "error": 0, "filtered": 0}
@@ -84,6 +87,8 @@ class PatternRunner:
         )
         self.lossy = any(r.store is not self.store for r in self.routes)
         self.steps: list[Processor] = [s.instance for s in pattern.steps]
+        for step in self.steps:
+            step.events = self.events
         # only the steps that do something once their messages are durable (dedupe)
         self.committed_hooks = [
             step.committed for step in self.steps if type(step).committed is not Processor.committed
@@ -132,7 +137,7 @@ class PatternRunner:
         msgs: list[Message] = []
         index: dict[str, int] = {}
         for raw, reason in errors or []:  # values the input could not even decode
-            events.rejected(self.name, reason)
+            self.events.rejected(self.name, reason)
             result.rejected.append(Rejected(-1, [reason], raw))
         for i, value in enumerate(values):
             if type(value) is Message:  # built by the input (its id already chosen)
@@ -144,7 +149,7 @@ class PatternRunner:
             try:
                 msg = envelope.from_value(value, source=source, arrived=arrived)
             except ValueError as exc:
-                events.rejected(self.name, str(exc))
+                self.events.rejected(self.name, str(exc))
                 result.rejected.append(Rejected(i, [str(exc)], value))
                 continue
             index.setdefault(msg.message_id, i)
@@ -157,7 +162,7 @@ class PatternRunner:
             passed, failed = outcome.passed, outcome.failed
             result.filtered += len(msgs) - len(passed) - len(failed)
             for msg, reasons in failed:
-                events.rejected(self.name, "; ".join(reasons))
+                self.events.rejected(self.name, "; ".join(reasons))
                 i = index.get(msg.message_id, -1)
                 result.rejected.append(Rejected(i, reasons, msg.payload, msg))
             if outcome.emitted:

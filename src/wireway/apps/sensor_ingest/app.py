@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from wireway.apps.sensor_ingest import metrics
+from wireway.apps.sensor_ingest import live, metrics
 from wireway.apps.sensor_ingest.alerts import AlertEngine, alert_message
 from wireway.apps.sensor_ingest.auth import RETRY_UNREADY, Keys
 from wireway.apps.sensor_ingest.devices import Devices
@@ -17,9 +17,9 @@ from wireway.apps.sensor_ingest.occupancy import OccupancyTracker, location_of, 
 from wireway.config.model import Security
 from wireway.connectors.base import AppService, EngineView
 from wireway.connectors.sql.db import DEFAULT_OWN_SCHEMA, Database, open_database
+from wireway.connectors.websocket import Hub, WebSocketHubs
 from wireway.envelope import Message
 from wireway.errors import BackpressureError, NotConnected
-from wireway.observability import events
 from wireway.observability import logging as log
 from wireway.observability.metrics import observe_many
 from wireway.processors.dedupe import SeenCache
@@ -31,6 +31,7 @@ CONNECT_BACKOFF_MAX = 30.0  # s between attempts to reach a storage that was nev
 READY_WAIT = 5.0  # s an ingest call waits for that storage before it is refused
 REFRESH_EVERY = 2.0  # s between key reloads (revocations apply within that) and occupancy ticks
 READINGS_TYPE = "sensor-data"  # the messageType of a reading once sensor_enrich passed it
+LIVE_PATH = "/ws"  # the websocket path whose clients get the application's live rules
 
 
 class InFlight:
@@ -99,7 +100,7 @@ class SensorApp(AppService):
         self.alerts: AlertEngine | None = None
         self.occupancy: OccupancyTracker | None = None
         self.occupancy_changes: list[dict[str, Any]] = []  # told by the tracker, not yet sent
-        self.hub: Any = None  # the live hub whose clients need a key (authentication on)
+        self.hub: Hub | None = None  # the live hub whose clients need a key (authentication on)
         self.patterns: set[str] = set()
         self.storage_up = False
         self.ready = asyncio.Event()  # set once the storage was reached and loaded
@@ -148,9 +149,10 @@ class SensorApp(AppService):
         )
         self.devices = Devices(self.db)
         self.keys = Keys(self.db, self.security)
-        from wireway.connectors.websocket.hub import get_hub
-
-        self.use_hub(get_hub("/ws"))
+        hubs = self.view.service(WebSocketHubs)  # the engine's, when it has websocket outputs
+        hub = hubs.get(LIVE_PATH) if hubs is not None else None
+        if hub is not None:
+            self.use_hub(hub)
         try:
             await self.connect()
         except NotConnected as exc:  # any other error (a migration that fails) stops the start
@@ -163,9 +165,9 @@ class SensorApp(AppService):
                 await self.db.close()
             raise
         self._tasks.append(asyncio.create_task(self.refresh_loop(), name="wireway[sensor-app].refresh"))
-        # the process's event listeners; a start that failed above leaves none behind
-        events.on_rejection(self._rejected)
-        events.on_delivered(self._delivered)
+        # the engine's event listeners; a start that failed above leaves none behind
+        self.view.events.on_rejection(self._rejected)
+        self.view.events.on_delivered(self._delivered)
 
     async def connect(self) -> None:
         """Reach the storage, migrate it, and load devices, keys, recent ids and open alerts."""
@@ -231,12 +233,10 @@ class SensorApp(AppService):
         except TimeoutError:
             raise BackpressureError("sensor storage (not reached yet)", RETRY_UNREADY) from None
 
-    def use_hub(self, hub: Any) -> None:
-        """Share the live hub; with authentication on, its clients need a key or JWT."""
+    def use_hub(self, hub: Hub) -> None:
+        """The sensor rules on the live hub; with authentication on, its clients need a
+        key or JWT."""
         self.hub = hub
-        # set (or cleared) for this run: the hub outlives an engine in one process
-        from wireway.apps.sensor_ingest import live
-
         live.install(hub, self.ws_authenticate if self.keys is not None and self.keys.enabled else None)
 
     async def ws_authenticate(
@@ -335,7 +335,6 @@ class SensorApp(AppService):
                 await task
         self._tasks.clear()
         self.storage_up = False
-        self.patterns.clear()  # the event listeners of a stopped application count nothing
         if self.db is not None:
             await self.db.close()
 

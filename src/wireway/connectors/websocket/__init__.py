@@ -1,5 +1,6 @@
-"""The websocket connector: a live hub on the HTTP server and the `websocket` output."""
+"""The websocket connector: live hubs on the HTTP server and the `websocket` output."""
 
-from wireway.connectors.websocket.hub import Hub, get_hub
+from wireway.connectors.websocket.hub import Hub
+from wireway.connectors.websocket.hubs import WebSocketHubs
 
-__all__ = ["Hub", "get_hub"]
+__all__ = ["Hub", "WebSocketHubs"]

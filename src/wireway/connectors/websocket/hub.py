@@ -1,4 +1,4 @@
-"""The live WebSocket hub: one per path per process, shared by outputs and applications.
+"""The live WebSocket hub: one per path per engine, shared by outputs and applications.
 
 The protocol is the one the existing clients speak (see the `websocket` output's
 reference page). Design points:
@@ -21,7 +21,8 @@ reference page). Design points:
 - With an `authenticate` hook installed, a client is let in only once it passes
   (`admission.py`).
 
-The second server (`port`) is in `server.py`, the client state in `clients.py`.
+The second server (`port`) is in `server.py`, the client state in `clients.py`, the
+engine's set of hubs (one per path) in `hubs.py`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from wireway.connectors.base import Service
 from wireway.connectors.websocket.admission import Authenticate, admit, encode_text, parse
 from wireway.connectors.websocket.clients import (
     SKIP,
@@ -64,36 +64,31 @@ class _Endpoint:
         await self.hub.asgi(scope, receive, send)
 
 
-class Hub(Service):
+class Hub:
     """Live fan-out of messages to the WebSocket clients of one path.
 
     Args:
-        path: the route on the process's HTTP server.
+        path: the route on the engine's HTTP server.
+        http_host: the interface of the engine's HTTP server.
 
-    Settings (set by `configure`, reset by `stop`): `port` / `host` of an optional
-    second server that accepts WebSocket clients on any path (`host` None: the
-    engine's HTTP host, learnt in `attach`, else 127.0.0.1), `queue_size` per
-    client, `ping_interval` and `ping_timeout` in seconds, `auth_timeout` (how long
-    a client may take to send its `auth` message). `select` and `authenticate`
-    are the hooks an application sets with `install`.
+    Settings (set by `configure`): `port` / `host` of an optional second server
+    that accepts WebSocket clients on any path (`host` None: `http_host`),
+    `queue_size` per client, `ping_interval` and `ping_timeout` in seconds,
+    `auth_timeout` (how long a client may take to send its `auth` message).
+    `select` and `authenticate` are the hooks an application sets with `install`.
     """
 
-    name = "websocket"
-
-    def __init__(self, path: str = "/ws") -> None:
+    def __init__(self, path: str = "/ws", http_host: str = "127.0.0.1") -> None:
         if not path.startswith("/"):
             raise ValueError(f"a WebSocket path starts with '/': {path!r}")
         self.path = path
+        self.http_host = http_host
         self.dropped = 0
         self._clients: dict[int, Client] = {}
         self._ids = itertools.count(1)
         self._server: SecondServer | None = None
-        self._reset()
-
-    def _reset(self) -> None:
         self.port: int | None = None
         self.host: str | None = None  # None: the same interface as the HTTP server
-        self.http_host = "127.0.0.1"  # the engine's HTTP host (attach)
         self.queue_size = 1000
         self.ping_interval = 30.0
         self.ping_timeout: float | None = None
@@ -102,7 +97,7 @@ class Hub(Service):
         self.authenticate: Authenticate | None = None
 
     def install(self, *, select: Select | None = None, authenticate: Authenticate | None = None) -> None:
-        """Set an application's hooks for this run (`stop` resets them).
+        """Set an application's hooks.
 
         Args:
             select: what a client gets of each message (see `clients.py`); None: the
@@ -143,7 +138,7 @@ class Hub(Service):
         if ping_timeout is not None:
             self.ping_timeout = ping_timeout
 
-    # ----- Service ----------------------------------------------------------------
+    # ----- lifecycle --------------------------------------------------------------
     @property
     def clients(self) -> int:
         """Clients connected (and authenticated) right now."""
@@ -156,25 +151,18 @@ class Hub(Service):
     def routes(self) -> list[BaseRoute]:
         return [WebSocketRoute(self.path, _Endpoint(self), name=f"websocket:{self.path}")]
 
-    def attach(self, engine: Any) -> None:
-        """The extra port listens where the HTTP server does unless `host` says otherwise."""
-        http = getattr(engine, "http", None)
-        if http:
-            self.http_host = str(http[0])
-
     async def start(self) -> None:
         if self.port is not None and self._server is None:
             await self.serve_extra_port(self.host or self.http_host, self.port)
 
     async def stop(self) -> None:
-        """Stop the extra-port server, close what is left, forget the settings and hooks."""
+        """Stop the extra-port server and close the clients that are left."""
         if self._server is not None:
             await self._server.stop()
         self._server = None
         for client in list(self._clients.values()):
             with contextlib.suppress(Exception):
                 await client.websocket.close(1001)
-        self._reset()
 
     async def serve_extra_port(self, host: str, port: int) -> None:
         """Start a second server that accepts WebSocket clients on any path."""
@@ -316,14 +304,3 @@ class Hub(Service):
                 continue
             await ws.send_text(queue.popleft())
             client.sent += 1
-
-
-_HUBS: dict[str, Hub] = {}
-
-
-def get_hub(path: str = "/ws") -> Hub:
-    """The process's hub for `path` (created on first use)."""
-    hub = _HUBS.get(path)
-    if hub is None:
-        hub = _HUBS[path] = Hub(path)
-    return hub
