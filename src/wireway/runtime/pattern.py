@@ -16,6 +16,7 @@ from wireway.config.model import Pattern
 from wireway.connectors.base import IngestResult, Input, Rejected
 from wireway.envelope import Message
 from wireway.errors import BackpressureError
+from wireway.expr import Expr
 from wireway.observability import logging as log
 from wireway.observability.events import Events
 from wireway.observability.metrics import (
@@ -79,9 +80,6 @@ class PatternRunner:
             spec = lookup("output", iface.type)
             assert spec is not None
             self.routes.append(Delivery(self, iface, spec.cls(iface.config, iface, pattern)))
-        self.by_type_only = [
-            r.iface.when is not None and set(r.iface.when.names) == {"messageType"} for r in self.routes
-        ]
         self.context_of = context_builder(
             {name for r in self.routes if r.iface.when is not None for name in r.iface.when.names}
         )
@@ -252,9 +250,10 @@ class PatternRunner:
         for route in self.routes:
             if not route.output.listening:
                 idle[route] = 0
-        # a `when:` that reads only messageType is tested once per type and batch
-        by_type: dict[tuple[int, str], bool] = {}
-        by_type_only = self.by_type_only
+        # a `when:` whose answer the messageType alone decides (`messageType == "x"`, or
+        # `messageType == "alert" && payload.notify` for every other type) is evaluated
+        # once per type and batch; the others once per message
+        by_type: dict[tuple[int, str], bool | None] = {}
         for msg in msgs:
             ctx = None
             hit = False
@@ -262,15 +261,18 @@ class PatternRunner:
                 when = route.iface.when
                 if when is None:
                     chosen = True
-                elif by_type_only[n]:
-                    key = (n, msg.message_type)
-                    chosen = by_type.get(key)  # type: ignore[assignment]
-                    if chosen is None:
-                        chosen = by_type[key] = when.test({"messageType": msg.message_type})
                 else:
-                    if ctx is None:
-                        ctx = self.context_of(msg)
-                    chosen = when.test(ctx)
+                    key = (n, msg.message_type)
+                    if key in by_type:
+                        decided = by_type[key]
+                    else:
+                        decided = by_type[key] = decided_by_type(when, msg.message_type)
+                    if decided is not None:
+                        chosen = decided
+                    else:
+                        if ctx is None:
+                            ctx = self.context_of(msg)
+                        chosen = when.test(ctx)
                 if chosen:
                     if idle and route in idle:
                         idle[route] += 1
@@ -398,3 +400,15 @@ class PatternRunner:
             "inputs": [{"name": i.name, "type": i.iface.type, "state": i.state} for i in self.inputs],
             "outputs": [r.status() for r in self.routes],
         }
+
+
+def decided_by_type(when: Expr, message_type: str) -> bool | None:
+    """The condition's value for every message of this type, or None when it depends on
+    more. Sound for CEL: a field left out is an error, and an error changes no result
+    that `&&`, `||` or `?:` settle without it, so a result reached without the rest of
+    the message is the result for every message of the type."""
+    try:
+        value = when.evaluate({"messageType": message_type})
+    except Exception:  # noqa: BLE001  (it reads more than the type)
+        return None
+    return value if isinstance(value, bool) else None
