@@ -17,7 +17,6 @@ __all__ = [
     "InputContext",
     "Output",
     "Rejected",
-    "Service",
 ]
 
 if TYPE_CHECKING:
@@ -75,38 +74,6 @@ class InputContext:
     full: Callable[[], bool] = lambda: False
 
 
-class Service:
-    """Something several connectors share (a connection pool, a live hub).
-
-    The engine starts each service once, before any output opens, adds its HTTP
-    routes to the process's server, merges its `health()` into /health and stops
-    it after every output has closed. Connectors hand theirs out from `services()`.
-    """
-
-    name = "service"
-
-    def attach(self, engine: Any) -> None:
-        """Called once with the engine before `start` (for status views)."""
-        return
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    def routes(self) -> list[BaseRoute]:
-        return []
-
-    def health(self) -> dict[str, str]:
-        """Component name -> "up" or "down"; any "down" makes /health `degraded`."""
-        return {}
-
-    def holding_back(self) -> str | None:
-        """Why the service refuses messages for now (makes /ready false), or None."""
-        return None
-
-
 class Input(Component):
     """Base class of inputs: `start` begins reading, `stop` ends it."""
 
@@ -122,9 +89,6 @@ class Input(Component):
 
     async def stop(self) -> None:
         self.state = "stopped"
-
-    def services(self) -> list[Service]:
-        return []
 
     def health(self) -> dict[str, str]:
         return {}
@@ -158,9 +122,6 @@ class Output(Component):
 
     async def close(self) -> None:
         return None
-
-    def services(self) -> list[Service]:
-        return []
 
     def health(self) -> dict[str, str]:
         return {}

@@ -17,7 +17,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from wireway.config.model import Pattern
-from wireway.connectors.base import AppService, EngineView, Input, InputContext, Output, Service
+from wireway.connectors.base import AppService, EngineView, Input, InputContext
 from wireway.connectors.hostport import bind
 from wireway.envelope import Message, now_rfc3339
 from wireway.errors import WirewayError
@@ -73,7 +73,7 @@ class Engine:
         self.stop_event = asyncio.Event()
         self.accepting = False
         self.started = time.time()
-        self.services: list[Service | AppService] = []
+        self.services: list[AppService] = []
         self.app_services: dict[type[AppService], AppService] = {}
         self.events = Events()  # this engine's alone: an application hears of no other engine
         self.on_stop: list[Any] = []  # called first thing at shutdown
@@ -115,16 +115,8 @@ class Engine:
             self.runners.append(runner)
         if pending:
             logger.info("restored undelivered messages", count=len(pending))
-        for runner in self.runners:
-            components: list[Input | Output] = [*runner.inputs, *(r.output for r in runner.routes)]
-            for component in components:
-                for service in component.services():
-                    if all(service is not s for s in self.services):
-                        self.services.append(service)
         self.services += self.build_applications()
         for started in self.services:
-            if isinstance(started, Service):
-                started.attach(self)
             await started.start()
             self.routes.extend(started.routes())
         for runner in self.runners:
