@@ -15,7 +15,7 @@ logger = log.get("simulator")
 
 async def run_demo(engine: Any, devices: int, per_device_hz: float = 1.0) -> None:
     """Post readings from `devices` devices (1 per device per second) until cancelled."""
-    app = next((s for s in engine.services if isinstance(s, SensorApp)), None)
+    app = engine.service(SensorApp)
     if app is None or app.keys is None:
         logger.warning("--simulate needs the sensor application; nothing to simulate")
         return
