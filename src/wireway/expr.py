@@ -71,6 +71,17 @@ class Expr:
                 out[name] = value
         return out
 
+    def settled_by(self, partial: dict[str, Any]) -> bool | None:
+        """The condition's value for every context that has these values, or None when
+        it depends on more. Sound for CEL: a variable left out is an error, and an error
+        changes no result that `&&`, `||` or `?:` settle without it, so a result reached
+        without the rest holds whatever the rest is."""
+        try:
+            value = self.evaluate(partial)
+        except Exception:  # noqa: BLE001  (it reads more than `partial` holds)
+            return None
+        return value if isinstance(value, bool) else None
+
     def test(self, context: dict[str, Any]) -> bool:
         """Evaluate as a condition: an error (say, a missing field) counts as false."""
         if self.fast is not None:

@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wireway.expr import Expr
-from wireway.runtime.pattern import decided_by_type
 
 CONDITIONS = [
     'messageType == "alert" && payload.notify',
@@ -19,6 +18,10 @@ CONDITIONS = [
     'metadata.priority == "high"',
 ]
 TYPES = ["sensor-data", "alert", "occupancy", "x"]
+
+
+def decided_by_type(when: Expr, message_type: str) -> bool | None:
+    return when.settled_by({"messageType": message_type})
 
 
 def test_what_the_type_settles() -> None:

@@ -16,7 +16,6 @@ from wireway.config.model import Pattern
 from wireway.connectors.base import IngestResult, Input, Rejected
 from wireway.envelope import Message
 from wireway.errors import BackpressureError
-from wireway.expr import Expr
 from wireway.observability import logging as log
 from wireway.observability.events import Events
 from wireway.observability.metrics import (
@@ -266,7 +265,7 @@ class PatternRunner:
                     if key in by_type:
                         decided = by_type[key]
                     else:
-                        decided = by_type[key] = decided_by_type(when, msg.message_type)
+                        decided = by_type[key] = when.settled_by({"messageType": msg.message_type})
                     if decided is not None:
                         chosen = decided
                     else:
@@ -400,15 +399,3 @@ class PatternRunner:
             "inputs": [{"name": i.name, "type": i.iface.type, "state": i.state} for i in self.inputs],
             "outputs": [r.status() for r in self.routes],
         }
-
-
-def decided_by_type(when: Expr, message_type: str) -> bool | None:
-    """The condition's value for every message of this type, or None when it depends on
-    more. Sound for CEL: a field left out is an error, and an error changes no result
-    that `&&`, `||` or `?:` settle without it, so a result reached without the rest of
-    the message is the result for every message of the type."""
-    try:
-        value = when.evaluate({"messageType": message_type})
-    except Exception:  # noqa: BLE001  (it reads more than the type)
-        return None
-    return value if isinstance(value, bool) else None
