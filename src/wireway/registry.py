@@ -8,7 +8,7 @@ as a Python entry point in the group `wireway.components`. The entry's name is
     "output.file" = "wireway.connectors.file.output"
     "processor.hello" = "wireway_hello.step"
 
-`kind` is `input`, `output` or `processor`. The module registers its class with
+`kind` is `input`, `output`, `processor`, `format` or `migrations`. The module registers its class with
 a decorator (`@register_output("file", config=FileOutputConfig)`).
 Reading the entry points imports nothing: a module is imported only when a
 pattern names its type, so a pattern that does not use MQTT never imports the
@@ -36,7 +36,7 @@ GROUP = "wireway.components"
 class Spec:
     """A registered component: its kind, type name, options Struct and class."""
 
-    kind: str  # "input" | "output" | "processor" | "migrations"
+    kind: str  # "input" | "output" | "processor" | "format" | "migrations"
     name: str
     config: type[msgspec.Struct]
     cls: Any
@@ -84,6 +84,11 @@ def register_output(name: str, *, config: type[msgspec.Struct]) -> Callable[[T],
 def register_processor(name: str, *, config: type[msgspec.Struct]) -> Callable[[T], T]:
     """Register a processor class under `name`."""
     return _register("processor", name, config)
+
+
+def register_format(name: str, *, config: type[msgspec.Struct]) -> Callable[[T], T]:
+    """Register a format (a `wireway.formats.codec.Codec` class) under `name`."""
+    return _register("format", name, config)
 
 
 def register_migrations(name: str, steps: Callable[[str], Any], *, summary: str = "") -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from wireway import registry
 from wireway.config.convert import convert, did_you_mean
 from wireway.config.model import (
-    FORMATS,
     INPUT_COMMON,
     MAX_LINGER,
     MAX_PARALLEL,
@@ -68,9 +68,7 @@ class _Loader:
             hint = did_you_mean(type_, known) or f" (known: {', '.join(known)})"
             self.fail(join(path, "type"), f"unknown {kind} type `{type_}`{hint}")
             return None
-        fmt = entry.get("format", "json")
-        if fmt not in FORMATS:
-            self.fail(join(path, "format"), f"unknown format `{fmt}` (known: {', '.join(FORMATS)})")
+        fmt, new_codec = self.format(entry.get("format", "json"), join(path, "format"), spec.cls)
         name = entry.get("name") or ""  # a default one is given once every entry is known
         when = None
         if kind == "output" and entry.get("when") is not None:
@@ -99,10 +97,39 @@ class _Loader:
             return None
         line = self.doc.line(path)
         iface = Interface(
-            kind, type_, str(name), str(fmt), config, path, line, when, buffer, parallel, batch_size, linger
+            kind, type_, str(name), fmt, config, path, line, when, buffer, parallel, batch_size, linger
         )
+        if new_codec is not None:
+            iface.new_codec = new_codec
         iface.option_lines = {str(key): self.doc.line(join(path, str(key))) for key in entry}
         return iface
+
+    def format(self, entry: Any, path: str, cls: Any) -> tuple[str, Callable[[], Any] | None]:
+        """An entry's `format:` (a name, or a mapping of a `type` and its options) as its
+        name and a factory of codecs; the connector says which formats it can use."""
+        options: dict[str, Any] = {}
+        if isinstance(entry, dict):
+            options = {k: v for k, v in entry.items() if k != "type"}
+            entry = entry.get("type")
+            path = join(path, "type")
+        known = registry.names("format")
+        usable = [name for name in getattr(cls, "formats", None) or known if name in known]
+        if not isinstance(entry, str) or entry not in usable:
+            if entry in known:
+                takes = ", ".join(usable)
+                self.fail(path, f"format `{entry}` cannot be used here (this connector takes: {takes})")
+            else:
+                hint = did_you_mean(str(entry), known) or f" (known: {', '.join(known)})"
+                self.fail(path, f"unknown format `{entry}`{hint}")
+            return "json", None
+        spec = registry.lookup("format", entry)
+        if spec is None:
+            return entry, None
+        config = self.convert(options, spec.config, path.removesuffix(".type"))
+        if config is None:
+            return entry, None
+        codec_cls = spec.cls
+        return entry, lambda: codec_cls(config)
 
     def step(self, entry: Any, path: str) -> Step | None:
         if not isinstance(entry, dict) or len(entry) != 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -10,6 +11,7 @@ import msgspec
 from msgspec import Meta
 
 from wireway.expr import Expr
+from wireway.registry import lookup
 
 
 class PatternInfo(msgspec.Struct, forbid_unknown_fields=True):
@@ -93,7 +95,6 @@ class Monitoring(msgspec.Struct, forbid_unknown_fields=True):
 INPUT_COMMON = ("type", "name", "format", "enabled")
 OUTPUT_COMMON = ("type", "name", "format", "when", "enabled", "buffer", "parallel", "batch_size", "linger")
 MAX_LINGER = 60.0
-FORMATS = ("json", "jsonl")
 MAX_PARALLEL = 16
 
 
@@ -114,6 +115,8 @@ class Interface:
     batch_size: int | None = None  # an output's own batch size (the pattern's otherwise)
     linger: float = 0.0  # seconds an output waits for a batch to fill (0: deliver at once)
     option_lines: dict[str, int] = field(default_factory=dict)  # entry key -> its line, for errors
+    # a new `wireway.formats.codec.Codec` of the entry's `format:` (one per stream)
+    new_codec: Callable[[], Any] = field(default=lambda: _json_codec())
 
 
 @dataclass
@@ -144,3 +147,10 @@ class Pattern:
     @property
     def name(self) -> str:
         return self.info.name
+
+
+def _json_codec() -> Any:
+    """The default format's codec, for entries built without the loader."""
+    spec = lookup("format", "json")
+    assert spec is not None
+    return spec.cls(None)

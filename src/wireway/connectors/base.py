@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from wireway.envelope import Message
 from wireway.processors.base import AppService, Component, EngineView
@@ -65,6 +65,9 @@ class InputContext:
     have to refuse anyway (under
     overload, clients retrying every few ms would otherwise spend the time the
     outputs need to drain the buffers on decoding and checking what is refused).
+    An input that resumes where it stopped (a file tail) passes
+    `ingest(..., position=(key, value))`: the value is committed with the messages,
+    and `position(key)` gives it back at the next start (None the first time).
     """
 
     ingest: Ingest
@@ -72,10 +75,18 @@ class InputContext:
     connection_opened: Callable[[str], None]
     connection_closed: Callable[[str], None]
     full: Callable[[], bool] = lambda: False
+    position: Callable[[str], bytes | None] = lambda key: None
 
 
 class Input(Component):
     """Base class of inputs: `start` begins reading, `stop` ends it."""
+
+    # True for an input that stores read positions (`InputContext.position`): the
+    # engine then keeps a durable store even for patterns with `buffer: memory`
+    keeps_position: ClassVar[bool] = False
+    # the `format:` values it can read (None: any registered format, through
+    # `iface.new_codec()`); wireway checks a pattern's choice against it
+    formats: ClassVar[tuple[str, ...] | None] = ("json", "jsonl")
 
     def __init__(self, config: Any, iface: Interface, pattern: Pattern) -> None:
         self.config = config
@@ -101,6 +112,9 @@ class Output(Component):
     `RetryableError` (or any exception) to retry the whole batch and
     `PermanentError` to dead-letter it.
     """
+
+    # the `format:` values it can write (None: any, through `iface.new_codec()`)
+    formats: ClassVar[tuple[str, ...] | None] = ("json", "jsonl")
 
     def __init__(self, config: Any, iface: Interface, pattern: Pattern) -> None:
         self.config = config

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS redrive(
   id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, pattern TEXT, queue TEXT, body BLOB,
   attempts INTEGER);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS positions(key TEXT PRIMARY KEY, value BLOB NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1'), ('last_id', '0');
 """
 # its own file: the sensor application's SQLite storage has its own (in one file, its
@@ -142,3 +143,8 @@ def count_dlq(conn: sqlite3.Connection) -> dict[str, int]:
     """Dead letters per pattern."""
     rows = conn.execute("SELECT pattern, count(*) FROM dlq GROUP BY pattern").fetchall()
     return dict(rows)
+
+
+def save_positions(conn: sqlite3.Connection, positions: dict[str, bytes]) -> None:
+    """Where inputs have read up to (a file's offset), in the caller's transaction."""
+    conn.executemany("INSERT OR REPLACE INTO positions(key, value) VALUES (?, ?)", positions.items())

@@ -25,6 +25,7 @@ from wireway.observability import logging as log
 from wireway.observability.events import Events
 from wireway.observability.metrics import DLQ_SIZE, connection_closed, connection_opened, connections_now
 from wireway.processors.base import ServiceT
+from wireway.registry import lookup
 from wireway.runtime.buffer_file import buffer_path
 from wireway.runtime.memory import MemoryStore
 from wireway.runtime.outbox import SqliteStore
@@ -50,6 +51,14 @@ def _websocket(protocol: object) -> bool:
     return "WebSocket" in name or name.startswith("WS")
 
 
+def _keeps_position(pattern: Pattern) -> bool:
+    for iface in pattern.inputs:
+        spec = lookup("input", iface.type)
+        if spec is not None and getattr(spec.cls, "keeps_position", False):
+            return True
+    return False
+
+
 class Engine:
     """Runs a deployment (one or more patterns) until told to stop."""
 
@@ -65,7 +74,8 @@ class Engine:
         self.data_dir = data_dir
         self.http = http
         self.extra_routes = list(extra_routes or [])
-        self.durable = any(p.settings.buffer == "durable" for p in patterns)
+        # a durable store also when only an input keeps a read position (a file tail)
+        self.durable = any(p.settings.buffer == "durable" or _keeps_position(p) for p in patterns)
         self.sqlite: Store | None = None
         self.memory: Store = MemoryStore()
         self.runners: list[PatternRunner] = []
@@ -109,7 +119,7 @@ class Engine:
         await self.memory.open()
         pending = self.sqlite.pending() if self.sqlite else []
         for pattern in self.patterns:
-            runner = PatternRunner(pattern, self.store_for(pattern), self.memory, self.events)
+            runner = PatternRunner(pattern, self.store_for(pattern), self.memory, self.events, self.sqlite)
             runner.on_dlq = self._dlq_changed
             runner.restore(pending)
             self.runners.append(runner)
@@ -205,6 +215,7 @@ class Engine:
             connection_opened=connection_opened,
             connection_closed=connection_closed,
             full=runner.full,
+            position=runner.position,
         )
 
     async def poll(self) -> None:

@@ -34,8 +34,12 @@ class MemoryStore(Store):
         return []
 
     async def enqueue(
-        self, entries: list[tuple[str, Message]], on_queued: OnQueued | None = None
+        self,
+        entries: list[tuple[str, Message]],
+        on_queued: OnQueued | None = None,
+        positions: dict[str, bytes] | None = None,
     ) -> list[Item]:
+        """Positions are kept by the runner in the durable store, if the engine has one."""
         start = self._next_id
         self._next_id += len(entries)
         items = [Item(i, q, m) for i, (q, m) in enumerate(entries, start)]

@@ -48,6 +48,7 @@ from wireway.runtime.buffer_file import (
     dlq_row,
     id_ranges,
     insert_rows,
+    save_positions,
 )
 from wireway.runtime.store import DeadLetter, Item, OnQueued, Store, StoreError
 
@@ -65,6 +66,7 @@ class _Insert:
 
     rows: list[tuple[int, str, bytes, float]]
     last: int  # the highest id among them
+    positions: dict[str, bytes] | None = None  # inputs' read positions, in the same commit
 
 
 @dataclass(slots=True)
@@ -113,6 +115,7 @@ class SqliteStore(Store):
         self._recount: dict[str, int] | None = None
         self._data_version = 0
         self._refs: dict[int, int] = {}  # row id -> queues that still hold it
+        self._positions: dict[str, bytes] = {}  # inputs' read positions, as last queued
         self._checkpointer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None  # for Store.load, beside the writer
         self._reader_lock = threading.Lock()
@@ -153,6 +156,7 @@ class SqliteStore(Store):
             self._next_id = self._top + 1
             self._dlq = count_dlq(conn)
             self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+            self._positions = dict(conn.execute("SELECT key, value FROM positions").fetchall())
         except BaseException:
             conn.close()
             raise
@@ -200,16 +204,26 @@ class SqliteStore(Store):
         self._ops.put((fn, fut, loop))
         return fut
 
+    def position(self, key: str) -> bytes | None:
+        return self._positions.get(key)
+
     async def enqueue(
-        self, entries: list[tuple[str, Message]], on_queued: OnQueued | None = None
+        self,
+        entries: list[tuple[str, Message]],
+        on_queued: OnQueued | None = None,
+        positions: dict[str, bytes] | None = None,
     ) -> list[Item]:
         """Store the messages; a message routed to several queues is ONE row (its body
         once, its queue names joined by newlines) whose items share its id.
 
         `on_queued` gets the items once their insert is queued to the writer: anything
         they cause (an ack's delete) reaches the writer after it, and a group
-        always inserts first."""
+        always inserts first. `positions` are committed in the same transaction."""
+        if positions:
+            self._positions.update(positions)
         if not entries:
+            if positions:
+                await self._put(_Insert([], 0, positions))
             return []
         now = time.time()
         next_id = self._next_id
@@ -235,7 +249,7 @@ class SqliteStore(Store):
             refs[rid] = len(names)
             rows.append((rid, names[0] if len(names) == 1 else "\n".join(names), encode(m), now))
         try:
-            committed = self._put(_Insert(rows, next_id - 1))
+            committed = self._put(_Insert(rows, next_id - 1, positions))
             if on_queued is not None:
                 on_queued(items)
             await committed
@@ -387,8 +401,12 @@ class SqliteStore(Store):
                 inserts = [fn for fn, _, _ in group if isinstance(fn, _Insert)]
                 if inserts:
                     rows = inserts[0].rows if len(inserts) == 1 else [r for i in inserts for r in i.rows]
-                    insert_rows(conn, rows)
+                    if rows:
+                        insert_rows(conn, rows)
                     self._top = max(self._top, max(i.last for i in inserts))
+                    for insert in inserts:
+                        if insert.positions:
+                            save_positions(conn, insert.positions)
                 deletes = [i for fn, _, _ in group if isinstance(fn, _Delete) for i in fn.ids]
                 if deletes:
                     delete_ids(conn, deletes)

@@ -56,12 +56,20 @@ class PatternRunner:
     """Builds a pattern's inputs, steps and outputs and moves messages between them."""
 
     def __init__(
-        self, pattern: Pattern, store: Store, memory: Store | None = None, events: Events | None = None
+        self,
+        pattern: Pattern,
+        store: Store,
+        memory: Store | None = None,
+        events: Events | None = None,
+        keeper: Store | None = None,
     ) -> None:
         self.pattern = pattern
         self.name = pattern.name
         self.store = store
         self.memory = memory or store
+        # where inputs' read positions are kept: with the messages in a durable store,
+        # else (`buffer: memory`) in the engine's durable store if it has one
+        self.keeper = store if store.durable else keeper
         self.events = events or Events()  # the engine's: its applications listen there
         self.inputs: list[Input] = []
         self.routes: list[Delivery] = []
@@ -121,13 +129,18 @@ class PatternRunner:
         keep_valid: bool = False,
         wait: bool = True,
         errors: list[tuple[Any, str]] | None = None,
+        position: tuple[str, bytes] | None = None,
     ) -> IngestResult:
         """Wrap, process and route values; returns once the accepted ones are durable.
 
         Rejected values go to the DLQ, or with `reject_invalid` come back in
         `rejected` (the sender is told) and then nothing is kept, unless also
         `keep_valid`: the valid values are kept all the same (an input answering
-        per value, e.g. a batch route reporting each item)."""
+        per value, e.g. a batch route reporting each item).
+
+        `position` (key, value) is where the input has read up to once these values
+        are taken (a file's offset): stored in the same commit as the messages, and
+        read back with `position(key)` when the input starts again."""
         t0 = time.time()
         arrived = envelope.now_rfc3339()
         result = IngestResult()
@@ -176,7 +189,8 @@ class PatternRunner:
         if result.filtered:
             MESSAGES.labels(self.name, "ingest", "filtered").inc(result.filtered)
             self.counts["filtered"] += result.filtered
-        await self._enqueue(msgs + emitted if emitted else msgs, wait, t0)
+        positions = {f"{self.name}/{position[0]}": position[1]} if position is not None else None
+        await self._enqueue(msgs + emitted if emitted else msgs, wait, t0, positions)
         for committed in self.committed_hooks:
             committed(msgs)
         result.accepted = msgs
@@ -198,7 +212,13 @@ class PatternRunner:
         if msgs:
             await self._enqueue(msgs, True, time.time())
 
-    async def _enqueue(self, msgs: list[Message], wait: bool, t0: float) -> None:
+    def position(self, key: str) -> bytes | None:
+        """Where an input of this pattern had read up to under `key` (see `ingest`)."""
+        return self.keeper.position(f"{self.name}/{key}") if self.keeper is not None else None
+
+    async def _enqueue(
+        self, msgs: list[Message], wait: bool, t0: float, positions: dict[str, bytes] | None = None
+    ) -> None:
         """Route messages and put them in their outputs' queues, durably."""
         entries, idle = self.route(msgs)
         held = await self._room(entries, wait)
@@ -218,7 +238,9 @@ class PatternRunner:
 
         try:
             items = await self.store.enqueue(
-                [(route.queue_name, msg) for route, msg in entries if route.store is self.store], early
+                [(route.queue_name, msg) for route, msg in entries if route.store is self.store],
+                early,
+                positions if self.keeper is self.store else None,
             )
             if self.lossy:  # outputs that chose `buffer: memory`
                 items += await self.memory.enqueue(
@@ -227,6 +249,8 @@ class PatternRunner:
             for route, got in self._by_route(items, t0):
                 if route.queue_name not in placed:
                     route.queue.put(got)
+            if positions and self.keeper is not None and self.keeper is not self.store:
+                await self.keeper.enqueue([], None, positions)
         finally:
             for route, n in held.items():
                 route.queue.unreserve(n)

@@ -70,10 +70,19 @@ class Store(ABC):
     def pending(self) -> list[Item]: ...
     @abstractmethod
     async def enqueue(
-        self, entries: list[tuple[str, Message]], on_queued: OnQueued | None = None
+        self,
+        entries: list[tuple[str, Message]],
+        on_queued: OnQueued | None = None,
+        positions: dict[str, bytes] | None = None,
     ) -> list[Item]:
         """Store the messages; returns once they are durable. `on_queued`, if given, gets
-        the items as soon as they have ids, while the commit is still under way."""
+        the items as soon as they have ids, while the commit is still under way.
+        `positions` (an input's read position by key) are kept with the messages, in
+        the same commit: after a crash an input resumes exactly after what is stored."""
+
+    def position(self, key: str) -> bytes | None:
+        """The read position last stored under `key` (None: never, or not kept)."""
+        return None
 
     @abstractmethod
     async def ack(self, ids: list[int]) -> None: ...
