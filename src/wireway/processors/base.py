@@ -125,6 +125,18 @@ class Processor(Component):
 
     pattern = ""  # the pattern's name, set by the loader (for metrics and events)
     events: Events | None = None  # the engine's, set by the pattern runner that runs the step
+    # set by the pattern runner: route messages the step makes on its own time (a
+    # window closing on a timer) to the outputs and into the outboxes, as `emitted`
+    publish: Callable[[list[Message]], Awaitable[None]] | None = None
+
+    async def start(self) -> None:
+        """Called once before any input starts (open state files, start timers)."""
+        return
+
+    async def stop(self) -> None:
+        """Called after the inputs have stopped and before the outputs close (a last
+        `publish` is still delivered)."""
+        return
 
     async def process(self, batch: list[Message]) -> StepResult:
         raise NotImplementedError

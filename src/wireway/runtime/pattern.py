@@ -94,6 +94,7 @@ class PatternRunner:
         self.steps: list[Processor] = [s.instance for s in pattern.steps]
         for step in self.steps:
             step.events = self.events
+            step.publish = self.publish
         # only the steps that do something once their messages are durable (dedupe)
         self.committed_hooks = [
             step.committed for step in self.steps if type(step).committed is not Processor.committed
@@ -381,6 +382,8 @@ class PatternRunner:
 
     async def start_inputs(self, make_ctx: Any) -> None:
         self.started = time.time()
+        for step in self.steps:
+            await step.start()
         for inp in self.inputs:
             await inp.start(make_ctx(self, inp))
 
@@ -390,6 +393,11 @@ class PatternRunner:
                 await inp.stop()
             except Exception as exc:  # noqa: BLE001
                 logger.warning("input stop failed", input=inp.name, error=str(exc))
+        for step in self.steps:
+            try:
+                await step.stop()
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("step stop failed", pattern=self.name, error=str(exc))
 
     def drained(self) -> bool:
         return all(r.queue.depth == 0 for r in self.routes)
