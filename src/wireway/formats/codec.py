@@ -64,11 +64,13 @@ class Codec(ABC):
     @abstractmethod
     def encode(self, msg: Message, payload_only: bool = False) -> bytes:
         """One message as one record, without framing (no newline). Formats that
-        cannot carry an envelope (csv, text, binary) always write the payload."""
+        cannot carry an envelope (csv, text, binary) always write the payload.
+        Raises ValueError for a message the format cannot carry (a `binary` payload
+        that is not base64): the output dead-letters that message."""
 
-    def header(self) -> bytes:
-        """What starts a new file or stream before the first record (csv's header row
-        with its newline), else b""."""
+    def header(self, first: Message | None = None) -> bytes:
+        """What starts a new file or stream before its first record `first` (csv's
+        header row with its newline), else b""."""
         return b""
 
     def encode_lines(self, batch: list[Message], payload_only: bool = False) -> bytes:
