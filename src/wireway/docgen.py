@@ -28,14 +28,14 @@ import msgspec
 
 from wireway import registry
 
-KINDS = ("input", "output", "processor")
+KINDS = ("input", "output", "processor", "format")
 CONNECTOR_PACKAGE = "wireway.connectors"
 EXAMPLE = "example.yaml"
 README = "README.md"
 
 _COMMON = {
     "name": "label in metrics, logs and `source` (default `<pattern>.<type>`)",
-    "format": "`json` or `jsonl`",
+    "format": "how bytes become messages: a format's name or `{type: NAME, ...its options}`",
     "when": "CEL condition: only matching messages go to this output",
     "enabled": "`false` leaves this entry out (handy with `${VAR:-true}`)",
     "buffer": "`memory` for this output alone (lossy, faster); the pattern's otherwise",
@@ -110,13 +110,18 @@ def _spec(kind: str, name: str) -> registry.Spec:
 def _options(kind: str, name: str, spec: registry.Spec) -> list[str]:
     """The options table: the keys every entry of this kind takes, then the Struct's own."""
     lines = ["| option | type | default | description |", "| --- | --- | --- | --- |"]
-    if kind != "processor":
+    if kind in ("input", "output"):
         common = ["name", "format", "enabled"]
         if kind == "output":
             common += ["when", "buffer", "parallel", "batch_size", "linger"]
         for key in common:
             kind_of = _COMMON_TYPES.get(key, "str")
-            lines.append(f"| `{key}` | `{kind_of}` | optional | {_COMMON[key]} |")
+            text = _COMMON[key]
+            if key == "format":
+                usable = getattr(spec.cls, "formats", None)
+                which = ", ".join(f"`{f}`" for f in usable) if usable else "any registered format"
+                text = f"{text}; default `json`; takes {which}"
+            lines.append(f"| `{key}` | `{kind_of}` | optional | {text} |")
     lines += [_row(f) for f in msgspec.structs.fields(spec.config)]
     lines += _struct_tables(spec.config)
     shorthand = getattr(spec.config, "__shorthand__", None)
