@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from wireway.envelope import Message
 from wireway.formats.codec import Codec, Record
@@ -26,20 +27,20 @@ class CsvOptions(msgspec.Struct, forbid_unknown_fields=True):
     a header row the file has anyway). Values are strings unless `types` names the
     column (`int`, `float`, `bool`, `json`); an empty typed value is null. A row
     with more fields than columns, or fewer, goes to the DLQ with its line number;
-    `short_rows: pad` fills missing trailing fields with null instead (files whose
+    `short_rows: pad` reads missing trailing fields as empty instead (files whose
     writer leaves off empty trailing columns). Reading line by line (a file tail, a
     pipe), a quoted field cannot span lines; whole units (a file read at once, an
     HTTP body) follow RFC 4180 fully. Written rows take the columns from `columns`,
     else from the first message's payload keys, and begin with a header row.
     """
 
-    columns: list[str] | None = None
-    header: bool | None = None
-    types: dict[str, ColumnType] = {}
+    columns: Annotated[list[str] | None, Meta(description="field names; else the header row's")] = None
+    header: Annotated[bool | None, Meta(description="with `columns`: skip the file's header row")] = None
+    types: Annotated[dict[str, ColumnType], Meta(description="column -> type; strings otherwise")] = {}
     delimiter: str = ","
     quotechar: str = '"'
-    short_rows: Literal["error", "pad"] = "error"
-    skip_lines: int = 0  # lines before the header (or the data) to ignore, e.g. a preamble
+    short_rows: Annotated[Literal["error", "pad"], Meta(description="too few fields: DLQ or pad")] = "error"
+    skip_lines: Annotated[int, Meta(ge=0, description="lines to ignore first (a preamble)")] = 0
 
     def __post_init__(self) -> None:
         if len(self.delimiter) != 1:
