@@ -34,6 +34,7 @@ from conftest import free_port, need_service, wireway
 from support import Sink, base_url, engine_from, eventually
 from wireway import registry
 from wireway.config import load_pattern
+from wireway.connectors.signing import sign
 from wireway.connectors.websocket import WebSocketHubs
 from wireway.observability.metrics import REGISTRY
 from wireway.runtime.engine import Engine
@@ -148,6 +149,19 @@ async def feed_mqtt(case: Case, engine: Engine, out: Path) -> None:
         peer.close()
 
 
+async def feed_webhook(case: Case, engine: Engine, out: Path) -> None:
+    values = messages()
+    async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as client:
+        for start in range(0, COUNT, 100):  # one signed delivery of 100 JSON lines after the other
+            body = b"".join(json.dumps(v).encode() + b"\n" for v in values[start : start + 100])
+            headers = {
+                "X-Hub-Signature-256": sign(b"conformance", body),
+                "X-GitHub-Delivery": f"{case.tag}-{start}",
+            }
+            answer = await client.post("/conformance", content=body, headers=headers)
+            assert answer.status_code == 202, answer.text
+
+
 INPUTS: dict[str, InputFixture] = {
     "http": InputFixture(
         lambda c: "{type: http, address: /conformance}",
@@ -169,6 +183,12 @@ INPUTS: dict[str, InputFixture] = {
         feed_mqtt,
         ordered=True,  # one publisher, QoS 1, one topic
         bad=("{type: mqtt, url: 'http://127.0.0.1:1883', topics: [a]}", "url"),
+    ),
+    "webhook": InputFixture(
+        lambda c: "{type: webhook, address: /conformance, secret: conformance, format: jsonl}",
+        feed_webhook,
+        ordered=True,
+        bad=("{type: webhook, address: conformance, secret: k}", "address"),
     ),
 }
 
