@@ -328,6 +328,22 @@ async def observe_websocket(case: Case, request: pytest.FixtureRequest) -> Async
         listener.cancel()
 
 
+@asynccontextmanager
+async def observe_tcp(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    """A plain TCP server of the test's own, keeping every JSON line it reads."""
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            case.saw([json.loads(line)])
+        writer.close()
+
+    server = await asyncio.start_server(client, "127.0.0.1", case.port)
+    try:
+        yield lambda: None
+    finally:
+        server.close()
+
+
 OUTPUTS: dict[str, OutputFixture] = {
     "file": OutputFixture(
         lambda c: f"{{type: file, address: '{c.tmp}/out.jsonl', payload_only: true}}",
@@ -365,6 +381,12 @@ OUTPUTS: dict[str, OutputFixture] = {
         observe_sql,
         ordered=False,  # a table has no order
         bad=("{type: sql, url: 'mysql://127.0.0.1/test', table: t, columns: {n: payload.n}}", "url"),
+    ),
+    "tcp": OutputFixture(
+        lambda c: f"{{type: tcp, address: '127.0.0.1:{c.port}', payload_only: true}}",
+        observe_tcp,
+        ordered=True,
+        bad=("{type: tcp, address: '127.0.0.1'}", "address"),
     ),
     "websocket": OutputFixture(
         lambda c: (

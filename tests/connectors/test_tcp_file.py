@@ -36,7 +36,7 @@ processors:
         writer.write(b'{"n": 1}\n{"n": 2}\nnot json\n{"n": 13}\n{"n": 4}\n')
         await writer.drain()
         ack = await asyncio.wait_for(reader.readline(), 5)
-        assert ack == b"ok 3\n"
+        assert ack == b"ok 3 of 5\n"
         writer.close()
         await eventually(lambda: out.exists() and len(out.read_text().splitlines()) == 3)
         assert engine.sqlite is not None

@@ -1,33 +1,54 @@
-"""The `tcp` input: newline-delimited JSON over a TCP server."""
+"""The `tcp` input: a TCP (or TLS) server reading framed records."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-
-import msgspec
+import ssl
 
 from wireway.connectors.base import Input, InputContext
+from wireway.connectors.framing import StreamReceiver, reads_lines
 from wireway.connectors.hostport import parse_hostport
 from wireway.connectors.tcp.config import TcpInputConfig
+from wireway.connectors.tls import server_context
+from wireway.errors import WirewayError
 from wireway.observability import logging as log
 from wireway.registry import register_input
 
 logger = log.get("tcp")
-_decode = msgspec.json.Decoder().decode
 
 
 @register_input("tcp", config=TcpInputConfig)
 class TcpInput(Input):
-    """Read JSON lines from every client; a whole read's lines are ingested as one batch."""
+    """Read records from every client; a whole read's records are ingested as one batch."""
+
+    config: TcpInputConfig
+    formats = None
 
     async def start(self, ctx: InputContext) -> None:
         self.ctx = ctx
+        cfg = self.config
+        if cfg.framing == "lines" and not reads_lines(self.iface.new_codec()):
+            raise WirewayError(
+                f"{self.name}: format `{self.iface.format}` is not line by line: use framing: length"
+            )
+        self.receiver = StreamReceiver(ctx, self.name, cfg, self.iface.new_codec)
         self.clients: set[asyncio.Task[None]] = set()
-        host, port = parse_hostport(self.config.address)
-        self.server = await asyncio.start_server(
-            self.client, host, port, limit=self.config.max_line_bytes, reuse_address=True
-        )
+        tls: ssl.SSLContext | None = None
+        if cfg.tls is not None:
+            tls = server_context(cfg.tls, self.pattern.base_dir)
+        host, port = parse_hostport(cfg.address)
+        try:
+            self.server = await asyncio.start_server(
+                self.client,
+                host,
+                port,
+                reuse_address=True,
+                ssl=tls,
+                ssl_handshake_timeout=10.0 if tls else None,
+            )
+        except OSError as exc:
+            raise WirewayError(f"{self.name}: cannot listen on {cfg.address}: {exc.strerror}") from exc
         self.state = "running"
 
     async def stop(self) -> None:
@@ -45,44 +66,12 @@ class TcpInput(Input):
         self.clients.add(task)
         self.ctx.connection_opened("tcp")
         try:
-            await self.read_loop(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            await self.receiver.serve(reader, writer)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+            logger.debug("client gone", input=self.name, error=str(exc))
+        except WirewayError as exc:  # e.g. shutting down while the batch waited for room
+            logger.warning("connection closed", input=self.name, error=str(exc))
         finally:
             self.clients.discard(task)
             self.ctx.connection_closed("tcp")
             writer.close()
-
-    async def read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        rest = b""
-        while True:
-            chunk = await reader.read(256 * 1024)
-            if not chunk:
-                break
-            data = rest + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
-                if len(rest) > self.config.max_line_bytes:
-                    rest = b""
-                    logger.warning("line too long, dropped", input=self.name)
-                continue
-            rest = data[cut + 1 :]
-            await self.ingest_lines(data[:cut].split(b"\n"), writer)
-        if rest.strip():
-            await self.ingest_lines([rest], writer)
-
-    async def ingest_lines(self, lines: list[bytes], writer: asyncio.StreamWriter) -> None:
-        values: list[object] = []
-        errors: list[tuple[object, str]] = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                values.append(_decode(line))
-            except msgspec.DecodeError as exc:
-                errors.append((line.decode("utf-8", "replace"), f"invalid JSON: {exc}"))
-        result = await self.ctx.ingest(values, source=self.name, errors=errors)
-        if self.config.ack:
-            writer.write(f"ok {len(result.accepted)}\n".encode())
-            await writer.drain()

@@ -1,0 +1,412 @@
+"""Framed byte streams (tcp, unix stream sockets): records cut by newlines or by a
+4-byte big-endian length prefix, the reading end that ingests them (and answers
+`ok N`), and the writing end that reconnects with backoff and may wait for that answer.
+
+The ack protocol: with `ack: true` the reading end answers every batch of frames it
+has read with one line, `ok N` once N messages are stored (in their outboxes), or
+`ok N of M` when the M frames read gave another number of messages (some went to
+the dead-letter queue, were filtered out or split), or `error <why>`. A writer with
+`await_ack: true` adds up the M (N where there is no `of`) until it covers what it sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from wireway.connectors.base import InputContext
+from wireway.envelope import Message
+from wireway.errors import RetryableError
+from wireway.formats.codec import Codec
+from wireway.observability import logging as log
+from wireway.observability.metrics import connection_closed, connection_opened
+
+logger = log.get("framing")
+Framing = Literal["lines", "length"]
+CHUNK = 256 * 1024
+MAX_LENGTH = 0xFFFFFFFF
+
+
+class StreamServerOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Options of the reading end of a framed stream."""
+
+    framing: Annotated[
+        Framing,
+        Meta(description="`lines`: a record per line; `length`: each after its length (4 bytes, big-endian)"),
+    ] = "lines"
+    ack: Annotated[
+        bool, Meta(description="answer each batch read with `ok N` once its messages are stored")
+    ] = False
+    max_frame_bytes: Annotated[
+        int,
+        Meta(
+            ge=64,
+            description="longest record: a longer line goes to the dead-letter queue, a longer "
+            "length prefix closes the connection",
+        ),
+    ] = 1024 * 1024
+
+
+class StreamClientOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Options of the writing end of a framed stream."""
+
+    framing: Annotated[
+        Framing,
+        Meta(description="`lines`: a record per line; `length`: each after its length (4 bytes, big-endian)"),
+    ] = "lines"
+    payload_only: Annotated[bool, Meta(description="write the payload alone, not the envelope")] = False
+    await_ack: Annotated[
+        bool,
+        Meta(
+            description="confirm a batch only when the peer (a wireway tcp/unix input with "
+            "`ack: true`) answered `ok` for all of it"
+        ),
+    ] = False
+    ack_timeout: Annotated[float, Meta(gt=0, description="seconds to wait for that answer")] = 10.0
+    connect_timeout: Annotated[
+        float, Meta(gt=0, description="seconds for a connection attempt (TLS handshake included)")
+    ] = 5.0
+    reconnect_initial: Annotated[float, Meta(gt=0, description="seconds before the first reconnect")] = 0.5
+    reconnect_max: Annotated[float, Meta(gt=0, description="cap of the doubling reconnect delay")] = 30.0
+    reconnect_jitter: Annotated[
+        float, Meta(ge=0, le=1, description="part of each delay taken off at random (0: none)")
+    ] = 0.2
+
+    def __post_init__(self) -> None:
+        if self.reconnect_initial > self.reconnect_max:
+            raise ValueError("must not exceed reconnect_max - at `$.reconnect_initial`")
+
+
+def snippet(data: bytes) -> str:
+    """The start of a record, as text, for its dead-letter entry."""
+    text = data[:256].decode("utf-8", "replace")
+    return text + "..." if len(data) > 256 else text
+
+
+def frame(record: bytes, framing: Framing) -> bytes:
+    """One record on the wire."""
+    if framing == "lines":
+        return record + b"\n"
+    return len(record).to_bytes(4, "big") + record
+
+
+class FrameError(Exception):
+    """A length prefix over the limit: the stream cannot be followed any further."""
+
+
+class Deframer:
+    """Cuts a byte stream into frames; `feed` returns the complete ones and the records
+    refused (too long) as (start of the record, reason)."""
+
+    def __init__(self, framing: Framing, limit: int) -> None:
+        self.framing = framing
+        self.limit = limit
+        self.rest = b""
+        self.skipping = False  # inside a line already refused as too long
+
+    def feed(self, chunk: bytes) -> tuple[list[bytes], list[tuple[str, str]]]:
+        data = self.rest + chunk
+        if self.framing == "length":
+            return self._lengths(data), []
+        bad: list[tuple[str, str]] = []
+        if self.skipping:
+            cut = data.find(b"\n")
+            if cut < 0:
+                self.rest = b""
+                return [], []
+            data, self.skipping = data[cut + 1 :], False
+        cut = data.rfind(b"\n")
+        lines = data[:cut].split(b"\n") if cut >= 0 else []
+        self.rest = data[cut + 1 :]
+        if len(self.rest) > self.limit:
+            bad.append((snippet(self.rest), f"line over max_frame_bytes ({self.limit})"))
+            self.rest, self.skipping = b"", True
+        frames: list[bytes] = []
+        for line in lines:
+            if len(line) > self.limit:
+                bad.append((snippet(line), f"line over max_frame_bytes ({self.limit})"))
+            else:
+                frames.append(line.removesuffix(b"\r"))
+        return frames, bad
+
+    def _lengths(self, data: bytes) -> list[bytes]:
+        frames: list[bytes] = []
+        pos, end = 0, len(data)
+        while end - pos >= 4:
+            size = int.from_bytes(data[pos : pos + 4], "big")
+            if size > self.limit:
+                raise FrameError(f"a frame of {size} bytes is over max_frame_bytes ({self.limit})")
+            if end - pos - 4 < size:
+                break
+            frames.append(data[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+        self.rest = data[pos:]
+        return frames
+
+    def end(self) -> tuple[list[bytes], list[tuple[str, str]]]:
+        """What is left when the peer closes: a last line without its newline, or a
+        frame cut short."""
+        rest, self.rest = self.rest, b""
+        if self.framing == "lines":
+            return ([rest.removesuffix(b"\r")] if rest.strip() and not self.skipping else []), []
+        return [], ([(snippet(rest), "the connection closed inside a frame")] if rest else [])
+
+
+def reads_lines(codec: Codec) -> bool:
+    """Whether a codec decodes line by line (every format decodes whole frames)."""
+    return type(codec).decode_line is not Codec.decode_line
+
+
+class StreamReceiver:
+    """The reading end: each connection's frames decoded with the entry's format and
+    ingested, a whole read as one batch."""
+
+    def __init__(
+        self, ctx: InputContext, name: str, options: StreamServerOptions, new_codec: Callable[[], Codec]
+    ) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.options = options
+        self.new_codec = new_codec
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read one connection until it closes (or sends a frame too long to skip)."""
+        opts = self.options
+        deframer = Deframer(opts.framing, opts.max_frame_bytes)
+        codec = self.new_codec()
+        try:
+            while True:
+                chunk = await reader.read(CHUNK)
+                if not chunk:
+                    break
+                frames, bad = deframer.feed(chunk)
+                if frames or bad:
+                    await self.ingest(codec, frames, bad, writer)
+            frames, bad = deframer.end()
+            if frames or bad:
+                await self.ingest(codec, frames, bad, writer)
+        except FrameError as exc:
+            logger.warning("connection closed", input=self.name, reason=str(exc))
+            if opts.ack:
+                writer.write(f"error {exc}\n".encode())
+                with contextlib.suppress(ConnectionError, OSError):
+                    await writer.drain()
+
+    async def ingest(
+        self, codec: Codec, frames: list[bytes], bad: list[tuple[str, str]], writer: asyncio.StreamWriter
+    ) -> None:
+        values: list[Any] = []
+        errors: list[tuple[Any, str]] = list(bad)
+        lines = self.options.framing == "lines"
+        for data in frames:
+            if lines:
+                record = codec.decode_line(data)
+                records = [record] if record is not None else []
+            else:
+                records = codec.decode(data)
+            for rec in records:
+                if rec.error is not None:
+                    errors.append((snippet(data), rec.error))
+                else:
+                    values.append(rec.value)
+        try:
+            result = await self.ctx.ingest(values, source=self.name, errors=errors)
+        except Exception as exc:
+            if self.options.ack:
+                writer.write(
+                    f"error {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}\n".encode()
+                )
+            raise
+        if self.options.ack:
+            kept, read = len(result.accepted), len(frames) + len(bad)
+            writer.write(f"ok {kept}\n".encode() if kept == read else f"ok {kept} of {read}\n".encode())
+            await writer.drain()
+
+
+def parse_ack(line: bytes) -> tuple[int | None, str | None]:
+    """`ok N [of M]` -> (frames it covers, None); `error why` -> (None, why)."""
+    words = line.decode("utf-8", "replace").split()
+    if len(words) >= 2 and words[0] == "ok" and words[1].isdigit():
+        if len(words) == 4 and words[2] == "of" and words[3].isdigit():
+            return int(words[3]), None
+        return int(words[1]), None
+    return None, line.decode("utf-8", "replace").strip().removeprefix("error ") or "empty answer"
+
+
+class Link:
+    """One connection of a `StreamSender`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: Codec) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.codec = codec
+        self.sent = 0  # frames written
+        self.acked = 0  # frames the peer answered for
+        self.error: str | None = None
+        self.lost = False
+        self.started = False  # the format's header has been written
+        self.changed = asyncio.Event()
+
+    def close(self) -> None:
+        self.lost = True
+        self.changed.set()
+        self.writer.close()
+
+
+Connect = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+class StreamSender:
+    """The writing end: one connection kept up by its own task, reconnecting with a
+    doubling, jittered delay; `send` writes a batch and returns once it is drained to
+    the socket (or, with `await_ack`, once the peer answered for all of it)."""
+
+    def __init__(
+        self,
+        options: StreamClientOptions,
+        connect: Connect,
+        peer: str,
+        name: str,
+        kind: str,
+        new_codec: Callable[[], Codec],
+    ) -> None:
+        self.options = options
+        self.connect = connect
+        self.peer = peer
+        self.name = name
+        self.kind = kind
+        self.new_codec = new_codec
+        self.link: Link | None = None
+        self.lock = asyncio.Lock()
+        self.first_attempt = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.link is not None and not self.link.lost
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run(), name=f"wireway[{self.name}].connect")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.link is not None:
+            self.link.close()
+
+    def delay(self, attempt: int) -> float:
+        opts = self.options
+        base = min(opts.reconnect_max, opts.reconnect_initial * 2 ** min(attempt - 1, 30))
+        return float(base * (1 - opts.reconnect_jitter * random.random()))
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(self.connect(), self.options.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                attempt += 1
+                if attempt == 1:
+                    logger.warning("cannot connect", output=self.name, peer=self.peer, error=str(exc))
+                self.first_attempt.set()
+                await asyncio.sleep(self.delay(attempt))
+                continue
+            if attempt:
+                logger.info("connected", output=self.name, peer=self.peer)
+            attempt = 0
+            link = Link(reader, writer, self.new_codec())
+            self.link = link
+            self.first_attempt.set()
+            connection_opened(self.kind)
+            try:
+                await self.listen(link)
+            finally:
+                link.close()
+                connection_closed(self.kind)
+            logger.warning("connection lost", output=self.name, peer=self.peer)
+            attempt = 1
+            await asyncio.sleep(self.delay(attempt))
+
+    async def listen(self, link: Link) -> None:
+        """Read the peer's answers until the connection ends."""
+        with contextlib.suppress(ConnectionError, OSError, ValueError, asyncio.IncompleteReadError):
+            while not link.lost:
+                line = await link.reader.readline()
+                if not line:
+                    return
+                frames, error = parse_ack(line)
+                if frames is not None:
+                    link.acked += frames
+                else:
+                    link.error = error
+                link.changed.set()
+
+    async def send(self, batch: list[Message]) -> dict[int, str] | None:
+        async with self.lock:  # batches in flight at once must not interleave their bytes
+            link = self.link
+            if link is None or link.lost:
+                raise RetryableError(f"not connected to {self.peer}")
+            refused, parts = self.encode(link, batch)
+            if not parts:
+                return refused or None
+            try:
+                link.writer.write(b"".join(parts))
+                await link.writer.drain()
+            except (ConnectionError, OSError) as exc:
+                link.close()
+                raise RetryableError(f"{self.peer}: {exc}") from exc
+            link.sent += len(parts)
+            if self.options.await_ack:
+                await self.wait_ack(link)
+            return refused or None
+
+    def encode(self, link: Link, batch: list[Message]) -> tuple[dict[int, str], list[bytes]]:
+        lines = self.options.framing == "lines"
+        refused: dict[int, str] = {}
+        parts: list[bytes] = []
+        for i, msg in enumerate(batch):
+            try:
+                record = link.codec.encode(msg, self.options.payload_only)
+            except ValueError as exc:
+                refused[i] = str(exc)
+                continue
+            if lines and b"\n" in record:
+                refused[i] = "the record holds a newline: use `framing: length`"
+                continue
+            if len(record) > MAX_LENGTH:
+                refused[i] = "the record is over 4 GiB"
+                continue
+            if lines and not link.started:
+                link.started = True
+                header = link.codec.header(msg)
+                if header:
+                    parts.append(header)
+            parts.append(frame(record, self.options.framing))
+        return refused, parts
+
+    async def wait_ack(self, link: Link) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.ack_timeout
+        while link.acked < link.sent:
+            if link.error is not None:
+                why = link.error
+                link.close()
+                raise RetryableError(f"{self.peer} answered: {why}")
+            if link.lost:
+                raise RetryableError(f"the connection to {self.peer} closed before its answer")
+            link.changed.clear()
+            try:
+                await asyncio.wait_for(link.changed.wait(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                link.close()  # a late answer would be taken for the next batch's
+                raise RetryableError(
+                    f"{self.peer} answered for {link.acked} of {link.sent} records "
+                    f"in {self.options.ack_timeout}s"
+                ) from None
