@@ -1,4 +1,4 @@
-"""The `redis` output: pub/sub PUBLISH or stream XADD."""
+"""The `redis` output: PUBLISH on a channel, LPUSH/RPUSH onto a list or XADD to a stream."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from wireway import formats
 from wireway.connectors.base import Output
 from wireway.connectors.redis.config import RedisOutputConfig
 from wireway.envelope import Message
@@ -33,14 +32,17 @@ def fill(template: str, wire: dict[str, Any]) -> str:
 
 @register_output("redis", config=RedisOutputConfig)
 class RedisOutput(Output):
-    """Send each message to a Redis channel or stream."""
+    """Send each message to a Redis channel, list or stream."""
 
+    config: RedisOutputConfig
     client: aioredis.Redis
     up = False
+    formats = None
 
     async def open(self) -> None:
         self.client = aioredis.from_url(self.config.url)
         self.templated = "{" in self.config.channel
+        self.codec = self.iface.new_codec()
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -49,23 +51,25 @@ class RedisOutput(Output):
         return {"redis": "up" if self.up else "down"}
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
+        cfg = self.config
         refused: dict[int, str] = {}
         pipe = self.client.pipeline(transaction=False)
         for i, msg in enumerate(batch):
             try:
-                channel = (
-                    fill(self.config.channel, msgspec.to_builtins(msg))
-                    if self.templated
-                    else self.config.channel
-                )
+                channel = fill(cfg.channel, msgspec.to_builtins(msg)) if self.templated else cfg.channel
             except (KeyError, TypeError) as exc:
                 refused[i] = f"channel template: missing field {exc}"
                 continue
-            data = formats.encode_one(msg, self.config.payload_only)
-            if self.config.mode == "publish":
+            data = self.codec.encode(msg, cfg.payload_only)
+            if cfg.mode == "pubsub":
                 pipe.publish(channel, data)
+            elif cfg.mode == "list":
+                if cfg.push == "lpush":
+                    pipe.lpush(channel, data)
+                else:
+                    pipe.rpush(channel, data)
             else:
-                pipe.xadd(channel, {"data": data}, maxlen=self.config.maxlen, approximate=True)
+                pipe.xadd(channel, {cfg.field: data}, maxlen=cfg.maxlen, approximate=True)
         try:
             await pipe.execute()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
