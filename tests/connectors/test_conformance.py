@@ -149,6 +149,17 @@ async def feed_mqtt(case: Case, engine: Engine, out: Path) -> None:
         peer.close()
 
 
+async def feed_redis(case: Case, engine: Engine, out: Path) -> None:
+    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    key = f"conformance-in-{case.tag}"
+    try:  # LPUSH, taken from the right end: in order
+        await client.lpush(key, *[json.dumps(v) for v in messages()])
+        await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+    finally:
+        await client.delete(key, f"{key}:processing")
+        await client.aclose()
+
+
 async def feed_webhook(case: Case, engine: Engine, out: Path) -> None:
     values = messages()
     async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as client:
@@ -183,6 +194,12 @@ INPUTS: dict[str, InputFixture] = {
         feed_mqtt,
         ordered=True,  # one publisher, QoS 1, one topic
         bad=("{type: mqtt, url: 'http://127.0.0.1:1883', topics: [a]}", "url"),
+    ),
+    "redis": InputFixture(
+        lambda c: f"{{type: redis, mode: list, key: conformance-in-{c.tag}}}",
+        feed_redis,
+        ordered=True,
+        bad=("{type: redis, url: 'http://127.0.0.1:6379', mode: list, key: k}", "url"),
     ),
     "webhook": InputFixture(
         lambda c: "{type: webhook, address: /conformance, secret: conformance, format: jsonl}",
