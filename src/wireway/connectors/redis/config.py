@@ -93,8 +93,8 @@ class RedisInputConfig(RedisConnection, kw_only=True):
         Annotated[float, Meta(gt=0)] | None,
         Meta(
             description="streams mode: seconds an entry stays pending with another consumer "
-            "before this one takes it over (checked at start, on reconnect and every so "
-            "often); null never takes any",
+            "before this one takes it over (looked for at start, on reconnect and every "
+            "`claim_idle` seconds); null never takes any",
         ),
     ] = 60.0
     max_deliver: Annotated[
