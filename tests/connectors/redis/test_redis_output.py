@@ -52,3 +52,76 @@ interfaces:
         await pubsub.aclose()
         await client.delete(f"s-{tag}")
         await client.aclose()
+
+
+async def send_lines(port: int, lines: list[bytes]) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"".join(line + b"\n" for line in lines))
+    await writer.drain()
+    writer.close()
+
+
+async def test_list_and_streams_modes(tmp_path: Path) -> None:
+    """list mode LPUSHes (or RPUSHes) each message; streams mode XADDs it in `field`,
+    trimmed to about `maxlen`; `format: text` writes a string payload as it is."""
+    need_service("redis", 6379)
+    port, tag = free_port(), uuid.uuid4().hex[:8]
+    text = f"""
+pattern: {{name: to-redis-lists}}
+interfaces:
+  input:
+    - {{type: tcp, address: "127.0.0.1:{port}"}}
+  output:
+    - {{type: redis, name: left, mode: list, channel: "l-{tag}"}}
+    - {{type: redis, name: right, mode: list, push: rpush, channel: "r-{tag}"}}
+    - {{type: redis, name: stream, mode: streams, channel: "s-{tag}", field: body, maxlen: 10}}
+    - {{type: redis, name: words, mode: list, channel: "w-{tag}", format: text, when: "payload.n == 1"}}
+"""
+    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    keys = [f"l-{tag}", f"r-{tag}", f"s-{tag}", f"w-{tag}"]
+    try:
+        async with engine_from(tmp_path, text):
+            await send_lines(port, [json.dumps({"n": i}).encode() for i in range(3)])
+
+            async def written() -> bool:
+                return bool(await client.llen(f"r-{tag}") == 3 and await client.xlen(f"s-{tag}") == 3)
+
+            for _ in range(200):
+                if await written():
+                    break
+                await asyncio.sleep(0.05)
+            assert await written()
+        assert [json.loads(v)["n"] for v in await client.lrange(f"l-{tag}", 0, -1)] == [2, 1, 0]
+        assert [json.loads(v)["n"] for v in await client.lrange(f"r-{tag}", 0, -1)] == [0, 1, 2]
+        entries = await client.xrange(f"s-{tag}")
+        assert [json.loads(fields[b"body"])["n"] for _, fields in entries] == [0, 1, 2]
+        assert await client.lrange(f"w-{tag}", 0, -1) == [b'{"n":1}']
+    finally:
+        await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_list_out_to_list_in(tmp_path: Path) -> None:
+    """A redis list written by one pattern is read by another, in order, exactly once."""
+    need_service("redis", 6379)
+    port, tag = free_port(), uuid.uuid4().hex[:8]
+    out = tmp_path / "out.jsonl"
+    text = f"""
+pattern: {{name: redis-queue}}
+interfaces:
+  input:
+    - {{type: tcp, address: "127.0.0.1:{port}"}}
+    - {{type: redis, mode: list, key: "q-{tag}"}}
+  output:
+    - {{type: redis, mode: list, channel: "q-{tag}", when: "source != 'redis-queue.redis'"}}
+    - {{type: file, address: '{out}', payload_only: true, when: "source == 'redis-queue.redis'"}}
+"""
+    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        async with engine_from(tmp_path, text):
+            await send_lines(port, [json.dumps({"n": i}).encode() for i in range(500)])
+            await eventually(lambda: out.exists() and len(out.read_text().splitlines()) >= 500, timeout=20)
+        assert [json.loads(x)["n"] for x in out.read_text().splitlines()] == list(range(500))
+    finally:
+        await client.delete(f"q-{tag}", f"q-{tag}:processing")
+        await client.aclose()

@@ -58,7 +58,7 @@ class RedisInput(Input):
         self.ctx = ctx
         self.codec = self.iface.new_codec()
         self.stopping = False
-        self.reading = False  # in a blocking read: stopping may cancel at once
+        self.storing = False  # a batch is being ingested and acknowledged
         self.connected = False
         self.first_attempt = asyncio.Event()
         readers = {"list": ListReader, "pubsub": PubSubReader, "streams": StreamReader}
@@ -75,7 +75,8 @@ class RedisInput(Input):
         if not hasattr(self, "task"):
             return  # never started
         self.stopping = True
-        if not self.reading:  # a batch is being stored: let it be acknowledged, briefly
+        if self.storing:  # let the batch be stored and acknowledged, briefly; anything
+            # else (a blocking read, a backoff) stops at once: Redis keeps what was read
             await asyncio.wait({self.task}, timeout=STOP_GRACE)
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
@@ -101,7 +102,7 @@ class RedisInput(Input):
             except Exception as exc:  # noqa: BLE001  (whatever it was: start over, Redis keeps the rest)
                 logger.error("redis input failed", input=self.name, error=f"{type(exc).__name__}: {exc}")
             finally:
-                self.reading = False
+                self.storing = False
                 self._down()
                 with contextlib.suppress(Exception):
                     await self.reader.close()
@@ -115,13 +116,13 @@ class RedisInput(Input):
 
     async def loop(self) -> None:
         while not self.stopping:
-            self.reading = True
             batch = await self.reader.read()
-            self.reading = False
             if batch is None:
                 continue
+            self.storing = True
             await self.ctx.ingest(batch.values, source=self.name, errors=batch.errors)
             await self.reader.ack(batch)
+            self.storing = False
 
     def _up(self) -> None:
         self.connected = True
