@@ -1,40 +1,37 @@
-"""The `http_client` output: POST each message, or each batch, to a URL."""
+"""The `http_client` output: send each message, or each batch, to a URL."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
 
 import httpx
+import msgspec
 
 from wireway import formats
 from wireway.connectors.base import Output
 from wireway.connectors.http_client.config import HttpClientOutputConfig
+from wireway.connectors.http_client.headers import fill, retry_after
+from wireway.connectors.signing import (
+    GITHUB_DELIVERY,
+    GITHUB_SIGNATURE,
+    MESSAGE_ID,
+    WIREWAY_SIGNATURE,
+    secrets_of,
+    sign,
+)
 from wireway.envelope import Message
 from wireway.errors import PermanentError, RetryableError
 from wireway.registry import register_output
 
 RETRY_STATUSES = {408, 429}
-MESSAGE_ID_HEADER = "X-Wireway-Message-Id"
+WAIT_STATUSES = {429, 503}  # answers whose Retry-After is honoured
+MESSAGE_ID_HEADER = MESSAGE_ID
 ANSWERED_LIMIT = 100_000  # confirmed ids of retried batches remembered at most
 
 
-def signature(secret: bytes, body: bytes) -> str:
-    """The signature header's value: `sha256=` and the HMAC-SHA256 of the body, in hex."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-
-
-def classify(response: httpx.Response) -> str | None:
-    """None for a confirmation, else the error; raises RetryableError when worth retrying."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return None
-    text = f"HTTP {status}: {response.text[:200]}"
-    if status >= 500 or status in RETRY_STATUSES:
-        raise RetryableError(text)
-    return text
+class TemplateError(Exception):
+    """A header template cannot be filled from a message."""
 
 
 @register_output("http_client", config=HttpClientOutputConfig)
@@ -42,18 +39,27 @@ class HttpClientOutput(Output):
     """Deliver to an HTTP endpoint; 2xx confirms."""
 
     client: httpx.AsyncClient
+    config: HttpClientOutputConfig
 
     async def open(self) -> None:
-        self.client = httpx.AsyncClient(
-            timeout=self.config.timeout, headers=self.config.headers, trust_env=False
-        )
-        self.jsonl = self.iface.format == "jsonl"
-        self.limit = asyncio.Semaphore(self.config.concurrency)
+        config = self.config
+        static = {k: v for k, v in config.headers.items() if k not in config.templated()}
+        self.client = httpx.AsyncClient(timeout=config.timeout, headers=static, trust_env=False)
+        self.templates = config.templated()
+        self.jsonl = self.iface.format == "jsonl" and config.batch is True
+        self.limit = asyncio.Semaphore(config.concurrency)
         # ids of messages confirmed while their batch is retried for others (kept only until
         # the batch is done; a batch is at most the output's batch size)
         self.answered: set[str] = set()
-        signing = self.config.hmac
-        self.secret = signing.secret.encode() if signing is not None and signing.secret else None
+        self.not_before = 0.0  # loop time before which no request goes out (Retry-After)
+        signing = config.hmac
+        self.secret: bytes | None = None
+        self.signature_header = WIREWAY_SIGNATURE
+        if signing is not None:
+            found = secrets_of([signing.secret], signing.secret_file, self.pattern.base_dir)
+            self.secret = found[0] if found else None
+            default = GITHUB_SIGNATURE if signing.style == "github" else WIREWAY_SIGNATURE
+            self.signature_header = signing.signature_header or default
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -62,56 +68,132 @@ class HttpClientOutput(Output):
         headers = {"content-type": content_type}
         if message_id is not None:
             headers[MESSAGE_ID_HEADER] = message_id
-        if self.secret is not None:
-            assert self.config.hmac is not None
-            headers[self.config.hmac.signature_header] = signature(self.secret, body)
-            headers[self.config.hmac.timestamp_header] = str(int(time.time()))
+        signing = self.config.hmac
+        if self.secret is None or signing is None:
+            return headers
+        if signing.style == "github":
+            headers[self.signature_header] = sign(self.secret, body)
+            if message_id is not None:
+                headers[GITHUB_DELIVERY] = message_id
+            return headers
+        timestamp = str(int(time.time()))
+        signed_over = timestamp if signing.style == "generic" else None
+        headers[self.signature_header] = sign(self.secret, body, signed_over)
+        headers[signing.timestamp_header] = timestamp
         return headers
 
-    async def send(self, body: bytes, content_type: str, message_id: str | None = None) -> httpx.Response:
+    def classify(self, response: httpx.Response) -> str | None:
+        """None for a confirmation, else the error; raises RetryableError when worth
+        retrying (after a 429 or 503, no request goes out before its Retry-After)."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return None
+        text = f"HTTP {status}: {response.text[:200]}"
+        if status in WAIT_STATUSES:
+            wait = retry_after(response.headers.get("retry-after"), time.time())
+            if wait is not None:
+                wait = min(wait, self.config.retry_after_max)
+                self.not_before = max(self.not_before, asyncio.get_running_loop().time() + wait)
+                text += f" (Retry-After {wait:g}s)"
+        if status >= 500 or status in RETRY_STATUSES:
+            raise RetryableError(text)
+        return text
+
+    async def hold_back(self) -> None:
+        """Wait out a Retry-After, inside the time the runtime gives one write (its
+        `settings.timeout`, with room for the request); a longer wait ends this attempt
+        with a RetryableError and goes on in the next one."""
+        loop = asyncio.get_running_loop()
+        wait = self.not_before - loop.time()
+        if wait <= 0:
+            return
+        budget = self.pattern.settings.timeout - self.config.timeout
+        if budget <= 0:
+            budget = self.pattern.settings.timeout / 2
+        await asyncio.sleep(min(wait, budget))
+        if wait > budget:
+            raise RetryableError(f"the peer asked to wait {wait:.0f}s more (Retry-After)")
+
+    async def send(
+        self, body: bytes, content_type: str, message_id: str | None, extra: dict[str, str]
+    ) -> httpx.Response:
+        headers = self.headers(body, content_type, message_id)
+        headers.update(extra)
         try:
             async with self.limit:
                 return await self.client.request(
-                    self.config.method,
-                    self.config.address,
-                    content=body,
-                    headers=self.headers(body, content_type, message_id),
+                    self.config.method, self.config.address, content=body, headers=headers
                 )
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timeout after {self.config.timeout}s") from exc
         except httpx.HTTPError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
 
+    def filled(self, msg: Message) -> dict[str, str]:
+        """The templated headers for one message (TemplateError when it cannot fill them)."""
+        if not self.templates:
+            return {}
+        try:
+            return fill(self.templates, msgspec.to_builtins(msg))
+        except KeyError as exc:
+            raise TemplateError(f"header template: the message has no {exc.args[0]}") from exc
+        except ValueError as exc:
+            raise TemplateError(f"header template: {exc}") from exc
+
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
-        payload_only = self.config.payload_only
+        await self.hold_back()
         if self.config.batch:
-            if self.jsonl:
-                body, ctype = formats.encode_lines(batch, payload_only), "application/x-ndjson"
-            else:
-                body, ctype = formats.encode_array(batch, payload_only), "application/json"
-            reason = classify(await self.send(body, ctype))
-            if reason:
-                raise PermanentError(reason)
+            await self.write_batch(batch)
             return None
+        return await self.write_each(batch)
+
+    async def write_batch(self, batch: list[Message]) -> None:
+        payload_only = self.config.payload_only
+        if self.jsonl:
+            body, ctype = formats.encode_lines(batch, payload_only), "application/x-ndjson"
+        else:
+            body, ctype = formats.encode_array(batch, payload_only), "application/json"
+        try:
+            extra = self.filled(batch[0])
+        except TemplateError as exc:
+            raise PermanentError(str(exc)) from exc
+        reason = self.classify(await self.send(body, ctype, None, extra))
+        if reason:
+            raise PermanentError(reason)
+
+    async def write_each(self, batch: list[Message]) -> dict[int, str] | None:
         # One request per message, concurrently; a retryable failure retries the batch,
         # and then the messages already confirmed are not sent again
+        payload_only = self.config.payload_only
         answered = self.answered
-        todo = [i for i, msg in enumerate(batch) if msg.message_id not in answered]
+        refused: dict[int, str] = {}
+        todo: list[int] = []
+        extras: list[dict[str, str]] = []
+        for i, msg in enumerate(batch):
+            if msg.message_id in answered:
+                continue
+            try:
+                extras.append(self.filled(msg))
+            except TemplateError as exc:
+                refused[i] = str(exc)
+                continue
+            todo.append(i)
         responses = await asyncio.gather(
             *(
-                self.send(formats.encode_one(batch[i], payload_only), "application/json", batch[i].message_id)
-                for i in todo
+                self.send(
+                    formats.encode_one(batch[i], payload_only), "application/json", batch[i].message_id, extra
+                )
+                for i, extra in zip(todo, extras, strict=True)
             ),
             return_exceptions=True,
         )
-        refused: dict[int, str] = {}
         retry: BaseException | None = None
         for i, resp in zip(todo, responses, strict=True):
             if isinstance(resp, BaseException):
                 retry = retry or resp
                 continue
             try:
-                why = classify(resp)
+                why = self.classify(resp)
             except RetryableError as exc:
                 retry = retry or exc
                 continue
