@@ -222,6 +222,30 @@ async def test_only_groups_of_deletes_skip_the_sync(sqlite_store: SqliteStore, d
     await again.close()
 
 
+async def test_released_rows_are_deleted_with_the_next_insert(db: Path) -> None:
+    """An ack waits briefly for the next enqueue and is deleted in its commit: one writer
+    transaction for both, and the ack returns once that commit is done."""
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        first = await store.enqueue([("q", msg(n)) for n in range(3)])
+        commits = store.commits
+        ack = asyncio.create_task(store.ack([first[0].id]))
+        await asyncio.sleep(0)  # the ack holds its ids back
+        more = await store.enqueue([("q", msg(7))])
+        await ack
+        assert store.commits == commits + 1
+        alone = store.commits
+        await store.ack([first[1].id])  # nothing follows: deleted on its own shortly after
+        assert store.commits == alone + 1
+    finally:
+        await store.close()
+    again = SqliteStore(db)
+    await again.open()
+    assert again.pending() == [first[2], *more]
+    await again.close()
+
+
 async def test_a_message_for_several_queues_is_one_row(db: Path) -> None:
     """Its body is stored once; the row goes when every queue let go of it, and after a
     restart it is back in all of its queues (at-least-once)."""

@@ -30,8 +30,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,44 +49,11 @@ from wireway.runtime.buffer_file import (
     insert_rows,
     save_positions,
 )
+from wireway.runtime.outbox_ops import Delete, Fn, Insert, Op, PendingDeletes, pass_on, settle
 from wireway.runtime.store import DeadLetter, Item, OnQueued, Store, StoreError
 
 Synchronous = Literal["full", "normal"]
 CHECKPOINT_SECONDS = 0.25
-
-_Fn = Callable[[sqlite3.Connection], Any]
-
-
-@dataclass(slots=True)
-class _Insert:
-    """Outbox rows to insert: the writer joins those of a group into one statement per
-    256 rows (a single HTTP request is one row: a statement per operation would cost
-    a statement per request)."""
-
-    rows: list[tuple[int, str, bytes, float]]
-    last: int  # the highest id among them
-    positions: dict[str, bytes] | None = None  # inputs' read positions, in the same commit
-
-
-@dataclass(slots=True)
-class _Delete:
-    """Outbox ids every queue has let go of: the writer joins those of a group (acks of
-    several outputs and batches) into one statement."""
-
-    ids: list[int]
-
-
-_Op = tuple["_Fn | _Insert | _Delete", "asyncio.Future[Any]", asyncio.AbstractEventLoop]
-
-
-def _settle(pairs: list[tuple[asyncio.Future[Any], Any]], exc: Exception | None) -> None:
-    for fut, value in pairs:
-        if fut.done():  # the caller was cancelled; the work is done anyway
-            continue
-        if exc is None:
-            fut.set_result(value)
-        else:
-            fut.set_exception(exc)
 
 
 class SqliteStore(Store):
@@ -104,7 +70,7 @@ class SqliteStore(Store):
         self.unsynced_commits = 0  # groups of deletes only, committed without a sync
         self._synced = True  # the writer connection's `synchronous` is self.synchronous
         self.healthy = True
-        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._ops: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._next_id = 1  # next id to hand out (event loop side)
@@ -116,6 +82,7 @@ class SqliteStore(Store):
         self._data_version = 0
         self._refs: dict[int, int] = {}  # row id -> queues that still hold it
         self._positions: dict[str, bytes] = {}  # inputs' read positions, as last queued
+        self._deletes = PendingDeletes(self._flush_deletes)  # for the next commit
         self._checkpointer: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None  # for Store.load, beside the writer
         self._reader_lock = threading.Lock()
@@ -166,6 +133,7 @@ class SqliteStore(Store):
         thread = self._thread
         if thread is None:
             return
+        self._flush_deletes()
         self._thread = None  # refuse new work; what is queued is still written
         self._no_checkpoints.set()
         if self._checkpointer is not None:
@@ -192,10 +160,10 @@ class SqliteStore(Store):
         return items
 
     # ----- operations ---------------------------------------------------------------
-    async def _submit(self, fn: _Fn | _Insert | _Delete) -> Any:
+    async def _submit(self, fn: Fn | Insert | Delete) -> Any:
         return await self._put(fn)
 
-    def _put(self, fn: _Fn | _Insert | _Delete) -> asyncio.Future[Any]:
+    def _put(self, fn: Fn | Insert | Delete) -> asyncio.Future[Any]:
         """Hand an operation to the writer; its future resolves once it is committed."""
         if self._thread is None:
             raise StoreError(f"store {self.path} is not open")
@@ -223,7 +191,7 @@ class SqliteStore(Store):
             self._positions.update(positions)
         if not entries:
             if positions:
-                await self._put(_Insert([], 0, positions))
+                await self._put(Insert([], 0, positions))
             return []
         now = time.time()
         next_id = self._next_id
@@ -249,7 +217,10 @@ class SqliteStore(Store):
             refs[rid] = len(names)
             rows.append((rid, names[0] if len(names) == 1 else "\n".join(names), encode(m), now))
         try:
-            committed = self._put(_Insert(rows, next_id - 1, positions))
+            deletes, deleted = self._deletes.take()
+            committed = self._put(Insert(rows, next_id - 1, positions, deletes))
+            if deleted is not None:
+                pass_on(committed, deleted)
             if on_queued is not None:
                 on_queued(items)
             await committed
@@ -273,9 +244,22 @@ class SqliteStore(Store):
         return done
 
     async def ack(self, ids: list[int]) -> None:
+        """Delete the rows every queue has let go of, with the next insert's commit or
+        after DELETE_DELAY, whichever comes first."""
         released = self._release(ids)
         if released:
-            await self._submit(_Delete(released))
+            await asyncio.shield(self._deletes.add(released))
+
+    def _flush_deletes(self) -> None:
+        ids, deleted = self._deletes.take()
+        if ids is None or deleted is None:
+            return
+        try:
+            committed = self._put(Delete(ids))
+        except StoreError as exc:
+            deleted.set_exception(exc)
+            return
+        pass_on(committed, deleted)
 
     async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None:
         if not letters and not ids:
@@ -384,12 +368,12 @@ class SqliteStore(Store):
         finally:
             conn.close()
 
-    def _write(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
+    def _write(self, conn: sqlite3.Connection, group: list[Op]) -> None:
         self._delta = {}
         self._recount = None
         results: list[Any] = []
         # deletes alone need no sync (see the module's docstring)
-        sync = self.synchronous == "normal" or not all(type(fn) is _Delete for fn, _, _ in group)
+        sync = self.synchronous == "normal" or not all(type(fn) is Delete for fn, _, _ in group)
         try:
             if sync != self._synced:
                 conn.execute(f"PRAGMA synchronous={self.synchronous.upper() if sync else 'NORMAL'}")
@@ -398,7 +382,7 @@ class SqliteStore(Store):
             try:
                 # inserts first, all in one statement: nothing else in a group can touch
                 # their ids (acks and dead letters come after their enqueue committed)
-                inserts = [fn for fn, _, _ in group if isinstance(fn, _Insert)]
+                inserts = [fn for fn, _, _ in group if isinstance(fn, Insert)]
                 if inserts:
                     rows = inserts[0].rows if len(inserts) == 1 else [r for i in inserts for r in i.rows]
                     if rows:
@@ -407,11 +391,12 @@ class SqliteStore(Store):
                     for insert in inserts:
                         if insert.positions:
                             save_positions(conn, insert.positions)
-                deletes = [i for fn, _, _ in group if isinstance(fn, _Delete) for i in fn.ids]
+                deletes = [i for fn, _, _ in group if isinstance(fn, Delete) for i in fn.ids]
+                deletes += [i for insert in inserts if insert.deletes for i in insert.deletes]
                 if deletes:
                     delete_ids(conn, deletes)
                 for fn, _, _ in group:
-                    results.append(None if isinstance(fn, (_Insert, _Delete)) else fn(conn))
+                    results.append(None if isinstance(fn, (Insert, Delete)) else fn(conn))
                 top = self._top
                 if top > self._saved_top:
                     conn.execute("UPDATE meta SET value = ? WHERE key = 'last_id'", (str(top),))
@@ -436,11 +421,11 @@ class SqliteStore(Store):
         self._resolve(group, results, None)
 
     @staticmethod
-    def _resolve(group: list[_Op], results: list[Any] | None, exc: Exception | None) -> None:
+    def _resolve(group: list[Op], results: list[Any] | None, exc: Exception | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for n, (_, fut, loop) in enumerate(group):
             value = results[n] if results is not None else None
             by_loop.setdefault(loop, []).append((fut, value))
         for loop, pairs in by_loop.items():  # one wake-up per loop, not per caller
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(_settle, pairs, exc)
+                loop.call_soon_threadsafe(settle, pairs, exc)
