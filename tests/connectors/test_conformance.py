@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -173,6 +174,14 @@ async def feed_webhook(case: Case, engine: Engine, out: Path) -> None:
             assert answer.status_code == 202, answer.text
 
 
+async def feed_udp(case: Case, engine: Engine, out: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for i, value in enumerate(messages()):
+            sock.sendto(json.dumps(value).encode(), ("127.0.0.1", case.port))
+            if i % 20 == 19:  # a modest pace: UDP drops what a full receive buffer cannot take
+                await asyncio.sleep(0.002)
+
+
 INPUTS: dict[str, InputFixture] = {
     "http": InputFixture(
         lambda c: "{type: http, address: /conformance}",
@@ -185,6 +194,12 @@ INPUTS: dict[str, InputFixture] = {
         feed_tcp,
         ordered=True,
         bad=('{type: tcp, address: "127.0.0.1"}', "address"),
+    ),
+    "udp": InputFixture(
+        lambda c: f'{{type: udp, address: "127.0.0.1:{c.port}", receive_buffer: 4194304}}',
+        feed_udp,
+        ordered=False,  # UDP does not promise order
+        bad=('{type: udp, address: "localhost:5000"}', "address"),
     ),
     "mqtt": InputFixture(
         lambda c: (
@@ -361,6 +376,24 @@ async def observe_tcp(case: Case, request: pytest.FixtureRequest) -> AsyncIterat
         server.close()
 
 
+@asynccontextmanager
+async def observe_udp(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    """The test's own UDP socket (a large receive buffer: a batch arrives at once)."""
+
+    class Keep(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            case.saw([json.loads(data)])
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind(("127.0.0.1", case.port))
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(Keep, sock=sock)
+    try:
+        yield lambda: None
+    finally:
+        transport.close()
+
+
 OUTPUTS: dict[str, OutputFixture] = {
     "file": OutputFixture(
         lambda c: f"{{type: file, address: '{c.tmp}/out.jsonl', payload_only: true}}",
@@ -404,6 +437,12 @@ OUTPUTS: dict[str, OutputFixture] = {
         observe_tcp,
         ordered=True,
         bad=("{type: tcp, address: '127.0.0.1'}", "address"),
+    ),
+    "udp": OutputFixture(
+        lambda c: f"{{type: udp, address: '127.0.0.1:{c.port}', payload_only: true, batch_size: 50}}",
+        observe_udp,
+        ordered=False,  # UDP does not promise order
+        bad=("{type: udp, address: '127.0.0.1'}", "address"),
     ),
     "websocket": OutputFixture(
         lambda c: (

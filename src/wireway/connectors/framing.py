@@ -229,6 +229,19 @@ class StreamReceiver:
             await writer.drain()
 
 
+async def close_clients(clients: dict[asyncio.Task[None], asyncio.StreamWriter]) -> None:
+    """End a server's connections: each read sees the connection go; a task still
+    storing a batch after a moment is cancelled."""
+    for writer in clients.values():
+        writer.transport.abort()
+    tasks = list(clients)
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=2)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 def parse_ack(line: bytes) -> tuple[int | None, str | None]:
     """`ok N [of M]` -> (frames it covers, None); `error why` -> (None, why)."""
     words = line.decode("utf-8", "replace").split()

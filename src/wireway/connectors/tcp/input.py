@@ -7,7 +7,7 @@ import contextlib
 import ssl
 
 from wireway.connectors.base import Input, InputContext
-from wireway.connectors.framing import StreamReceiver, reads_lines
+from wireway.connectors.framing import StreamReceiver, close_clients, reads_lines
 from wireway.connectors.hostport import parse_hostport
 from wireway.connectors.tcp.config import TcpInputConfig
 from wireway.connectors.tls import server_context
@@ -33,7 +33,7 @@ class TcpInput(Input):
                 f"{self.name}: format `{self.iface.format}` is not line by line: use framing: length"
             )
         self.receiver = StreamReceiver(ctx, self.name, cfg, self.iface.new_codec)
-        self.clients: set[asyncio.Task[None]] = set()
+        self.clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         tls: ssl.SSLContext | None = None
         if cfg.tls is not None:
             tls = server_context(cfg.tls, self.pattern.base_dir)
@@ -54,16 +54,14 @@ class TcpInput(Input):
     async def stop(self) -> None:
         self.state = "stopped"
         self.server.close()
-        for task in list(self.clients):
-            task.cancel()
-        await asyncio.gather(*self.clients, return_exceptions=True)
+        await close_clients(self.clients)
         with contextlib.suppress(Exception):
             await self.server.wait_closed()
 
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self.clients.add(task)
+        self.clients[task] = writer
         self.ctx.connection_opened("tcp")
         try:
             await self.receiver.serve(reader, writer)
@@ -72,6 +70,6 @@ class TcpInput(Input):
         except WirewayError as exc:  # e.g. shutting down while the batch waited for room
             logger.warning("connection closed", input=self.name, error=str(exc))
         finally:
-            self.clients.discard(task)
+            self.clients.pop(task, None)
             self.ctx.connection_closed("tcp")
             writer.close()
