@@ -82,6 +82,10 @@ async def test_github_signature_ok_bad_and_missing(tmp_path: Path) -> None:
             "invalid signature",
         ]
         assert engine.runners[0].routes[0].queue.depth == 0
+        async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as client:
+            described = (await client.get("/openapi.json")).json()["paths"]["/hooks/in"]["post"]
+        assert {p["name"] for p in described["parameters"]} == {"X-Hub-Signature-256", "X-GitHub-Delivery"}
+        assert set(described["responses"]) == {"200", "202", "400", "401", "413", "503"}
         ok = await post(engine, body, {**good, "X-GitHub-Delivery": delivery})
         assert ok.status_code == 202, ok.text
         assert ok.json() == {"accepted": 1, "ids": [stable_id("webhook", delivery, 0)]}

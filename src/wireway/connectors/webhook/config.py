@@ -29,14 +29,19 @@ class WebhookInputConfig(msgspec.Struct, forbid_unknown_fields=True):
       delivery id in `X-GitHub-Delivery` names the message (the same id for every
       redelivery), and an id already accepted is answered 200 again without being
       kept twice: the ids are remembered in the data folder (the last `remember`
-      of them), across restarts. `X-GitHub-Event` (`push`, `issues`, ...) becomes
-      the messageType, so `when: messageType == "push"` routes by event.
+      of them), across restarts: a replayed request is kept at most once while its id
+      is remembered. `X-GitHub-Event` (`push`, `issues`, ...) becomes the
+      messageType, so `when: messageType == "push"` routes by event. Choose the
+      content type `application/json` in GitHub's settings.
     - `style: generic`: the signature header (default `X-Wireway-Signature`,
       `sha256=<hex>` or the bare hex) over `<timestamp>.<body>`, the timestamp
       (Unix seconds) in its own header (default `X-Wireway-Timestamp`); a request
       whose timestamp is more than `replay_window` seconds away is refused. The
       `http_client` output signs this way with `hmac: {style: generic}`, and its
       `X-Wireway-Message-Id` deduplicates as the GitHub delivery id does.
+
+    `secret` takes one secret or a list; `secret_file` adds one per line (read at
+    start). To replace a secret, accept both until every sender signs with the new one.
 
     The body is decoded with `format:` (default `json`: one message per request; an
     envelope is taken as it is). Answers 202 `{"accepted": n, "ids": [...]}` once
