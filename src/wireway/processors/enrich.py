@@ -83,9 +83,9 @@ class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True):
     """
 
     key: Annotated[str, Meta(description="CEL expression for the lookup key")]
-    file: FileTable | None = None
-    sql: SqlTable | None = None
-    redis: RedisTable | None = None
+    file: Annotated[FileTable | None, Meta(description="a CSV or JSON file as the table")] = None
+    sql: Annotated[SqlTable | None, Meta(description="a query on PostgreSQL or SQLite as the table")] = None
+    redis: Annotated[RedisTable | None, Meta(description="Redis keys as the table")] = None
     target: Annotated[
         str | None, Meta(description="payload path of the record (default: merged at the top)")
     ] = None
@@ -93,7 +93,9 @@ class EnrichConfig(msgspec.Struct, forbid_unknown_fields=True):
         "pass"
     )
     default: Annotated[Any, Meta(description="the record used for a miss with `on_miss: default`")] = None
-    cache: Cache = msgspec.field(default_factory=Cache)
+    cache: Annotated[Cache, Meta(description="recent lookups of `sql` and `redis`")] = msgspec.field(
+        default_factory=Cache
+    )
 
     def __post_init__(self) -> None:
         if sum(t is not None for t in (self.file, self.sql, self.redis)) != 1:
