@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from conftest import free_port, need_service
 from support import engine_from, eventually
+from wireway.envelope import stable_id
 from wireway.runtime.dlq import DlqAdmin
 from wireway.runtime.engine import Engine
 
@@ -287,3 +288,44 @@ async def test_unreachable_server_is_retried(client: aioredis.Redis, tmp_path: P
     async with engine_from(tmp_path, pattern("nowhere", entry, out)) as engine:
         assert input_state(engine) == "connecting"
         assert engine.health()["services"]["nowhere.redis"] == "down"
+
+
+async def test_pubsub_resubscribes_after_a_lost_connection(client: aioredis.Redis, tmp_path: Path) -> None:
+    """A killed subscriber connection comes back subscribed (what was published meanwhile
+    is lost: at-most-once)."""
+    tag, out = tag_of(client), tmp_path / "out.jsonl"
+    entry = f"{{type: redis, mode: pubsub, channels: [{tag}], {FAST}}}"
+    async with engine_from(tmp_path, pattern("resub", entry, out)) as engine:
+        await client.publish(tag, json.dumps({"n": 0}))
+        await eventually(lambda: numbers(out) == [0])
+        assert await kill_input_connections(client, "resub") == 1
+        await eventually(lambda: input_state(engine) == "running", timeout=5)
+
+        async def through() -> bool:
+            await client.publish(tag, json.dumps({"n": 1}))
+            return 1 in numbers(out)
+
+        await settled(through)
+        assert engine.health()["services"]["resub.redis"] == "up"
+
+
+async def test_stream_entries_keep_their_message_id(client: aioredis.Redis, tmp_path: Path) -> None:
+    """A stream entry's messageId is derived from the stream and entry id (the same at a
+    redelivery); an envelope in the entry keeps its own."""
+    key, out = tag_of(client), tmp_path / "out.jsonl"
+    plain = await client.xadd(key, {"data": json.dumps({"n": 0})})
+    envelope = {"messageId": "m-1", "timestamp": "2026-01-01T00:00:00Z", "messageType": "data", "payload": {}}
+    await client.xadd(key, {"data": json.dumps(envelope)})
+    text = f"""
+pattern: {{name: ids}}
+interfaces:
+  input:
+    - {{type: redis, mode: streams, key: {key}, start_id: "0"}}
+  output:
+    - {{type: file, address: '{out}'}}
+"""
+    async with engine_from(tmp_path, text):
+        await eventually(lambda: len(lines_of(out)) == 2)
+    first, second = lines_of(out)
+    assert first["messageId"] == stable_id("redis", key, plain.decode(), 0)
+    assert second["messageId"] == "m-1"
