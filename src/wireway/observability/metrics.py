@@ -51,6 +51,13 @@ MQTT_MALFORMED = Counter(
     registry=REGISTRY,
 )
 
+RECORDS_SKIPPED = Counter(
+    "wireway_records_skipped_total",
+    "Records a format read and left out on purpose (e.g. a WiGLE row without a position fix).",
+    ["format", "reason"],
+    registry=REGISTRY,
+)
+
 
 def observe_many(histogram: Any, values: list[float]) -> None:
     """Observe a batch at once (one lock per bucket, not one call per value)."""
