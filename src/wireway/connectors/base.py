@@ -68,6 +68,10 @@ class InputContext:
     An input that resumes where it stopped (a file tail) passes
     `ingest(..., position=(key, value))`: the value is committed with the messages,
     and `position(key)` gives it back at the next start (None the first time).
+    An input that has reached the end of what it reads (stdin at EOF, a command
+    that is not restarted) calls `finished()` once, after its last `ingest` returned:
+    when every input of every pattern has finished, the engine stops as on SIGTERM
+    (delivering what is queued, for up to `settings.timeout`).
     """
 
     ingest: Ingest
@@ -76,6 +80,7 @@ class InputContext:
     connection_closed: Callable[[str], None]
     full: Callable[[], bool] = lambda: False
     position: Callable[[str], bytes | None] = lambda key: None
+    finished: Callable[[], None] = lambda: None
 
 
 class Input(Component):

@@ -1,0 +1,1 @@
+"""The exec connector: commands as inputs and outputs."""

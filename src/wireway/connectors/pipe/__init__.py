@@ -1,0 +1,1 @@
+"""The pipe connector: named pipes (FIFOs)."""

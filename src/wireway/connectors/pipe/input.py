@@ -1,0 +1,69 @@
+"""The `pipe` input: lines from a named pipe, whose writers may come and go."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from wireway.connectors.base import Input, InputContext
+from wireway.connectors.lines import LineReader, line_codec, pipe_reader
+from wireway.connectors.pipe.config import PipeInputConfig
+from wireway.connectors.pipe.fifo import ensure_fifo, open_reading
+from wireway.observability import logging as log
+from wireway.registry import register_input
+
+logger = log.get("pipe")
+
+
+@register_input("pipe", config=PipeInputConfig)
+class PipeInput(Input):
+    """Read a FIFO line by line; after its last writer closes it, open it again."""
+
+    config: PipeInputConfig
+    formats: ClassVar[tuple[str, ...] | None] = None
+
+    async def start(self, ctx: InputContext) -> None:
+        self.ctx = ctx
+        line_codec(self.iface.new_codec)  # a format that cannot read lines fails the start
+        ensure_fifo(self.config)
+        self.writers = 0  # writers seen so far (a stream each, ended by EOF)
+        # open before returning: a writer may come as soon as the pattern has started
+        fd = open_reading(self.config.path)
+        self.task = asyncio.create_task(self.read_forever(fd), name=f"wireway[{self.name}].pipe")
+        self.state = "running"
+
+    async def stop(self) -> None:
+        self.state = "stopped"
+        if hasattr(self, "task"):
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    def health(self) -> dict[str, str]:
+        return {f"pipe:{self.name}": "up" if self.state == "running" else "down"}
+
+    async def read_forever(self, fd: int) -> None:
+        path = self.config.path
+        while True:
+            reader, transport = await pipe_reader(fd)
+            try:
+                await self.read_stream(reader)
+                # every writer closed it. The next read end is opened before this one is
+                # closed, so the pipe (and what a writer put in it meanwhile) stays; a
+                # fresh read end reports no end until a writer has come and gone again,
+                # so waiting for the next writer costs nothing
+                fd = open_reading(path)
+            finally:
+                transport.close()
+            self.writers += 1
+
+    async def read_stream(self, reader: asyncio.StreamReader) -> None:
+        """Ingest one writer's lines (a new codec per stream)."""
+        lines = LineReader(
+            reader.read,
+            line_codec(self.iface.new_codec),
+            max_line_bytes=self.config.max_line_bytes,
+            where=self.config.path,
+        )
+        while (batch := await lines.read()) is not None:
+            if batch.values or batch.errors:
+                await self.ctx.ingest(batch.values, source=self.name, errors=batch.errors)

@@ -1,0 +1,1 @@
+"""The stdin connector: wireway's own standard input."""
