@@ -131,12 +131,9 @@ def test_malformed_rows_name_their_line() -> None:
 
 @given(st.text(st.characters(categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=20))
 def test_octal_escapes_decode_to_the_ssid(ssid: str) -> None:
+    # Kismet writes a comma, a quote and non-ASCII text byte by byte as \ooo
     escaped = "".join(
-        f"\\{b:03o}" if ch in ",\\" or not ch.isascii() else ch for ch in ssid for b in ch.encode()
-    )
-    # characters written plainly appear once, escaped ones byte by byte
-    escaped = "".join(
-        "".join(f"\\{b:03o}" for b in ch.encode()) if ch in "," or not ch.isascii() else ch for ch in ssid
+        "".join(f"\\{b:03o}" for b in ch.encode()) if ch in ',"' or not ch.isascii() else ch for ch in ssid
     )
     if "\\" in ssid:
         return  # a literal backslash followed by digits is ambiguous in Kismet's escaping
