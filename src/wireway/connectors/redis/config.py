@@ -56,6 +56,8 @@ class RedisInputConfig(RedisConnection, kw_only=True):
       messageId is derived from the stream and entry id, so a redelivery keeps it (see
       the `dedupe` processor). Give each wireway instance its own `consumer` name.
 
+    List and streams modes need Redis 6.2 or later (BLMOVE, XAUTOCLAIM).
+
     Values are decoded with the entry's `format:` (JSON by default); a value that is not
     valid goes to the dead-letter queue with the reason. A lost connection is retried
     with exponential backoff and jitter (/health shows the input `down` meanwhile); in

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from wireway.connectors.redis.input import RedisInput
+from wireway.config.model import Pattern
+from wireway.connectors.redis.config import RedisInputConfig
 
 BLOCK = 1.0  # seconds a blocking read waits before the loop looks around again
 
@@ -35,10 +35,21 @@ class Batch:
     acks: list[Any] = field(default_factory=list)
 
 
+class Owner(Protocol):
+    """What a reader uses of its input: its options and its decoding."""
+
+    config: RedisInputConfig
+    pattern: Pattern
+
+    def decode(self, data: bytes, where: str, batch: Batch, ident: tuple[str, ...] | None = None) -> None: ...
+
+    def decode_value(self, value: Any, ident: tuple[str, ...] | None, batch: Batch, n: int = 0) -> None: ...
+
+
 class Reader:
     """One mode: `open` on each connection, then `read` and `ack` in turn."""
 
-    def __init__(self, owner: RedisInput) -> None:
+    def __init__(self, owner: Owner) -> None:
         self.owner = owner
         self.config = owner.config
         self.client: Any = None
