@@ -1,0 +1,1 @@
+"""The schedule connector: tick messages on a cron expression or an interval."""
