@@ -88,7 +88,8 @@ class HttpClientOutput(Output):
         status = response.status_code
         if 200 <= status < 300:
             return None
-        text = f"HTTP {status}: {response.text[:200]}"
+        said = response.text[:200].strip()
+        text = f"HTTP {status}: {said}" if said else f"HTTP {status}"
         if status in WAIT_STATUSES:
             wait = retry_after(response.headers.get("retry-after"), time.time())
             if wait is not None:
