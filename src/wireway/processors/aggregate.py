@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-import structlog
 from msgspec import Meta
 
 from wireway.envelope import Message, MessageType, stable_id
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
+from wireway.observability import logging as log
 from wireway.processors.base import Processor, StepResult
 from wireway.processors.state import StateFile, claim_path, release_path, transaction
 from wireway.registry import register_processor
 
-logger = structlog.get_logger("wireway.aggregate")
+logger = log.get("aggregate")
 
 Function = Literal["count", "sum", "min", "max", "mean", "last"]
 NUMERIC = {"sum", "min", "max", "mean"}
@@ -181,6 +181,8 @@ class Aggregate(Processor):
             timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
+            await self.publish_due()  # the outputs are still open: what ended goes out now
+        self.write()
         state, self.state = self.state, None
         if state is not None:
             try:
@@ -194,21 +196,24 @@ class Aggregate(Processor):
             now = self.clock()
             ends = [start + self.window for _, start in self.open]
             await asyncio.sleep(min(max(min(ends, default=now + 1) - now, 0.02), 1.0))
-            if self.publish is None:
-                continue
-            closed = self.take_due(self.clock())
-            if not closed:
-                continue
-            try:
-                await self.publish(self.results(closed))
-            except asyncio.CancelledError:
-                self.reopen(closed)
-                raise
-            except Exception as exc:  # noqa: BLE001  (outbox full or closing: try again)
-                logger.warning("could not publish window results", pattern=self.pattern, error=str(exc))
-                self.reopen(closed)
-                continue
-            self.write()
+            await self.publish_due()
+
+    async def publish_due(self) -> None:
+        if self.publish is None:
+            return
+        closed = self.take_due(self.clock())
+        if not closed:
+            return
+        try:
+            await self.publish(self.results(closed))
+        except asyncio.CancelledError:
+            self.reopen(closed)
+            raise
+        except Exception as exc:  # noqa: BLE001  (outbox full or closing: the next tick tries again)
+            logger.warning("could not publish window results", pattern=self.pattern, error=str(exc))
+            self.reopen(closed)
+            return
+        self.write()
 
     def reopen(self, closed: dict[tuple[str, float], Acc]) -> None:
         """Windows whose results were not published: open (and to be written) again."""

@@ -17,7 +17,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from wireway.observability import logging as log
+
 T = TypeVar("T")
+logger = log.get("state")
 
 # files claimed by running steps: two steps of one kind in one pattern get two files
 _claimed: set[Path] = set()
@@ -82,6 +85,7 @@ class StateFile:
     def _keep_error(self, future: Future[Any]) -> None:
         exc = None if future.cancelled() else future.exception()
         if exc is not None:
+            logger.error("could not write a state file", path=str(self.path), error=str(exc))
             self.errors.append(exc)
 
     async def flush(self) -> None:
