@@ -298,6 +298,7 @@ class StreamSender:
         self.link: Link | None = None
         self.lock = asyncio.Lock()
         self.first_attempt = asyncio.Event()
+        self.up = asyncio.Event()  # set while a connection is open
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -336,11 +337,13 @@ class StreamSender:
             attempt = 0
             link = Link(reader, writer, self.new_codec())
             self.link = link
+            self.up.set()
             self.first_attempt.set()
             connection_opened(self.kind)
             try:
                 await self.listen(link)
             finally:
+                self.up.clear()
                 link.close()
                 connection_closed(self.kind)
             logger.warning("connection lost", output=self.name, peer=self.peer)
@@ -362,6 +365,11 @@ class StreamSender:
                 link.changed.set()
 
     async def send(self, batch: list[Message]) -> dict[int, str] | None:
+        if not self.connected:
+            # a peer restarting is back within a moment: wait for it rather than spend
+            # one of the batch's delivery attempts
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.up.wait(), self.options.connect_timeout)
         async with self.lock:  # batches in flight at once must not interleave their bytes
             link = self.link
             if link is None or link.lost:

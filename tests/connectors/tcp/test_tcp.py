@@ -179,6 +179,7 @@ def relay_text(port: int, peer: int, pki: Pki | None) -> str:
     tls = f", tls: {{ca: '{pki.ca}', cert: '{pki.client_cert}', key: '{pki.client_key}'}}" if pki else ""
     return f"""
 pattern: {{name: relay}}
+settings: {{retries: 1000, backoff_max: 0.2, breaker_timeout: 0.2}}
 interfaces:
   input:
     - {{type: tcp, address: "127.0.0.1:{port}"}}
@@ -305,6 +306,7 @@ async def test_relay_loses_nothing_confirmed_while_the_peer_restarts(
             await feed(relay_port, 200, start=400)
             await eventually(lambda: set(out.numbers()) >= set(range(600)), timeout=20)
     assert set(out.numbers()) == set(range(600))
+    assert DlqAdmin(tmp_path / "b" / "data" / "buffer.db").list("relay") == []
 
 
 async def test_plain_output_confirms_once_drained(tmp_path: Path) -> None:
