@@ -222,6 +222,10 @@ def bench(
         str, typer.Option(help="sensor: PostgreSQL to store into (a temporary schema).")
     ] = "postgresql://postgres@127.0.0.1:5432/test",
     http_readings: Annotated[int, typer.Option(help="sensor: readings for the HTTP runs.")] = 40_000,
+    nats_url: Annotated[
+        str, typer.Option(help="nats: the NATS server (JetStream on).")
+    ] = "nats://127.0.0.1:4222",
+    nats_batch: Annotated[int, typer.Option(help="nats: messages fetched and published at once.")] = 1000,
 ) -> None:
     """Benchmark on loopback: msg/s, p50/p99 latency, CPU and peak RSS.
 
@@ -230,6 +234,17 @@ def bench(
 
     Example: wireway bench sensor --messages 100000 --rate 1000
     """
+    if what == "nats":  # JetStream -> durable buffer -> JetStream
+        from wireway.bench.nats import run_nats_bench
+
+        try:
+            run_nats_bench(
+                url=nats_url, messages=messages, rate=rate, latency_seconds=latency_seconds, batch=nats_batch
+            )
+        except (RuntimeError, OSError) as exc:
+            err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        return
     if what not in ("tcp", "sensor"):
         raise typer.BadParameter("expected tcp or sensor")
     try:

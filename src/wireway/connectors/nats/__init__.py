@@ -1,0 +1,1 @@
+"""The nats connector: core NATS and JetStream, in and out."""
