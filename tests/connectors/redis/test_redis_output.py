@@ -62,8 +62,8 @@ async def send_lines(port: int, lines: list[bytes]) -> None:
 
 
 async def test_list_and_streams_modes(tmp_path: Path) -> None:
-    """list mode LPUSHes (or RPUSHes) each message; streams mode XADDs it in `field`,
-    trimmed to about `maxlen`; `format: text` writes a string payload as it is."""
+    """1,000 messages: list mode LPUSHes (or RPUSHes) each one; streams mode XADDs it in
+    `field`, trimmed to about `maxlen`; `format: text` writes the payload as text."""
     need_service("redis", 6379)
     port, tag = free_port(), uuid.uuid4().hex[:8]
     text = f"""
@@ -74,27 +74,30 @@ interfaces:
   output:
     - {{type: redis, name: left, mode: list, channel: "l-{tag}"}}
     - {{type: redis, name: right, mode: list, push: rpush, channel: "r-{tag}"}}
-    - {{type: redis, name: stream, mode: streams, channel: "s-{tag}", field: body, maxlen: 10}}
+    - {{type: redis, name: stream, mode: streams, channel: "s-{tag}", field: body, maxlen: 100}}
     - {{type: redis, name: words, mode: list, channel: "w-{tag}", format: text, when: "payload.n == 1"}}
 """
     client = aioredis.from_url("redis://127.0.0.1:6379/0")
     keys = [f"l-{tag}", f"r-{tag}", f"s-{tag}", f"w-{tag}"]
     try:
         async with engine_from(tmp_path, text):
-            await send_lines(port, [json.dumps({"n": i}).encode() for i in range(3)])
+            await send_lines(port, [json.dumps({"n": i}).encode() for i in range(1000)])
 
             async def written() -> bool:
-                return bool(await client.llen(f"r-{tag}") == 3 and await client.xlen(f"s-{tag}") == 3)
+                return bool(await client.llen(f"r-{tag}") == 1000 and await client.llen(f"l-{tag}") == 1000)
 
             for _ in range(200):
                 if await written():
                     break
                 await asyncio.sleep(0.05)
             assert await written()
-        assert [json.loads(v)["n"] for v in await client.lrange(f"l-{tag}", 0, -1)] == [2, 1, 0]
-        assert [json.loads(v)["n"] for v in await client.lrange(f"r-{tag}", 0, -1)] == [0, 1, 2]
-        entries = await client.xrange(f"s-{tag}")
-        assert [json.loads(fields[b"body"])["n"] for _, fields in entries] == [0, 1, 2]
+        assert [json.loads(v)["n"] for v in await client.lrange(f"l-{tag}", 0, -1)] == list(
+            range(999, -1, -1)
+        )
+        assert [json.loads(v)["n"] for v in await client.lrange(f"r-{tag}", 0, -1)] == list(range(1000))
+        numbers = [json.loads(fields[b"body"])["n"] for _, fields in await client.xrange(f"s-{tag}")]
+        assert 100 <= len(numbers) < 1000  # MAXLEN ~ trims whole nodes: about 100 kept
+        assert numbers == list(range(1000 - len(numbers), 1000))
         assert await client.lrange(f"w-{tag}", 0, -1) == [b'{"n":1}']
     finally:
         await client.delete(*keys)
@@ -119,9 +122,9 @@ interfaces:
     client = aioredis.from_url("redis://127.0.0.1:6379/0")
     try:
         async with engine_from(tmp_path, text):
-            await send_lines(port, [json.dumps({"n": i}).encode() for i in range(500)])
-            await eventually(lambda: out.exists() and len(out.read_text().splitlines()) >= 500, timeout=20)
-        assert [json.loads(x)["n"] for x in out.read_text().splitlines()] == list(range(500))
+            await send_lines(port, [json.dumps({"n": i}).encode() for i in range(1000)])
+            await eventually(lambda: out.exists() and len(out.read_text().splitlines()) >= 1000, timeout=20)
+        assert [json.loads(x)["n"] for x in out.read_text().splitlines()] == list(range(1000))
     finally:
         await client.delete(f"q-{tag}", f"q-{tag}:processing")
         await client.aclose()
