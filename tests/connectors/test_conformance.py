@@ -20,11 +20,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import aio_pika
 import asyncpg
 import httpx
+import nats
 import paho.mqtt.client as paho
 import pytest
 import redis.asyncio as aioredis
@@ -45,6 +49,7 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
 # components of the sensor application, tested with it (tests/apps/)
 APPLICATION = {("input", "sensor_http"), ("output", "sensor_state")}
 SERVICES = {"mqtt": ("mosquitto", 1883), "redis": ("redis", 6379), "sql": ("postgresql", 5432)}
+SERVICES.update({"amqp": ("rabbitmq", 5672), "nats": ("nats", 4222)})
 
 
 @dataclass
@@ -182,7 +187,101 @@ async def feed_udp(case: Case, engine: Engine, out: Path) -> None:
                 await asyncio.sleep(0.002)
 
 
+async def feed_amqp(case: Case, engine: Engine, out: Path) -> None:
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    queue = f"conformance-in-{case.tag}"  # declared by the input at its start
+    try:
+        channel = await connection.channel()
+        for value in messages():
+            await channel.default_exchange.publish(aio_pika.Message(json.dumps(value).encode()), queue)
+        await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+        await channel.queue_delete(queue)
+    finally:
+        await connection.close()
+
+
+async def feed_nats(case: Case, engine: Engine, out: Path) -> None:
+    client = await nats.connect("nats://127.0.0.1:4222")
+    js = client.jetstream()  # the input created the stream at its start
+    try:
+        for value in messages():
+            await js.publish(f"conformance.{case.tag}", json.dumps(value).encode())
+        await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+        await js.delete_stream(f"conformance_{case.tag}")
+    finally:
+        await client.close()
+
+
+class ItemServer:
+    """A local HTTP server the http_poll input pages through: GET /items?after=N answers
+    `{"items": [...]}` with up to 100 of the 1,000 messages whose `n` is above N."""
+
+    running: dict[str, ItemServer] = {}  # by case tag, closed by the feed
+
+    def __init__(self, case: Case) -> None:
+        values = messages()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = parse_qs(urlsplit(self.path).query)
+                after = int(query.get("after", ["-1"])[0])
+                body = json.dumps({"items": [v for v in values if v["n"] > after][:100]}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", case.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        ItemServer.running[case.tag] = self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def http_poll_entry(case: Case) -> str:
+    ItemServer(case)
+    return (
+        f"{{type: http_poll, url: 'http://127.0.0.1:{case.port}/items', interval: 0.01, "
+        "items: response.body.items, cursor: 'response.body.items.map(i, i.n).max()', "
+        "cursor_param: after}"
+    )
+
+
+async def feed_http_poll(case: Case, engine: Engine, out: Path) -> None:
+    """The input polls by itself: wait for the 1,000 items, then stop the server."""
+    try:
+        await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+    finally:
+        ItemServer.running.pop(case.tag).close()
+
+
+async def feed_schedule(case: Case, engine: Engine, out: Path) -> None:
+    """Nothing to send: the input makes its own 1,000 ticks (`count: 1000`)."""
+    await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+
+
 INPUTS: dict[str, InputFixture] = {
+    "amqp": InputFixture(
+        lambda c: f"{{type: amqp, queue: conformance-in-{c.tag}, declare: true}}",
+        feed_amqp,
+        ordered=True,  # one queue, one consumer, batches acknowledged in order
+        bad=("{type: amqp, url: 'http://127.0.0.1:5672', queue: q}", "url"),
+    ),
+    "nats": InputFixture(
+        lambda c: (
+            f"{{type: nats, jetstream: true, subject: conformance.{c.tag}, "
+            f"stream: conformance_{c.tag}, create: true}}"
+        ),
+        feed_nats,
+        ordered=True,  # one stream, one pull consumer, batches taken in order
+        bad=("{type: nats, url: 'http://127.0.0.1:4222', subject: a}", "url"),
+    ),
     "http": InputFixture(
         lambda c: "{type: http, address: /conformance}",
         feed_http,
@@ -221,6 +320,20 @@ INPUTS: dict[str, InputFixture] = {
         feed_webhook,
         ordered=True,
         bad=("{type: webhook, address: conformance, secret: k}", "address"),
+    ),
+    "http_poll": InputFixture(
+        http_poll_entry,  # starts the server the input polls (10 pages of 100, by cursor)
+        feed_http_poll,
+        ordered=True,  # pages asked one after the other, each after the last one's cursor
+        bad=("{type: http_poll, url: '127.0.0.1:9000/items'}", "url"),
+    ),
+    # a schedule has nothing to feed: its ticks carry the contract's `n` (0, 1, 2, ...),
+    # so 1,000 ticks 1 ms apart, then `count` ends them; its "address" is the cron
+    "schedule": InputFixture(
+        lambda c: "{type: schedule, interval: 1ms, count: 1000}",
+        feed_schedule,
+        ordered=True,
+        bad=("{type: schedule, cron: '61 2 * * *'}", "cron"),
     ),
 }
 
@@ -394,7 +507,61 @@ async def observe_udp(case: Case, request: pytest.FixtureRequest) -> AsyncIterat
         transport.close()
 
 
+@asynccontextmanager
+async def observe_amqp(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    """The test's own consumer of the queue the output declares (declared here first)."""
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    channel = await connection.channel()
+    queue = await channel.declare_queue(f"conformance-out-{case.tag}", durable=True)
+
+    async def keep(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        case.saw([json.loads(message.body)])
+        await message.ack()
+
+    await queue.consume(keep)
+    try:
+        yield lambda: None
+    finally:
+        await queue.delete(if_unused=False)
+        await connection.close()
+
+
+@asynccontextmanager
+async def observe_nats(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    """A core subscriber of the subject the output publishes to its stream."""
+    client = await nats.connect("nats://127.0.0.1:4222")
+
+    async def keep(msg: Any) -> None:
+        case.saw([json.loads(msg.data)])
+
+    await client.subscribe(f"conformance-out.{case.tag}", cb=keep)
+    await client.flush()
+    try:
+        yield lambda: None
+    finally:
+        await client.jetstream().delete_stream(f"conformance_out_{case.tag}")
+        await client.close()
+
+
 OUTPUTS: dict[str, OutputFixture] = {
+    "amqp": OutputFixture(
+        lambda c: (
+            f"{{type: amqp, routing_key: conformance-out-{c.tag}, queue: conformance-out-{c.tag}, "
+            "payload_only: true}"
+        ),
+        observe_amqp,
+        ordered=True,  # one channel, confirms awaited per batch
+        bad=("{type: amqp, url: 'http://127.0.0.1:5672', routing_key: k}", "url"),
+    ),
+    "nats": OutputFixture(
+        lambda c: (
+            f"{{type: nats, jetstream: true, subject: conformance-out.{c.tag}, "
+            f"stream: conformance_out_{c.tag}, create: true, payload_only: true}}"
+        ),
+        observe_nats,
+        ordered=True,  # one connection, PubAcks awaited per batch
+        bad=("{type: nats, url: 'http://127.0.0.1:4222', subject: a}", "url"),
+    ),
     "file": OutputFixture(
         lambda c: f"{{type: file, address: '{c.tmp}/out.jsonl', payload_only: true}}",
         observe_file,
