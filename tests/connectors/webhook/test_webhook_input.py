@@ -16,6 +16,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from conftest import free_port
 from support import base_url, engine_from, eventually
 from wireway.config import load_pattern
 from wireway.envelope import stable_id
@@ -242,3 +243,36 @@ def test_bad_options_are_named(tmp_path: Path, options: str, key: str) -> None:
     loaded, errors = load_pattern(path)
     assert loaded is None
     assert any(key in str(e) and "bad.yaml:4" in str(e) for e in errors), [str(e) for e in errors]
+
+
+async def test_a_full_buffer_answers_503_and_forgets_the_delivery(tmp_path: Path) -> None:
+    """503 with Retry-After while the output's buffer is full; the refused delivery id is
+    not remembered, so a redelivery of it will be kept once there is room."""
+    dead = f"http://127.0.0.1:{free_port()}/nobody"
+    text = f"""
+pattern: {{name: full}}
+interfaces:
+  input:
+    - {{type: webhook, address: /hooks/in, secret: k}}
+  output:
+    - {{type: http_client, address: "{dead}"}}
+settings: {{buffer_size: 2, retries: 1000, backoff_base: 0.05, backoff_max: 0.1, timeout: 1}}
+"""
+    async with engine_from(tmp_path, text) as engine:
+
+        def signed(delivery: str, body: bytes) -> dict[str, str]:
+            return {"X-Hub-Signature-256": github_sig("k", body), "X-GitHub-Delivery": delivery}
+
+        codes = [
+            (await post(engine, b'{"n": %d}' % n, signed(f"d{n}", b'{"n": %d}' % n))).status_code
+            for n in range(2)
+        ]
+        assert codes == [202, 202]
+        refused = await post(engine, b'{"n": 2}', signed("d2", b'{"n": 2}'))
+        assert refused.status_code == 503
+        assert int(refused.headers["retry-after"]) >= 1
+        assert engine.runners[0].routes[0].queue.depth == 2
+        deliveries = next(i for i in engine.runners[0].inputs if i.name == "full.webhook").deliveries
+        assert deliveries is not None
+        assert not await deliveries.seen("d2")
+        assert await deliveries.seen("d1")
