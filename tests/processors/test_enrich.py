@@ -34,7 +34,6 @@ async def test_csv_file_merges_into_the_payload_root(tmp_path: Path) -> None:
     """Without target the row's columns join the payload; a miss passes unchanged by default."""
     (tmp_path / "devices.csv").write_text("id,site,floor\nd1,north,2\nd2,south,1\n")
     step = enrich(tmp_path, key="payload.dev", file={"path": "devices.csv"})
-    await step.start()
     result = await step.process(batch({"dev": "d1", "t": 5}, {"dev": "d9"}))
     assert [m.payload for m in result.passed] == [
         {"dev": "d1", "t": 5, "id": "d1", "site": "north", "floor": "2"},
@@ -47,7 +46,6 @@ async def test_json_file_under_a_target_and_miss_modes(tmp_path: Path) -> None:
     (tmp_path / "sites.json").write_text(json.dumps({"1": {"name": "depot"}, "2": {"name": "yard"}}))
     table = {"path": "sites.json"}
     step = enrich(tmp_path, key="payload.site", file=table, target="site_info", on_miss="default", default={})
-    await step.start()
     result = await step.process(batch({"site": 1}, {"site": 3}))
     assert [m.payload["site_info"] for m in result.passed] == [{"name": "depot"}, {}]
     dlq = enrich(tmp_path, key="payload.site", file=table, target="a.b", on_miss="dlq")
@@ -72,6 +70,10 @@ def test_options_are_checked(tmp_path: Path) -> None:
         msgspec.convert({"key": "payload.k"}, EnrichConfig)
     with pytest.raises(ConfigError) as info:
         enrich(tmp_path, key="payload.k", file={"path": "nope.csv"})
+    assert info.value.path == "file.path"
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read") as info:
+        enrich(tmp_path, key="payload.k", file={"path": "bad.json"})
     assert info.value.path == "file.path"
 
 

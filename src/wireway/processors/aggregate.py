@@ -43,9 +43,10 @@ class AggregateConfig(msgspec.Struct, forbid_unknown_fields=True):
     window that covers it). When a window ends, a new message carries its result:
     `messageType` `message_type`, payload `{key, start, end, count, sum, min, max,
     mean, last}` (the `functions` asked for), and an id derived from the pattern,
-    the key and the window's start, so a result emitted again after a crash is the
-    same message. It is emitted with the next batch that comes after the end, or by
-    a timer when no traffic comes, and goes to the outputs chosen by their `when:`.
+    the window's length, the key and the window's start, so a result emitted again
+    after a crash is the same message. It is emitted with the next batch that
+    comes after the end, or by a timer when no traffic comes, and goes to the
+    outputs chosen by their `when:`.
 
     Open windows are kept in the data folder (`state/<pattern>.aggregate.db`),
     written once the batch that changed them is in the outboxes, so a restart loses
@@ -88,9 +89,9 @@ class Acc(msgspec.Struct, array_like=True):
     """The running result of one window."""
 
     count: int = 0
-    sum: float = 0
-    min: float | None = None
-    max: float | None = None
+    sum: int | float = 0
+    min: int | float | None = None
+    max: int | float | None = None
     last: Any = None
 
     def add(self, value: Any, numeric: bool) -> None:
@@ -252,7 +253,7 @@ class Aggregate(Processor):
                     payload[name] = getattr(acc, name)
             out.append(
                 Message(
-                    message_id=stable_id(self.pattern, "aggregate", self.message_type, key, payload["start"]),
+                    message_id=stable_id(self.pattern, self.message_type, self.window, key, payload["start"]),
                     timestamp=payload["end"],
                     payload=payload,
                     source=self.pattern,

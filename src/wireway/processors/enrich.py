@@ -20,10 +20,12 @@ from msgspec import Meta
 from wireway.envelope import Message
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
+from wireway.observability import logging as log
 from wireway.processors import set_path
 from wireway.processors.base import Processor, StepResult
 from wireway.registry import register_processor
 
+logger = log.get("enrich")
 MISS = object()  # what a lookup found for a key the table does not have
 
 
@@ -109,9 +111,6 @@ class TableError(Exception):
 class Table:
     """Finds records by key, several at a time."""
 
-    async def open(self) -> None:
-        return None
-
     async def close(self) -> None:
         return None
 
@@ -128,10 +127,14 @@ class FileLookup(Table):
         self.format = config.format or ("csv" if self.path.suffix.lower() == ".csv" else "json")
         self.key_column = config.key_column
         self.check_every = config.check_every
-        self.records: dict[str, Any] = {}
-        self.seen: tuple[int, int] | None = None
-        self.next_check = 0.0
         self.clock: Callable[[], float] = time.monotonic
+        self.next_check = self.clock() + self.check_every
+        try:  # at load time, so that `wireway check` tells what is wrong with the table
+            st = os.stat(self.path)
+            self.records = self.read()
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ConfigError(f"cannot read {self.path}: {exc}", path="file.path") from exc
+        self.seen = (st.st_mtime_ns, st.st_size)
 
     def read(self) -> dict[str, Any]:
         if self.format == "csv":
@@ -148,14 +151,12 @@ class FileLookup(Table):
     async def refresh(self) -> None:
         """Read the file again if it changed (checked at most every `check_every` s)."""
         now = self.clock()
-        if now < self.next_check and self.seen is not None:
+        if now < self.next_check:
             return
         self.next_check = now + self.check_every
         try:
             st = os.stat(self.path)
-        except OSError as exc:
-            if self.seen is None:
-                raise TableError(f"cannot read {self.path}: {exc}") from exc
+        except OSError:
             return  # being replaced: keep the records read last
         seen = (st.st_mtime_ns, st.st_size)
         if seen == self.seen:
@@ -163,13 +164,10 @@ class FileLookup(Table):
         try:
             self.records = await asyncio.to_thread(self.read)
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-            if self.seen is None:
-                raise TableError(f"cannot read {self.path}: {exc}") from exc
-            return  # half written: try again at the next check
+            # half written, say: keep the records read last and try again at the next check
+            logger.warning("cannot read an enrich table", path=str(self.path), error=str(exc))
+            return
         self.seen = seen
-
-    async def open(self) -> None:
-        await self.refresh()
 
     async def fetch(self, keys: list[Any]) -> dict[Any, Any]:
         await self.refresh()
@@ -326,9 +324,6 @@ class Enrich(Processor):
         self.target = config.target
         self.on_miss = config.on_miss
         self.default = config.default
-
-    async def start(self) -> None:
-        await self.table.open()
 
     async def stop(self) -> None:
         await self.table.close()
