@@ -17,13 +17,14 @@ class Feed:
 
     GET /items?after=N&limit=L: the items whose id is above N (all without `after`),
     at most L of them. POST /search with a JSON body `{"after": N}`: a bare JSON array
-    of the same. `statuses` is consumed one per request (then 200); every request is
+    of the same. `delay` holds each answer back; `statuses` is consumed one per request (then 200); every request is
     recorded as (method, path with query, headers, body, monotonic time).
     """
 
     def __init__(self, items: list[dict[str, Any]] | None = None, port: int | None = None) -> None:
         self.items: list[dict[str, Any]] = list(items or [])
         self.statuses: list[int] = []
+        self.delay = 0.0  # seconds each answer waits (a slow server)
         self.requests: list[tuple[str, str, dict[str, str], bytes, float]] = []
         self.lock = threading.Lock()
         feed = self
@@ -47,6 +48,8 @@ class Feed:
                     )
                     status = feed.statuses.pop(0) if feed.statuses else 200
                     page = [i for i in feed.items if after is None or i["id"] > after][:limit]
+                if feed.delay:
+                    threading.Event().wait(feed.delay)
                 data = json.dumps(shape(page) if status == 200 else {"error": "scripted"}).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

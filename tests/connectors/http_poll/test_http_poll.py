@@ -68,11 +68,14 @@ async def test_pages_by_cursor_across_polls(tmp_path: Path, feed: Feed) -> None:
     """Each poll asks after the newest id seen; every item arrives once, in order."""
     feed.add(numbered(1, 25))
     out = tmp_path / "out.jsonl"
-    async with engine_from(tmp_path, pattern(paged(feed), out)):
+    auth = ", basic_auth: {username: reader, password: pw}"
+    async with engine_from(tmp_path, pattern(paged(feed, extra=auth), out)):
         await eventually(lambda: len(lines(out)) >= 25)
         await eventually(lambda: any("after=25" in p for p in feed.paths()))
     assert [v["id"] for v in lines(out)] == list(range(1, 26))
     asked = feed.paths()
+    headers = {k.lower(): v for k, v in feed.requests[0][2].items()}
+    assert headers["authorization"] == "Basic cmVhZGVyOnB3"  # reader:pw
     assert asked[:4] == [
         "/items?limit=10",
         "/items?limit=10&after=10",
@@ -82,15 +85,22 @@ async def test_pages_by_cursor_across_polls(tmp_path: Path, feed: Feed) -> None:
 
 
 async def test_restart_goes_on_from_the_stored_cursor(tmp_path: Path, feed: Feed) -> None:
-    """A new engine on the same data dir asks after the last stored cursor: nothing twice."""
+    """A new engine on the same data dir asks after the last stored cursor (here put in
+    the URL's `{cursor}`): nothing is fetched twice."""
     feed.add(numbered(1, 10))
     out = tmp_path / "out.jsonl"
-    async with engine_from(tmp_path, pattern(paged(feed), out)):
+    entry = (
+        f'{{type: http_poll, name: feed, url: "{feed.url}/items?limit=10&after={{cursor}}", '
+        "interval: 0.05, initial_cursor: 0, items: response.body.items, "
+        "cursor: 'response.body.items.map(i, i.id).max()'}"
+    )
+    async with engine_from(tmp_path, pattern(entry, out)):
         await eventually(lambda: len(lines(out)) >= 10)
         await eventually(lambda: any("after=10" in p for p in feed.paths()))
+    assert feed.paths()[0] == "/items?limit=10&after=0"
     before = len(feed.paths())
     feed.add(numbered(11, 15))
-    async with engine_from(tmp_path, pattern(paged(feed), out)):
+    async with engine_from(tmp_path, pattern(entry, out)):
         await eventually(lambda: len(lines(out)) >= 15)
     assert feed.paths()[before] == "/items?limit=10&after=10"
     assert [v["id"] for v in lines(out)] == list(range(1, 16))
@@ -160,6 +170,22 @@ async def test_unreachable_server_is_retried(tmp_path: Path) -> None:
             await eventually(lambda: engine.health()["services"]["feed"] == "up")
         finally:
             server.close()
+
+
+async def test_a_slow_answer_times_out_and_is_retried(tmp_path: Path, feed: Feed) -> None:
+    """An answer slower than `timeout` is a failed poll; once the server is quick again
+    the items come."""
+    feed.add(numbered(1, 2))
+    feed.delay = 1.0
+    out = tmp_path / "out.jsonl"
+    extra = ", timeout: 200ms, max_backoff: 0.2"
+    async with engine_from(tmp_path, pattern(paged(feed, extra=extra), out)) as engine:
+        await eventually(lambda: poller(engine).failures >= 1)
+        assert engine.health()["services"]["feed"] == "down"
+        feed.delay = 0.0
+        await eventually(lambda: len(lines(out)) >= 2)
+        await eventually(lambda: engine.health()["services"]["feed"] == "up")
+    assert [v["id"] for v in lines(out)] == [1, 2]
 
 
 async def test_stale_watchdog_degrades_health_then_recovers(tmp_path: Path, feed: Feed) -> None:
