@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from conftest import free_port
 from support import base_url, engine_from, eventually
 from wireway.config import load_pattern
+from wireway.connectors.http_client.headers import retry_after
 
 
 class Receiver:
@@ -242,3 +243,15 @@ def test_a_template_field_must_be_a_message_field(tmp_path: Path) -> None:
     loaded, errors = load_pattern(path)
     assert loaded is None
     assert any("headers.X-A" in str(e) and "bad.yaml:6" in str(e) for e in errors), [str(e) for e in errors]
+
+
+def test_retry_after_values() -> None:
+    """Delta seconds, an HTTP date (GMT, or an offset), nothing or garbage."""
+    now = 1_700_000_000.0
+    assert retry_after("7", now) == 7.0
+    assert retry_after(email.utils.formatdate(now + 30, usegmt=True), now) == 30.0
+    assert retry_after(email.utils.formatdate(now - 30, usegmt=True), now) == 0.0
+    assert retry_after("Tue, 14 Nov 2023 22:13:50 -0000", now) == 30.0
+    assert retry_after(None, now) is None
+    assert retry_after("", now) is None
+    assert retry_after("later", now) is None
