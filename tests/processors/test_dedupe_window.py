@@ -6,6 +6,9 @@ import asyncio
 import json
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from conftest import free_port
 from support import engine_from, eventually
 from wireway.envelope import Message
@@ -105,3 +108,21 @@ async def test_dedupe_window_across_an_engine_restart(tmp_path: Path) -> None:
     async with engine_from(tmp_path, pattern(port, out)):
         assert (await send(port, b'{"order": 2}\n{"order": 3}\n{"order": 1}\n')).startswith(b"ok 1")
         await eventually(lambda: lines() == [1, 2, 3])
+
+
+@given(st.lists(st.tuples(st.sampled_from([0.0, 1.0, 2.5, 5.0]), st.sampled_from("abc")), max_size=40))
+async def test_window_agrees_with_a_straightforward_rule(arrivals: list[tuple[float, str]]) -> None:
+    """One message per batch, committed: it passes exactly when its key was not accepted in the last window."""
+    step = Dedupe(DedupeConfig(key="payload.n", window=5), base_dir=BASE)
+    now = [0.0]
+    step.clock = lambda: now[0]
+    accepted: dict[str, float] = {}
+    for gap, key in arrivals:
+        now[0] += gap
+        msg = Message(message_id="x", timestamp="2026-01-01T00:00:00Z", payload={"n": key})
+        passed = (await step.process([msg])).passed
+        expected = key not in accepted or accepted[key] <= now[0] - 5
+        assert bool(passed) == expected
+        if passed:
+            accepted[key] = now[0]
+            step.committed(passed)
