@@ -83,10 +83,10 @@ class CommandOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ExecInputConfig(CommandOptions, kw_only=True):
     """Run a command and read its stdout line by line, one message per line.
 
-    Each line is decoded through the entry's `format:` (`json` by default: one JSON
-    value per line; `text` takes each line as a string). A line that does not decode
-    goes to the DLQ with the reason. The command's stderr lines go to wireway's log,
-    with the command's name.
+    Each line is decoded through the entry's `format:`, one that reads lines (`json`
+    by default: one JSON value per line; `text` takes each line as a string; `csv`);
+    a line that does not decode goes to the DLQ with the reason. The command's stderr
+    lines go to wireway's log, with the command's name.
 
     The command runs in its own process group: at stop it gets SIGTERM, and after
     `stop_timeout` seconds SIGKILL, and so does anything it started, so no process is
@@ -112,7 +112,8 @@ class ExecOutputConfig(CommandOptions, kw_only=True):
     to its stdin as lines in the entry's `format:` (`json`: the envelope, or with
     `payload_only` the payload) and is confirmed once the command's stdin took it.
     When the command exits it is started again (see `backoff`); meanwhile, and when
-    a write finds it gone, the batch is retried.
+    a write finds it gone, the batch is retried. Lines still in the pipe when the
+    command exits are lost: a command meant to be restarted reads its stdin to the end.
 
     With `per_message: true` the command runs once per message instead, with the
     record on its stdin and in its environment: `WIREWAY_MESSAGE_ID`,

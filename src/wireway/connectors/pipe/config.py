@@ -44,8 +44,9 @@ class FifoOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PipeInputConfig(FifoOptions, kw_only=True):
     """Read lines from a named pipe (FIFO), one message per line.
 
-    Each line is decoded through the entry's `format:` (`json` by default: one JSON
-    value per line); a line that does not decode goes to the DLQ with the reason.
+    Each line is decoded through the entry's `format:`, one that reads lines (`json`
+    by default: one JSON value per line; `text`, `csv`); a line that does not decode
+    goes to the DLQ with the reason.
     Writers may come and go: when the last one closes the pipe, wireway opens it
     again and waits for the next, so `echo '{"a": 1}' > my.fifo` can run any
     number of times. The FIFO is made at start when it is missing (`create`).

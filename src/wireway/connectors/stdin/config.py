@@ -11,8 +11,9 @@ from msgspec import Meta
 class StdinInputConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Read wireway's standard input line by line, one message per line, until it ends.
 
-    Each line is decoded through the entry's `format:` (`json` by default: one JSON
-    value per line); a line that does not decode goes to the DLQ with the reason.
+    Each line is decoded through the entry's `format:`, one that reads lines (`json`
+    by default: one JSON value per line; `text`, `csv`); a line that does not decode
+    goes to the DLQ with the reason.
     At the end of the input the entry has finished: once every input of every
     pattern has, wireway delivers what it holds and exits, so
     `producer | wireway run pattern.yaml` ends when the producer does. Standard input
