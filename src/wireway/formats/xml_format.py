@@ -40,7 +40,20 @@ class XmlOptions(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("expected an XML element name - at `$.root`")
 
 
-def _to_value(elem: ET.Element) -> Any:
+def parse(data: bytes) -> ET.Element:
+    """The root element of a document; ValueError for a malformed one, or one that
+    declares or refers to entities."""
+    try:
+        root: ET.Element = fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise ValueError(f"refused XML: {type(exc).__name__}") from None
+    except ET.ParseError as exc:
+        raise ValueError(f"invalid XML: {exc}") from None
+    return root
+
+
+def element_value(elem: ET.Element) -> Any:
+    """An element as a value: its text, or an object of `@attributes`, child tags and `#text`."""
     children = list(elem)
     # mixed content: the text after each child (its tail) is the parent's text too
     text = " ".join(t for t in [(elem.text or "").strip(), *((c.tail or "").strip() for c in children)] if t)
@@ -48,7 +61,7 @@ def _to_value(elem: ET.Element) -> Any:
         return text
     out: dict[str, Any] = {f"@{k}": v for k, v in elem.attrib.items()}
     for child in children:
-        value = _to_value(child)
+        value = element_value(child)
         if child.tag in out:
             held = out[child.tag]
             if isinstance(held, list):
@@ -62,7 +75,9 @@ def _to_value(elem: ET.Element) -> Any:
     return out
 
 
-def _build(parent: ET.Element, value: Any) -> None:
+def build_into(parent: ET.Element, value: Any) -> None:
+    """Write a value of the shape `element_value` gives into `parent` (escaped by
+    ElementTree; a name XML does not allow raises ValueError)."""
     if isinstance(value, dict):
         for key, item in value.items():
             key = str(key)
@@ -72,12 +87,12 @@ def _build(parent: ET.Element, value: Any) -> None:
                 parent.text = _text(item)
             else:
                 for one in item if isinstance(item, list) else [item]:
-                    _build(ET.SubElement(parent, _tag(key)), one)
+                    build_into(ET.SubElement(parent, element_name(key)), one)
     elif value is not None:
         parent.text = _text(value)
 
 
-def _tag(name: object) -> str:
+def element_name(name: object) -> str:
     """An element name as XML allows it (ElementTree would write any text)."""
     text = str(name)
     if not _NAME.match(text) or text.lower().startswith("xml"):
@@ -105,14 +120,11 @@ class XmlCodec(Codec):
         super().__init__(options or XmlOptions())
 
     def decode(self, data: bytes, where: str = "") -> list[Record]:
-        prefix = f"{where}: " if where else ""
         try:
-            root = fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-        except DefusedXmlException as exc:
-            return [Record(None, f"{prefix}refused XML: {type(exc).__name__}", where)]
-        except ET.ParseError as exc:
-            return [Record(None, f"{prefix}invalid XML: {exc}", where)]
-        return [Record({root.tag: _to_value(root)}, None, where)]
+            root = parse(data)
+        except ValueError as exc:
+            return [Record(None, f"{where}: {exc}" if where else str(exc), where)]
+        return [Record({root.tag: element_value(root)}, None, where)]
 
     def encode(self, msg: Message, payload_only: bool = False) -> bytes:
         payload = msg.payload
@@ -120,7 +132,7 @@ class XmlCodec(Codec):
             ((tag, value),) = payload.items()
         else:
             tag, value = self.options.root, payload
-        root = ET.Element(_tag(tag))
-        _build(root, value)
+        root = ET.Element(element_name(tag))
+        build_into(root, value)
         data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
         return data

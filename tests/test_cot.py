@@ -1,0 +1,179 @@
+"""The `cot` format: real ATAK, WigleToTAK and pytak events in, escaped XML and TAK
+protocol v1 out (read back by takproto, an independent parser)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import takproto
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wireway import registry
+from wireway.envelope import Message
+from wireway.formats.codec import Codec
+
+DATA = Path(__file__).parent / "data"
+RFC3339_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def codec(**options: Any) -> Codec:
+    spec = registry.lookup("format", "cot")
+    assert spec is not None
+    codec: Codec = spec.cls(msgspec.convert(options, spec.config))
+    return codec
+
+
+def msg(payload: Any) -> Message:
+    return Message("01J0000000000000000000000A", "2026-06-01T12:00:00Z", payload)
+
+
+def decode_one(data: bytes, **options: Any) -> Any:
+    (record,) = codec(**options).decode(data)
+    assert record.error is None, record.error
+    return record.value
+
+
+def test_an_atak_marker() -> None:
+    event = decode_one((DATA / "cot_atak_marker_spot_b-m-p-s-m.xml").read_bytes())
+    assert event["uid"] == "9405e320-9356-41c4-8449-f46990aa17f8"
+    assert event["type"] == "b-m-p-s-m"
+    assert event["how"] == "h-g-i-g-o"
+    assert event["point"]["lat"] == 38.85606343062312
+    assert event["point"]["hae"] == 9999999.0
+    assert event["detail"]["contact"] == {"@callsign": "R 1"}
+    assert event["protocol"] == "xml"
+
+
+def test_wigletotak_output_with_its_leading_whitespace() -> None:
+    text = (DATA / "cot_wigletotak_rendered.xml").read_bytes()
+    datagram = text[text.index(b"-->") + 3 :]
+    event = decode_one(datagram)
+    assert event["uid"] == "AA:BB:CC:DD:EE:FF-2024-05-01 12:00:00"
+    assert event["detail"]["contact"]["@callsign"] == "HomeNet"
+    assert event["detail"]["color"] == {"@argb": "-65281"}
+
+
+def test_pytak_datagrams() -> None:
+    capture = (DATA / "pytak_7.6.1_loopback_capture.txt").read_text()
+    events = [block.split("\n", 1)[1].strip() for block in capture.split("===== ")[1:]]
+    decoded = [decode_one(e.encode()) for e in events]
+    assert [e["uid"] for e in decoded[:2]] == ["takPing", "hub-test-1"]
+    assert decoded[1]["point"] == {"lat": 47.1234, "lon": 8.7654, "hae": 420.0, "ce": 10.0, "le": 10.0}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'<!DOCTYPE e [<!ENTITY a "xxxx"><!ENTITY b "&a;&a;&a;&a;">]><event uid="&b;"/>',
+        b'<!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]><event uid="&x;"/>',
+    ],
+)
+def test_entities_are_refused(doc: bytes) -> None:
+    (record,) = codec().decode(doc)
+    assert record.value is None
+    assert record.error is not None
+    assert "refused XML" in record.error
+
+
+def test_not_an_event_is_an_error() -> None:
+    (record,) = codec().decode(b"<foo/>", where="datagram")
+    assert record.error == "datagram: not a CoT event: <foo>"
+
+
+ROW = {
+    "mac": "AA:BB:CC:DD:EE:01",
+    "ssid": "Caf\u00e9 & <Guest> \"5G\" 'x'",
+    "lat": 38.1104941234567,
+    "lon": -122.6268971234567,
+    "accuracy_m": 12.5,
+    "rssi": -61,
+}
+MAPPING = {
+    "uid": '"wifi-" + payload.mac',
+    "callsign": "payload.ssid",
+    "ce": "payload.accuracy_m",
+    "remarks": '"RSSI: " + string(payload.rssi)',
+    "color": "-65281",
+}
+
+
+def test_encoding_from_a_cel_mapping_escapes_and_keeps_precision() -> None:
+    data = codec(set=MAPPING).encode(msg(ROW))
+    assert data.startswith(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>')
+    event = decode_one(data)
+    assert event["uid"] == "wifi-AA:BB:CC:DD:EE:01"
+    assert event["type"] == "a-u-G"
+    assert event["how"] == "m-g"
+    assert event["detail"]["contact"]["@callsign"] == ROW["ssid"]
+    assert event["detail"]["remarks"] == "RSSI: -61"
+    assert event["detail"]["color"] == {"@argb": "-65281"}
+    assert event["point"] == {
+        "lat": ROW["lat"],
+        "lon": ROW["lon"],
+        "hae": 9999999.0,
+        "ce": 12.5,
+        "le": 9999999.0,
+    }
+    for key in ("time", "start", "stale"):
+        assert RFC3339_MS_Z.match(event[key]), event[key]
+    # an independent parser reads it too
+    parsed = takproto.parse_proto(
+        bytearray(takproto.xml2proto(data[data.index(b"<event") :], takproto.TAKProtoVer.MESH))
+    )
+    assert parsed.cotEvent.uid == "wifi-AA:BB:CC:DD:EE:01"
+
+
+def test_stale_follows_start() -> None:
+    event = decode_one(
+        codec(stale_seconds=120).encode(
+            msg({"uid": "u", "lat": 1, "lon": 2, "start": "2026-06-01T12:00:00Z"})
+        )
+    )
+    assert event["start"] == "2026-06-01T12:00:00.000Z"
+    assert event["stale"] == "2026-06-01T12:02:00.000Z"
+
+
+@pytest.mark.parametrize("protocol", ["mesh", "stream"])
+def test_tak_protocol_v1_round_trip(protocol: str) -> None:
+    data = codec(set=MAPPING, protocol=protocol).encode(msg(ROW))
+    assert data[:3] == b"\xbf\x01\xbf" if protocol == "mesh" else data[:1] == b"\xbf"
+    event = decode_one(data)
+    assert event["protocol"] == protocol
+    assert event["uid"] == "wifi-AA:BB:CC:DD:EE:01"
+    assert event["point"]["lat"] == ROW["lat"]
+    assert event["detail"]["contact"]["@callsign"] == ROW["ssid"]
+
+
+def test_a_decoded_event_is_written_back_the_same() -> None:
+    original = decode_one((DATA / "cot_atak_marker_spot_b-m-p-s-m.xml").read_bytes())
+    again = decode_one(codec().encode(msg(original)))
+    for key in ("uid", "type", "how", "point"):
+        assert again[key] == original[key]
+    assert again["detail"]["contact"] == original["detail"]["contact"]
+
+
+def test_a_message_without_uid_or_position_cannot_be_written() -> None:
+    with pytest.raises(ValueError, match="uid"):
+        codec().encode(msg({"lat": 1, "lon": 2}))
+    with pytest.raises(ValueError, match="lat"):
+        codec().encode(msg({"uid": "x"}))
+
+
+def test_options_are_checked() -> None:
+    spec = registry.lookup("format", "cot")
+    assert spec is not None
+    with pytest.raises(msgspec.ValidationError, match="unknown CoT field `colour`"):
+        msgspec.convert({"set": {"colour": "1"}}, spec.config)
+    with pytest.raises(msgspec.ValidationError, match=r"set\.uid"):
+        msgspec.convert({"set": {"uid": "payload.("}}, spec.config)
+
+
+@given(st.text(st.characters(categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=40))
+def test_any_ssid_comes_back_unchanged(ssid: str) -> None:
+    data = codec(set={"uid": "payload.mac", "callsign": "payload.ssid"}).encode(msg({**ROW, "ssid": ssid}))
+    assert decode_one(data)["detail"]["contact"]["@callsign"] == ssid
