@@ -21,7 +21,8 @@ from wireway.formats.codec import Codec
 def codec(name: str, **options: Any) -> Codec:
     spec = registry.lookup("format", name)
     assert spec is not None, name
-    return spec.cls(msgspec.convert(options, spec.config)) if options else spec.cls(None)  # type: ignore[no-any-return]
+    made: Codec = spec.cls(msgspec.convert(options, spec.config)) if options else spec.cls(None)
+    return made
 
 
 def msg(payload: Any) -> Message:
