@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -266,6 +268,52 @@ async def feed_schedule(case: Case, engine: Engine, out: Path) -> None:
     await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
 
 
+EXEC_LINES = "import json\nfor n in range(1000): print(json.dumps({'n': n}))"
+
+
+async def feed_exec(case: Case, engine: Engine, out: Path) -> None:
+    """Nothing to send: the command prints the 1,000 lines itself (and is not restarted)."""
+    await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+
+
+async def feed_pipe(case: Case, engine: Engine, out: Path) -> None:
+    """Two writers one after the other (the input opens the FIFO again after the first)."""
+    values = messages()
+    for part in (values[:500], values[500:]):
+        data = b"".join(json.dumps(v).encode() + b"\n" for v in part)
+        await asyncio.to_thread((case.tmp / "in.fifo").write_bytes, data)
+
+
+# The stdin input reads a file descriptor, standard input by default. pytest holds this
+# process's stdin, so the test hands the input the read end of a pipe (`fd:`) and writes
+# the 1,000 lines to the other end, then closes it: the end of input, as after `printf |`.
+STDIN_PIPES: dict[str, tuple[int, int]] = {}
+
+
+def stdin_entry(case: Case) -> str:
+    read_end, write_end = os.pipe()
+    STDIN_PIPES[case.tag] = (read_end, write_end)
+    return f"{{type: stdin, fd: {read_end}}}"
+
+
+async def feed_stdin(case: Case, engine: Engine, out: Path) -> None:
+    read_end, write_end = STDIN_PIPES.pop(case.tag)
+    os.close(read_end)  # the input reads its own copy
+    data = b"".join(json.dumps(v).encode() + b"\n" for v in messages())
+    try:
+        await asyncio.to_thread(os.write, write_end, data)  # blocks while the pipe is full
+    finally:
+        os.close(write_end)
+
+
+async def feed_unix(case: Case, engine: Engine, out: Path) -> None:
+    _, writer = await asyncio.open_unix_connection(str(case.tmp / "in.sock"))
+    writer.write(b"".join(json.dumps(v).encode() + b"\n" for v in messages()))
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
 INPUTS: dict[str, InputFixture] = {
     "amqp": InputFixture(
         lambda c: f"{{type: amqp, queue: conformance-in-{c.tag}, declare: true}}",
@@ -299,6 +347,12 @@ INPUTS: dict[str, InputFixture] = {
         feed_udp,
         ordered=False,  # UDP does not promise order
         bad=('{type: udp, address: "localhost:5000"}', "address"),
+    ),
+    "unix": InputFixture(
+        lambda c: f"{{type: unix, path: '{c.tmp}/in.sock'}}",
+        feed_unix,
+        ordered=True,
+        bad=("{type: unix, path: 'in.sock', mode: 'rw'}", "mode"),
     ),
     "mqtt": InputFixture(
         lambda c: (
@@ -335,6 +389,21 @@ INPUTS: dict[str, InputFixture] = {
         ordered=True,
         bad=("{type: schedule, cron: '61 2 * * *'}", "cron"),
     ),
+    "exec": InputFixture(
+        lambda c: json.dumps(
+            {"type": "exec", "command": [sys.executable, "-c", EXEC_LINES], "restart": "no"}
+        ),
+        feed_exec,
+        ordered=True,  # one process's stdout
+        bad=("{type: exec, command: 'ls -l'}", "command"),  # a command line needs shell: true
+    ),
+    "pipe": InputFixture(
+        lambda c: f"{{type: pipe, path: '{c.tmp}/in.fifo'}}",
+        feed_pipe,
+        ordered=True,
+        bad=("{type: pipe, path: 'fifos/'}", "path"),
+    ),
+    "stdin": InputFixture(stdin_entry, feed_stdin, ordered=True, bad=("{type: stdin, fd: -1}", "fd")),
 }
 
 
@@ -543,6 +612,50 @@ async def observe_nats(case: Case, request: pytest.FixtureRequest) -> AsyncItera
         await client.close()
 
 
+@asynccontextmanager
+async def observe_exec(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    yield lambda: case.saw(lines_of(case.tmp / "exec-out.jsonl")[len(case.seen) :])
+
+
+@asynccontextmanager
+async def observe_pipe(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    """A reader on the FIFO (made here: the output takes an existing one) for the whole run."""
+    fifo = case.tmp / "out.fifo"
+    os.mkfifo(fifo, 0o600)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    protocol = asyncio.StreamReaderProtocol(reader)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    transport, _ = await loop.connect_read_pipe(lambda: protocol, os.fdopen(fd, "rb", buffering=0))
+
+    async def read() -> None:
+        while line := await reader.readline():
+            case.saw([json.loads(line)])
+
+    task = loop.create_task(read())
+    try:
+        yield lambda: None  # the task records what arrives
+    finally:
+        task.cancel()
+        transport.close()
+
+
+@asynccontextmanager
+async def observe_unix(case: Case, request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], None]]:
+    """A unix stream server of the test's own, keeping every JSON line it reads."""
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            case.saw([json.loads(line)])
+        writer.close()
+
+    server = await asyncio.start_unix_server(client, str(case.tmp / "out.sock"))
+    try:
+        yield lambda: None
+    finally:
+        server.close()
+
+
 OUTPUTS: dict[str, OutputFixture] = {
     "amqp": OutputFixture(
         lambda c: (
@@ -611,6 +724,12 @@ OUTPUTS: dict[str, OutputFixture] = {
         ordered=False,  # UDP does not promise order
         bad=("{type: udp, address: '127.0.0.1'}", "address"),
     ),
+    "unix": OutputFixture(
+        lambda c: f"{{type: unix, path: '{c.tmp}/out.sock', payload_only: true}}",
+        observe_unix,
+        ordered=True,
+        bad=("{type: unix, path: 'out/'}", "path"),
+    ),
     "websocket": OutputFixture(
         lambda c: (
             f"{{type: websocket, path: /conformance, port: {c.port}, kind: conformance, "
@@ -619,6 +738,20 @@ OUTPUTS: dict[str, OutputFixture] = {
         observe_websocket,
         ordered=True,
         bad=("{type: websocket, path: conformance}", "path"),
+    ),
+    "exec": OutputFixture(
+        lambda c: (
+            f"{{type: exec, command: \"cat >> '{c.tmp}/exec-out.jsonl'\", shell: true, payload_only: true}}"
+        ),
+        observe_exec,
+        ordered=True,
+        bad=("{type: exec, command: cat}", "command"),  # a command line needs shell: true
+    ),
+    "pipe": OutputFixture(
+        lambda c: f"{{type: pipe, path: '{c.tmp}/out.fifo', payload_only: true}}",
+        observe_pipe,
+        ordered=True,
+        bad=("{type: pipe, path: 'fifos/'}", "path"),
     ),
 }
 
