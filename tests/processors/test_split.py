@@ -84,14 +84,6 @@ async def test_split_is_deterministic(parent_id: str, items: list[int]) -> None:
     assert len(set(ids)) == len(items)
 
 
-# the runner counts `filtered` as taken - passed - failed, negative for a step that
-# makes more messages than it took (a change in runtime/pattern.py, asked for)
-RUNNER_COUNTS_NEGATIVE = pytest.mark.xfail(
-    reason="runtime/pattern.py: the filtered count goes negative when a step splits", strict=True
-)
-
-
-@RUNNER_COUNTS_NEGATIVE
 async def test_split_redelivery_gives_the_same_ids_end_to_end(tmp_path: Path) -> None:
     """tcp -> split -> file: a parent sent twice is split into the same child ids both times."""
     port = free_port()

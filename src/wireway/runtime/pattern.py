@@ -146,7 +146,8 @@ class PatternRunner:
                 break
             outcome = await step.process(msgs)
             passed, failed = outcome.passed, outcome.failed
-            result.filtered += len(msgs) - len(passed) - len(failed)
+            # a step may pass more than it took (split): only a shortfall was filtered
+            result.filtered += max(0, len(msgs) - len(passed) - len(failed))
             for msg, reasons in failed:
                 self.events.rejected(self.name, "; ".join(reasons))
                 i = index.get(msg.message_id, -1)
