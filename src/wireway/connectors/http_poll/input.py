@@ -93,7 +93,6 @@ class HttpPollInput(Input):
         self.cursor: Any = config.initial_cursor
         self.failures = 0  # polls in a row that failed
         self.errors = 0  # polls that failed since start
-        self.polls = 0
         self.last_new = 0.0  # loop time of the last new item (or of the start)
         self.stale = False
         self.task: asyncio.Task[None] | None = None
@@ -197,7 +196,6 @@ class HttpPollInput(Input):
                 value = None
             if value is not None:
                 cursor = value
-        self.polls += 1
         if not items and not errors and cursor == self.cursor:
             return
         position = (self.name, msgspec.json.encode(cursor)) if cursor is not None else None
