@@ -1,0 +1,217 @@
+"""`mode: tail`: follow one file, the newest of a glob, or all of them."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from wireway.connectors.file.follow import Follower, key_of, load_position
+from wireway.connectors.file.records import Shaper, dropped
+from wireway.connectors.file.watch import Watcher, absolute, is_glob, matches, mtime
+from wireway.observability import logging as log
+
+if TYPE_CHECKING:
+    from wireway.connectors.base import InputContext
+    from wireway.connectors.file.config import FileInputConfig
+    from wireway.formats.codec import Codec
+
+logger = log.get("file")
+FILES_KEY = "files"  # the files being followed, so a restart finds one renamed meanwhile
+PRIME_LINES = 100  # lines from a file's start fed to its codec before resuming (a csv header)
+
+
+class Tail:
+    """Reads the followed files one chunk (one ingest call) at a time."""
+
+    def __init__(self, config: FileInputConfig, name: str, ctx: InputContext, new_codec: Any) -> None:
+        self.config = config
+        self.name = name
+        self.ctx = ctx
+        self.new_codec = new_codec
+        self.pattern = absolute(config.path)
+        self.newest = is_glob(self.pattern) and not config.all
+        # one file at a time, the oldest first, unless all matches are followed at once
+        self.in_turn = not (is_glob(self.pattern) and config.all)
+        self.shaper = Shaper(name, config.file_field, config.line_field)
+        self.watcher = Watcher(self.pattern, name, config.poll_interval)
+        self.followers: list[Follower] = []  # oldest first
+        self.codecs: dict[str, Codec] = {}
+        self.seen: set[str] = set()  # files followed in this run (newest mode never goes back)
+        self.first_run = True
+        self.last_check = 0.0
+
+    # ----- which files --------------------------------------------------------------
+    async def begin(self) -> None:
+        record = self.ctx.position(FILES_KEY)
+        self.first_run = record is None
+        found = matches(self.pattern)
+        here = {self._identity(p): p for p in found}
+        # files followed when the last run stopped that have moved away: read them to the end
+        for path, dev, ino in msgspec.json.decode(record) if record else []:
+            if (dev, ino) not in here:
+                moved = _find_inode(os.path.dirname(path), dev, ino)
+                if moved is not None:
+                    self._add(moved, at_end=False).leaving = time.monotonic()
+        if self.newest:
+            if found:
+                newest = max(found, key=lambda p: (mtime(p), p))
+                followed = {(dev, ino) for _, dev, ino in msgspec.json.decode(record)} if record else set()
+                for path in sorted(found, key=mtime):  # unfinished older files first
+                    if path != newest and self._identity(path) in followed:
+                        self._add(path, at_end=False).leaving = time.monotonic()
+                self._add(newest, at_end=self._skip_existing())
+        else:
+            for path in found:
+                self._add(path, at_end=self._skip_existing())
+        self.watcher.listing = False
+        self.watcher.start()
+        await self.save_files()
+
+    def _skip_existing(self) -> bool:
+        return self.first_run and self.config.start == "end"
+
+    @staticmethod
+    def _identity(path: str) -> tuple[int, int]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return (-1, -1)
+        return st.st_dev, st.st_ino
+
+    def _add(self, path: str, at_end: bool) -> Follower:
+        key = key_of(*self._identity(path))
+        for f in self.followers:
+            if f.key == key:
+                f.path = path
+                return f
+        f = Follower.open(path, at_end, self.ctx.position(key))
+        self.codecs[f.key] = codec = self.new_codec()
+        if f.offset > 0 and codec.lines:
+            self._prime(f, codec)
+        self.followers.append(f)
+        self.seen.add(f.key)
+        logger.info("following file", input=self.name, file=path, offset=f.offset)
+        return f
+
+    def _prime(self, f: Follower, codec: Codec) -> None:
+        """Show the codec the file's first lines (a csv header row) before resuming."""
+        head = os.pread(f.fd, min(f.offset, 1 << 20), 0)
+        for line in head.split(b"\n")[:PRIME_LINES]:
+            if codec.decode_line(line.removesuffix(b"\r")) is not None:
+                break
+
+    async def save_files(self) -> None:
+        files = [[f.path, f.dev, f.ino] for f in self.followers]
+        await self.ctx.ingest([], source=self.name, position=(FILES_KEY, msgspec.json.encode(files)))
+
+    async def check(self, listing: bool) -> bool:
+        """Truncation, rotation, replacement, new files and finished old ones; True
+        when there may be something to read at once."""
+        now = time.monotonic()
+        changed = again = False
+        for f in list(self.followers):
+            if f.truncated():
+                logger.info("file truncated, reading it from its start", input=self.name, file=f.path)
+                self.codecs[f.key] = self.new_codec()
+                again = True
+            if not f.leaving and self._identity(f.path) != (f.dev, f.ino):
+                f.leaving = now  # renamed away, replaced or deleted: read on to its end
+                listing = True
+                logger.info("file moved or replaced", input=self.name, file=f.path)
+            if f.leaving and f.idle_since and now - max(f.leaving, f.idle_since) >= self.config.rotate_wait:
+                self.followers.remove(f)
+                self.codecs.pop(f.key, None)
+                f.close()
+                changed = True
+        if listing:
+            changed |= self._look()
+        if changed:
+            await self.save_files()
+        return changed or again
+
+    def _look(self) -> bool:
+        found = matches(self.pattern)
+        if not self.newest:
+            new = [p for p in found if key_of(*self._identity(p)) not in {f.key for f in self.followers}]
+            for path in new:
+                self._add(path, at_end=False)
+            return bool(new)
+        fresh = [p for p in found if key_of(*self._identity(p)) not in self.seen]
+        if not fresh:
+            return False
+        newest = max(fresh, key=lambda p: (mtime(p), p))
+        current = self.followers[-1] if self.followers else None
+        if current is not None and not current.leaving and mtime(newest) < mtime(current.path):
+            return False
+        for f in self.followers:
+            f.leaving = f.leaving or time.monotonic()
+        self._add(newest, at_end=False)
+        logger.info("newer file, switching", input=self.name, file=newest)
+        return True
+
+    # ----- reading ------------------------------------------------------------------
+    async def pump(self) -> bool:
+        """One chunk of each file with news (only the oldest such in newest mode)."""
+        progressed = False
+        for f in list(self.followers):
+            if await self.pump_one(f):
+                progressed = True
+                if self.in_turn:
+                    break
+        return progressed
+
+    async def pump_one(self, f: Follower) -> bool:
+        max_line = self.config.max_line_bytes
+        got = f.read(max_line)
+        if got is None or (not got[0] and not f.dropped):
+            if not f.idle_since:
+                f.idle_since = time.monotonic()
+            return False
+        f.idle_since = 0.0
+        lines, first = got
+        codec = self.codecs[f.key]
+        values, errors = self.shaper.lines(codec, lines, first, f.path, f.gen, max_line)
+        if f.dropped:
+            errors += dropped(f.dropped, f.path, max_line)
+        await self.ctx.ingest(values, source=self.name, errors=errors, position=(f.key, f.position()))
+        return True
+
+    async def run(self) -> None:
+        await self.begin()
+        while True:
+            if await self.pump():
+                continue
+            now = time.monotonic()
+            listing = self.watcher.listing or now - self.last_check >= self.config.poll_interval
+            self.watcher.listing = False
+            self.last_check = now if listing else self.last_check
+            if await self.check(listing):
+                continue
+            wait = self.config.poll_interval
+            if any(f.leaving for f in self.followers):
+                wait = min(wait, max(self.config.rotate_wait, 0.05))
+            await self.watcher.wait(wait)
+
+    async def close(self) -> None:
+        await self.watcher.stop()
+        for f in self.followers:
+            f.close()
+        self.followers.clear()
+
+
+def _find_inode(folder: str, dev: int, ino: int) -> str | None:
+    """The file in `folder` that is this inode (a log renamed by its rotation)."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.inode() == ino and entry.is_file() and entry.stat().st_dev == dev:
+                    return entry.path
+    except OSError:
+        return None
+    return None
+
+
+__all__ = ["Tail", "load_position"]
