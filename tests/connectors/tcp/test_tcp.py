@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from conftest import free_port, wireway
 from support import engine_from, eventually
 from wireway.config import load_pattern
+from wireway.connectors.tcp.output import TcpOutput
 from wireway.runtime.dlq import DlqAdmin
 
 
@@ -390,3 +391,34 @@ def check_entry(tmp_path: Path, kind: str, entry: str, key: str, message: str) -
     result = wireway("check", str(path))
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("server_name", "connects"), [(None, True), ("localhost", True), ("elsewhere", False)]
+)
+async def test_output_checks_the_server_name(
+    tmp_path: Path, pki: Pki, stack: AsyncExitStack, server_name: str | None, connects: bool
+) -> None:
+    """The output verifies the server's certificate against `tls.ca` and its name
+    (the host, or `tls.server_name`): a certificate for other names is refused."""
+    port = free_port()
+    out = await stack.enter_async_context(Collector())
+    name = f", server_name: {server_name}" if server_name else ""
+    output = (
+        f"{{type: tcp, address: '127.0.0.1:{port}', framing: length, "
+        f"tls: {{ca: '{pki.ca}', cert: '{pki.client_cert}', key: '{pki.client_key}'{name}}}}}"
+    )
+    path = tmp_path / "out.yaml"
+    path.write_text(
+        f"pattern: {{name: out}}\ninterfaces:\n  input:\n    - {{type: tcp, address: '127.0.0.1:9'}}\n"
+        f"  output:\n    - {output}\n"
+    )
+    pattern, errors = load_pattern(path)
+    assert pattern is not None, [str(e) for e in errors]
+    async with engine_from(folder(tmp_path / "r"), receiver_text(port, out, pki)):
+        output_under_test = TcpOutput(pattern.outputs[0].config, pattern.outputs[0], pattern)
+        await output_under_test.open()
+        try:
+            assert output_under_test.sender.connected is connects
+        finally:
+            await output_under_test.close()
