@@ -43,7 +43,13 @@ class NotConnected(ConnectorError):
 
 
 class RetryableError(ConnectorError):
-    """The attempt failed but a later one may succeed."""
+    """The attempt failed but a later one may succeed; `retry_after` (seconds) is how
+    long the peer asked to be left alone (an HTTP Retry-After): the next attempt
+    waits at least that long, whatever the backoff says."""
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(ConnectorError):

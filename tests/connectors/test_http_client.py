@@ -93,8 +93,8 @@ async def post(engine: object, body: object) -> httpx.Response:
 async def test_the_receiver_can_verify_the_signature(
     tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """HMAC-SHA256 with the secret (read through `${VAR}`) over the raw body, as
-    `sha256=<hex>`; the sending time and the message id in their own headers."""
+    """HMAC-SHA256 with the secret (read through `${VAR}`) over `<timestamp>.<raw body>`
+    by default, as `sha256=<hex>`; the sending time and the message id in their own headers."""
     monkeypatch.setenv("TEST_HOOK_SECRET", "s3cret")
     signing = ', hmac: {secret: "${TEST_HOOK_SECRET}"}'
     async with engine_from(tmp_path, pattern(receiver, signing)) as engine:
@@ -104,7 +104,8 @@ async def test_the_receiver_can_verify_the_signature(
         await eventually(lambda: len(receiver.requests) == 1)
     ((headers, body),) = receiver.requests
     assert json.loads(body) == {"n": 1}
-    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    signed = headers["x-wireway-timestamp"].encode() + b"." + body
+    expected = "sha256=" + hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["x-wireway-signature"], expected)
     assert headers["x-wireway-timestamp"].isdigit()
     assert headers["x-wireway-message-id"] == message_id
@@ -114,7 +115,7 @@ async def test_header_names_are_options_and_no_secret_means_unsigned(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     """`signature_header` / `timestamp_header` rename the headers; an empty secret signs nothing."""
-    signing = ', hmac: {secret: "k", signature_header: X-Sig, timestamp_header: X-Time}'
+    signing = ', hmac: {secret: "k", style: body, signature_header: X-Sig, timestamp_header: X-Time}'
     (tmp_path / "named").mkdir()
     (tmp_path / "unsigned").mkdir()
     async with engine_from(tmp_path / "named", pattern(receiver, signing)) as engine:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from wireway.config.model import Interface, Pattern
 from wireway.connectors.base import Output
 from wireway.envelope import Message
-from wireway.errors import PermanentError
+from wireway.errors import PermanentError, RetryableError
 from wireway.observability import logging as log
 from wireway.observability.events import Events
 from wireway.observability.metrics import (
@@ -192,6 +192,8 @@ class Delivery:
         if again:
             self.queue.retry(again)
             delay = backoff(again[0].attempts, settings.backoff_base, settings.backoff_max)
+            if isinstance(exc, RetryableError) and exc.retry_after:
+                delay = max(delay, exc.retry_after)
             self.update_gauges()
             await asyncio.sleep(delay)
 

@@ -23,13 +23,14 @@ class HmacOptions(msgspec.Struct, forbid_unknown_fields=True):
 
     HMAC-SHA256 with the secret, as `sha256=<hex digest>`, by `style`:
 
-    - `body`: over the raw request body, in `<signature_header>` (default
-      `X-Wireway-Signature`), with the Unix time of sending in `<timestamp_header>`
-      (default `X-Wireway-Timestamp`), which the signature does not cover.
-    - `generic`: over `<timestamp>.<body>`, in the same headers: the time cannot be
+    - `generic` (default): over `<timestamp>.<raw body>`, in `<signature_header>`
+      (default `X-Wireway-Signature`), with the Unix time of sending in
+      `<timestamp_header>` (default `X-Wireway-Timestamp`): the time cannot be
       changed unnoticed, so the receiver can refuse a request replayed later. The
       `webhook` input with `style: generic` checks it (and deduplicates by the
       `X-Wireway-Message-Id` of each request of `batch: false`).
+    - `body`: over the raw body alone, in the same headers (for receivers that check
+      only the body; the timestamp header is then not covered).
     - `github`: GitHub's form, `X-Hub-Signature-256` over the body; each request of
       `batch: false` also carries its message id as `X-GitHub-Delivery`, so the
       `webhook` input (default style) checks it and deduplicates. Add the event name
@@ -43,8 +44,8 @@ class HmacOptions(msgspec.Struct, forbid_unknown_fields=True):
     secret_file: Annotated[
         str, Meta(description="a file whose first line is the key (relative to the pattern file)")
     ] = ""
-    style: Annotated[Literal["body", "generic", "github"], Meta(description="what is signed (see above)")] = (
-        "body"
+    style: Annotated[Literal["generic", "body", "github"], Meta(description="what is signed (see above)")] = (
+        "generic"
     )
     signature_header: Annotated[
         str | None,
@@ -69,8 +70,7 @@ class HttpClientOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     retried with backoff and feed the circuit breaker; any other 4xx sends the
     message straight to the dead-letter queue. A 429 or 503 with `Retry-After`
     (seconds or an HTTP date) holds the next attempt back at least that long (at
-    most `retry_after_max`); a wait longer than the pattern's `settings.timeout`
-    spends more than one of its `retries`.
+    most `retry_after_max`), counted as one of the pattern's `retries`.
 
     Each request of `batch: false` carries its message's id in `X-Wireway-Message-Id`:
     a request sent again (a retry after an error or a lost answer) carries the same

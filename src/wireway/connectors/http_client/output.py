@@ -51,7 +51,6 @@ class HttpClientOutput(Output):
         # ids of messages confirmed while their batch is retried for others (kept only until
         # the batch is done; a batch is at most the output's batch size)
         self.answered: set[str] = set()
-        self.not_before = 0.0  # loop time before which no request goes out (Retry-After)
         signing = config.hmac
         self.secret: bytes | None = None
         self.signature_header = WIREWAY_SIGNATURE
@@ -84,36 +83,21 @@ class HttpClientOutput(Output):
 
     def classify(self, response: httpx.Response) -> str | None:
         """None for a confirmation, else the error; raises RetryableError when worth
-        retrying (after a 429 or 503, no request goes out before its Retry-After)."""
+        retrying (after a 429 or 503, carrying the answer's Retry-After)."""
         status = response.status_code
         if 200 <= status < 300:
             return None
         said = response.text[:200].strip()
         text = f"HTTP {status}: {said}" if said else f"HTTP {status}"
+        wait = None
         if status in WAIT_STATUSES:
             wait = retry_after(response.headers.get("retry-after"), time.time())
             if wait is not None:
                 wait = min(wait, self.config.retry_after_max)
-                self.not_before = max(self.not_before, asyncio.get_running_loop().time() + wait)
                 text += f" (Retry-After {wait:g}s)"
         if status >= 500 or status in RETRY_STATUSES:
-            raise RetryableError(text)
+            raise RetryableError(text, retry_after=wait)
         return text
-
-    async def hold_back(self) -> None:
-        """Wait out a Retry-After, inside the time the runtime gives one write (its
-        `settings.timeout`, with room for the request); a longer wait ends this attempt
-        with a RetryableError and goes on in the next one."""
-        loop = asyncio.get_running_loop()
-        wait = self.not_before - loop.time()
-        if wait <= 0:
-            return
-        budget = self.pattern.settings.timeout - self.config.timeout
-        if budget <= 0:
-            budget = self.pattern.settings.timeout / 2
-        await asyncio.sleep(min(wait, budget))
-        if wait > budget:
-            raise RetryableError(f"the peer asked to wait {wait:.0f}s more (Retry-After)")
 
     async def send(
         self, body: bytes, content_type: str, message_id: str | None, extra: dict[str, str]
@@ -142,7 +126,6 @@ class HttpClientOutput(Output):
             raise TemplateError(f"header template: {exc}") from exc
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
-        await self.hold_back()
         if self.config.batch:
             await self.write_batch(batch)
             return None
@@ -196,7 +179,9 @@ class HttpClientOutput(Output):
             try:
                 why = self.classify(resp)
             except RetryableError as exc:
-                retry = retry or exc
+                # the longest Retry-After any answer asked for holds the whole batch back
+                if retry is None or (exc.retry_after or 0) > (getattr(retry, "retry_after", None) or 0):
+                    retry = exc
                 continue
             if why:
                 refused[i] = why
