@@ -15,6 +15,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from wireway.connectors.base import Input, InputContext
 from wireway.connectors.nats.config import NatsInputConfig
 from wireway.connectors.nats.link import NATS_ERRORS, Link, describe, ensure_stream
+from wireway.connectors.nats.pull import EXPIRES, Puller
 from wireway.errors import BackpressureError
 from wireway.observability import logging as log
 from wireway.registry import register_input
@@ -117,70 +118,74 @@ class NatsInput(Input):
                     logger.error("nats messages lost", input=self.name, count=len(batch), error=describe(exc))
 
     # ----- JetStream --------------------------------------------------------------
-    async def bind(self) -> Any:
-        """The pull subscription of the durable consumer (created first when asked)."""
+    async def bind(self) -> str:
+        """The durable consumer's name, once it exists (created first when asked)."""
         cfg = self.config
         assert cfg.stream is not None
         durable = cfg.durable or f"wireway-{self.pattern.name}"
         js = self.link.jetstream()
         if cfg.create:
             await ensure_stream(js, cfg, [cfg.subject])
-            try:
-                await js.consumer_info(cfg.stream, durable)
-            except nats.js.errors.NotFoundError:
-                await js.add_consumer(
-                    cfg.stream,
-                    ConsumerConfig(
-                        durable_name=durable,
-                        ack_policy=AckPolicy.EXPLICIT,
-                        ack_wait=cfg.ack_wait,
-                        max_deliver=cfg.max_deliver,
-                        filter_subject=cfg.subject,
-                        max_ack_pending=max(1000, 4 * cfg.batch),
-                    ),
-                )
-        return await js.pull_subscribe_bind(durable, cfg.stream)
+        try:
+            await js.consumer_info(cfg.stream, durable)
+        except nats.js.errors.NotFoundError:
+            if not cfg.create:
+                raise
+            await js.add_consumer(
+                cfg.stream,
+                ConsumerConfig(
+                    durable_name=durable,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=cfg.ack_wait,
+                    max_deliver=cfg.max_deliver,
+                    filter_subject=cfg.subject,
+                    max_ack_pending=max(1000, 2 * cfg.batch),
+                ),
+            )
+        return durable
 
     async def pull(self) -> None:
         await self.link.connected.wait()
         while not self.stopping:
             try:
-                sub = await self.bind()
+                durable = await self.bind()
                 break
             except NATS_ERRORS as exc:
                 logger.error("nats consumer not available; retrying", input=self.name, error=describe(exc))
-                await asyncio.sleep(self.config.reconnect_wait)
+                await asyncio.sleep(max(1.0, self.config.reconnect_wait))
         else:
             return
+        assert self.link.client is not None
+        assert self.config.stream is not None
+        pending: list[Msg] = []
+        wake = asyncio.Event()
+
+        def received(msg: Msg) -> None:
+            pending.append(msg)
+            wake.set()
+
+        puller = Puller(self.link.client, self.config.stream, durable, self.config.batch, received)
+        await puller.start()
         self.subscribed.set()
-        batch = self.config.batch
-        # the next batch is fetched while this one is stored
-        ahead: asyncio.Task[list[Msg]] | None = None
+        # half the window per ingest call: the other half arrives meanwhile
+        limit = max(1, self.config.batch // 2)
         try:
             while not self.stopping:
-                if ahead is None:
-                    ahead = asyncio.create_task(self.fetch(sub, batch))
-                msgs = await ahead
-                ahead = asyncio.create_task(self.fetch(sub, batch)) if not self.stopping else None
-                if msgs:
-                    await self.take(msgs)
+                with contextlib.suppress(*NATS_ERRORS):
+                    await puller.request(len(pending))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), EXPIRES)
+                wake.clear()
+                while pending and not self.stopping:
+                    chunk = pending[:limit]
+                    del pending[:limit]
+                    with contextlib.suppress(*NATS_ERRORS):
+                        await puller.request(len(pending) + len(chunk))
+                    await self.take(chunk)
         finally:
-            if ahead is not None:
-                ahead.cancel()
-                # fetched and not taken: JetStream redelivers them after ack_wait
-                await asyncio.gather(ahead, return_exceptions=True)
-
-    async def fetch(self, sub: Any, batch: int) -> list[Msg]:
-        try:
-            msgs: list[Msg] = await sub.fetch(batch, timeout=1.0)
-            return msgs
-        except nats.errors.TimeoutError:
-            return []
-        except NATS_ERRORS as exc:
-            if not self.stopping:
-                logger.warning("nats fetch failed", input=self.name, error=describe(exc))
-                await asyncio.sleep(self.config.reconnect_wait)
-            return []
+            with contextlib.suppress(*NATS_ERRORS):
+                await puller.stop()
+        # received and not acknowledged: JetStream redelivers them after ack_wait
 
     async def take(self, msgs: list[Msg]) -> None:
         """Ingest one fetched batch, then ack, term or nak each message."""

@@ -108,7 +108,7 @@ class Link:
         client, self.client = self.client, None
         if client is not None:
             with contextlib.suppress(*NATS_ERRORS):
-                await asyncio.wait_for(client.drain(), 2.0)
+                await client.flush(timeout=2)
             with contextlib.suppress(*NATS_ERRORS):
                 await client.close()
         await self._down()

@@ -87,9 +87,7 @@ class NatsOutput(Output):
         try:
             for i, subject, data in sends:
                 headers = {MSG_ID: batch[i].message_id}
-                futures.append(
-                    await js.publish_async(subject, data, wait_stall=self.config.timeout, headers=headers)
-                )
+                futures.append(await js.publish_async(subject, data, headers=headers))
             done = await asyncio.wait_for(
                 asyncio.gather(*futures, return_exceptions=True), self.config.timeout
             )
