@@ -31,15 +31,15 @@ logger = log.get("framing")
 Framing = Literal["lines", "length"]
 CHUNK = 256 * 1024
 MAX_LENGTH = 0xFFFFFFFF
+FRAMING = Meta(
+    description="`lines`: a record per line; `length`: each after its length (4 bytes, big-endian)"
+)
 
 
 class StreamServerOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Options of the reading end of a framed stream."""
 
-    framing: Annotated[
-        Framing,
-        Meta(description="`lines`: a record per line; `length`: each after its length (4 bytes, big-endian)"),
-    ] = "lines"
+    framing: Annotated[Framing, FRAMING] = "lines"
     ack: Annotated[
         bool, Meta(description="answer each batch read with `ok N` once its messages are stored")
     ] = False
@@ -56,10 +56,7 @@ class StreamServerOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
 class StreamClientOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Options of the writing end of a framed stream."""
 
-    framing: Annotated[
-        Framing,
-        Meta(description="`lines`: a record per line; `length`: each after its length (4 bytes, big-endian)"),
-    ] = "lines"
+    framing: Annotated[Framing, FRAMING] = "lines"
     payload_only: Annotated[bool, Meta(description="write the payload alone, not the envelope")] = False
     await_ack: Annotated[
         bool,
@@ -219,9 +216,7 @@ class StreamReceiver:
             result = await self.ctx.ingest(values, source=self.name, errors=errors)
         except Exception as exc:
             if self.options.ack:
-                writer.write(
-                    f"error {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}\n".encode()
-                )
+                writer.write(f"error {(str(exc) or type(exc).__name__).splitlines()[0]}\n".encode())
             raise
         if self.options.ack:
             kept, read = len(result.accepted), len(frames) + len(bad)
