@@ -96,12 +96,17 @@ def input_state(engine: Engine) -> str:
 
 
 async def kill_input_connections(client: aioredis.Redis, name: str) -> int:
-    """CLIENT KILL by id every connection of the input (named `wireway:<input>`)."""
-    killed = 0
-    for entry in await client.client_list():
-        if entry.get("name") == f"wireway:{name}.redis":
-            killed += await client.client_kill_filter(_id=entry["id"])
-    return killed
+    """CLIENT KILL by id every connection of the input (named `wireway:<input>`), waiting
+    briefly for one while the input is between connections."""
+    for _ in range(100):
+        killed = 0
+        for entry in await client.client_list():
+            if entry.get("name") == f"wireway:{name}.redis":
+                killed += await client.client_kill_filter(_id=entry["id"])
+        if killed:
+            return killed
+        await asyncio.sleep(0.02)
+    return 0
 
 
 async def test_list_mode_carries_messages_in_order(client: aioredis.Redis, tmp_path: Path) -> None:
