@@ -59,6 +59,13 @@ class Expr:
             # let CEL raise its own error, with its own message
         return self.program.execute(self.context(context))
 
+    def evaluate_with(self, context: dict[str, Any], functions: dict[str, Any]) -> Any:
+        """Evaluate with extra functions CEL lacks (Python callables it calls by name,
+        e.g. `max` over a list), passed only when the expression calls one."""
+        if self.fast is None and functions.keys() & set(self.program.functions()):
+            return self.program.execute({**self.context(context), **functions})
+        return self.evaluate(context)
+
     def context(self, context: dict[str, Any]) -> dict[str, Any]:
         """Only the variables (and of a mapping, only the fields) the expression reads."""
         out: dict[str, Any] = {}

@@ -51,6 +51,12 @@ MQTT_MALFORMED = Counter(
     registry=REGISTRY,
 )
 
+INPUT_ERRORS = Counter(
+    "wireway_input_errors_total",
+    "Attempts of an input to fetch data that failed (a poll, a connection), by pattern and input.",
+    ["pattern", "input"],
+    registry=REGISTRY,
+)
 RECORDS_SKIPPED = Counter(
     "wireway_records_skipped_total",
     "Records a format read and left out on purpose (e.g. a WiGLE row without a position fix).",

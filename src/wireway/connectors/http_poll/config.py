@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
 
+from wireway.connectors.durations import seconds
 from wireway.expr import Expr, ExpressionError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 PLACEHOLDER = "{cursor}"
 
 Duration = float | str
-
-
-def seconds(value: float | str, key: str) -> float:
-    """A duration given as seconds or as text with a unit (`500ms`, `30s`, `5m`, `1h`, `1d`)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected seconds or a duration like 30s, 5m, 1h - at `$.{key}`")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        m = _DURATION.match(value)
-        if m is None:
-            raise ValueError(f"expected seconds or a duration like 30s, 5m, 1h - at `$.{key}`")
-        number = float(m.group(1)) * _UNIT[m.group(2)]
-    if number <= 0:
-        raise ValueError(f"expected a duration above zero - at `$.{key}`")
-    return number
 
 
 def expression(source: str, key: str) -> Expr:

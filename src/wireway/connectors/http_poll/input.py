@@ -14,15 +14,16 @@ import msgspec
 
 from wireway.config.model import Interface, Pattern
 from wireway.connectors.base import Input, InputContext
+from wireway.connectors.durations import seconds
 from wireway.connectors.http_poll.config import (
     PLACEHOLDER,
     HttpPollInputConfig,
     expression,
-    seconds,
 )
 from wireway.envelope import Message, stable_id
 from wireway.expr import Expr
 from wireway.observability import logging as log
+from wireway.observability.metrics import INPUT_ERRORS
 from wireway.registry import register_input
 
 logger = log.get("http_poll")
@@ -45,9 +46,7 @@ FUNCTIONS = {"max": _max, "min": _min}
 
 def evaluate(expr: Expr, context: dict[str, Any]) -> Any:
     """Evaluate with the extra list functions available when the expression calls them."""
-    if expr.fast is None and FUNCTIONS.keys() & set(expr.program.functions()):
-        return expr.program.execute({**expr.context(context), **FUNCTIONS})
-    return expr.evaluate(context)
+    return expr.evaluate_with(context, FUNCTIONS)
 
 
 class PollError(Exception):
@@ -147,6 +146,7 @@ class HttpPollInput(Input):
             except Exception as exc:  # noqa: BLE001  (a refused poll or a failed ingest: retried)
                 self.failures += 1
                 self.errors += 1
+                INPUT_ERRORS.labels(self.pattern.name, self.name).inc()
                 self.state = "retrying"
                 first = min(FIRST_RETRY, self.interval)
                 wait = min(self.max_backoff, first * 2 ** (self.failures - 1))

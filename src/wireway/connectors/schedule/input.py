@@ -14,7 +14,8 @@ import msgspec
 
 from wireway.config.model import Interface, Pattern
 from wireway.connectors.base import Input, InputContext
-from wireway.connectors.schedule.config import ScheduleInputConfig, seconds
+from wireway.connectors.durations import seconds
+from wireway.connectors.schedule.config import ScheduleInputConfig
 from wireway.connectors.schedule.cron import Cron
 from wireway.envelope import Message, stable_id
 from wireway.observability import logging as log
