@@ -98,7 +98,7 @@ async def drop_streams(nc: Client, prefix: str) -> None:
 
 
 async def publish(nc: Client, subject: str, n: int, rate: float | None) -> None:
-    """N messages to the input stream, PubAcks awaited; with `rate`, paced in 1 ms slots."""
+    """N messages to the input stream; with `rate`, paced in 1 ms slots."""
     js = nc.jetstream()
     start = time.time()
     sent = 0
@@ -110,14 +110,26 @@ async def publish(nc: Client, subject: str, n: int, rate: float | None) -> None:
             if delay > 0:
                 await asyncio.sleep(delay)
         now = time.time()
-        futures = [
-            await js.publish_async(subject, b'{"seq":%d,"t":%.6f,"device":"bench"}' % (sent + i, now))
-            for i in range(k)
-        ]
-        if rate is None:
-            await asyncio.gather(*futures)
+        bodies = [b'{"seq":%d,"t":%.6f,"device":"bench"}' % (sent + i, now) for i in range(k)]
+        if rate is None:  # stored before wireway starts: every PubAck awaited
+            await asyncio.gather(*[await js.publish_async(subject, body) for body in bodies])
+        else:  # paced: a plain publish the stream takes (its PubAcks would load this loop)
+            for body in bodies:
+                await nc.publish(subject, body)
         sent += k
-    await asyncio.wait_for(js.publish_async_completed(), 60)
+    await nc.flush()
+
+
+async def pulling(nc: Client, prefix: str) -> None:
+    """Wait until wireway's consumer has a pull request waiting on the server."""
+    js = nc.jetstream()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            if (await js.consumer_info(f"{prefix}_IN", "bench")).num_waiting:
+                return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("wireway's JetStream consumer did not start pulling in 30 s")
 
 
 async def out_count(nc: Client, prefix: str) -> int:
@@ -177,7 +189,7 @@ async def at_rate(url: str, rate: float, seconds: float, batch: int, workdir: Pa
         instance = Instance(workdir / "rate", url, prefix, batch)
         try:
             wait_port(instance.http)
-            await asyncio.sleep(0.5)  # its consumer is pulling
+            await pulling(nc, prefix)
             instance.mark()
             t0 = time.monotonic()
             with console.status(f"{rate:,.0f} msg/s offered for {seconds:g} s"):

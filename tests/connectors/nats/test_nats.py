@@ -418,3 +418,15 @@ def test_bad_output_options_are_check_errors(entry: str, key: str, tmp_path: Pat
     text = result.stdout + result.stderr
     assert "Traceback" not in text
     assert any("bad.yaml:7 " in line and f".{key}" in line for line in text.splitlines()), text
+
+
+def test_bench_nats_reports_its_figures() -> None:
+    """`wireway bench nats` end to end on tiny inputs: both rows of its table are there
+    (the figures themselves are not checked)."""
+    need_service("nats", 4222)
+    result = wireway(
+        "bench", "nats", "--messages", "500", "--latency-seconds", "1", "--rate", "200", timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "full speed" in result.stdout
+    assert "200/s" in result.stdout
