@@ -25,7 +25,7 @@ interfaces:
     - {{type: tcp, address: "127.0.0.1:{port}"}}
   output:
     - {{type: redis, name: pub, channel: "t-{tag}.{{payload.device}}"}}
-    - {{type: redis, name: stream, mode: stream, channel: "s-{tag}"}}
+    - {{type: redis, name: stream, mode: streams, channel: "s-{tag}"}}
 """
     client = aioredis.from_url("redis://127.0.0.1:6379/0")
     pubsub = client.pubsub()

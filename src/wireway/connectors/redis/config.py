@@ -161,11 +161,11 @@ def _entry_id(text: str) -> bool:
 class RedisOutputConfig(RedisConnection, kw_only=True):
     """Send each message to Redis, in one of three `mode`s:
 
-    - `pubsub` (or `publish`): PUBLISH on a channel, a live fan-out; Redis keeps
+    - `pubsub`: PUBLISH on a channel, a live fan-out; Redis keeps
       nothing, so only subscribers connected at that moment get it.
     - `list`: LPUSH (or RPUSH, `push: rpush`) onto a list, a work queue for a `redis`
       input in list mode or any BRPOP/BLMOVE consumer.
-    - `streams` (or `stream`): XADD to a stream, in the entry's `field`, trimmed to
+    - `streams`: XADD to a stream, in the entry's `field`, trimmed to
       about `maxlen` entries (MAXLEN ~).
 
     `channel` names the channel, list or stream and may hold placeholders like
@@ -179,8 +179,8 @@ class RedisOutputConfig(RedisConnection, kw_only=True):
         str, Meta(description="channel, list or stream name (a template, e.g. `events.{payload.kind}`)")
     ] = "events"
     mode: Annotated[
-        Literal["pubsub", "publish", "list", "streams", "stream"],
-        Meta(description="`pubsub` (`publish`), `list` or `streams` (`stream`)"),
+        Literal["pubsub", "list", "streams"],
+        Meta(description="`pubsub`, `list` or `streams`"),
     ] = "pubsub"
     push: Annotated[
         Literal["lpush", "rpush"], Meta(description="list mode: LPUSH (a FIFO for BRPOP consumers) or RPUSH")
@@ -193,10 +193,6 @@ class RedisOutputConfig(RedisConnection, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.mode == "publish":
-            self.mode = "pubsub"
-        elif self.mode == "stream":
-            self.mode = "streams"
         if not self.channel:
             raise ValueError("must not be empty - at `$.channel`")
         if not self.field:
