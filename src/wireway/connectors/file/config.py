@@ -116,10 +116,11 @@ class FileOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
 
     With `rotate_bytes` or `rotate_seconds` the file is closed and a new one begun
     once it is that big or that old. Its name then comes from `address` as a
-    template: `{date}` (20261204), `{time}` (142109), `{n}` (a counter that makes
-    the name new) and `{ts}` (seconds since the epoch); without a placeholder
-    `-{n}` is added before the extension. A name that exists already is never
-    appended to after a restart when it has a placeholder: `{n}` moves on.
+    template: `{date}` (20261204, UTC), `{time}` (142109, UTC), `{n}` (a counter)
+    and `{ts}` (seconds since the epoch); without a placeholder `-{n}` is added
+    before the extension (`out.jsonl` -> `out-1.jsonl`, `out-2.jsonl`...). `{n}`
+    moves past names that exist, so a restart begins a new file; a name without
+    `{n}` that exists is appended to. Size and age are checked before each batch.
 
     **whole** writes each message to a file of its own named by the `address`
     template (`{id}` is the messageId; `{n}` counts; `{date}`, `{time}`, `{ts}`):
@@ -153,6 +154,10 @@ class FileOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
             ) from None
         if self.mode == "whole" and (self.rotate_bytes or self.rotate_seconds):
             raise ValueError("rotation is for `mode: append` - at `$.rotate_bytes`")
+        if self.mode == "append" and "{id}" in self.address:
+            raise ValueError("{id} names a file per message: use it with `mode: whole` - at `$.address`")
+        if self.rotate_bytes and "{" in self.address and "{n}" not in self.address:
+            raise ValueError("rotating by size needs {n} in the name - at `$.address`")
         if self.mode == "whole" and "{" not in self.address:
             raise ValueError("`mode: whole` needs a name template such as {id} or {n} - at `$.address`")
 

@@ -55,7 +55,9 @@ class Shaper:
             if record is None:
                 continue
             if record.error is not None:
-                errors.append((_text(line), f"{path} line {number}: {record.error}"))
+                # formats put the `where` they were given (none here) before the reason
+                reason = record.error.removeprefix(": ")
+                errors.append((_text(line), f"{path} line {number}: {reason}"))
                 continue
             value = record.value
             if tags:
