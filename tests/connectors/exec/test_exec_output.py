@@ -11,6 +11,7 @@ from typing import Any
 
 from conftest import free_port, wireway
 from support import engine_from, eventually
+from wireway.connectors.exec.output import ExecOutput
 from wireway.runtime.dlq import DlqAdmin
 
 PY = sys.executable
@@ -65,9 +66,14 @@ async def test_a_command_that_exits_is_restarted_and_writes_meanwhile_are_retrie
     settings = "{retries: 100, backoff_base: 0.02, backoff_max: 0.05, breaker_threshold: 1000}"
     async with engine_from(tmp_path, pattern(port, entry, settings)) as engine:
         route = engine.runners[0].routes[0]
+        output = route.output
+        assert isinstance(output, ExecOutput)
         for i in range(3):
             await send(port, [{"n": i}])
             await eventually(lambda i=i: len(lines_of(out)) == i + 1)
+            # the run has exited and the next one waits out its backoff: the next
+            # message finds no command (a line sent to one that is exiting is lost)
+            await eventually(lambda: output.child is None)
         assert "not running" in route.last_error or "stopped reading" in route.last_error
         assert route.failed == 0
     assert lines_of(out) == [{"n": 0}, {"n": 1}, {"n": 2}]
@@ -102,7 +108,7 @@ if env["n"] == 3 and os.environ["WIREWAY_RETRY_COUNT"] == "0":
     async with engine_from(tmp_path, pattern(port, entry, settings)) as engine:
         await send(port, [{"n": 1}, {"n": 2}, {"n": 3}])
         route = engine.runners[0].routes[0]
-        await eventually(lambda: route.delivered == 2 and route.failed == 1, timeout=20)
+        await eventually(lambda: route.delivered == 2 and route.failed == 1, timeout=30)
     runs = lines_of(log)
     assert [(r["n"], r["retry"]) for r in runs] == [(1, 0), (2, 0), (3, 0), (3, 1)]
     assert runs[2]["id"] == runs[3]["id"]  # the same message, tried again

@@ -29,6 +29,7 @@ class ExecInput(Input):
         line_codec(self.iface.new_codec)  # a format that cannot read lines fails the start
         self.child: Child | None = None
         self.stopping = False
+        self.stopped = asyncio.Event()  # ends a wait between runs at once
         self.runs = 0
         self.state = "starting"
         self.task = asyncio.create_task(self.supervise(), name=f"wireway[{self.name}].exec")
@@ -37,6 +38,7 @@ class ExecInput(Input):
         if not hasattr(self, "task"):
             return
         self.stopping = True
+        self.stopped.set()
         child = self.child
         if child is not None:
             await child.stop(self.config.stop_timeout)
@@ -75,7 +77,8 @@ class ExecInput(Input):
                 code=code,
                 wait=round(wait, 2),
             )
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), wait)
         if not self.stopping:
             self.state = "finished"
             logger.info("command finished, not restarting", input=self.name, command=cfg.label)
@@ -110,8 +113,8 @@ class ExecInput(Input):
         finally:
             for task in readers:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*readers, return_exceptions=True)
+            await asyncio.gather(*readers, return_exceptions=True)
+            await child.stop(cfg.stop_timeout)  # cancelled: no process stays behind
             child.close()
             self.child = None
             self.ctx.connection_closed("exec")

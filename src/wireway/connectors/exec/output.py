@@ -37,6 +37,7 @@ class ExecOutput(Output):
         self.codec: Codec = self.iface.new_codec()
         self.fresh = True  # the running command has not had its stream's header yet
         self.closing = False
+        self.closed = asyncio.Event()  # ends a wait between runs at once
         self.task: asyncio.Task[None] | None = None
         self.first_start = asyncio.Event()
         if not self.config.per_message:
@@ -47,6 +48,7 @@ class ExecOutput(Output):
 
     async def close(self) -> None:
         self.closing = True
+        self.closed.set()
         child = self.child
         if child is not None:
             await child.stop(self.config.stop_timeout)
@@ -102,6 +104,7 @@ class ExecOutput(Output):
                     await settle(logs, cfg.stop_timeout)
                 finally:
                     self.child = None
+                    await child.stop(cfg.stop_timeout)  # cancelled: no process stays behind
                     child.close()
             if self.closing:
                 return
@@ -113,7 +116,8 @@ class ExecOutput(Output):
                 code=code,
                 wait=round(wait, 2),
             )
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closed.wait(), wait)
 
     def encode(self, batch: list[Message]) -> tuple[bytes, dict[int, str]]:
         """The batch as lines of the format, and the messages it cannot carry."""
