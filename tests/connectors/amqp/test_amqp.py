@@ -158,6 +158,26 @@ async def test_dead_letters_go_to_the_dlq_and_the_dead_letter_exchange(
         await channel.queue_delete(name)
 
 
+async def test_input_keeps_the_publishers_message_id(
+    channel: AbstractChannel, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A delivery with the AMQP `message_id` property gets it as its messageId, so a
+    redelivered copy has the same one."""
+    name = unique(request)
+    out = tmp_path / "out.jsonl"
+    entry = f"{{type: amqp, queue: {name}, declare: true}}"
+    text = input_pattern(name, entry, out).replace("payload_only: true", "payload_only: false")
+    try:
+        async with engine_from(tmp_path, text):
+            message = aio_pika.Message(b'{"n": 1}', message_id=f"{name}-1")
+            await channel.default_exchange.publish(message, routing_key=name)
+            await eventually(lambda: len(lines(out)) == 1)
+        assert lines(out)[0]["messageId"] == f"{name}-1"
+        assert lines(out)[0]["payload"] == {"n": 1}
+    finally:
+        await channel.queue_delete(name)
+
+
 async def test_input_loses_nothing_when_the_connection_is_killed(
     channel: AbstractChannel, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

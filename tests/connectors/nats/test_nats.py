@@ -430,3 +430,23 @@ def test_bench_nats_reports_its_figures() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "full speed" in result.stdout
     assert "200/s" in result.stdout
+
+
+async def test_jetstream_input_keeps_the_publishers_msg_id(
+    nc: Client, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A message published with `Nats-Msg-Id` gets it as its messageId, so a redelivered
+    copy has the same one."""
+    name = unique(request)
+    out = tmp_path / "out.jsonl"
+    entry = f"{{type: nats, jetstream: true, subject: '{name}.in', stream: {name}, create: true}}"
+    text = input_pattern(name, entry, out).replace("payload_only: true", "payload_only: false")
+    js = nc.jetstream()
+    try:
+        async with engine_from(tmp_path, text):
+            await js.publish(f"{name}.in", b'{"n": 1}', headers={"Nats-Msg-Id": f"{name}-1"})
+            await eventually(lambda: len(lines(out)) == 1)
+        assert lines(out)[0]["messageId"] == f"{name}-1"
+        assert lines(out)[0]["payload"] == {"n": 1}
+    finally:
+        await delete_stream(nc, name)

@@ -101,8 +101,9 @@ class AmqpInputConfig(AmqpConnection, kw_only=True):
     Acknowledgement: a delivery is acknowledged to the broker (`basic.ack`) only once
     every record it holds is in the outbox of each output it was routed to, or in
     wireway's dead-letter queue; until then RabbitMQ keeps it, and redelivers it after
-    a lost connection or a restart of wireway (at-least-once: a redelivered envelope
-    keeps its messageId, so an idempotent output or `dedupe` drops the copy).
+    a lost connection or a restart of wireway (at-least-once: a redelivered message
+    keeps its messageId, an envelope's or the AMQP `message_id` property it was
+    published with, so an idempotent output or `dedupe` drops the copy).
     `prefetch` is the in-flight window: RabbitMQ sends no more unacknowledged
     deliveries than that; they are ingested in batches, and while a batch waits for
     room in a full buffer no more arrive.

@@ -68,6 +68,12 @@ class AmqpInput(Input):
             except AMQP_ERRORS as exc:
                 if not self.stopping:
                     logger.warning("amqp connection lost; reconnecting", input=self.name, error=describe(exc))
+            except Exception as exc:  # noqa: BLE001  (the broker redelivers what was not acknowledged)
+                logger.error(
+                    "amqp ingest failed; reconnecting so the broker redelivers",
+                    input=self.name,
+                    error=describe(exc),
+                )
             finally:
                 if self.up:
                     self.up = False

@@ -119,17 +119,19 @@ class NatsInputConfig(NatsConnection, kw_only=True):
     acknowledgement; what arrives is ingested in batches.
 
     JetStream (`jetstream: true`): a durable pull consumer called `durable` on
-    `stream` (created with the stream when `create: true`) fetches up to `batch`
-    messages at a time. Acknowledgement: each message is acknowledged (`+ACK`) only
-    once it is in the outbox of every output it was routed to, or in wireway's
-    dead-letter queue; JetStream redelivers what was not acknowledged within
-    `ack_wait` (at-least-once; a redelivered envelope keeps its messageId). When the
-    buffer is full the batch is not waited on but negatively acknowledged
-    (`nak` with `nak_delay`), so JetStream offers it again later (or to another
-    wireway sharing the consumer). What wireway dead-letters (a body the `format:`
-    cannot decode, a record a processor rejects) is stored in wireway's dead-letter
-    queue with its reason and then terminated (`term`: JetStream never redelivers it).
-    A message filtered out on purpose is acknowledged.
+    `stream` (created with the stream when `create: true`) keeps up to `batch`
+    messages requested or held; the next ones arrive while a batch is stored.
+    Acknowledgement: each message is acknowledged (`+ACK`) only once it is in the
+    outbox of every output it was routed to, or in wireway's dead-letter queue;
+    JetStream redelivers what was not acknowledged within `ack_wait` (at-least-once;
+    a redelivered message keeps its messageId: an envelope's, or the `Nats-Msg-Id`
+    header it was published with). When the buffer is full the batch is not waited
+    on but negatively acknowledged (`nak` with `nak_delay`), so JetStream offers it
+    again later (or to another wireway sharing the consumer). What wireway
+    dead-letters (a body the `format:` cannot decode, a record a processor rejects)
+    is stored in wireway's dead-letter queue with its reason and then terminated
+    (`term`: JetStream never redelivers it). A message filtered out on purpose is
+    acknowledged.
 
     nats-py reconnects by itself every `reconnect_wait` seconds; /health shows
     `nats: down` meanwhile.
@@ -143,7 +145,13 @@ class NatsInputConfig(NatsConnection, kw_only=True):
         str | None, Meta(description="JetStream: the durable consumer's name (default `wireway-<pattern>`)")
     ] = None
     batch: Annotated[
-        int, Meta(ge=1, le=10000, description="JetStream: messages fetched at once (the in-flight window)")
+        int,
+        Meta(
+            ge=2,
+            le=10000,
+            description="JetStream: messages requested or held unacknowledged at once (the in-flight "
+            "window); they are stored in batches of up to half of it",
+        ),
     ] = 500
     ack_wait: Annotated[
         float,

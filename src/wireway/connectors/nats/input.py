@@ -14,8 +14,9 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from wireway.connectors.base import Input, InputContext
 from wireway.connectors.nats.config import NatsInputConfig
-from wireway.connectors.nats.link import NATS_ERRORS, Link, describe, ensure_stream
+from wireway.connectors.nats.link import MSG_ID, NATS_ERRORS, Link, describe, ensure_stream
 from wireway.connectors.nats.pull import EXPIRES, Puller
+from wireway.envelope import Message, is_envelope
 from wireway.errors import BackpressureError
 from wireway.observability import logging as log
 from wireway.registry import register_input
@@ -77,13 +78,19 @@ class NatsInput(Input):
         errors: list[tuple[Any, str]] = []
         bad: set[int] = set()
         for n, msg in enumerate(msgs):
-            for record in self.codec.decode(msg.data, f"subject {msg.subject}"):
+            records = self.codec.decode(msg.data, f"subject {msg.subject}")
+            for record in records:
                 if record.error is not None:
                     errors.append((msg.data.decode("utf-8", "replace"), record.error))
                     bad.add(n)
-                else:
-                    values.append(record.value)
-                    owner.append(n)
+                    continue
+                value = record.value
+                msg_id = msg.headers.get(MSG_ID) if msg.headers else None
+                if msg_id and len(records) == 1 and not is_envelope(value):
+                    # the publisher's id: a redelivered copy keeps it
+                    value = Message(message_id=msg_id, timestamp="", payload=value, source=self.name)
+                values.append(value)
+                owner.append(n)
         return values, owner, errors, bad
 
     # ----- core NATS --------------------------------------------------------------

@@ -28,6 +28,9 @@ NATS_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+MSG_ID = "Nats-Msg-Id"  # JetStream drops a message whose id it has seen within its window
+
+
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 

@@ -10,14 +10,13 @@ import msgspec
 
 from wireway.connectors.base import Output
 from wireway.connectors.nats.config import NatsOutputConfig, fill
-from wireway.connectors.nats.link import NATS_ERRORS, Link, describe, ensure_stream
+from wireway.connectors.nats.link import MSG_ID, NATS_ERRORS, Link, describe, ensure_stream
 from wireway.envelope import Message
 from wireway.errors import RetryableError
 from wireway.observability import logging as log
 from wireway.registry import register_output
 
 logger = log.get("nats")
-MSG_ID = "Nats-Msg-Id"
 
 
 @register_output("nats", config=NatsOutputConfig)
