@@ -166,3 +166,26 @@ interfaces:
         "bad.yaml:12 interfaces.output[2].path: expected the path of a named pipe",
     ]:
         assert where in output, output
+
+
+async def test_a_command_that_stops_reading_is_restarted_after_the_delivery_timeout(tmp_path: Path) -> None:
+    """A full stdin pipe is waited on without blocking wireway; past the pattern's timeout
+    the command (its stream may end in half a record) is ended and started again."""
+    port = free_port()
+    entry = {
+        "type": "exec",
+        "command": [PY, "-c", "import time; time.sleep(300)"],  # never reads its stdin
+        "backoff": {"initial": 0.05, "max": 0.1},
+        "stop_timeout": 0.5,
+    }
+    settings = "{timeout: 0.5, retries: 100, backoff_base: 0.05, backoff_max: 0.1}"
+    async with engine_from(tmp_path, pattern(port, entry, settings)) as engine:
+        route = engine.runners[0].routes[0]
+        output = route.output
+        assert isinstance(output, ExecOutput)
+        await eventually(lambda: output.child is not None)
+        assert output.child is not None
+        first = output.child.pid
+        await send(port, [{"pad": "x" * 1000, "n": i} for i in range(200)])  # more than a pipe holds
+        await eventually(lambda: route.last_error == "timeout after 0.5s")
+        await eventually(lambda: output.child is not None and output.child.pid != first)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from wireway.connectors.base import Input, InputContext
 from wireway.connectors.exec.config import ExecInputConfig
@@ -135,7 +135,3 @@ class ExecInput(Input):
         while (batch := await reader.read()) is not None:
             if batch.values or batch.errors:
                 await self.ctx.ingest(batch.values, source=self.name, errors=batch.errors)
-
-    def status(self) -> dict[str, Any]:
-        child = self.child
-        return {"state": self.state, "runs": self.runs, "pid": child.pid if child else None}

@@ -143,6 +143,11 @@ class ExecOutput(Output):
             data = self.codec.header(first) + data
         try:
             await write_all(child.stdin_fd, data)
+        except asyncio.CancelledError:
+            # (the delivery's timeout) its stdin may end in half a record: the next run
+            # starts a clean stream
+            child.terminate()
+            raise
         except OSError as exc:
             raise RetryableError(f"command `{self.config.label}` stopped reading: {exc.strerror}") from exc
         self.fresh = False

@@ -136,6 +136,10 @@ class Child:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
 
+    def terminate(self) -> None:
+        """SIGTERM to the run's process group (its supervisor sees it exit)."""
+        _signal_group(self.pid, signal.SIGTERM)
+
     async def stop(self, grace: float) -> int:
         """End the run and anything it left in its group: SIGTERM, then SIGKILL after
         `grace` seconds. Safe to call again (the same stop is awaited)."""

@@ -26,7 +26,6 @@ class PipeInput(Input):
         self.ctx = ctx
         line_codec(self.iface.new_codec)  # a format that cannot read lines fails the start
         ensure_fifo(self.config)
-        self.writers = 0  # writers seen so far (a stream each, ended by EOF)
         # open before returning: a writer may come as soon as the pattern has started
         fd = open_reading(self.config.path)
         self.task = asyncio.create_task(self.read_forever(fd), name=f"wireway[{self.name}].pipe")
@@ -54,7 +53,6 @@ class PipeInput(Input):
                 fd = open_reading(path)
             finally:
                 transport.close()
-            self.writers += 1
 
     async def read_stream(self, reader: asyncio.StreamReader) -> None:
         """Ingest one writer's lines (a new codec per stream)."""

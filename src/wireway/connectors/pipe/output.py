@@ -91,6 +91,11 @@ class PipeOutput(Output):
             data = self.codec.header(first) + data
         try:
             await write_all(fd, data)
+        except asyncio.CancelledError:
+            # (the delivery's timeout) the pipe may end in half a record: close it, so
+            # the reader sees the end of this stream and the retry starts a new one
+            self.disconnect()
+            raise
         except OSError as exc:
             self.disconnect()
             if exc.errno == errno.EPIPE:
