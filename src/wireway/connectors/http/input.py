@@ -64,10 +64,13 @@ async def read_body(request: Request, limit: int) -> bytes | None:
 
 @register_input("http", config=HttpInputConfig)
 class HttpInput(Input):
-    """Accept JSON, JSON arrays and JSON lines POSTed to a path."""
+    """Accept JSON, JSON arrays and JSON lines POSTed to a path (or any other format's body)."""
+
+    formats = None  # json and jsonl by content type; another format reads any body
 
     async def start(self, ctx: InputContext) -> None:
         self.ctx = ctx
+        self.json = self.iface.format in ("json", "jsonl")
         sec = self.pattern.security
         self.keys = [k.encode() for k in sec.api_keys if k]
         self.auth = sec.authentication == "api_key"
@@ -96,13 +99,16 @@ class HttpInput(Input):
         if self.ctx.full():  # refused before the body is decoded (see InputContext)
             return error(503, "buffer full", retry_after=1)
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-        if ctype not in JSON_TYPES + NDJSON_TYPES:
+        if self.json and ctype not in JSON_TYPES + NDJSON_TYPES:
             return error(415, f"unsupported content type {ctype}; send application/json")
         limit = self.pattern.security.max_body_bytes
         body = await read_body(request, limit)
         if body is None:
             return error(413, f"body larger than {limit} bytes")
-        values, problems = self.parse(body, ctype in NDJSON_TYPES)
+        if self.json:
+            values, problems = self.parse(body, ctype in NDJSON_TYPES)
+        else:
+            values, problems = self.parse_format(body)
         if problems:
             return error(400, "invalid input", rejected=problems)
         if not values:
@@ -119,6 +125,17 @@ class HttpInput(Input):
             return error(400, "invalid input", rejected=rejected)
         ids = [m.message_id for m in result.accepted]
         return JSONResponse({"accepted": len(ids), "ids": ids}, status_code=202)
+
+    def parse_format(self, body: bytes) -> tuple[list[Any], list[dict[str, Any]]]:
+        """The records of a body in the entry's format (a new codec per request: a body
+        is a whole unit, a csv one with its own header row)."""
+        values, problems = [], []
+        for n, record in enumerate(self.iface.new_codec().decode(body)):
+            if record.error is not None:
+                problems.append({"index": n, "reasons": [record.error]})
+            else:
+                values.append(record.value)
+        return values, problems
 
     @staticmethod
     def parse(body: bytes, lines: bool) -> tuple[list[Any], list[dict[str, Any]]]:

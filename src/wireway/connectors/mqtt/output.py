@@ -81,10 +81,13 @@ class MqttOutput(Output):
     """Publish to an MQTT broker; the broker's acknowledgement confirms."""
 
     config: MqttOutputConfig
+    formats = None  # any: one encoded message per PUBLISH
 
     async def open(self) -> None:
         cfg = self.config
         self.topic = Topic(cfg.topic)
+        # json through the envelope's own encoder; any other format through its codec
+        self.codec = None if self.iface.format in ("json", "jsonl") else self.iface.new_codec()
         session = Session(client_id=cfg.client_id or f"wireway-{self.pattern.name}-out", clean=True)
         self.link = OutputLink(self, cfg, session)
         self.link.start()
@@ -112,11 +115,17 @@ class MqttOutput(Output):
                 if why is not None:
                     refused[i] = why
                     continue
+                if self.codec is None:
+                    data = formats.encode_one(msg, cfg.payload_only)
+                else:
+                    try:
+                        data = self.codec.encode(msg, cfg.payload_only)
+                    except ValueError as exc:
+                        refused[i] = str(exc)
+                        continue
                 if cfg.qos and not link.has_room():
                     await link.wait_room()
-                link.publish(
-                    topic.encode(), formats.encode_one(msg, cfg.payload_only), cfg.qos, cfg.retain, sent, i
-                )
+                link.publish(topic.encode(), data, cfg.qos, cfg.retain, sent, i)
             sent.seal()
             await asyncio.wait_for(asyncio.shield(sent.done), cfg.ack_timeout)
         except ConnectionError as exc:
