@@ -189,3 +189,22 @@ async def test_a_command_that_stops_reading_is_restarted_after_the_delivery_time
         await send(port, [{"pad": "x" * 1000, "n": i} for i in range(200)])  # more than a pipe holds
         await eventually(lambda: route.last_error == "timeout after 0.5s")
         await eventually(lambda: output.child is not None and output.child.pid != first)
+
+
+async def test_at_stop_the_command_reads_what_it_was_given(tmp_path: Path) -> None:
+    """Closing the output ends the command's stdin and lets it finish before any signal:
+    a slow reader still writes every line it was handed."""
+    port, out = free_port(), tmp_path / "out.jsonl"
+    script = (
+        "import sys, time\n"
+        f"with open({str(out)!r}, 'a') as f:\n"
+        "    for line in sys.stdin:\n"
+        "        time.sleep(0.01); f.write(line); f.flush()"
+    )
+    entry = {"type": "exec", "command": [PY, "-u", "-c", script], "payload_only": True}
+    async with engine_from(tmp_path, pattern(port, entry)) as engine:
+        route = engine.runners[0].routes[0]
+        await send(port, [{"n": i} for i in range(50)])
+        await eventually(lambda: route.delivered == 50)  # in the pipe, mostly not read yet
+        assert len(lines_of(out)) < 50
+    assert lines_of(out) == [{"n": i} for i in range(50)]

@@ -114,6 +114,8 @@ class ExecOutputConfig(CommandOptions, kw_only=True):
     When the command exits it is started again (see `backoff`); meanwhile, and when
     a write finds it gone, the batch is retried. Lines still in the pipe when the
     command exits are lost: a command meant to be restarted reads its stdin to the end.
+    At stop its stdin is closed and it has `stop_timeout` seconds to finish on its
+    own before SIGTERM (and as long again before SIGKILL).
 
     With `per_message: true` the command runs once per message instead, with the
     record on its stdin and in its environment: `WIREWAY_MESSAGE_ID`,

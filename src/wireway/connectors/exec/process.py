@@ -142,12 +142,19 @@ class Child:
 
     async def stop(self, grace: float) -> int:
         """End the run and anything it left in its group: SIGTERM, then SIGKILL after
-        `grace` seconds. Safe to call again (the same stop is awaited)."""
+        `grace` seconds; a run whose stdin is still open first gets its end and `grace`
+        seconds to exit by itself. Safe to call again (the same stop is awaited)."""
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self._stop(grace))
         return await asyncio.shield(self._stopping)
 
     async def _stop(self, grace: float) -> int:
+        if self.running and self.popen.stdin is not None and not self.popen.stdin.closed:
+            # a command reading its stdin ends on its own at the end of it, after what
+            # it was still reading: give it the time before SIGTERM
+            self.close_stdin()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.exited), grace)
         deadline = time.monotonic() + grace
         self.close_stdin()
         _signal_group(self.pid, signal.SIGTERM)
