@@ -129,3 +129,25 @@ settings: {{retries: 1, backoff_base: 0.01, backoff_max: 0.02}}
         assert engine.sqlite is not None
         await eventually(lambda: engine.sqlite.dlq_depth("pipe-alone") == 1)
         assert engine.runners[0].routes[0].last_error.startswith("RetryableError: no reader")
+
+
+async def test_input_makes_the_fifo_again_when_it_was_removed(tmp_path: Path) -> None:
+    """A FIFO removed while wireway reads it is made again after its writer has gone."""
+    fifo, out = tmp_path / "in.fifo", tmp_path / "out.jsonl"
+    text = f"""
+pattern: {{name: pipe-again}}
+interfaces:
+  input:
+    - {{type: pipe, path: '{fifo}'}}
+  output:
+    - {{type: file, address: '{out}', payload_only: true}}
+"""
+    async with engine_from(tmp_path, text):
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        fifo.unlink()
+        os.write(fd, b'{"n": 1}\n')
+        os.close(fd)
+        await eventually(lambda: len(lines_of(out)) == 1)
+        await eventually(fifo.exists)
+        write_once(fifo, '{"n": 2}\n')
+        await eventually(lambda: len(lines_of(out)) == 2)

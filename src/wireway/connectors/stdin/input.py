@@ -77,10 +77,15 @@ class StdinInput(Input):
 
     async def read_all(self) -> None:
         count = 0
-        while (batch := await self.lines.read()) is not None:
-            if batch.values or batch.errors:
-                await self.ctx.ingest(batch.values, source=self.name, errors=batch.errors)
-                count += len(batch.values)
-        self.state = "finished"
-        logger.info("standard input ended", input=self.name, messages=count)
+        try:
+            while (batch := await self.lines.read()) is not None:
+                if batch.values or batch.errors:
+                    await self.ctx.ingest(batch.values, source=self.name, errors=batch.errors)
+                    count += len(batch.values)
+        except Exception as exc:  # noqa: BLE001  (nothing more will be read: say so, and finish)
+            self.state = "failed"
+            logger.error("reading standard input failed", input=self.name, error=str(exc))
+        else:
+            self.state = "finished"
+            logger.info("standard input ended", input=self.name, messages=count)
         self.ctx.finished()
