@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, cast
 
-import aio_pika
+import aiormq
 import msgspec
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aiormq.channel import Channel
 
 from wireway.connectors.amqp.config import AmqpOutputConfig, fill
 from wireway.connectors.amqp.link import AMQP_ERRORS, closed_event, connect, declare, describe
@@ -30,12 +31,13 @@ class AmqpOutput(Output):
     connection: AbstractConnection | None = None
     channel: AbstractChannel | None = None
     exchange: AbstractExchange | None = None
+    underlay: Channel | None = None
     closed: asyncio.Event | None = None
 
     async def open(self) -> None:
         self.codec = self.iface.new_codec()
         self.templated = "{" in self.config.routing_key
-        self.mode = aio_pika.DeliveryMode.PERSISTENT if self.config.persistent else None
+        self.mode = 2 if self.config.persistent else 1  # AMQP delivery mode
         self.lock = asyncio.Lock()
         # connect now when the broker is there; else the first write connects (and its
         # retries with backoff are the reconnects)
@@ -69,6 +71,7 @@ class AmqpOutput(Output):
                     exchange = channel.default_exchange
                 else:
                     exchange = await channel.get_exchange(cfg.exchange, ensure=not cfg.declare_exchange)
+                self.underlay = cast(Channel, await channel.get_underlay_channel())
                 self.closed = closed_event(self.connection, channel)
             except AMQP_ERRORS as exc:
                 await self.drop()
@@ -80,38 +83,49 @@ class AmqpOutput(Output):
     async def drop(self) -> None:
         connection, self.connection = self.connection, None
         self.exchange = self.channel = None
+        self.underlay = None
         if connection is not None:
             with contextlib.suppress(*AMQP_ERRORS):
                 await asyncio.wait_for(connection.close(), 2.0)
 
-    def build(self, msg: Message) -> tuple[aio_pika.Message, str]:
+    def build(self, msg: Message) -> tuple[bytes, aiormq.spec.Basic.Properties, str]:
         key = self.config.routing_key
         if self.templated:
             key = fill(key, msgspec.to_builtins(msg))
         body = self.codec.encode(msg, self.config.payload_only)
-        message = aio_pika.Message(
-            body,
+        properties = aiormq.spec.Basic.Properties(
             content_type=self.codec.content_type,
             delivery_mode=self.mode,
             message_id=msg.message_id,
-            type=msg.message_type,
+            message_type=msg.message_type,
         )
-        return message, key
+        return body, properties, key
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
-        exchange = await self.ensure()
+        await self.ensure()
+        assert self.underlay is not None
         refused: dict[int, str] = {}
         sends: list[Any] = []
         for i, msg in enumerate(batch):
             try:
-                message, key = self.build(msg)
+                body, properties, key = self.build(msg)
             except (KeyError, TypeError) as exc:
                 refused[i] = f"routing_key template: missing field {exc}"
                 continue
             except ValueError as exc:  # the format cannot carry this message
                 refused[i] = str(exc)
                 continue
-            sends.append(exchange.publish(message, key, mandatory=self.config.mandatory))
+            # written without waiting for the socket per message (aio-pika's `publish`
+            # waits for each), then every confirm is awaited
+            publish = self.underlay.basic_publish(
+                body,
+                exchange=self.config.exchange,
+                routing_key=key,
+                properties=properties,
+                mandatory=self.config.mandatory,
+                wait=False,
+            )
+            sends.append(publish)
         try:
             results = await asyncio.wait_for(
                 asyncio.gather(*sends, return_exceptions=True), self.config.confirm_timeout
@@ -122,7 +136,7 @@ class AmqpOutput(Output):
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             first = failures[0]
-            if not isinstance(first, aio_pika.exceptions.DeliveryError):
+            if not isinstance(first, aiormq.exceptions.DeliveryError):
                 await self.drop()  # the channel or the connection is gone
             raise RetryableError(f"amqp: {len(failures)} of {len(sends)} not confirmed: {describe(first)}")
         return refused or None
