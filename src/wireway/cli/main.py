@@ -245,6 +245,15 @@ def bench(
             err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
         return
+    if what == "file":  # a file appended at full speed -> tail -> buffer -> file (+ udp)
+        from wireway.bench.file import run_file_bench
+
+        try:
+            run_file_bench(lines=messages, latency_seconds=latency_seconds, buffer=buffer)
+        except (RuntimeError, OSError) as exc:
+            err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        return
     if what not in ("tcp", "sensor"):
         raise typer.BadParameter("expected tcp or sensor")
     try:

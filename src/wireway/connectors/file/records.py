@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wireway.envelope import Message, is_envelope, stable_id
+from wireway.envelope import Message, is_envelope
 from wireway.formats.codec import Codec, Record
 
 Errors = list[tuple[Any, str]]
@@ -12,7 +12,8 @@ Errors = list[tuple[Any, str]]
 
 class Shaper:
     """Turns decoded records into messages: an id that is the same when the record is
-    read again (from the file's generation and line), and the file and line under
+    read again (`<the file's generation>-<line>`: the generation is made when the
+    file is first seen and stored with its position), and the file and line under
     the keys the entry names."""
 
     def __init__(self, source: str, file_field: str | None, line_field: str | None) -> None:
@@ -35,7 +36,7 @@ class Shaper:
             value = self.tag(value, path, number)
         if is_envelope(value):
             return value
-        return Message(stable_id(gen, number), "", value, self.source)
+        return Message(f"{gen}-{number}", "", value, self.source)
 
     def lines(
         self, codec: Codec, lines: list[bytes], first: int, path: str, gen: str, max_line: int
@@ -65,7 +66,7 @@ class Shaper:
             if type(value) is dict and is_envelope(value):
                 values.append(value)
             else:
-                values.append(Message(stable_id(gen, number), "", value, source))
+                values.append(Message(f"{gen}-{number}", "", value, source))
         return values, errors
 
     def records(self, records: list[Record], path: str, gen: str) -> tuple[list[Any], Errors]:
