@@ -47,6 +47,7 @@ class PipeInputConfig(FifoOptions, kw_only=True):
     Each line is decoded through the entry's `format:`, one that reads lines (`json`
     by default: one JSON value per line; `text`, `csv`); a line that does not decode
     goes to the DLQ with the reason.
+
     Writers may come and go: when the last one closes the pipe, wireway opens it
     again and waits for the next, so `echo '{"a": 1}' > my.fifo` can run any
     number of times. The FIFO is made at start when it is missing (`create`).
@@ -65,7 +66,8 @@ class PipeOutputConfig(FifoOptions, kw_only=True):
     FIFO has no reader until some program opens it: a write then waits up to
     `reader_wait` seconds for one and is retried later (with the pattern's backoff)
     if none came; a reader that goes away (EPIPE) is waited for the same way. Writes
-    never block wireway: a full pipe is waited on with the event loop.
+    never block wireway: a full pipe is waited on with the event loop. A FIFO has no
+    acknowledgement: lines still in the pipe when its reader goes away are lost.
     """
 
     payload_only: Annotated[bool, Meta(description="write the payload alone, not the envelope")] = False
