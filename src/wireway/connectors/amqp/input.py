@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, cast
 
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractConnection
+from aiormq.abc import DeliveredMessage
+from aiormq.channel import Channel
 
 from wireway.connectors.amqp.config import AmqpInputConfig
 from wireway.connectors.amqp.link import AMQP_ERRORS, Backoff, closed_event, connect, declare, describe
@@ -92,20 +94,22 @@ class AmqpInput(Input):
         channel = await connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=cfg.prefetch)
         await declare(cfg, channel, cfg.queue if cfg.declare else None, cfg.routing_key)
-        queue = await channel.get_queue(cfg.queue, ensure=True)
+        await channel.get_queue(cfg.queue, ensure=True)  # a clear error when it is missing
+        # consumed on aiormq's channel: its deliveries are lighter than aio-pika's messages
+        underlay = cast(Channel, await channel.get_underlay_channel())
         closed = closed_event(connection, channel)
-        pending: list[AbstractIncomingMessage] = []
+        pending: list[DeliveredMessage] = []
         self.wake = wake = asyncio.Event()
         closed_waiter = asyncio.create_task(closed.wait())
         closed_waiter.add_done_callback(lambda _: wake.set())
 
-        async def received(message: AbstractIncomingMessage) -> None:
+        async def received(message: DeliveredMessage) -> None:
             pending.append(message)
             wake.set()
 
         codec = self.iface.new_codec()
         try:
-            await queue.consume(received, no_ack=False)
+            await underlay.basic_consume(cfg.queue, received, no_ack=False)
             self.up = True
             self.state = "running"
             self.ctx.connection_opened("amqp")
@@ -119,12 +123,12 @@ class AmqpInput(Input):
                 while pending and not self.stopping and not closed.is_set():
                     batch = pending[:limit]
                     del pending[:limit]
-                    await self.take(batch, codec)
+                    await self.take(underlay, batch, codec)
         finally:
             closed_waiter.cancel()
         # the deliveries not acknowledged are redelivered by the broker
 
-    async def take(self, batch: list[AbstractIncomingMessage], codec: Any) -> None:
+    async def take(self, channel: Channel, batch: list[DeliveredMessage], codec: Any) -> None:
         """Ingest one batch, then settle each delivery: ack, or reject what was dead-lettered."""
         values: list[Any] = []
         owner: list[int] = []  # the delivery each value came from
@@ -139,30 +143,30 @@ class AmqpInput(Input):
                     bad.add(n)
                     continue
                 value = record.value
-                if message.message_id and len(records) == 1 and not is_envelope(value):
+                message_id = message.header.properties.message_id
+                if message_id and len(records) == 1 and not is_envelope(value):
                     # the publisher's id: a redelivered copy keeps it
-                    value = Message(
-                        message_id=message.message_id, timestamp="", payload=value, source=self.name
-                    )
+                    value = Message(message_id=message_id, timestamp="", payload=value, source=self.name)
                 values.append(value)
                 owner.append(n)
         result = await self.ctx.ingest(values, source=self.name, errors=errors)
         for rejected in result.rejected:
             if 0 <= rejected.index < len(owner):
                 bad.add(owner[rejected.index])
-        await self.settle(batch, bad)
+        await self.settle(channel, batch, bad)
 
-    async def settle(self, batch: list[AbstractIncomingMessage], bad: set[int]) -> None:
+    async def settle(self, channel: Channel, batch: list[DeliveredMessage], bad: set[int]) -> None:
         reject = self.config.dead_letters == "reject"
-        last_ok: AbstractIncomingMessage | None = None
+        last_ok = 0
         try:
             for n, message in enumerate(batch):
+                tag = message.delivery_tag or 0
                 if reject and n in bad:
-                    await message.reject(requeue=False)
+                    await channel.basic_reject(tag, requeue=False, wait=False)
                 else:
-                    last_ok = message
-            if last_ok is not None:
+                    last_ok = tag
+            if last_ok:
                 # every earlier delivery of this channel is settled: one ack covers the batch
-                await last_ok.ack(multiple=True)
+                await channel.basic_ack(last_ok, multiple=True, wait=False)
         except AMQP_ERRORS as exc:  # the channel closed: the broker redelivers
             logger.warning("amqp ack failed; the broker will redeliver", input=self.name, error=describe(exc))
