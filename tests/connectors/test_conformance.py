@@ -314,6 +314,16 @@ async def feed_unix(case: Case, engine: Engine, out: Path) -> None:
     await writer.wait_closed()
 
 
+async def feed_file(case: Case, engine: Engine, out: Path) -> None:
+    # appended in pieces, as a logging program would, while the input follows the file
+    with (case.tmp / "in.jsonl").open("a") as f:
+        values = messages()
+        for start in range(0, COUNT, 100):
+            f.write("".join(json.dumps(v) + "\n" for v in values[start : start + 100]))
+            f.flush()
+            await asyncio.sleep(0.001)
+
+
 INPUTS: dict[str, InputFixture] = {
     "amqp": InputFixture(
         lambda c: f"{{type: amqp, queue: conformance-in-{c.tag}, declare: true}}",
@@ -404,6 +414,12 @@ INPUTS: dict[str, InputFixture] = {
         bad=("{type: pipe, path: 'fifos/'}", "path"),
     ),
     "stdin": InputFixture(stdin_entry, feed_stdin, ordered=True, bad=("{type: stdin, fd: -1}", "fd")),
+    "file": InputFixture(
+        lambda c: f"{{type: file, path: '{c.tmp}/in.jsonl', format: jsonl}}",
+        feed_file,
+        ordered=True,  # one file, read in order
+        bad=("{type: file, path: 'logs/'}", "path"),
+    ),
 }
 
 

@@ -130,7 +130,10 @@ class FileOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
 
     address: Annotated[str, Meta(description="file path or name template, relative to the working directory")]
     payload_only: Annotated[bool, Meta(description="write the payload only, not the envelope")] = False
-    fsync: Literal["batch", "always", "never"] = "batch"
+    fsync: Annotated[
+        Literal["batch", "always", "never"],
+        Meta(description="sync to disk after each batch, after each message, or never"),
+    ] = "batch"
     mode: Annotated[
         Literal["append", "whole"],
         Meta(description="`append`: records to a file; `whole`: a file per message"),

@@ -18,8 +18,7 @@ RETRY_SECONDS = 1.0
 
 @register_input("file", config=FileInputConfig)
 class FileInput(Input):
-    """Read lines of followed files (`mode: tail`), or whole files (`mode: whole`), in
-    any `format:`; read positions are committed with the messages."""
+    """Read the lines of followed files, or whole files, in any `format:`."""
 
     keeps_position = True
     formats = None
