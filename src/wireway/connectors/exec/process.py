@@ -75,6 +75,7 @@ class Child:
         self._stopping: asyncio.Task[int] | None = None
         self._transports: list[asyncio.BaseTransport] = []
         self._pidfd = -1
+        self._waiter: asyncio.Future[int] | None = None
 
     @classmethod
     async def spawn(
@@ -105,14 +106,15 @@ class Child:
             self._transports.append(transport)
         try:
             self._pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:  # gone already (reaped by nobody but us, so not reused)
-            self.exited.set_result(None)
+        except (AttributeError, OSError):  # no pidfd (not Linux, or before 5.3): a thread waits
+            self._waiter = asyncio.ensure_future(asyncio.to_thread(self.popen.wait))
+            self._waiter.add_done_callback(lambda _: self._on_exit())
             return
         loop.add_reader(self._pidfd, self._on_exit)
 
     def _on_exit(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self._pidfd)
+        if self._pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
         if not self.exited.done():
             self.exited.set_result(None)
 
