@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from support import engine_from, eventually
@@ -156,3 +157,14 @@ def test_restart_delay_grows_to_its_cap_and_starts_over_after_a_healthy_run() ->
     assert delay.next(60.0) == 1.0
     jittered = RestartDelay(Backoff(initial=1.0, max=4.0, jitter=0.2))
     assert 0.8 <= jittered.next(0.0) <= 1.2
+
+
+async def test_without_pidfd_a_thread_sees_the_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where os.pidfd_open is missing (not Linux), runs end and restart all the same."""
+    monkeypatch.delattr(os, "pidfd_open")
+    entry = (
+        f"{{type: exec, command: ['{PY}', '-c', 'import os; print(os.getpid())'], "
+        "backoff: {initial: 0.05, max: 0.1}}"
+    )
+    async with engine_from(tmp_path, pattern(tmp_path, entry)) as engine:
+        await eventually(lambda: exec_input(engine).runs >= 2)
