@@ -168,3 +168,22 @@ async def test_without_pidfd_a_thread_sees_the_exit(tmp_path: Path, monkeypatch:
     )
     async with engine_from(tmp_path, pattern(tmp_path, entry)) as engine:
         await eventually(lambda: exec_input(engine).runs >= 2)
+
+
+async def test_env_and_cwd_reach_the_command(tmp_path: Path) -> None:
+    """`env` adds variables to wireway's environment; `cwd` is the command's folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    script = "import json, os; print(json.dumps([os.getcwd(), os.environ['SENSOR'], 'PATH' in os.environ]))"
+    entry = json.dumps(
+        {
+            "type": "exec",
+            "command": [PY, "-c", script],
+            "env": {"SENSOR": "s-1"},
+            "cwd": str(work),
+            "restart": "no",
+        }
+    )
+    async with engine_from(tmp_path, pattern(tmp_path, entry)):
+        await eventually(lambda: len(lines_of(tmp_path / "out.jsonl")) == 1)
+    assert lines_of(tmp_path / "out.jsonl") == [[str(work), "s-1", True]]
