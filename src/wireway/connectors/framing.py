@@ -22,7 +22,7 @@ from msgspec import Meta
 
 from wireway.connectors.base import InputContext
 from wireway.envelope import Message
-from wireway.errors import RetryableError
+from wireway.errors import NotConnected, RetryableError
 from wireway.formats.codec import Codec
 from wireway.observability import logging as log
 from wireway.observability.metrics import connection_closed, connection_opened
@@ -368,7 +368,7 @@ class StreamSender:
         async with self.lock:  # batches in flight at once must not interleave their bytes
             link = self.link
             if link is None or link.lost:
-                raise RetryableError(f"not connected to {self.peer}")
+                raise NotConnected(f"not connected to {self.peer}")
             refused, parts = self.encode(link, batch)
             if not parts:
                 return refused or None

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from wireway.config.model import Interface, Pattern
 from wireway.connectors.base import Output
 from wireway.envelope import Message
-from wireway.errors import PermanentError, RetryableError
+from wireway.errors import NotConnected, PermanentError, RetryableError
 from wireway.observability import logging as log
 from wireway.observability.events import Events
 from wireway.observability.metrics import (
@@ -64,6 +64,7 @@ class Delivery:
         keep = settings.keep_in_memory if self.store.durable else None
         self.queue = OutputQueue(self.queue_name, settings.buffer_size, keep)
         self.breaker = Breaker(settings.breaker_threshold, settings.breaker_timeout)
+        self.outage = 0  # deliveries in a row that found the peer away (NotConnected)
         self.delivered = 0
         self.failed = 0
         self.last_error = ""
@@ -139,6 +140,7 @@ class Delivery:
                 continue
             self.breaker.success()
             self.state = "running"
+            self.outage = 0
             if refused:
                 for i, reason in refused.items():
                     await self.dead_letter([batch[i]], reason)
@@ -182,6 +184,16 @@ class Delivery:
         self.state = self.breaker.state if self.breaker.state != "closed" else "retrying"
         MESSAGES.labels(self.runner.name, self.iface.name, "retry").inc(len(batch))
         logger.warning("delivery failed", output=self.queue_name, error=reason, batch=len(batch))
+        if isinstance(exc, NotConnected):
+            # the peer is away, so nothing was refused: the batch waits in the buffer for
+            # it however long that takes, with backoff (and the breaker), and spends none
+            # of its `retries`, which are for attempts the peer saw and failed
+            self.outage += 1
+            self.queue.retry(batch)
+            delay = backoff(self.outage, settings.backoff_base, settings.backoff_max)
+            self.update_gauges()
+            await asyncio.sleep(delay)
+            return
         give_up = [it for it in batch if it.attempts >= settings.retries]
         again = [it for it in batch if it.attempts < settings.retries]
         for it in again:

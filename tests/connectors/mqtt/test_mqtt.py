@@ -422,7 +422,8 @@ interfaces:
 
 
 async def test_mqtt_output_retries_while_the_broker_is_unreachable(tmp_path: Path) -> None:
-    """Not connected -> RetryableError: the message stays in the buffer, the breaker opens."""
+    """Not connected -> NotConnected: the message stays in the buffer spending none of its
+    retries (a few allowed here, far fewer than the attempts), and the breaker opens."""
     need_service("mosquitto", 1883)
     text = f"""
 pattern: {{name: mqtt_out_down}}
@@ -431,7 +432,7 @@ interfaces:
     - {{type: http, address: /ingest/outdown}}
   output:
     - {{type: mqtt, url: "mqtt://127.0.0.1:{free_port()}", topic: t, reconnect_min: 0.1, reconnect_max: 0.5}}
-settings: {{retries: 100, backoff_base: 0.01, backoff_max: 0.02, breaker_threshold: 3, timeout: 0.5}}
+settings: {{retries: 1, backoff_base: 0.01, backoff_max: 0.02, breaker_threshold: 3, breaker_timeout: 0.05, timeout: 0.5}}
 """
     async with engine_from(tmp_path, text) as engine:
         assert engine.health()["services"]["mqtt_out"] == "down"
@@ -439,9 +440,11 @@ settings: {{retries: 100, backoff_base: 0.01, backoff_max: 0.02, breaker_thresho
             assert (await http.post("/ingest/outdown", json={"x": 1})).status_code == 202
         route = engine.runners[0].routes[0]
         await eventually(lambda: route.breaker.state != "closed", timeout=5)
-        assert route.last_error == "RetryableError: not connected"
+        await eventually(lambda: route.outage >= 5, timeout=10)  # more attempts than retries
+        assert route.last_error == "NotConnected: not connected to the MQTT broker"
         assert route.queue.depth == 1
         assert route.delivered == 0
+        assert engine.runners[0].store.dlq_depth() == 0
 
 
 def make_certs(folder: Path) -> None:

@@ -21,7 +21,7 @@ from wireway.connectors.signing import (
     sign,
 )
 from wireway.envelope import Message
-from wireway.errors import PermanentError, RetryableError
+from wireway.errors import NotConnected, PermanentError, RetryableError
 from wireway.registry import register_output
 
 RETRY_STATUSES = {408, 429}
@@ -111,6 +111,8 @@ class HttpClientOutput(Output):
                 )
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timeout after {self.config.timeout}s") from exc
+        except httpx.ConnectError as exc:  # nothing was sent: the peer is away
+            raise NotConnected(f"cannot connect to {self.config.address}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
 

@@ -14,7 +14,7 @@ from wireway.connectors.mqtt.config import MqttOutputConfig, template_parts
 from wireway.connectors.mqtt.outbound import Batch, Publisher
 from wireway.connectors.mqtt.session import Session
 from wireway.envelope import Message
-from wireway.errors import RetryableError
+from wireway.errors import NotConnected, RetryableError
 from wireway.observability.metrics import connection_closed, connection_opened
 from wireway.registry import register_output
 
@@ -105,7 +105,7 @@ class MqttOutput(Output):
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         link = self.link
         if not link.connected:
-            raise RetryableError("not connected")
+            raise NotConnected("not connected to the MQTT broker")
         cfg = self.config
         refused: dict[int, str] = {}
         sent = Batch()
