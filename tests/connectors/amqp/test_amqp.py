@@ -200,6 +200,39 @@ async def test_input_loses_nothing_when_the_connection_is_killed(
         await channel.queue_delete(name)
 
 
+async def test_input_starts_over_when_its_queue_is_deleted(
+    channel: AbstractChannel, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The broker cancels the consumer of a deleted queue: the input reconnects, declares
+    the queue again (`declare: true`) and goes on consuming."""
+    name = unique(request)
+    out = tmp_path / "out.jsonl"
+    entry = f"{{type: amqp, queue: {name}, declare: true, reconnect_min: 0.1}}"
+    try:
+        async with engine_from(tmp_path, input_pattern(name, entry, out)):
+            await publish(channel, name, [b'{"n": 1}'])
+            await eventually(lambda: len(lines(out)) == 1)
+            await channel.queue_delete(name)
+
+            probe = await aio_pika.connect(URL)
+            try:
+                for _ in range(100):  # a failed passive declare closes its channel: one each
+                    try:
+                        queue = await (await probe.channel()).declare_queue(name, passive=True)
+                        if queue.declaration_result.consumer_count:
+                            break
+                    except aio_pika.exceptions.ChannelClosed:
+                        pass
+                    await asyncio.sleep(0.1)
+            finally:
+                await probe.close()
+            await publish(channel, name, [b'{"n": 2}'])
+            await eventually(lambda: len(lines(out)) == 2)
+        assert lines(out) == [{"n": 1}, {"n": 2}]
+    finally:
+        await channel.queue_delete(name)
+
+
 def output_pattern(name: str, port: int, entry: str) -> str:
     return f"""
 pattern: {{name: {name}}}

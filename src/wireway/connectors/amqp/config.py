@@ -118,8 +118,8 @@ class AmqpInputConfig(AmqpConnection, kw_only=True):
 
     With `declare: true` the queue is declared (durable; `quorum: true` makes it a
     quorum queue) and, when `exchange` is set, bound to it with `routing_key`.
-    A lost connection is retried with exponential backoff; /health shows
-    `amqp: down` meanwhile.
+    A lost connection, or a consumer the broker cancels (its queue was deleted), is
+    retried with exponential backoff; /health shows `amqp: down` meanwhile.
     """
 
     queue: Annotated[str, Meta(description="the queue to consume")]

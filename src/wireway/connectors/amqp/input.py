@@ -98,6 +98,14 @@ class AmqpInput(Input):
         # consumed on aiormq's channel: its deliveries are lighter than aio-pika's messages
         underlay = cast(Channel, await channel.get_underlay_channel())
         closed = closed_event(connection, channel)
+
+        def cancelled(frame: Any) -> None:
+            # the broker ended the consumer (its queue was deleted): start over, so that
+            # a missing queue is reported and retried like a lost connection
+            logger.warning("amqp consumer cancelled by the broker", input=self.name)
+            closed.set()
+
+        underlay.on_consumer_cancel_callbacks.add(cancelled)
         pending: list[DeliveredMessage] = []
         self.wake = wake = asyncio.Event()
         closed_waiter = asyncio.create_task(closed.wait())
