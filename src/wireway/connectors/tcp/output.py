@@ -7,8 +7,8 @@ import contextlib
 import ssl
 
 from wireway.connectors.base import Output
-from wireway.connectors.framing import StreamSender
 from wireway.connectors.hostport import parse_hostport
+from wireway.connectors.stream_sender import StreamSender
 from wireway.connectors.tcp.config import TcpOutputConfig
 from wireway.connectors.tls import client_context
 from wireway.envelope import Message

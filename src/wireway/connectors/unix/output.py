@@ -8,7 +8,7 @@ import errno
 import socket
 
 from wireway.connectors.base import Output
-from wireway.connectors.framing import StreamSender
+from wireway.connectors.stream_sender import StreamSender
 from wireway.connectors.unix.config import UnixOutputConfig
 from wireway.envelope import Message
 from wireway.errors import RetryableError
