@@ -195,3 +195,40 @@ async def test_csv_resumes_with_its_header(tmp_path: Path) -> None:
     async with engine_from(tmp_path, text):
         await eventually(lambda: len(seen(out)) == 2)
     assert seen(out) == [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}]
+
+
+async def test_rotated_while_stopped_is_read_to_its_end(tmp_path: Path) -> None:
+    """Lines added to the file, which is then renamed away while wireway is down, are read
+    at the next start (found by its inode), then the new file."""
+    src, out = tmp_path / "app.log", tmp_path / "out.jsonl"
+    src.write_text(rows(0, 3))
+    text = pattern(src, out)
+    async with engine_from(tmp_path, text):
+        await eventually(lambda: len(seen(out)) == 3)
+    append(src, rows(3, 5))
+    os.rename(src, tmp_path / "app.log.1")
+    src.write_text(rows(5, 7))
+    async with engine_from(tmp_path, text):
+        await eventually(lambda: len(seen(out)) == 7)
+    assert numbers(out) == list(range(7))
+
+
+async def test_two_inputs_keep_their_own_positions(tmp_path: Path) -> None:
+    """Two inputs of one pattern following the same file each read every line."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(rows(0, 3))
+    text = f"""
+pattern: {{name: twice}}
+interfaces:
+  input:
+    - {{type: file, name: a, path: "{src}", format: jsonl}}
+    - {{type: file, name: b, path: "{src}", format: jsonl}}
+  output:
+    - {{type: file, address: "{out}", payload_only: true}}
+"""
+    async with engine_from(tmp_path, text):
+        await eventually(lambda: len(seen(out)) == 6)
+    append(src, rows(3, 4))
+    async with engine_from(tmp_path, text):
+        await eventually(lambda: len(seen(out)) == 8)
+    assert sorted(numbers(out)) == [0, 0, 1, 1, 2, 2, 3, 3]

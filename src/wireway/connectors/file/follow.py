@@ -34,6 +34,12 @@ def key_of(dev: int, ino: int) -> str:
     return f"file:{dev}:{ino}"
 
 
+def slot(input_name: str, key: str) -> str:
+    """The stored key: the runtime keys positions by pattern, two inputs of one
+    pattern may follow the same file."""
+    return f"{input_name}|{key}"
+
+
 def head_of(fd: int, length: int) -> tuple[str, int]:
     data = os.pread(fd, min(length, HEAD), 0)
     return hashlib.blake2b(data, digest_size=8).hexdigest(), len(data)

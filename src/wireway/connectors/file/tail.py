@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from wireway.connectors.file.follow import Follower, key_of, load_position
-from wireway.connectors.file.records import Shaper, dropped
+from wireway.connectors.file.follow import Follower, key_of, load_position, slot
+from wireway.connectors.file.records import Errors, Shaper, dropped
 from wireway.connectors.file.watch import Watcher, absolute, is_glob, matches, mtime
 from wireway.observability import logging as log
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from wireway.formats.codec import Codec
 
 logger = log.get("file")
+encode = msgspec.json.encode
 FILES_KEY = "files"  # the files being followed, so a restart finds one renamed meanwhile
 PRIME_LINES = 100  # lines from a file's start fed to its codec before resuming (a csv header)
 
@@ -45,7 +46,7 @@ class Tail:
 
     # ----- which files --------------------------------------------------------------
     async def begin(self) -> None:
-        record = self.ctx.position(FILES_KEY)
+        record = self.ctx.position(slot(self.name, FILES_KEY))
         self.first_run = record is None
         found = matches(self.pattern)
         here = {self._identity(p): p for p in found}
@@ -87,7 +88,7 @@ class Tail:
             if f.key == key:
                 f.path = path
                 return f
-        f = Follower.open(path, at_end, self.ctx.position(key))
+        f = Follower.open(path, at_end, self.ctx.position(slot(self.name, key)))
         self.codecs[f.key] = codec = self.new_codec()
         if f.offset > 0 and codec.lines:
             self._prime(f, codec)
@@ -105,7 +106,7 @@ class Tail:
 
     async def save_files(self) -> None:
         files = [[f.path, f.dev, f.ino] for f in self.followers]
-        await self.ctx.ingest([], source=self.name, position=(FILES_KEY, msgspec.json.encode(files)))
+        await self.ctx.ingest([], source=self.name, position=(slot(self.name, FILES_KEY), encode(files)))
 
     async def check(self, listing: bool) -> bool:
         """Truncation, rotation, replacement, new files and finished old ones; True
@@ -176,7 +177,7 @@ class Tail:
         values, errors = self.shaper.lines(codec, lines, first, f.path, f.gen, max_line)
         if f.dropped:
             errors += dropped(f.dropped, f.path, max_line)
-        await self.ctx.ingest(values, source=self.name, errors=errors, position=(f.key, f.position()))
+        await self.send(f, values, errors)
         return True
 
     async def run(self) -> None:
@@ -194,6 +195,11 @@ class Tail:
             if any(f.leaving for f in self.followers):
                 wait = min(wait, max(self.config.rotate_wait, 0.05))
             await self.watcher.wait(wait)
+
+    async def send(self, f: Follower, values: list[Any], errors: Errors) -> None:
+        """Hand in a batch with the file's position, committed together."""
+        position = (slot(self.name, f.key), f.position())
+        await self.ctx.ingest(values, source=self.name, errors=errors, position=position)
 
     async def close(self) -> None:
         await self.watcher.stop()

@@ -6,8 +6,8 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from wireway.connectors.file.follow import CHUNK, Follower, key_of
-from wireway.connectors.file.records import Shaper, dropped
+from wireway.connectors.file.follow import CHUNK, Follower, key_of, slot
+from wireway.connectors.file.records import Errors, Shaper, dropped
 from wireway.connectors.file.watch import Watcher, absolute, matches
 from wireway.observability import logging as log
 
@@ -77,7 +77,7 @@ class Whole:
         try:
             st = os.stat(path)
             # read before (a crash between its commit and its move): only the rest
-            stored = self.ctx.position(key_of(st.st_dev, st.st_ino))
+            stored = self.ctx.position(slot(self.name, key_of(st.st_dev, st.st_ino)))
             f = Follower.open(path, False, stored)
         except OSError as exc:
             logger.warning("cannot open file", input=self.name, file=path, error=exc.strerror)
@@ -111,7 +111,7 @@ class Whole:
             errors += dropped(f.dropped, f.path, max_line)
             failed |= bool(errors)
             if values or errors:
-                await self.ctx.ingest(values, source=self.name, errors=errors, position=(f.key, f.position()))
+                await self.send(f, values, errors)
         if f.rest:  # the last line without its newline is a line all the same
             f.rest += b"\n"
             values, errors = self.shaper.lines(codec, [f.rest[:-1]], f.line + 1, f.path, f.gen, max_line)
@@ -119,7 +119,7 @@ class Whole:
             f.line += 1
             f.rest = b""
             failed |= bool(errors)
-            await self.ctx.ingest(values, source=self.name, errors=errors, position=(f.key, f.position()))
+            await self.send(f, values, errors)
         return failed
 
     async def _unit(self, f: Follower, codec: Any, size: int) -> bool:
@@ -144,7 +144,7 @@ class Whole:
         values, bad = self.shaper.records(records, f.path, f.gen)
         errors += bad
         f.offset = at
-        await self.ctx.ingest(values, source=self.name, errors=errors, position=(f.key, f.position()))
+        await self.send(f, values, errors)
         return bool(errors)
 
     def finish(self, path: str, failed: bool) -> None:
@@ -158,6 +158,11 @@ class Whole:
                 os.unlink(path)
         except OSError as exc:
             logger.error("cannot move or delete file", input=self.name, file=path, error=exc.strerror)
+
+    async def send(self, f: Follower, values: list[Any], errors: Errors) -> None:
+        """Hand in a batch with the file's position, committed together."""
+        position = (slot(self.name, f.key), f.position())
+        await self.ctx.ingest(values, source=self.name, errors=errors, position=position)
 
     async def close(self) -> None:
         await self.watcher.stop()
