@@ -232,3 +232,15 @@ interfaces:
     async with engine_from(tmp_path, text):
         await eventually(lambda: len(seen(out)) == 8)
     assert sorted(numbers(out)) == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+async def test_cut_and_written_longer_starts_again(tmp_path: Path) -> None:
+    """A file cut and at once written longer than before (its first bytes differ) is read
+    from its start, not from the old offset."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(rows(0, 3))
+    async with engine_from(tmp_path, pattern(src, out)):
+        await eventually(lambda: len(seen(out)) == 3)
+        src.write_text(rows(100, 110))  # truncates and writes in one go
+        await eventually(lambda: len(seen(out)) == 13)
+    assert numbers(out) == [0, 1, 2, *range(100, 110)]

@@ -108,8 +108,11 @@ class Follower:
         )
 
     def truncated(self) -> bool:
-        """The file is now shorter than what was read of it: start again at 0."""
-        if os.fstat(self.fd).st_size >= self.offset + len(self.rest):
+        """The file is now shorter than what was read of it, or its first bytes are
+        not the ones read (cut and written again meanwhile): start again at 0."""
+        if os.fstat(self.fd).st_size >= self.offset + len(self.rest) and (
+            not self.head_len or head_of(self.fd, self.head_len) == (self.head, self.head_len)
+        ):
             return False
         self.offset = self.line = self.head_len = 0
         self.rest = b""

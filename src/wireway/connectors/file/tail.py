@@ -55,14 +55,14 @@ class Tail:
             if (dev, ino) not in here:
                 moved = _find_inode(os.path.dirname(path), dev, ino)
                 if moved is not None:
-                    self._add(moved, at_end=False).leaving = time.monotonic()
+                    self._add(moved, at_end=False, leaving=True)
         if self.newest:
             if found:
                 newest = max(found, key=lambda p: (mtime(p), p))
                 followed = {(dev, ino) for _, dev, ino in msgspec.json.decode(record)} if record else set()
                 for path in sorted(found, key=mtime):  # unfinished older files first
                     if path != newest and self._identity(path) in followed:
-                        self._add(path, at_end=False).leaving = time.monotonic()
+                        self._add(path, at_end=False, leaving=True)
                 self._add(newest, at_end=self._skip_existing())
         else:
             for path in found:
@@ -82,18 +82,24 @@ class Tail:
             return (-1, -1)
         return st.st_dev, st.st_ino
 
-    def _add(self, path: str, at_end: bool) -> Follower:
+    def _add(self, path: str, at_end: bool, leaving: bool = False) -> Follower | None:
         key = key_of(*self._identity(path))
         for f in self.followers:
             if f.key == key:
                 f.path = path
                 return f
-        f = Follower.open(path, at_end, self.ctx.position(slot(self.name, key)))
+        try:
+            f = Follower.open(path, at_end, self.ctx.position(slot(self.name, key)))
+        except OSError as exc:  # gone between the listing and now
+            logger.debug("file went away", input=self.name, file=path, error=exc.strerror)
+            return None
         self.codecs[f.key] = codec = self.new_codec()
         if f.offset > 0 and codec.lines:
             self._prime(f, codec)
         self.followers.append(f)
         self.seen.add(f.key)
+        if leaving:
+            f.leaving = time.monotonic()
         logger.info("following file", input=self.name, file=path, offset=f.offset)
         return f
 
@@ -137,9 +143,8 @@ class Tail:
         found = matches(self.pattern)
         if not self.newest:
             new = [p for p in found if key_of(*self._identity(p)) not in {f.key for f in self.followers}]
-            for path in new:
-                self._add(path, at_end=False)
-            return bool(new)
+            added = [self._add(path, at_end=False) for path in new]  # every one, not the first
+            return any(f is not None for f in added)
         fresh = [p for p in found if key_of(*self._identity(p)) not in self.seen]
         if not fresh:
             return False
@@ -147,9 +152,10 @@ class Tail:
         current = self.followers[-1] if self.followers else None
         if current is not None and not current.leaving and mtime(newest) < mtime(current.path):
             return False
-        for f in self.followers:
+        if self._add(newest, at_end=False) is None:
+            return False
+        for f in self.followers[:-1]:
             f.leaving = f.leaving or time.monotonic()
-        self._add(newest, at_end=False)
         logger.info("newer file, switching", input=self.name, file=newest)
         return True
 
