@@ -173,8 +173,8 @@ async def test_oversized_and_malformed_datagrams_are_dead_lettered(tmp_path: Pat
         assert engine.sqlite is not None
         await eventually(lambda: engine.sqlite.dlq_depth("sizes") == 2)
     reasons = sorted(r["reason"] for r in DlqAdmin(tmp_path / "data" / "buffer.db").list("sizes"))
-    assert "over max_datagram_bytes (100)" in reasons[0]
-    assert "invalid JSON" in reasons[1]
+    assert any("over max_datagram_bytes (100)" in r for r in reasons)
+    assert any("invalid JSON" in r for r in reasons)
     assert sorted(out.numbers()) == [1, 2]
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
-from typing import Any
 
 from wireway.connectors.base import Input, InputContext
-from wireway.connectors.framing import StreamReceiver, close_clients, reads_lines, snippet
+from wireway.connectors.datagrams import DatagramReceiver
+from wireway.connectors.framing import StreamReceiver, close_clients, reads_lines
 from wireway.connectors.unix import socketfile
 from wireway.connectors.unix.config import UnixInputConfig
 from wireway.errors import WirewayError
@@ -17,16 +16,6 @@ from wireway.registry import register_input
 
 logger = log.get("unix")
 MAX_PENDING = 10_000  # datagrams held while a batch is stored
-
-
-class Receiver(asyncio.DatagramProtocol):
-    """Holds datagrams until the input's task ingests them."""
-
-    def __init__(self, owner: UnixInput) -> None:
-        self.owner = owner
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.owner.received(data)
 
 
 @register_input("unix", config=UnixInputConfig)
@@ -48,19 +37,18 @@ class UnixInput(Input):
         loop = asyncio.get_running_loop()
         self.server: asyncio.Server | None = None
         self.transport: asyncio.BaseTransport | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.datagrams: DatagramReceiver | None = None
         try:
             if cfg.socket == "stream":
                 self.receiver = StreamReceiver(ctx, self.name, cfg, self.iface.new_codec)
                 self.clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
                 self.server = await asyncio.start_unix_server(self.client, sock=sock)
             else:
-                self.codec = self.iface.new_codec()
-                self.pending: list[bytes] = []
-                self.dropped = 0
-                self.wake = asyncio.Event()
-                self.transport, _ = await loop.create_datagram_endpoint(lambda: Receiver(self), sock=sock)
-                self.task = asyncio.create_task(self.run(), name=f"wireway[{self.name}].ingest")
+                codec, limit = self.iface.new_codec(), cfg.max_frame_bytes
+                datagrams = DatagramReceiver(ctx, self.name, codec, limit, MAX_PENDING, "max_frame_bytes")
+                self.transport, _ = await loop.create_datagram_endpoint(lambda: datagrams, sock=sock)
+                datagrams.start()
+                self.datagrams = datagrams
         except OSError as exc:
             sock.close()
             socketfile.remove(self.path, self.inode)
@@ -74,10 +62,8 @@ class UnixInput(Input):
             await close_clients(self.clients)
         if self.transport is not None:
             self.transport.close()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        if self.datagrams is not None:
+            await self.datagrams.stop()
         socketfile.remove(self.path, self.inode)
 
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -95,38 +81,3 @@ class UnixInput(Input):
             self.clients.pop(task, None)
             self.ctx.connection_closed("unix")
             writer.close()
-
-    def received(self, data: bytes) -> None:
-        if len(self.pending) >= MAX_PENDING:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                logger.warning(
-                    "datagrams dropped while a batch is stored", input=self.name, dropped=self.dropped
-                )
-            return
-        self.pending.append(data)
-        self.wake.set()
-
-    async def run(self) -> None:
-        limit = self.config.max_frame_bytes
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            batch, self.pending = self.pending, []
-            values: list[Any] = []
-            errors: list[tuple[Any, str]] = []
-            for data in batch:
-                if len(data) > limit:
-                    errors.append((snippet(data), f"datagram over max_frame_bytes ({limit})"))
-                    continue
-                for rec in self.codec.decode(data):
-                    if rec.error is not None:
-                        errors.append((snippet(data), rec.error))
-                    else:
-                        values.append(rec.value)
-            if not values and not errors:
-                continue
-            try:
-                await self.ctx.ingest(values, source=self.name, errors=errors)
-            except Exception as exc:  # noqa: BLE001  (a datagram cannot be refused: log and go on)
-                logger.error("could not store datagrams", input=self.name, count=len(batch), error=str(exc))
