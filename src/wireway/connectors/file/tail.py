@@ -121,8 +121,7 @@ class Tail:
         changed = again = False
         for f in list(self.followers):
             if f.truncated():
-                logger.info("file truncated, reading it from its start", input=self.name, file=f.path)
-                self.codecs[f.key] = self.new_codec()
+                self._restarted(f)
                 again = True
             if not f.leaving and self._identity(f.path) != (f.dev, f.ino):
                 f.leaving = now  # renamed away, replaced or deleted: read on to its end
@@ -172,6 +171,8 @@ class Tail:
 
     async def pump_one(self, f: Follower) -> bool:
         max_line = self.config.max_line_bytes
+        if f.idle_since and f.truncated():  # news after a pause: first, is it the same file?
+            self._restarted(f)
         got = f.read(max_line)
         if got is None or (not got[0] and not f.dropped):
             if not f.idle_since:
@@ -201,6 +202,10 @@ class Tail:
             if any(f.leaving for f in self.followers):
                 wait = min(wait, max(self.config.rotate_wait, 0.05))
             await self.watcher.wait(wait)
+
+    def _restarted(self, f: Follower) -> None:
+        logger.info("file truncated, reading it from its start", input=self.name, file=f.path)
+        self.codecs[f.key] = self.new_codec()
 
     async def send(self, f: Follower, values: list[Any], errors: Errors) -> None:
         """Hand in a batch with the file's position, committed together."""
