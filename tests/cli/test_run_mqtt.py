@@ -127,7 +127,7 @@ def no_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[
     """`wireway run` in process: no broker answers, serve() only records its patterns."""
     import wireway.cli.main as cli
     import wireway.observability.logging as log
-    import wireway.runtime.engine as engine
+    import wireway.runtime.serve as running
 
     saved = dict(os.environ)  # run() sets WIREWAY_* variables: none may leak into later tests
     for key in list(os.environ):
@@ -147,7 +147,7 @@ def no_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[
         seen["kwargs"] = kwargs
 
     monkeypatch.setattr(cli, "broker_answers", answers)
-    monkeypatch.setattr(engine, "serve", serve)
+    monkeypatch.setattr(running, "serve", serve)
     monkeypatch.setattr(log, "setup", lambda *args: None)  # keep the suite's logging as it is
     try:
         yield seen

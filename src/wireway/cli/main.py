@@ -68,7 +68,7 @@ def run(
     Example: wireway run patterns/ --http 0.0.0.0:8080 --data-dir /var/lib/wireway
     """
     from wireway.observability import logging as log
-    from wireway.runtime.engine import serve
+    from wireway.runtime.serve import serve
 
     log.setup(log_level, log_format)
     # what the options say, for `${VAR}` in the pattern files (the process environment
@@ -231,6 +231,7 @@ def bench(
 
     `tcp`: tcp -> buffer -> file. `sensor`: the built-in application, MQTT QoS 1 ->
     durable buffer -> PostgreSQL, then HTTP single and batched POSTs.
+    `nats`: JetStream -> durable buffer -> JetStream on a NATS server (--nats-url).
 
     Example: wireway bench sensor --messages 100000 --rate 1000
     """

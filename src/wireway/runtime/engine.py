@@ -9,7 +9,7 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,8 @@ class Engine:
         self.app_services: dict[type[AppService], AppService] = {}
         self.events = Events()  # this engine's alone: an application hears of no other engine
         self.on_stop: list[Any] = []  # called first thing at shutdown
+        # inputs that have not reached the end of what they read (InputContext.finished)
+        self.unfinished: set[Input] = set()
         self._lock_fd: int | None = None
         self._dlq_cache: dict[str, int] = {}
 
@@ -132,6 +134,9 @@ class Engine:
         for runner in self.runners:
             await runner.start_outputs()
         await self.redrive()
+        # every input is counted before any starts, so one that ends at once (stdin at
+        # EOF) cannot stop the engine while another is still starting
+        self.unfinished = {inp for runner in self.runners for inp in runner.inputs}
         for runner in self.runners:
             await runner.start_inputs(self.input_context)
         app = FastPaths(build_app(self, [*self.routes, *self.extra_routes]), self.routes)
@@ -216,7 +221,18 @@ class Engine:
             connection_closed=connection_closed,
             full=runner.full,
             position=runner.position,
+            finished=lambda: self.input_finished(inp),
         )
+
+    def input_finished(self, inp: Input) -> None:
+        """An input reached the end of what it reads: once every input of every pattern
+        has, stop as on SIGTERM (what is queued is delivered, up to settings.timeout)."""
+        if inp not in self.unfinished:
+            return
+        self.unfinished.discard(inp)
+        if not self.unfinished:
+            logger.info("every input has finished: stopping")
+            self.stop_event.set()
 
     async def poll(self) -> None:
         """Pick up DLQ redrives from the CLI and refresh gauges, once a second."""
@@ -305,19 +321,6 @@ class Engine:
             left_in_buffer=left,
         )
 
-    def where_to_look(self) -> None:
-        """Tell a person at the console where to look."""
-        host, port = self.http
-        base = f"http://{host}:{port}"
-        paths = ["/status", "/health", "/metrics"]
-        found = [str(getattr(r, "path", "")) for r in self.routes]
-        paths += [p for p in found if p.startswith(("/api", "/ws"))]
-        lines = [f"  {base}{p}" for p in dict.fromkeys(paths) if "{" not in p]
-        note = ""
-        if any(getattr(getattr(s, "keys", None), "enabled", False) for s in self.services):
-            note = "\nAPI calls need a key: the admin key printed at first start, or WIREWAY_ADMIN_KEY."
-        print("wireway is running. Look at:\n" + "\n".join(lines) + note, flush=True)
-
     # ----- views ---------------------------------------------------------------------
     def _dlq_changed(self, pattern: str) -> None:
         runner = next((r for r in self.runners if r.name == pattern), None)
@@ -384,30 +387,3 @@ class Engine:
             "data_dir": str(self.data_dir),
             "patterns": [r.status(self._dlq_cache.get(r.name, 0)) for r in self.runners],
         }
-
-
-async def serve(
-    patterns: list[Pattern],
-    *,
-    alongside: Callable[[Engine], Coroutine[Any, Any, None]] | None = None,
-    **kwargs: Any,
-) -> None:
-    """Start an engine and run it until SIGTERM/SIGINT.
-
-    `alongside(engine)`, when given, runs as a task from start to stop and is
-    cancelled first thing at shutdown (the CLI's `--simulate` demo).
-    """
-    engine = Engine(patterns, **kwargs)
-    await engine.start()
-    engine.where_to_look()
-    task: asyncio.Task[None] | None = None
-    if alongside is not None:
-        task = asyncio.create_task(alongside(engine), name="wireway[serve].alongside")
-        engine.on_stop.append(task.cancel)
-    try:
-        await engine.run_until_stopped()
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task

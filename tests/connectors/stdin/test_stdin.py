@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from conftest import free_port
 from support import engine_from, eventually
 from wireway.connectors.stdin.input import StdinInput
@@ -76,7 +74,7 @@ async def test_a_regular_file_as_stdin(tmp_path: Path) -> None:
     assert [v["n"] for v in lines_of(out)] == list(range(100))
 
 
-def run_wireway(tmp_path: Path, stdin: bytes) -> subprocess.Popen[bytes]:
+def run_wireway(tmp_path: Path, stdin: bytes, close: bool = True) -> subprocess.Popen[bytes]:
     (tmp_path / "p.yaml").write_text(pattern(tmp_path / "out.jsonl"))
     process = subprocess.Popen(
         [
@@ -89,7 +87,10 @@ def run_wireway(tmp_path: Path, stdin: bytes) -> subprocess.Popen[bytes]:
     )  # fmt: skip
     assert process.stdin is not None
     process.stdin.write(stdin)
-    process.stdin.close()
+    if close:
+        process.stdin.close()
+    else:
+        process.stdin.flush()
     return process
 
 
@@ -97,8 +98,9 @@ LINES = b"".join(b'{"n": %d}\n' % i for i in range(50))
 
 
 async def test_wireway_run_reads_a_pipe_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    """A real `wireway run` delivers every line it read from a pipe and exits 0 on SIGTERM."""
-    process = run_wireway(tmp_path, LINES)
+    """A real `wireway run` delivers every line it read from a pipe still open and exits 0
+    on SIGTERM."""
+    process = run_wireway(tmp_path, LINES, close=False)
     try:
         await eventually(lambda: len(lines_of(tmp_path / "out.jsonl")) == 50, timeout=30)
         process.send_signal(signal.SIGTERM)
@@ -109,10 +111,6 @@ async def test_wireway_run_reads_a_pipe_and_stops_cleanly_on_sigterm(tmp_path: P
     assert [v["n"] for v in lines_of(tmp_path / "out.jsonl")] == list(range(50))
 
 
-@pytest.mark.xfail(
-    reason="needs the engine to stop once every input has finished (InputContext.finished "
-    "wired in Engine.input_context): see the stdin connector's commit message"
-)
 def test_wireway_run_ends_by_itself_at_the_end_of_stdin(tmp_path: Path) -> None:
     """`printf ... | wireway run pattern.yaml` exits 0 by itself with every line delivered."""
     process = run_wireway(tmp_path, LINES)
