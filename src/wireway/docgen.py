@@ -120,7 +120,8 @@ def _options(kind: str, name: str, spec: registry.Spec) -> list[str]:
             if key == "format":
                 usable = getattr(spec.cls, "formats", None)
                 which = ", ".join(f"`{f}`" for f in usable) if usable else "any registered format"
-                text = f"{text}; default `json`; takes {which}"
+                default = getattr(spec.cls, "default_format", "json")
+                text = f"{text}; default `{default}`; takes {which}"
             lines.append(f"| `{key}` | `{kind_of}` | optional | {text} |")
     lines += [_row(f) for f in msgspec.structs.fields(spec.config)]
     lines += _struct_tables(spec.config)

@@ -68,7 +68,8 @@ class _Loader:
             hint = did_you_mean(type_, known) or f" (known: {', '.join(known)})"
             self.fail(join(path, "type"), f"unknown {kind} type `{type_}`{hint}")
             return None
-        fmt, new_codec = self.format(entry.get("format", "json"), join(path, "format"), spec.cls)
+        default_format = getattr(spec.cls, "default_format", "json")
+        fmt, new_codec = self.format(entry.get("format", default_format), join(path, "format"), spec.cls)
         name = entry.get("name") or ""  # a default one is given once every entry is known
         when = None
         if kind == "output" and entry.get("when") is not None:

@@ -92,6 +92,7 @@ class Input(Component):
     # the `format:` values it can read (None: any registered format, through
     # `iface.new_codec()`); wireway checks a pattern's choice against it
     formats: ClassVar[tuple[str, ...] | None] = ("json", "jsonl")
+    default_format: ClassVar[str] = "json"  # without a `format:` key
 
     def __init__(self, config: Any, iface: Interface, pattern: Pattern) -> None:
         self.config = config
@@ -120,6 +121,7 @@ class Output(Component):
 
     # the `format:` values it can write (None: any, through `iface.new_codec()`)
     formats: ClassVar[tuple[str, ...] | None] = ("json", "jsonl")
+    default_format: ClassVar[str] = "json"  # without a `format:` key
 
     def __init__(self, config: Any, iface: Interface, pattern: Pattern) -> None:
         self.config = config
