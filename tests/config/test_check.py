@@ -16,7 +16,7 @@ broken/b_types.yaml:9 interfaces.output[1].address: expected an http:// or https
 broken/b_types.yaml:10 interfaces.output[1].when: CEL syntax error at column 15 in 'payload.temp >': Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
 broken/b_types.yaml:12 processors[0].validate.schema: no schema file schemas/missing.json beside the pattern file, nor a built-in schema (sensor_reading)
 broken/b_types.yaml:13 processors[1].transform.set.payload.seen_by: CEL syntax error at column 1 in "'kit-01": Syntax error: token recognition error at: ''kit-01'
-broken/b_types.yaml:14 processors[2].enrich: unknown processor (did you mean `sensor_enrich`?)
+broken/b_types.yaml:14 processors[2].enrichh: unknown processor (did you mean `enrich`?)
 broken/c_env.yaml:4 interfaces.input[0].address: environment variable WIREWAY_TEST_UNSET_PORT is not set (use ${WIREWAY_TEST_UNSET_PORT:-default})
 broken/e_syntax.yaml:2: YAML syntax: expected ',' or '}', but got ':'
 broken/f_conflict.yaml:4 interfaces.input[0].address: tcp port 9911 is also used by broken/d_conflict.yaml:4 interfaces.input[0].address
