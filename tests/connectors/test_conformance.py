@@ -263,6 +263,72 @@ async def feed_http_poll(case: Case, engine: Engine, out: Path) -> None:
         ItemServer.running.pop(case.tag).close()
 
 
+class FakeKismet:
+    """A local stand-in for Kismet's REST API (the shapes of Kismet 2025-09-R1):
+    POST /devices/last-time/<ts>/devices.json with a form variable `json` holding the
+    `fields` list answers the 1,000 devices whose last_time is above ts, reduced to
+    those fields (a field's value under its new name); the messages' `n` is each
+    device's packet count. Any other path answers Kismet's clock."""
+
+    running: dict[str, FakeKismet] = {}  # by case tag, closed by the feed
+
+    def __init__(self, case: Case) -> None:
+        devices = [
+            {
+                "kismet.device.base.packets.total": v["n"],
+                "kismet.device.base.last_time": 1764806400 + v["n"] // 100,
+            }
+            for v in messages()
+        ]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                fields = json.loads(parse_qs(body.decode())["json"][0])["fields"]
+                ts = int(self.path.split("/")[3])
+                found = [d for d in devices if d["kismet.device.base.last_time"] > ts]
+                named = [(f[0], f[1]) if isinstance(f, list) else (f, f) for f in fields]
+                self.answer([{name: d.get(path, 0) for path, name in named} for d in found])
+
+            def do_GET(self) -> None:
+                self.answer({"kismet.system.timestamp.sec": 1764806410, "kismet.system.timestamp.usec": 0})
+
+            def answer(self, value: Any) -> None:
+                data = json.dumps(value).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", case.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        FakeKismet.running[case.tag] = self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def kismet_entry(case: Case) -> str:
+    FakeKismet(case)
+    return (
+        f"{{type: kismet, url: 'http://127.0.0.1:{case.port}', api_token: conformance, interval: 0.01, "
+        "fields: [[kismet.device.base.packets.total, n], kismet.device.base.last_time]}"
+    )
+
+
+async def feed_kismet(case: Case, engine: Engine, out: Path) -> None:
+    """The input polls by itself: wait for the 1,000 devices, then stop the server."""
+    try:
+        await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+    finally:
+        FakeKismet.running.pop(case.tag).close()
+
+
 async def feed_schedule(case: Case, engine: Engine, out: Path) -> None:
     """Nothing to send: the input makes its own 1,000 ticks (`count: 1000`)."""
     await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
@@ -390,6 +456,12 @@ INPUTS: dict[str, InputFixture] = {
         feed_http_poll,
         ordered=True,  # pages asked one after the other, each after the last one's cursor
         bad=("{type: http_poll, url: '127.0.0.1:9000/items'}", "url"),
+    ),
+    "kismet": InputFixture(
+        kismet_entry,  # starts a stand-in for Kismet's REST API serving 1,000 devices
+        feed_kismet,
+        ordered=False,  # Kismet answers the devices in no promised order
+        bad=("{type: kismet, url: '127.0.0.1:2501'}", "url"),
     ),
     # a schedule has nothing to feed: its ticks carry the contract's `n` (0, 1, 2, ...),
     # so 1,000 ticks 1 ms apart, then `count` ends them; its "address" is the cron

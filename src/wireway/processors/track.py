@@ -51,8 +51,8 @@ class TrackConfig(msgspec.Struct, forbid_unknown_fields=True):
     last passed message is `refresh_after` seconds old (set it below the stale time
     of what the message becomes, a TAK marker's `stale`, so the marker stays fresh).
     Every other message is dropped and counted (outcome `unchanged`); the input
-    still acknowledges it. A position or signal that cannot be read (no fix) is
-    unknown and changes nothing; a key that cannot be evaluated sends the message to
+    still acknowledges it. A position or signal that cannot be read, or a position of
+    exactly (0, 0), is unknown (no fix) and changes nothing; a key that cannot be evaluated sends the message to
     the DLQ with the reason.
 
     A message counts as passed once it is in the outboxes (a refused batch is
@@ -311,6 +311,8 @@ class Track(Processor):
             except Exception:  # noqa: BLE001  (no position: unknown)
                 lat = lon = None
             if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                lat = lon = None
+            elif lat == 0 and lon == 0:  # what GPS tools (and Kismet) report without a fix
                 lat = lon = None
         if self.rssi is not None:
             try:

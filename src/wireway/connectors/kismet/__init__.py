@@ -1,0 +1,1 @@
+"""The kismet connector: devices from Kismet's REST API by last-seen time, and its eventbus."""
