@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from paho.mqtt.enums import CallbackAPIVersion
 from websockets.asyncio.client import connect
 
-from conftest import free_port, need_service, wireway
+from conftest import DATA, free_port, need_service, wireway
 from support import Sink, base_url, engine_from, eventually
 from wireway import registry
 from wireway.config import load_pattern
@@ -390,6 +390,92 @@ async def feed_file(case: Case, engine: Engine, out: Path) -> None:
             await asyncio.sleep(0.001)
 
 
+# gpsd: the family's own tests (tests/connectors/gpsd) run Debian's gpsd; the contract's
+# `n` cannot travel through it (its reports have fixed keys), so here a stand-in replays
+# the recorded gpsd 3.22 session (tests/data): its VERSION banner, and after ?WATCH its
+# DEVICES and WATCH answers, then 1,000 fixes, a TPV and a GST each, CR-LF, with the
+# contract's `n` added to each GST (classes other than TPV and SKY are passed as sent).
+GPSD_SESSION = [
+    json.loads(line)
+    for line in (DATA / "gpsd_3.22_session_transcript.txt").read_text().splitlines()
+    if line.startswith("{")
+]
+
+
+class GpsdReplay:
+    """Answers one gpsd client on `case.port` with the recorded session's lines."""
+
+    running: dict[str, GpsdReplay] = {}  # by case tag, closed by the feed
+
+    def __init__(self, case: Case) -> None:
+        self.server = socket.create_server(("127.0.0.1", case.port))
+        self.server.settimeout(30)
+        threading.Thread(target=self.serve, daemon=True).start()
+        GpsdReplay.running[case.tag] = self
+
+    def serve(self) -> None:
+        def line(report: dict[str, Any]) -> bytes:
+            return json.dumps(report, separators=(",", ":")).encode() + b"\r\n"
+
+        first = {r["class"]: r for r in reversed(GPSD_SESSION)}
+        try:
+            client, _ = self.server.accept()
+        except OSError:
+            return
+        with client:
+            client.sendall(line(first["VERSION"]))
+            client.settimeout(30)
+            assert client.recv(1024).startswith(b"?WATCH=")
+            client.sendall(line(first["DEVICES"]) + line(first["WATCH"]))
+            for n in range(COUNT):
+                client.sendall(line(first["TPV"]) + line({**first["GST"], "n": n}))
+            client.recv(1)  # until the input closes the connection
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def gpsd_entry(case: Case) -> str:
+    GpsdReplay(case)
+    return f"{{type: gpsd, address: '127.0.0.1:{case.port}', reports: [gst]}}"
+
+
+async def feed_gpsd(case: Case, engine: Engine, out: Path) -> None:
+    """The stand-in sends by itself once the input has sent its WATCH."""
+    try:
+        await eventually(lambda: len(lines_of(out)) >= COUNT, timeout=30)
+    finally:
+        GpsdReplay.running.pop(case.tag).close()
+
+
+# mavlink: pymavlink sends as a vehicle would to the input's `udpin:` port: a heartbeat,
+# then 1,000 positions (GLOBAL_POSITION_INT), each followed by the contract's `n` as a
+# named value (NAMED_VALUE_INT "n", which the input turns into {"n": ...}); UDP, so at a
+# modest pace.
+def mavlink_entry(case: Case) -> str:
+    return (
+        f"{{type: mavlink, connection: 'udpin:127.0.0.1:{case.port}', "
+        "messages: [GLOBAL_POSITION_INT, NAMED_VALUE_INT]}"
+    )
+
+
+async def feed_mavlink(case: Case, engine: Engine, out: Path) -> None:
+    from wireway.connectors.mavlink.input import mavutil
+
+    inp = engine.runners[0].inputs[0]
+    await eventually(lambda: getattr(inp, "opened", False))  # listening on its port
+    vehicle = mavutil().mavlink_connection(f"udpout:127.0.0.1:{case.port}", source_system=1)
+    try:
+        vehicle.mav.heartbeat_send(2, 3, 0, 0, 0)  # a quadrotor, ArduPilot
+        for n in range(COUNT):
+            vehicle.mav.global_position_int_send(n, 514778000 + n, -14000, 45300, 0, 0, 0, 0, 65535)
+            vehicle.mav.named_value_int_send(n, b"n", n)
+            if n % 20 == 19:
+                await asyncio.sleep(0.002)
+    finally:
+        vehicle.close()
+
+
 INPUTS: dict[str, InputFixture] = {
     "amqp": InputFixture(
         lambda c: f"{{type: amqp, queue: conformance-in-{c.tag}, declare: true}}",
@@ -486,6 +572,18 @@ INPUTS: dict[str, InputFixture] = {
         bad=("{type: pipe, path: 'fifos/'}", "path"),
     ),
     "stdin": InputFixture(stdin_entry, feed_stdin, ordered=True, bad=("{type: stdin, fd: -1}", "fd")),
+    "gpsd": InputFixture(
+        gpsd_entry,  # starts the stand-in replaying gpsd's recorded session (see GpsdReplay)
+        feed_gpsd,
+        ordered=True,  # one TCP connection
+        bad=("{type: gpsd, address: '127.0.0.1'}", "address"),
+    ),
+    "mavlink": InputFixture(
+        mavlink_entry,
+        feed_mavlink,
+        ordered=False,  # UDP does not promise order
+        bad=("{type: mavlink, connection: 'udpin:14550'}", "connection"),
+    ),
     "file": InputFixture(
         lambda c: f"{{type: file, path: '{c.tmp}/in.jsonl', format: jsonl}}",
         feed_file,
