@@ -100,6 +100,14 @@ async def test_same_key_twice_in_one_batch_and_unknown_position() -> None:
     assert len(await run(step, device("a"))) == 1  # its first fix
 
 
+async def test_zero_zero_is_no_fix() -> None:
+    """(0, 0), as GPS tools write it without a fix, is an unknown position, not a move."""
+    step = step_of()
+    await run(step, device("a"))
+    assert await run(step, device("a", lat=0.0, lon=0.0)) == []
+    assert len(await run(step, device("a", lat=52.01))) == 1
+
+
 async def test_a_pass_that_was_not_committed_is_compared_again() -> None:
     """A batch refused before the outboxes took it: the device is still new next time."""
     step = step_of()
@@ -124,6 +132,7 @@ async def test_max_keys_forgets_the_least_recently_seen() -> None:
     await run(step, device("c"))
     assert set(step.devices) == {"a", "c"}
     assert len(await run(step, device("b"))) == 1
+    assert step.gone == set()  # without a state file nothing is kept of forgotten devices
 
 
 async def test_forget_after() -> None:

@@ -52,8 +52,8 @@ class TrackConfig(msgspec.Struct, forbid_unknown_fields=True):
     of what the message becomes, a TAK marker's `stale`, so the marker stays fresh).
     Every other message is dropped and counted (outcome `unchanged`); the input
     still acknowledges it. A position or signal that cannot be read, or a position of
-    exactly (0, 0), is unknown (no fix) and changes nothing; a key that cannot be evaluated sends the message to
-    the DLQ with the reason.
+    exactly (0, 0), is unknown (no fix) and changes nothing; a key that cannot be
+    evaluated sends the message to the DLQ with the reason.
 
     A message counts as passed once it is in the outboxes (a refused batch is
     compared again when it comes back). At most `max_keys` devices are remembered,
@@ -141,6 +141,13 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+def _compile(source: str, key: str) -> Expr:
+    try:
+        return Expr(source)
+    except ExpressionError as exc:
+        raise ConfigError(str(exc), path=key) from exc
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -181,10 +188,10 @@ class Track(Processor):
     """Pass a device's message when it is new, moved, changed its signal or is due."""
 
     def __init__(self, config: TrackConfig, *, base_dir: Path) -> None:
-        self.key = self._compile(config.key, "key")
-        self.lat = self._compile(config.lat, "lat")
-        self.lon = self._compile(config.lon, "lon")
-        self.rssi = self._compile(config.rssi, "rssi")
+        self.key = _compile(config.key, "key")
+        self.lat = _compile(config.lat, "lat") if config.lat is not None else None
+        self.lon = _compile(config.lon, "lon") if config.lon is not None else None
+        self.rssi = _compile(config.rssi, "rssi") if config.rssi is not None else None
         self.min_move_m = config.min_move_m
         self.min_rssi_change = config.min_rssi_change
         self.refresh_after = config.refresh_after
@@ -206,15 +213,6 @@ class Track(Processor):
         self.next_write = 0.0
         self.state: StateFile | None = None
         self.timer: asyncio.Task[None] | None = None
-
-    @staticmethod
-    def _compile(source: str | None, key: str) -> Expr | None:
-        if source is None:
-            return None
-        try:
-            return Expr(source)
-        except ExpressionError as exc:
-            raise ConfigError(str(exc), path=key) from exc
 
     @property
     def tracked(self) -> int:
@@ -273,7 +271,7 @@ class Track(Processor):
         for msg in batch:
             ctx = msg.to_context()
             try:
-                key = str(self.key.evaluate(ctx))  # type: ignore[union-attr]
+                key = str(self.key.evaluate(ctx))
             except Exception as exc:  # noqa: BLE001  (CEL evaluation error)
                 failed.append((msg, [f"track: cannot evaluate key: {exc}"]))
                 continue
@@ -282,9 +280,7 @@ class Track(Processor):
             if device is None:
                 device = devices[key] = Device(now)
                 if len(devices) > self.max_keys:
-                    old, _ = devices.popitem(last=False)
-                    self.gone.add(old)
-                    self.dirty.discard(old)
+                    self.forget(devices.popitem(last=False)[0])
                 changed = True
             else:
                 devices.move_to_end(key)
@@ -310,9 +306,8 @@ class Track(Processor):
                 lat, lon = _number(self.lat.evaluate(ctx)), _number(self.lon.evaluate(ctx))
             except Exception:  # noqa: BLE001  (no position: unknown)
                 lat = lon = None
-            if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                lat = lon = None
-            elif lat == 0 and lon == 0:  # what GPS tools (and Kismet) report without a fix
+            # (0, 0) is what GPS tools (and Kismet) report without a fix
+            if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180) or lat == lon == 0:
                 lat = lon = None
         if self.rssi is not None:
             try:
@@ -379,9 +374,13 @@ class Track(Processor):
             if device.seen > old:
                 return
             del devices[key]
-            if self.persist:
-                self.gone.add(key)
-                self.dirty.discard(key)
+            self.forget(key)
+
+    def forget(self, key: str) -> None:
+        """A device left memory: it leaves the state file too."""
+        if self.persist:
+            self.gone.add(key)
+            self.dirty.discard(key)
 
     # ----- refresh timer ---------------------------------------------------------------
     async def refresh_forever(self) -> None:
