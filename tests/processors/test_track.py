@@ -288,6 +288,38 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
     assert (tmp_path / "state" / "p.track.db").is_file()
 
 
+async def test_refresh_queue_survives_a_restart(tmp_path: Path) -> None:
+    """persist with refresh_emit: after a restart the timer still refreshes the devices
+    that passed before it, with their last message."""
+    now = [5000.0]
+
+    async def started() -> tuple[Track, list[Message]]:
+        step = step_of(persist=True, refresh_emit=True, refresh_after=30)
+        step.data_dir, step.pattern, step.clock = tmp_path, "p", lambda: now[0]
+        published: list[Message] = []
+
+        async def publish(msgs: list[Message]) -> None:
+            published.extend(msgs)
+
+        step.publish = publish
+        await step.start()
+        return step, published
+
+    step, _ = await started()
+    await run(step, device("a"), device("b"))
+    await run(step, device("a", rssi=-62))  # a's last message, dropped as unchanged
+    await step.stop()
+    now[0] += 31
+    step, published = await started()
+    try:
+        await step.refresh_due()
+        assert sorted((m.payload["mac"], m.payload["rssi"]) for m in published) == [("a", -62), ("b", -60)]
+        await step.refresh_due()
+        assert len(published) == 2  # refreshed: not due again before another 30 s
+    finally:
+        await step.stop()
+
+
 async def test_refresh_timer_resends_the_last_message() -> None:
     """refresh_emit: a device that sends nothing new is published again once due, with
     a new id and time and its last payload; a forgotten one is not."""

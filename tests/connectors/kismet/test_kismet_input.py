@@ -124,6 +124,18 @@ async def test_unchanged_device_is_sent_once(tmp_path: Path, kismet: FakeKismet)
     assert got[0]["payload"] == got[1]["payload"]
 
 
+async def test_many_devices_in_one_answer(tmp_path: Path, kismet: FakeKismet) -> None:
+    """2,500 devices in one answer arrive once each (handed on in parts, the cursor with
+    the last), and the next poll asks from the newest second."""
+    kismet.add(*(access_point(i, last_time=START + i // 1000) for i in range(2500)))
+    out = tmp_path / "out.jsonl"
+    async with engine_from(tmp_path, pattern(entry(kismet), out)):
+        await eventually(lambda: len(lines(out)) >= 2500, timeout=30)
+        await eventually(lambda: f"/devices/last-time/{START + 1}/devices.json" in asked(kismet))
+    macs = [v["mac"] for v in lines(out)]
+    assert len(macs) == len(set(macs)) == 2500
+
+
 async def test_restart_goes_on_from_the_stored_cursor(tmp_path: Path, kismet: FakeKismet) -> None:
     """A new engine on the same data folder asks from the stored cursor, not from 0."""
     kismet.add(*(access_point(i, last_time=START + i) for i in range(1, 6)))
