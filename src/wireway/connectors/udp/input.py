@@ -7,7 +7,7 @@ import asyncio
 from wireway.connectors.base import Input, InputContext
 from wireway.connectors.datagrams import DatagramReceiver
 from wireway.connectors.udp.config import UdpInputConfig, check_address
-from wireway.connectors.udp.sockets import listening
+from wireway.connectors.udp_sockets import listening
 from wireway.observability import logging as log
 from wireway.registry import register_input
 

@@ -7,7 +7,7 @@ import errno
 
 from wireway.connectors.base import Output
 from wireway.connectors.udp.config import UdpOutputConfig, check_address
-from wireway.connectors.udp.sockets import sending
+from wireway.connectors.udp_sockets import sending
 from wireway.envelope import Message
 from wireway.errors import RetryableError
 from wireway.registry import register_output

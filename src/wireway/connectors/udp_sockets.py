@@ -1,5 +1,6 @@
-"""UDP sockets: listening (unicast, broadcast, a multicast group joined on an
-interface) and sending (broadcast, multicast interface, TTL, loopback)."""
+"""UDP sockets, shared by the udp and tak connectors: listening (unicast, broadcast,
+a multicast group joined on an interface) and sending (broadcast, multicast
+interface, TTL, loopback)."""
 
 from __future__ import annotations
 
