@@ -150,6 +150,29 @@ async def test_track_becomes_messages_and_fixes(tmp_path: Path, source: NmeaSour
         assert {m["source"] for m in lines_of(out)} == {"kit-gps"}
 
 
+async def test_a_thousand_fixes(tmp_path: Path, source: NmeaSource, gpsd: GpsdServer) -> None:
+    """1,000 seconds of fixes through gpsd: a TPV with a fix for every one of them, in
+    order, and the board holds the last."""
+    out = tmp_path / "out.jsonl"
+    async with engine_from(tmp_path, pattern(gpsd.address, out, ", reports: [tpv]")) as engine:
+        await watching(engine)
+        await asyncio.to_thread(source.send, track(1000), 0.001, 8)
+
+        def seconds_seen() -> list[str]:
+            tpv = of_type(out, "tpv")
+            return list(dict.fromkeys(p["time"] for p in tpv if p["fix"] != "no fix" and p["time"]))
+
+        await eventually(lambda: len(seconds_seen()) >= 1000, timeout=30)
+        times = seconds_seen()
+        assert times == sorted(times)
+        assert times[-1] == "2026-11-20T10:16:39.000Z"
+        board = engine.service(Positions)
+        assert board is not None
+        fix = board.latest("kit-gps")
+        assert fix is not None
+        assert fix.time == times[-1]
+
+
 async def test_a_selection_of_report_classes(tmp_path: Path, source: NmeaSource, gpsd: GpsdServer) -> None:
     """`reports: [tpv]` keeps TPV only (SKY reports still arrive from gpsd, unsent)."""
     out = tmp_path / "out.jsonl"
