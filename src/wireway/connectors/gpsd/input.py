@@ -26,6 +26,7 @@ logger = log.get("gpsd")
 FIRST_RETRY = 1.0  # seconds before the first reconnection (then doubling up to max_backoff)
 JITTER = 0.1  # +-10% on each wait, so several clients of one gpsd do not retry in step
 BANNER_TIMEOUT = 10.0  # gpsd sends its VERSION at once; a silent peer is not gpsd
+CONNECT_TIMEOUT = 10.0  # a host that drops packets would otherwise hold the attempt for minutes
 MAX_LINE = 1 << 20  # a longer line is not a gpsd report: the connection is dropped
 FIX_NAMES = {0: "no fix", 1: "no fix", 2: "2d", 3: "3d"}
 
@@ -144,9 +145,12 @@ class GpsdInput(Input):
         failures = 0
         while True:
             try:
-                reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_LINE)
-            except OSError as exc:
-                reason = f"cannot connect to gpsd at {self.config.address}: {exc.strerror or exc}"
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port, limit=MAX_LINE), CONNECT_TIMEOUT
+                )
+            except OSError as exc:  # refused, unreachable, or TimeoutError
+                why = exc.strerror or str(exc) or type(exc).__name__
+                reason = f"cannot connect to gpsd at {self.config.address}: {why}"
             else:
                 got_data = False
                 try:
