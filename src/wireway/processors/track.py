@@ -10,14 +10,13 @@ import sqlite3
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
-from wireway.envelope import Message, new_message_id
+from wireway.envelope import Message, new_message_id, now_rfc3339
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
 from wireway.observability import logging as log
@@ -38,6 +37,9 @@ CREATE TABLE IF NOT EXISTS devices (
   lat REAL, lon REAL, rssi REAL, last BLOB
 );
 """
+
+
+Seconds = Annotated[float, Meta(gt=0)]
 
 
 class TrackConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,49 +77,27 @@ class TrackConfig(msgspec.Struct, forbid_unknown_fields=True):
     key: Annotated[str, Meta(description="CEL expression for the device (e.g. `payload.mac`)")]
     lat: Annotated[str | None, Meta(description="CEL expression for the latitude in degrees")] = None
     lon: Annotated[str | None, Meta(description="CEL expression for the longitude in degrees")] = None
-    min_move_m: Annotated[float, Meta(ge=0, description="metres a device moves before it passes again")] = (
-        25.0
-    )
+    min_move_m: Annotated[float, Meta(ge=0, description="metres moved before passing again")] = 25.0
     rssi: Annotated[str | None, Meta(description="CEL expression for the signal in dBm")] = None
-    min_rssi_change: Annotated[
-        float, Meta(ge=0, description="dB the signal changes before the device passes again")
-    ] = 10.0
-    refresh_after: Annotated[
-        Annotated[float, Meta(gt=0)] | None,
-        Meta(description="seconds after which a device passes again anyway"),
-    ] = 60.0
-    refresh_emit: Annotated[
-        bool, Meta(description="resend the last message of devices due for a refresh on a timer")
-    ] = False
-    forget_after: Annotated[
-        Annotated[float, Meta(gt=0)] | None,
-        Meta(description="seconds without a message before a device is forgotten"),
-    ] = 600.0
+    min_rssi_change: Annotated[float, Meta(ge=0, description="dB of change before passing again")] = 10.0
+    refresh_after: Annotated[Seconds | None, Meta(description="seconds before passing again anyway")] = 60.0
+    refresh_emit: Annotated[bool, Meta(description="resend due devices' last messages on a timer")] = False
+    forget_after: Annotated[Seconds | None, Meta(description="seconds without a message: forgotten")] = 600.0
     max_keys: Annotated[int, Meta(ge=1, description="devices remembered at most")] = 100_000
     persist: Annotated[bool, Meta(description="keep the devices in the data folder across restarts")] = False
 
     def __post_init__(self) -> None:
         if (self.lat is None) != (self.lon is None):
-            key = "lon" if self.lon is None else "lat"
-            raise ValueError(f"`lat` and `lon` go together - at `$.{key}`")
+            raise ValueError(f"`lat` and `lon` go together - at `$.{'lon' if self.lon is None else 'lat'}`")
         if self.refresh_emit and self.refresh_after is None:
             raise ValueError("`refresh_emit` needs `refresh_after` - at `$.refresh_emit`")
-        if (
-            self.refresh_emit
-            and self.refresh_after is not None
-            and self.forget_after is not None
-            and self.forget_after <= self.refresh_after
-        ):
-            raise ValueError(
-                "`forget_after` must be longer than `refresh_after` (or no device is refreshed)"
-                " - at `$.forget_after`"
-            )
+        if self.refresh_emit and (self.forget_after or math.inf) <= (self.refresh_after or 0):
+            raise ValueError("`forget_after` must be longer than `refresh_after` - at `$.forget_after`")
 
 
 class Device:
-    """What is remembered of one device: when it was last seen and last passed, where
-    and how strong it was in its last passed message, and its last message (for the
-    timer's refresh)."""
+    """One device: when last seen and passed, its last passed position and signal, and
+    its last message (for the timer's refresh)."""
 
     __slots__ = ("last", "lat", "lon", "passed", "rssi", "seen")
 
@@ -153,10 +133,6 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -292,8 +268,10 @@ class Track(Processor):
                 self.dirty.add(key)
             if changed:
                 fresh[key] = ref
-                self.remember_pending(msg.message_id, key, ref)
+                self.pending[msg.message_id] = (key, ref)
                 passed.append(msg)
+        while len(self.pending) > PENDING_LIMIT:  # a batch refused for backpressure never commits
+            del self.pending[next(iter(self.pending))]
         dropped = len(batch) - len(passed) - len(failed)
         if dropped:
             MESSAGES.labels(self.pattern or "-", "track", "unchanged").inc(dropped)
@@ -333,12 +311,6 @@ class Track(Processor):
             if distance_m(last[0], last[1], lat, lon) > self.min_move_m:
                 return True
         return rssi is not None and last[2] is not None and abs(rssi - last[2]) > self.min_rssi_change
-
-    def remember_pending(self, message_id: str, key: str, ref: Reference) -> None:
-        pending = self.pending
-        pending[message_id] = (key, ref)
-        if len(pending) > PENDING_LIMIT:  # a batch refused for backpressure never commits
-            del pending[next(iter(pending))]
 
     def committed(self, messages: list[Message]) -> None:
         """The passed messages are durable: they are the devices' new references."""
@@ -412,7 +384,7 @@ class Track(Processor):
             taken = self.take_due(now)
             if not taken:
                 return
-            stamp = _iso(now)
+            stamp = now_rfc3339()
             out = []
             for _, _, device in taken:
                 msg = _decode(device.last)  # type: ignore[arg-type]
@@ -420,12 +392,11 @@ class Track(Processor):
                 out.append(msg)
             try:
                 await self.publish(out)
-            except asyncio.CancelledError:
+            except BaseException as exc:  # outbox full or closing: the next tick tries again
                 self.due.extendleft(reversed([(at, key) for at, key, _ in taken]))
-                raise
-            except Exception as exc:  # noqa: BLE001  (outbox full or closing: the next tick tries again)
+                if not isinstance(exc, Exception):
+                    raise  # cancelled
                 logger.warning("could not publish refreshed devices", pattern=self.pattern, error=str(exc))
-                self.due.extendleft(reversed([(at, key) for at, key, _ in taken]))
                 return
             MESSAGES.labels(self.pattern or "-", "track", "refreshed").inc(len(out))
             for _, key, device in taken:
