@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from gpsd_feed import TRACK, GpsdServer, NmeaSource, track
 
 from conftest import DATA, free_port, wireway
-from support import engine_from, eventually
+from support import base_url, engine_from, eventually
 from wireway.connectors.gpsd.input import GpsdInput, sky_payload, tpv_payload
 from wireway.processors.positions import Positions
 from wireway.runtime.engine import Engine
@@ -202,6 +203,11 @@ async def test_gpsd_stopped_and_started_again(tmp_path: Path, source: NmeaSource
             await eventually(lambda: len(of_type(out, "tpv")) >= 3)
             await asyncio.to_thread(gpsd.stop)
             await eventually(lambda: inp.health() == {"kit-gps": "down"})
+            async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as client:
+                body = (await client.get("/health")).json()
+            assert body["status"] == "degraded"
+            assert body["services"]["kit-gps"] == "down"
+            assert engine.status()["patterns"][0]["inputs"][0]["state"] == "down"
             before = len(of_type(out, "tpv"))
             await asyncio.to_thread(gpsd.start)
             await watching(engine)
@@ -211,6 +217,7 @@ async def test_gpsd_stopped_and_started_again(tmp_path: Path, source: NmeaSource
             )
             assert len(of_type(out, "tpv")) > before
             assert inp.health() == {"kit-gps": "up"}
+            assert engine.health()["services"]["kit-gps"] == "up"
             assert all(not t.done() for t in inp.tasks)  # nothing raised in the input's tasks
     finally:
         gpsd.stop()

@@ -179,6 +179,8 @@ async def test_heartbeat_watchdog(tmp_path: Path, port: int, vehicle: Vehicle) -
         await eventually(lambda: inp.health() == {"drone": "up"})
         await eventually(lambda: inp.health() == {"drone": "down"}, timeout=5)
         await eventually(lambda: inp.state == "no heartbeat")
+        assert engine.health()["status"] == "degraded"
+        assert engine.health()["services"]["drone"] == "down"
         vehicle.heartbeat()
         await eventually(lambda: inp.health() == {"drone": "up"})
         assert inp.thread is not None
