@@ -219,6 +219,8 @@ class FakeKismet:
         return sent
 
     async def drop_sockets(self) -> None:
+        """Close every eventbus socket (they no longer count as subscribed at once)."""
         for ws in list(self.sockets):
+            self.sockets.pop(ws, None)
             with contextlib.suppress(Exception):
                 await ws.close()

@@ -85,7 +85,8 @@ class KismetInputConfig(msgspec.Struct, forbid_unknown_fields=True):
     counted, and the poll retried after 1 s (or `interval` if shorter), then twice as
     long each time up to `max_backoff`; meanwhile /health shows the input `down`
     (degraded). Every `health_interval` the input also asks `/system/timestamp.json`
-    and is shown `down` while Kismet does not answer it.
+    and is shown `down` while Kismet does not answer it (asking again sooner, with
+    the same backoff, until it does).
 
     `eventbus` lists topics to subscribe to on `/eventbus/events.ws` (`ALERT`,
     `MESSAGE`, `DATASOURCE_OPENED`, `DATASOURCE_CLOSED`, `DATASOURCE_ERROR`,

@@ -237,7 +237,9 @@ class KismetInput(Input):
 
     # ----- health and events -----------------------------------------------------------
     async def check_forever(self) -> None:
-        """Ask Kismet's clock every `health_interval`: /health shows whether it answers."""
+        """Ask Kismet's clock every `health_interval` (sooner while it does not answer):
+        /health shows whether it answers."""
+        failures = 0
         while True:
             try:
                 response = await self.request("GET", TIMESTAMP)
@@ -249,12 +251,16 @@ class KismetInput(Input):
                 self.server_time = sec + usec / 1e6
                 if self.unreachable is not None:
                     logger.info("kismet answers again", input=self.name)
-                self.unreachable = None
+                self.unreachable, failures = None, 0
             except (PollError, msgspec.DecodeError) as exc:
                 if self.unreachable is None:
                     logger.warning("kismet does not answer", input=self.name, error=str(exc))
                 self.unreachable = str(exc)
-            await asyncio.sleep(self.health_interval)
+                failures += 1
+            wait = self.health_interval
+            if failures:
+                wait = min(wait, retry_wait(failures, self.health_interval, self.max_backoff))
+            await asyncio.sleep(wait)
 
     async def deliver_events(self, messages: list[Message], errors: list[tuple[Any, str]]) -> None:
         await self.ctx.ingest(messages, source=self.name, errors=errors)
