@@ -287,3 +287,41 @@ def test_bad_options_are_named(tmp_path: Path, options: str, key: str) -> None:
     result = wireway("check", str(path))
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
+
+
+async def test_kismet_to_track_sends_a_device_when_it_changes(tmp_path: Path, kismet: FakeKismet) -> None:
+    """kismet -> track -> file: access points beaconing every poll (last_time moving on)
+    are written once each; one that moves 100 m is written again."""
+    kismet.add(*(access_point(i, last_time=START) for i in range(1, 4)))
+    out = tmp_path / "out.jsonl"
+    text = pattern(entry(kismet), out) + (
+        "processors:\n"
+        "  - track: {key: payload.mac, lat: 'payload.geopoint[1]', lon: 'payload.geopoint[0]',"
+        " rssi: payload.rssi, min_move_m: 25, refresh_after: 600}\n"
+    )
+
+    def beacon(second: int, moved: bool = False) -> None:
+        for i in range(1, 4):
+            record = access_point(i, last_time=START + second)
+            if moved and i == 1:
+                lon, lat = record["kismet.device.base.location"]["kismet.common.location.last"][
+                    "kismet.common.location.geopoint"
+                ]
+                record["kismet.device.base.location"]["kismet.common.location.last"][
+                    "kismet.common.location.geopoint"
+                ] = [lon, lat + 0.0009]  # about 100 m north
+            kismet.add(record)
+
+    async with engine_from(tmp_path, text):
+        await eventually(lambda: len(lines(out)) >= 3)
+        for second in range(1, 6):
+            beacon(second)
+            await eventually(
+                lambda s=second: f"/devices/last-time/{START + s - 1}/devices.json" in asked(kismet)
+            )
+        assert len(lines(out)) == 3
+        beacon(6, moved=True)
+        await eventually(lambda: len(lines(out)) >= 4)
+    got = lines(out)
+    assert [v["mac"] for v in got] == [mac_of(1), mac_of(2), mac_of(3), mac_of(1)]
+    assert got[3]["geopoint"][1] == pytest.approx(52.0001 + 0.0009)
