@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,29 @@ DataDir = Annotated[
 
 console = Console()
 err_console = Console(stderr=True)
+
+# the built-in applications `--app` names, and their package folders
+APPS = {"sensors": "sensor_ingest", "fieldkit": "fieldkit"}
+
+
+def app_path(name: str) -> Path:
+    """The pattern folder of the built-in application `name` (a bad name is a usage error)."""
+    if name not in APPS:
+        raise typer.BadParameter(f"unknown application {name!r} (known: {', '.join(APPS)})")
+    return builtin_path(APPS[name])
+
+
+def copy_patterns(source: Path, folder: Path) -> None:
+    """Copy an application's pattern files into FOLDER, leaving files already there alone."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in sorted(source.glob("*.yaml")):
+        dest = folder / src.name
+        if dest.exists():
+            err_console.print(f"{dest} exists, left as is")
+            continue
+        shutil.copyfile(src, dest)
+        console.print(f"wrote {dest}", markup=False)
+    console.print(f"run it with: wireway run {folder}", markup=False)
 
 
 def default_target() -> Path:

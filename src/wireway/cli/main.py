@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -12,7 +13,16 @@ import typer
 
 from wireway import __version__
 from wireway.apps import builtin_path
-from wireway.cli.common import DataDir, console, default_target, err_console, hostport_option, load_or_exit
+from wireway.cli.common import (
+    DataDir,
+    app_path,
+    console,
+    copy_patterns,
+    default_target,
+    err_console,
+    hostport_option,
+    load_or_exit,
+)
 from wireway.cli.dlq import app as dlq_app
 from wireway.cli.sensors import keys_app
 from wireway.errors import WirewayError
@@ -33,6 +43,10 @@ Http = Annotated[str, typer.Option("--http", envvar="WIREWAY_HTTP", help="HOST:P
 @app.command()
 def run(
     path: Annotated[Path | None, typer.Argument(help="A pattern file or a folder of *.yaml files.")] = None,
+    app_name: Annotated[
+        str | None,
+        typer.Option("--app", envvar="WIREWAY_APP", help="A built-in application: sensors or fieldkit."),
+    ] = None,
     data_dir: DataDir = Path("data"),
     http: Http = "127.0.0.1:8080",
     storage: Annotated[
@@ -78,7 +92,7 @@ def run(
         variables["WIREWAY_STORAGE"] = storage
     if mqtt:
         variables["WIREWAY_MQTT_URL"] = mqtt
-    target = path or default_target()
+    target = path or (app_path(app_name) if app_name else default_target())
     if no_mqtt:
         variables["WIREWAY_MQTT_ENABLED"] = "false"
     elif demo_without_broker(target, mqtt, simulate):
@@ -126,11 +140,16 @@ def broker_answers(host: str = "127.0.0.1", port: int = 1883) -> bool:
 @app.command()
 def init(
     folder: Annotated[Path, typer.Argument(help="Where to copy the pattern files.")] = Path("patterns"),
+    app_name: Annotated[str, typer.Option("--app", help="sensors or fieldkit.")] = "sensors",
 ) -> None:
-    """Copy the built-in application's pattern files out, to edit and run.
+    """Copy a built-in application's pattern files out, to edit and run.
 
     Example: wireway init patterns && wireway run patterns
+    Example: wireway init kit --app fieldkit && wireway run kit
     """
+    if app_name != "sensors":
+        copy_patterns(app_path(app_name), folder)
+        return
     from wireway.cli.sensors import init as do_init
 
     do_init(folder)
@@ -154,11 +173,29 @@ def simulate(
         str,
         typer.Option(envvar="WIREWAY_MQTT_PREFIX", help="mqtt: topic prefix (<prefix>/sensors/<id>/data)."),
     ] = "neurobuild",
+    app_name: Annotated[str, typer.Option("--app", help="sensors or fieldkit.")] = "sensors",
+    wigle_dir: Annotated[
+        Path, typer.Option("--wigle-dir", envvar="FIELDKIT_WIGLE_DIR", help="fieldkit: where to write.")
+    ] = Path("kismet"),
+    layout: Annotated[str, typer.Option(help="fieldkit: WiGLE CSV layout, 1.4 or 1.6.")] = "1.6",
 ) -> None:
-    """Send realistic ESP32 readings (moving radar targets, PIR bursts, gas spikes).
+    """Send realistic ESP32 readings (moving radar targets, PIR bursts, gas spikes), or
+    with `--app fieldkit` write a growing Kismet WiGLE CSV file (a new one per run).
 
     Example: wireway simulate --devices 100 --rate 1000 --duration 60 --via mqtt
+    Example: wireway simulate --app fieldkit --wigle-dir kismet --devices 30 --rate 20
     """
+    if app_name == "fieldkit":
+        from wireway.apps.fieldkit.simulate import Simulator
+
+        if layout not in ("1.4", "1.6"):
+            raise typer.BadParameter("--layout must be 1.4 or 1.6")
+        rows = total if total is not None else int(rate * duration)
+        console.print(f"writing {rows} rows into a new file in {wigle_dir} (Ctrl-C stops)", markup=False)
+        with contextlib.suppress(KeyboardInterrupt):
+            path = Simulator(devices, layout).write(wigle_dir, rows, rate)
+            console.print(f"wrote {path}", markup=False)
+        return
     if via not in ("http", "mqtt"):
         raise typer.BadParameter("--via must be http or mqtt")
     from wireway.cli.sensors import simulate as do_simulate
