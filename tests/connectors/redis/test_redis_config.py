@@ -75,13 +75,3 @@ def test_check_exits_1_without_a_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "claim_idle" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-
-
-def test_old_output_mode_names_still_work(tmp_path: Path) -> None:
-    """`publish` and `stream` are the same as `pubsub` and `streams`."""
-    for old, new in (("publish", "pubsub"), ("stream", "streams")):
-        path = write(tmp_path, "{type: http, address: /in}", f"{{type: redis, mode: {old}}}")
-        pattern, errors = load_pattern(path)
-        assert not errors
-        assert pattern is not None
-        assert pattern.outputs[0].config.mode == new
