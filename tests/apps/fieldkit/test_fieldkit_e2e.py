@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
-from kit_support import fieldkit, listening
+from kit_support import Kit, fieldkit, listening
 
 from support import eventually
 from wireway.apps.fieldkit.simulate import Simulator, destination
@@ -57,3 +60,57 @@ async def test_rows_become_events_that_move_skip_whitelisted_and_colour_blacklis
     (nameless,) = tak.of(f"wifi-{hidden.mac}")
     assert nameless.find("detail/contact").get("callsign") == hidden.mac  # type: ignore[union-attr]
     assert not any(b"MAC,SSID" in raw for raw in tak.raw)  # the header row is no event
+
+
+class Unicast(asyncio.DatagramProtocol):
+    """The operators' TAK server (UDP, as WigleToTAK sends to it)."""
+
+    def __init__(self) -> None:
+        self.events: list[ET.Element] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.events.append(ET.fromstring(data))
+
+
+async def test_replay_a_chosen_file_to_the_operators_server_then_stop(tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(Unicast, local_addr=("127.0.0.1", 0))
+    server_port = transport.get_extra_info("sockname")[1]
+    sim = Simulator(devices=6, layout="1.4", seed=3)
+    survey = tmp_path / "kismet" / "Kismet-20260101-09-00-00-1.wiglecsv"
+    survey.parent.mkdir()
+    survey.write_text(sim.header() + "".join(sim.line(d) for d in sim.devices), encoding="ascii")
+    try:
+        async with fieldkit(tmp_path, FIELDKIT_BROADCAST="false") as kit, listening(kit.port) as tak:
+            async with kit.client() as api:
+                await api.post("/update_multicast_state", json={"takMulticast": False})
+                body = {"tak_server_ip": "127.0.0.1", "tak_server_port": str(server_port)}
+                assert (await api.post("/update_tak_settings", json=body)).status_code == 200
+                # broadcast off: the live file is read, nothing is sent
+                await eventually(lambda: kit_rows(kit) == 6)
+                assert (await kit.status())["counts"]["events_sent"] == 0
+                await api.post("/update_analysis_mode", json={"mode": "postcollection"})
+                r = await api.post("/start_broadcast", json={"filename": survey.name})
+                assert r.status_code == 200
+                await eventually(lambda: len(server.events) == 6)
+                assert {e.get("uid") for e in server.events} == {f"wifi-{d.mac}" for d in sim.devices}
+                assert not tak.events  # multicast switched off
+                counts = (await kit.status())["counts"]
+                assert counts["events_sent"] == 6
+                assert counts["devices_tracked"] == 6
+                await api.post("/stop_broadcast", json={})
+                await api.post("/update_analysis_mode", json={"mode": "realtime"})
+                # rows that arrive while stopped are read and counted, not sent
+                with survey.open("a", encoding="ascii") as f:
+                    for d in sim.devices:
+                        d.lat += 0.01
+                        f.write(sim.line(d))
+                await eventually(lambda: kit_rows(kit) == 18)
+                assert len(server.events) == 6
+    finally:
+        transport.close()
+
+
+def kit_rows(kit: Kit) -> int:
+    service = next(iter(kit.engine.app_services.values()))
+    return int(service.status()["counts"]["rows_read"])
