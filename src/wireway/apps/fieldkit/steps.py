@@ -51,7 +51,10 @@ class FieldkitFilterConfig(msgspec.Struct, forbid_unknown_fields=True):
         list[str], Meta(description="the outputs to TAK (their deliveries count as events sent)")
     ] = msgspec.field(default_factory=lambda: ["multicast", "server", "tak-server"])
     broadcast: Annotated[bool, Meta(description="send from the start (before any operator says)")] = True
-    analysis_mode: Literal["realtime", "postcollection"] = "realtime"
+    analysis_mode: Annotated[
+        Literal["realtime", "postcollection"],
+        Meta(description="`realtime`: the live file; `postcollection`: a chosen file replayed"),
+    ] = "realtime"
     multicast: Annotated[bool, Meta(description="send to the multicast group")] = True
     tak_server: Annotated[str, Meta(description="IP:PORT of a TAK server to send to too (empty: none)")] = ""
     antenna: Annotated[str, Meta(description="standard, alfa_card, high_gain, rpi_internal or custom")] = (
