@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
 
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*)\}")
+from wireway.connectors.templates import check_template
 
 ExchangeType = Literal["direct", "topic", "fanout", "headers"]
-
-
-def check_template(template: str) -> None:
-    """Raise ValueError unless every `{...}` of `template` is a dotted path."""
-    rest = _FIELD.sub("", template)
-    if "{" in rest or "}" in rest:
-        raise ValueError("a `{...}` placeholder must be a dotted path like {payload.device_id}")
-
-
-def fill(template: str, wire: dict[str, Any]) -> str:
-    """'events.{payload.device_id}' -> 'events.d-1' (KeyError/TypeError when a field is missing)."""
-
-    def value(m: re.Match[str]) -> str:
-        node: Any = wire
-        for part in m.group(1).split("."):
-            node = node[part]
-        return str(node)
-
-    return _FIELD.sub(value, template)
 
 
 class AmqpConnection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -11,9 +11,10 @@ import msgspec
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aiormq.channel import Channel
 
-from wireway.connectors.amqp.config import AmqpOutputConfig, fill
+from wireway.connectors.amqp.config import AmqpOutputConfig
 from wireway.connectors.amqp.link import AMQP_ERRORS, closed_event, connect, declare, describe
 from wireway.connectors.base import Output
+from wireway.connectors.templates import fill
 from wireway.envelope import Message
 from wireway.errors import RetryableError
 from wireway.observability import logging as log

@@ -109,7 +109,8 @@ class FileOutputConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Write messages to files, in any `format:` (default: one JSON document per line).
 
     **append** (the default) appends each message as one record and a newline to
-    `address`. The format's header (a `csv` header row) starts each new file.
+    `address` (`msgpack` and `binary` records go back to back, without newlines).
+    The format's header (a `csv` header row) starts each new file.
     `fsync: batch` (default) syncs the file after every written batch before the
     batch is confirmed, so a confirmed message is on disk; `never` leaves it to
     the OS (faster; a power cut may lose the tail); `always` syncs per message.

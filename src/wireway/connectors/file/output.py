@@ -17,6 +17,7 @@ from wireway.formats.codec import Codec
 from wireway.registry import register_output
 
 FAST = ("json", "jsonl")  # one JSON document per line: encoded a batch at a time
+BACK_TO_BACK = ("msgpack", "binary")  # records that carry their own length, or raw bytes
 
 
 def template_of(config: FileOutputConfig) -> str:
@@ -48,6 +49,7 @@ class FileOutput(Output):
         self.counted = "{n}" in self.template
         self.n = 1
         self.fast = self.iface.format in FAST
+        self.end = b"" if self.iface.format in BACK_TO_BACK else b"\n"
         self.codec: Codec = self.iface.new_codec()
         if self.config.mode == "append" and "{" not in self.template:
             self._open_file()  # a plain file: a wrong path shows at start
@@ -97,7 +99,7 @@ class FileOutput(Output):
         encode = self.codec.encode
         for i, msg in enumerate(batch):
             try:
-                parts.append(encode(msg, payload_only) + b"\n")
+                parts.append(encode(msg, payload_only) + self.end)
             except ValueError as exc:
                 refused[i] = f"format {self.iface.format}: {exc}"
         return b"".join(parts), refused

@@ -8,30 +8,16 @@ from datetime import UTC
 from typing import Any
 
 from wireway.connectors.http_client.config import PLACEHOLDER
-
-
-def field_of(wire: dict[str, Any], path: str) -> str:
-    """The text of a field of the message on the wire (`payload.device_id`); KeyError
-    names the field when it is missing."""
-    node: Any = wire
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise KeyError(path)
-    if node is None:
-        raise KeyError(path)
-    text = str(node).lower() if isinstance(node, bool) else str(node)
-    if "\r" in text or "\n" in text:
-        raise ValueError(f"field {path} holds a line break")
-    return text
+from wireway.connectors.templates import field_of
 
 
 def fill(templates: dict[str, str], wire: dict[str, Any]) -> dict[str, str]:
     """The header values for one message (KeyError / ValueError when one cannot be made)."""
-    return {name: PLACEHOLDER.sub(lambda m: field_of(wire, m.group(1)), v) for name, v in templates.items()}
+    values = {name: PLACEHOLDER.sub(lambda m: field_of(wire, m.group(1)), v) for name, v in templates.items()}
+    for name, value in values.items():
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name} would hold a line break")
+    return values
 
 
 def retry_after(value: str | None, now: float) -> float | None:

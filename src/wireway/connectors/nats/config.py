@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
 
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*)\}")
+from wireway.connectors.templates import FIELD, check_template
+
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def check_template(template: str) -> None:
-    """Raise ValueError unless every `{...}` of `template` is a dotted path."""
-    rest = _FIELD.sub("", template)
-    if "{" in rest or "}" in rest:
-        raise ValueError("a `{...}` placeholder must be a dotted path like {payload.device_id}")
-
-
-def fill(template: str, wire: dict[str, Any]) -> str:
-    """'events.{payload.device_id}' -> 'events.d-1' (KeyError/TypeError when a field is missing)."""
-
-    def value(m: re.Match[str]) -> str:
-        node: Any = wire
-        for part in m.group(1).split("."):
-            node = node[part]
-        return str(node)
-
-    return _FIELD.sub(value, template)
 
 
 def check_subject(subject: str, wildcards: bool) -> None:
@@ -223,7 +205,7 @@ class NatsOutputConfig(NatsConnection, kw_only=True):
         super().__post_init__()
         try:
             check_template(self.subject)
-            check_subject(_FIELD.sub("x", self.subject), wildcards=False)
+            check_subject(FIELD.sub("x", self.subject), wildcards=False)
         except ValueError as exc:
             raise ValueError(f"{exc} - at `$.subject`") from None
         if self.create and self.stream_subjects is None and "{" in self.subject:

@@ -9,8 +9,9 @@ from typing import Any
 import msgspec
 
 from wireway.connectors.base import Output
-from wireway.connectors.nats.config import NatsOutputConfig, fill
+from wireway.connectors.nats.config import NatsOutputConfig
 from wireway.connectors.nats.link import MSG_ID, NATS_ERRORS, Link, describe, ensure_stream
+from wireway.connectors.templates import fill
 from wireway.envelope import Message
 from wireway.errors import RetryableError
 from wireway.observability import logging as log

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from wireway.connectors.base import Output
 from wireway.connectors.redis.config import RedisOutputConfig
+from wireway.connectors.templates import fill
 from wireway.envelope import Message
 from wireway.errors import RetryableError
 from wireway.registry import register_output
-
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
-
-
-def fill(template: str, wire: dict[str, Any]) -> str:
-    """'events.{payload.device_id}' -> 'events.esp32-001' (KeyError when a field is missing)."""
-
-    def value(m: re.Match[str]) -> str:
-        node: Any = wire
-        for part in m.group(1).split("."):
-            node = node[part]
-        return str(node)
-
-    return _FIELD.sub(value, template)
 
 
 @register_output("redis", config=RedisOutputConfig)
