@@ -214,3 +214,17 @@ async def test_tls_input_requires_a_client_certificate(tmp_path: Path, certs: Ce
             await feed(feed_port, [row(n) for n in range(10)])
             await eventually(lambda: len(lines(out)) >= 10)
     assert sorted(e["uid"] for e in lines(out)) == sorted(f"wifi-{row(n)['mac']}" for n in range(10))
+
+
+@pytest.mark.parametrize(
+    ("address", "protocol"), [("tcp://127.0.0.1:{port}", "mesh"), ("udp://127.0.0.1:{port}", "stream")]
+)
+async def test_a_protocol_that_does_not_fit_the_transport_stops_the_start(
+    tmp_path: Path, address: str, protocol: str
+) -> None:
+    """Mesh messages belong in datagrams and stream frames on a connection: the other
+    way round is refused at the start with a sentence saying which fits."""
+    output = f"{{type: tak, address: '{address.format(port=free_port())}', format: {{type: cot, protocol: {protocol}}}}}"
+    with pytest.raises(WirewayError, match=f"TAK protocol `{protocol}` does not go over"):
+        async with engine_from(tmp_path, sender_pattern("misfit", free_port(), output)):
+            pass

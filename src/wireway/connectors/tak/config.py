@@ -142,9 +142,13 @@ class TakOutputConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     delivered once it is written to a connected socket and drained there. While the
     server is away the messages wait in the output's buffer (the outbox), however
     long that takes, and go out once it is back; bytes still in the kernel's buffers
-    when a server vanishes are lost (at-most-once for those). With `protocol: mesh`
-    (over UDP) or `protocol: stream` (over TCP/TLS) in the cot format's options,
-    events are sent as TAK protocol version 1 instead of XML.
+    when a server vanishes are lost (at-most-once for those).
+
+    With `protocol: mesh` in the cot format's options, datagrams carry TAK protocol
+    version 1 instead of XML (as ATAK's mesh does once set to it); `protocol:
+    stream` writes its stream frames on a connection, for a peer that reads them at
+    once, such as wireway's tak input (a TAK server takes them only after a
+    negotiation on the connection, which this output does not do: send it XML).
     """
 
     address: Annotated[
