@@ -62,6 +62,7 @@ class FieldKit(AppService):
         self.settings = Settings()
         self.counts = Counts()
         self.patterns: set[str] = set()
+        self.positions = False  # the kit's own receiver reported a fix
         self.outputs: set[str] = set()  # the pattern's TAK outputs (their deliveries count as sent)
         # the postcollection replay: path -> starts it; stop() ends it (set by `fieldkit_replay`)
         self.replay: Callable[[Path], Awaitable[None]] | None = None
@@ -136,11 +137,16 @@ class FieldKit(AppService):
 
     # ----- what the step reports ---------------------------------------------------------
     def row(self, payload: dict[str, Any]) -> None:
-        counts = self.counts
-        counts.rows += 1
+        self.counts.rows += 1
+        if not self.positions:
+            self.fix(payload, "kismet")
+
+    def fix(self, payload: dict[str, Any], source: str) -> None:
+        """The newest position: the kit's own receiver once it reported one, else Kismet's rows."""
         lat, lon = payload.get("lat"), payload.get("lon")
-        if lat or lon:
-            counts.last_fix = {"lat": lat, "lon": lon, "at": time.time()}
+        if isinstance(lat, int | float) and isinstance(lon, int | float) and (lat or lon):
+            self.counts.last_fix = {"lat": lat, "lon": lon, "at": time.time(), "source": source}
+            self.positions = self.positions or source != "kismet"
 
     def status(self) -> dict[str, Any]:
         s = self.settings

@@ -153,6 +153,9 @@ class FieldkitFilter(Processor):
             p = msg.payload
             if not isinstance(p, dict):
                 continue
+            if "mac" not in p:  # the kit's own position (gpsd, mavlink): for the page only
+                kit.fix(p, msg.source)
+                continue
             kit.row(p)
             if not s.broadcasting or (msg.source == live) != (s.analysis_mode == "realtime"):
                 continue
