@@ -101,6 +101,12 @@ def test_junk_before_an_event_and_a_cut_end() -> None:
     assert refused[1][1] == "the connection closed inside an event"
 
 
+def test_a_byte_order_mark_first_is_no_error() -> None:
+    events, refused = cut(b"\xef\xbb\xbf<event uid='a'></event>", 2)
+    assert events == [b"<event uid='a'></event>"]
+    assert refused == []
+
+
 def test_what_is_held_is_bounded() -> None:
     deframer = EventDeframer(1000)
     for _ in range(100):

@@ -9,10 +9,12 @@ import asyncio
 import json
 import socket
 import warnings
+from configparser import ConfigParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import pytest
 import takproto
 from tak_peers import COT, check_event, feed, row, sender_pattern
 
@@ -164,3 +166,54 @@ async def test_input_decodes_pytak_and_mesh_datagrams_from_a_group(tmp_path: Pat
     assert events[2]["detail"]["contact"]["@callsign"] == "HUB-1"
     (letter,) = DlqAdmin(tmp_path / "data" / "buffer.db").list("listen")
     assert letter["reason"].startswith("datagram from 127.0.0.1:")
+
+
+async def pytak_sender(url: str, proto: int) -> Any:
+    """pytak's own transmitter for `url` (TAK_PROTO 0: XML, 1: protocol v1), with the
+    multicast interface and TTL that keep it on this host."""
+    with warnings.catch_warnings():  # pytak warns that its optional aiohttp is missing
+        warnings.simplefilter("ignore")
+        import pytak
+
+    config = ConfigParser()
+    config["pytak"] = {
+        "COT_URL": url,
+        "TAK_PROTO": str(proto),
+        "PYTAK_MULTICAST_LOCAL_ADDR": "127.0.0.1",
+        "PYTAK_MULTICAST_TTL": "0",
+    }
+    section = config["pytak"]
+    _, writer = await pytak.protocol_factory(section)
+    return pytak, pytak.TXWorker(asyncio.Queue(), section, writer), writer
+
+
+@pytest.mark.parametrize(
+    ("scheme", "proto", "protocol"),
+    [("udp+wo", 0, "xml"), ("udp+wo", 1, "mesh"), ("tcp", 0, "xml"), ("tcp", 1, "stream")],
+)
+async def test_input_from_a_live_pytak_client(tmp_path: Path, scheme: str, proto: int, protocol: str) -> None:
+    """pytak sends 20 events of its own making, as XML or protocol v1, to a group on
+    `lo` or over TCP; the tak input makes each one a message, with pytak's point."""
+    udp = scheme.startswith("udp")
+    port = free_udp_port() if udp else free_port()
+    host = GROUP if udp else "127.0.0.1"
+    out = tmp_path / "events.jsonl"
+    entry = f"{{type: tak, address: '{'udp' if udp else 'tcp'}://{host}:{port}'" + (
+        ", interface: lo}" if udp else "}"
+    )
+    async with engine_from(tmp_path, receiver_pattern("live", entry, out)):
+        pytak, worker, writer = await pytak_sender(f"{scheme}://{host}:{port}", proto)
+        try:
+            for n in range(20):
+                event = pytak.gen_cot(lat=10 + n / 8, lon=20.5, uid=f"pytak-{n}", cot_type="a-f-G-U-C")
+                await worker.send_data(event)
+                await asyncio.sleep(0.001)
+            await eventually(lambda: len(lines(out)) >= 20)
+        finally:
+            writer.close()
+    events = lines(out)
+    assert sorted(e["uid"] for e in events) == sorted(f"pytak-{n}" for n in range(20))
+    assert {e["protocol"] for e in events} == {protocol}
+    for e in events:
+        n = int(e["uid"].removeprefix("pytak-"))
+        assert (e["type"], e["point"]["lat"], e["point"]["lon"]) == ("a-f-G-U-C", 10 + n / 8, 20.5)

@@ -14,6 +14,7 @@ from wireway.connectors.framing import snippet
 
 MAGIC = 0xBF
 END = b"</event>"
+BOM = b"\xef\xbb\xbf"  # a byte order mark some writers put first
 Refused = tuple[str, str]  # (start of the bytes, why), for the dead-letter queue
 
 
@@ -114,7 +115,8 @@ class EventDeframer:
         event = data[pos:end]
         start = event.find(b"<")
         if start > 0:  # bytes that are not XML before the event: refused, the event kept
-            refused.append((snippet(event[:start]), "not a CoT event"))
+            if event[:start] != BOM:
+                refused.append((snippet(event[:start]), "not a CoT event"))
             event = event[start:]
         events.append(event)
         return end
