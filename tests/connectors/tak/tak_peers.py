@@ -97,7 +97,7 @@ interfaces:
 @dataclass
 class Certificates:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate,
-    written as PEM files (the client's key also encrypted, and in a PKCS#12 file)."""
+    written as PEM files and as PKCS#12 files (the client's key also encrypted)."""
 
     folder: Path
     password: str = "atakatak"
@@ -127,13 +127,12 @@ class Certificates:
             cert = builder.sign(ca_key, hashes.SHA256())
             self._write(f"{role}.pem", cert.public_bytes(Encoding.PEM))
             self._write(f"{role}.key", key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+            secret = BestAvailableEncryption(self.password.encode())
+            p12 = pkcs12.serialize_key_and_certificates(f"tak-{role}".encode(), key, cert, [ca], secret)
+            self._write(f"{role}.p12", p12)
             if role == "client":
-                secret = BestAvailableEncryption(self.password.encode())
-                self._write(
-                    "client-encrypted.key", key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, secret)
-                )
-                p12 = pkcs12.serialize_key_and_certificates(b"tak-client", key, cert, [ca], secret)
-                self._write("client.p12", p12)
+                sealed = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, secret)
+                self._write("client-encrypted.key", sealed)
 
     @staticmethod
     def _builder(subject: x509.Name, issuer: x509.Name, public_key: Any) -> x509.CertificateBuilder:

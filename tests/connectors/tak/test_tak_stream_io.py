@@ -193,16 +193,18 @@ async def send_without_certificate(port: int, tls: ssl.SSLContext) -> None:
     raise ConnectionError("the server closed the connection")
 
 
-async def test_tls_input_requires_a_client_certificate(tmp_path: Path, certs: Certificates) -> None:
-    """A tls:// listener with `ca` takes events from a client with a certificate signed
-    by that CA (here wireway's own tak output) and refuses a client without one."""
+@pytest.mark.parametrize("identity", ["cert: '{pem}', key: '{key}'", "pkcs12: '{p12}', password: atakatak"])
+async def test_tls_input_requires_a_client_certificate(
+    tmp_path: Path, certs: Certificates, identity: str
+) -> None:
+    """A tls:// listener (its certificate as PEM or PKCS#12) with `ca` takes events from
+    a client with a certificate signed by that CA (here wireway's own tak output) and
+    refuses a client without one."""
     port, feed_port = free_port(), free_port()
     out = tmp_path / "events.jsonl"
     paths = certs.paths
-    entry = (
-        f"{{type: tak, address: 'tls://127.0.0.1:{port}', tls: {{cert: '{paths['server.pem']}', "
-        f"key: '{paths['server.key']}', ca: '{paths['ca.pem']}'}}}}"
-    )
+    own = identity.format(pem=paths["server.pem"], key=paths["server.key"], p12=paths["server.p12"])
+    entry = f"{{type: tak, address: 'tls://127.0.0.1:{port}', tls: {{{own}, ca: '{paths['ca.pem']}'}}}}"
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
     async with engine_from(tmp_path / "in", listener_pattern(entry, out)):
