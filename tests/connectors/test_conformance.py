@@ -51,6 +51,8 @@ COUNT = 1000
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 # components of the sensor application, tested with it (tests/apps/)
 APPLICATION = {("input", "sensor_http"), ("output", "sensor_state")}
+# and of the field kit (tests/apps/fieldkit/)
+APPLICATION |= {("input", "fieldkit_replay"), ("output", "fieldkit_server")}
 SERVICES = {"mqtt": ("mosquitto", 1883), "redis": ("redis", 6379), "sql": ("postgresql", 5432)}
 SERVICES.update({"amqp": ("rabbitmq", 5672), "nats": ("nats", 4222)})
 
