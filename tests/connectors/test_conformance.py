@@ -78,8 +78,9 @@ class Case:
             self.seen.extend(values)
 
     def numbers(self) -> list[int]:
+        # a format that carries only text (CoT's XML attributes, csv) gives "5" for 5
         with self.lock:
-            return [v["n"] for v in self.seen if isinstance(v, dict) and "n" in v]
+            return [int(v["n"]) for v in self.seen if isinstance(v, dict) and "n" in v]
 
 
 def messages() -> list[dict[str, int]]:
