@@ -114,3 +114,21 @@ async def test_replay_a_chosen_file_to_the_operators_server_then_stop(tmp_path: 
 def kit_rows(kit: Kit) -> int:
     service = next(iter(kit.engine.app_services.values()))
     return int(service.status()["counts"]["rows_read"])
+
+
+async def test_a_postcollection_broadcast_resumes_after_a_restart(tmp_path: Path) -> None:
+    sim = Simulator(devices=4, layout="1.4", seed=4)
+    surveys = tmp_path / "kismet" / "done"
+    surveys.mkdir(parents=True)
+    survey = surveys / "Kismet-20250101-09-00-00-1.wiglecsv"
+    survey.write_text(sim.header() + "".join(sim.line(d) for d in sim.devices), encoding="ascii")
+    async with fieldkit(tmp_path) as kit, listening(kit.port) as tak:
+        async with kit.client() as api:
+            await api.post("/update_analysis_mode", json={"mode": "postcollection"})
+            r = await api.post("/start_broadcast", json={"directory": str(surveys), "filename": survey.name})
+            assert r.status_code == 200
+        await eventually(lambda: len(tak.events) == 4)
+    async with fieldkit(tmp_path) as kit:
+        await eventually(lambda: kit_rows(kit) == 4)  # read again from its start
+        status = await kit.status()
+    assert (status["analysis_mode"], status["filename"]) == ("postcollection", survey.name)

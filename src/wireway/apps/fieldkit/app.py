@@ -112,13 +112,15 @@ class FieldKit(AppService):
             self.server = server
             await self.server.start()
             logger.info("field kit operators' API", address=f"http://{host}:{port}/")
-        if self.settings.broadcasting and self.settings.analysis_mode == "postcollection":
-            await self.resume_replay()
 
     async def resume_replay(self) -> None:
-        """After a restart in postcollection mode, the chosen file is replayed again."""
-        path = Path(self.settings.directory or self.options.wigle_dir) / self.settings.filename
-        if self.replay is not None and self.settings.filename and path.is_file():
+        """After a restart during a postcollection broadcast, the chosen file is replayed again."""
+        s = self.settings
+        if not (s.broadcasting and s.analysis_mode == "postcollection" and s.filename):
+            return
+        folder = self.confined(s.directory or self.options.wigle_dir)
+        path = folder / s.filename if folder is not None else None
+        if self.replay is not None and path is not None and path.is_file():
             await self.replay(path)
 
     async def stop(self) -> None:

@@ -42,11 +42,13 @@ class ReplayInput(Input):
     def use_service(self, service: FieldKit) -> None:
         service.replay = self.play
         service.stop_replay = self.halt
+        self.kit = service
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, ctx: InputContext) -> None:
         self.ctx = ctx
         self.state = "running"
+        await self.kit.resume_replay()
 
     async def play(self, path: Path) -> None:
         """Replay `path` from its start (a replay under way ends first)."""
