@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 from pathlib import Path
 from typing import Annotated, NamedTuple
 from urllib.parse import urlsplit
@@ -13,6 +12,7 @@ from msgspec import Meta
 
 from wireway.connectors import tls as tlsmod
 from wireway.connectors.tls import TlsOptions
+from wireway.connectors.udp_sockets import check_interface
 
 MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4
 ADDRESS_HELP = "expected udp://, tcp:// or tls:// and host:port, e.g. udp://239.2.3.1:6969"
@@ -52,23 +52,6 @@ def parse_address(url: str) -> Address:
             raise ValueError("multicast over IPv6 is not supported - at `$.address`")
         group = ip.is_multicast
     return Address(scheme, host, port, group)
-
-
-def check_interface(interface: str | None, group: bool) -> None:
-    """An interface is a name this machine has (`lo`, `eth0`) or an IPv4 address."""
-    if interface is None:
-        return
-    if not group:
-        raise ValueError("an interface is only for a multicast group address - at `$.interface`")
-    try:
-        ipaddress.IPv4Address(interface)
-        return
-    except ValueError:
-        pass
-    try:
-        socket.if_nametoindex(interface)
-    except OSError:
-        raise ValueError(f"no network interface named `{interface}` here - at `$.interface`") from None
 
 
 def only_for(config: msgspec.Struct, names: tuple[str, ...], allowed: bool, what: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import ssl
 
 from wireway.connectors.base import Output
@@ -13,9 +12,9 @@ from wireway.connectors.framing import CHUNK, StreamClientOptions
 from wireway.connectors.stream_sender import Link, StreamSender
 from wireway.connectors.tak.config import TakOutputConfig, parse_address
 from wireway.connectors.tak.credentials import client_context
-from wireway.connectors.udp_sockets import sending
+from wireway.connectors.udp_sockets import DatagramSender, sending
 from wireway.envelope import Message
-from wireway.errors import RetryableError, WirewayError
+from wireway.errors import WirewayError
 from wireway.registry import register_output
 
 
@@ -41,25 +40,6 @@ class EventSender(StreamSender):
             while not link.lost:
                 if not await link.reader.read(CHUNK):
                     return
-
-
-class Datagrams(asyncio.DatagramProtocol):
-    """Keeps the send errors and whether the transport's buffer is over its limit."""
-
-    def __init__(self) -> None:
-        self.error: OSError | None = None
-        self.room = asyncio.Event()
-        self.room.set()
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError):
-            self.error = exc
-
-    def pause_writing(self) -> None:
-        self.room.clear()
-
-    def resume_writing(self) -> None:
-        self.room.set()
 
 
 @register_output("tak", config=TakOutputConfig)
@@ -90,9 +70,7 @@ class TakOutput(Output):
         self.target = (address.host, address.port)
         self.codec = self.iface.new_codec()
         sock = sending(address.host, address.group, cfg.broadcast, cfg.interface, cfg.ttl, cfg.loopback)
-        loop = asyncio.get_running_loop()
-        transport, self.protocol = await loop.create_datagram_endpoint(Datagrams, sock=sock)
-        self.transport: asyncio.DatagramTransport = transport
+        self.datagrams = await DatagramSender.open(sock)
 
     async def open_stream(self) -> None:
         cfg, address = self.config, self.address
@@ -127,35 +105,13 @@ class TakOutput(Output):
 
     async def send_datagrams(self, batch: list[Message]) -> dict[int, str] | None:
         cfg = self.config
-        refused: dict[int, str] = {}
-        for i, msg in enumerate(batch):
-            try:
-                data = self.codec.encode(msg)
-            except ValueError as exc:
-                refused[i] = str(exc)
-                continue
-            if len(data) > cfg.max_datagram_bytes:
-                refused[i] = f"{len(data)} bytes: over max_datagram_bytes ({cfg.max_datagram_bytes})"
-                continue
-            if not self.protocol.room.is_set():
-                await self.protocol.room.wait()
-            self.transport.sendto(data, self.target)
-            error, self.protocol.error = self.protocol.error, None
-            if error is not None:
-                if error.errno == errno.EMSGSIZE:
-                    refused[i] = f"{len(data)} bytes: too long for the network ({error.strerror})"
-                    continue
-                raise RetryableError(f"tak {cfg.address}: {error.strerror or error}") from error
-        buffered = getattr(self.transport, "get_write_buffer_size", lambda: 0)
-        for _ in range(1000):  # what the kernel could not take at once, bounded
-            if buffered() == 0:
-                break
-            await asyncio.sleep(0.001)
-        return refused or None
+        return await self.datagrams.send(
+            batch, self.codec.encode, self.target, cfg.max_datagram_bytes, f"tak {cfg.address}"
+        )
 
     async def close(self) -> None:
-        if hasattr(self, "transport"):
-            self.transport.close()
+        if hasattr(self, "datagrams"):
+            self.datagrams.close()
         if hasattr(self, "sender"):
             await self.sender.stop()
 

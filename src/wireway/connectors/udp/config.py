@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import msgspec
 from msgspec import Meta
 
 from wireway.connectors.hostport import parse_hostport
+from wireway.connectors.udp_sockets import check_interface
 
 MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4
 
@@ -25,23 +25,6 @@ def check_address(address: str) -> tuple[str, int, bool]:
     if ip.is_multicast and ip.version == 6:
         raise ValueError("multicast over IPv6 is not supported - at `$.address`")
     return host, port, ip.is_multicast
-
-
-def check_interface(interface: str | None, group: bool) -> None:
-    """An interface is a name this machine has (`lo`, `eth0`) or an IPv4 address."""
-    if interface is None:
-        return
-    if not group:
-        raise ValueError("an interface is only for a multicast group address - at `$.interface`")
-    try:
-        ipaddress.IPv4Address(interface)
-        return
-    except ValueError:
-        pass
-    try:
-        socket.if_nametoindex(interface)
-    except OSError:
-        raise ValueError(f"no network interface named `{interface}` here - at `$.interface`") from None
 
 
 class UdpInputConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
