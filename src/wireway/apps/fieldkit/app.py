@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from wireway.apps.fieldkit import settings as kept
+from wireway.apps.fieldkit.http_server import OperatorServer
 from wireway.apps.fieldkit.settings import Settings
 from wireway.connectors.base import AppService, EngineView
 from wireway.connectors.hostport import parse_hostport
@@ -67,7 +68,7 @@ class FieldKit(AppService):
         # the postcollection replay: path -> starts it; stop() ends it (set by `fieldkit_replay`)
         self.replay: Callable[[Path], Awaitable[None]] | None = None
         self.stop_replay: Callable[[], Awaitable[None]] | None = None
-        self.server: Any = None
+        self.server: OperatorServer | None = None
         self.asgi: Callable[[FieldKit], Any] | None = None  # the API's app (given by fieldkit_filter)
         self.lock = asyncio.Lock()
 
@@ -105,11 +106,8 @@ class FieldKit(AppService):
         self.settings = kept.load(self.settings_path, self.options.first)
         self.view.events.on_delivered(self._delivered)
         if self.options.listen and self.asgi is not None:
-            from wireway.connectors.websocket.server import SecondServer
-
             host, port = parse_hostport(self.options.listen)
-            server = SecondServer(self.asgi(self), host=host, port=port, ping_interval=20, ping_timeout=20)
-            self.server = server
+            self.server = OperatorServer(self.asgi(self), host, port)
             await self.server.start()
             logger.info("field kit operators' API", address=f"http://{host}:{port}/")
 
@@ -129,9 +127,6 @@ class FieldKit(AppService):
         if self.server is not None:
             await self.server.stop()
             self.server = None
-
-    def addresses(self) -> set[tuple[str, int]]:
-        return self.server.addresses() if self.server is not None else set()
 
     def _delivered(self, pattern: str, output: str, latencies: list[float]) -> None:
         if pattern in self.patterns and output in self.outputs:
@@ -176,5 +171,4 @@ class FieldKit(AppService):
     def health(self) -> dict[str, str]:
         if not self.options.listen:
             return {}
-        started = self.server is not None and self.server.started
-        return {"fieldkit-api": "up" if started else "down"}
+        return {"fieldkit-api": "up" if self.server is not None and self.server.started else "down"}
