@@ -44,6 +44,11 @@ class Kit:
         headers = {"X-API-Key": key} if key else {}
         return httpx.AsyncClient(base_url=self.api, headers=headers, trust_env=False, timeout=10)
 
+    def counts(self) -> dict[str, Any]:
+        """The live counts, read from the service (no request)."""
+        service = next(iter(self.engine.app_services.values()))
+        return service.status()["counts"]  # type: ignore[attr-defined, no-any-return]
+
     async def status(self, key: str | None = None) -> dict[str, Any]:
         async with self.client(key) as c:
             r = await c.get("/status")

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from kit_support import Kit, fieldkit, listening
+from kit_support import fieldkit, listening
 
 from support import eventually
 from wireway.apps.fieldkit.simulate import Simulator, destination
@@ -87,7 +87,7 @@ async def test_replay_a_chosen_file_to_the_operators_server_then_stop(tmp_path: 
                 body = {"tak_server_ip": "127.0.0.1", "tak_server_port": str(server_port)}
                 assert (await api.post("/update_tak_settings", json=body)).status_code == 200
                 # broadcast off: the live file is read, nothing is sent
-                await eventually(lambda: kit_rows(kit) == 6)
+                await eventually(lambda: kit.counts()["rows_read"] == 6)
                 assert (await kit.status())["counts"]["events_sent"] == 0
                 await api.post("/update_analysis_mode", json={"mode": "postcollection"})
                 r = await api.post("/start_broadcast", json={"filename": survey.name})
@@ -105,15 +105,10 @@ async def test_replay_a_chosen_file_to_the_operators_server_then_stop(tmp_path: 
                     for d in sim.devices:
                         d.lat += 0.01
                         f.write(sim.line(d))
-                await eventually(lambda: kit_rows(kit) == 18)
+                await eventually(lambda: kit.counts()["rows_read"] == 18)
                 assert len(server.events) == 6
     finally:
         transport.close()
-
-
-def kit_rows(kit: Kit) -> int:
-    service = next(iter(kit.engine.app_services.values()))
-    return int(service.status()["counts"]["rows_read"])
 
 
 async def test_a_postcollection_broadcast_resumes_after_a_restart(tmp_path: Path) -> None:
@@ -129,6 +124,6 @@ async def test_a_postcollection_broadcast_resumes_after_a_restart(tmp_path: Path
             assert r.status_code == 200
         await eventually(lambda: len(tak.events) == 4)
     async with fieldkit(tmp_path) as kit:
-        await eventually(lambda: kit_rows(kit) == 4)  # read again from its start
+        await eventually(lambda: kit.counts()["rows_read"] == 4)  # read again from its start
         status = await kit.status()
     assert (status["analysis_mode"], status["filename"]) == ("postcollection", survey.name)

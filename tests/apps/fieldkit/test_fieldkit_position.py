@@ -46,8 +46,7 @@ async def test_rows_without_a_fix_take_the_kits_position(tmp_path: Path) -> None
                 def fix_arrived() -> bool:
                     vehicle.mav.heartbeat_send(2, 3, 0, 0, 0)
                     vehicle.mav.global_position_int_send(1000, LAT, LON, 45300, 12500, 0, 0, 0, 0)
-                    status = next(iter(kit.engine.app_services.values())).status()
-                    return bool((status["counts"]["last_fix"] or {}).get("source") == "mavlink")
+                    return bool((kit.counts()["last_fix"] or {}).get("source") == "mavlink")
 
                 await eventually(fix_arrived, interval=0.1)
             finally:
