@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import takproto
 from kit_support import fieldkit, listening
 
 from support import eventually
@@ -60,6 +61,12 @@ async def test_rows_become_events_that_move_skip_whitelisted_and_colour_blacklis
     (nameless,) = tak.of(f"wifi-{hidden.mac}")
     assert nameless.find("detail/contact").get("callsign") == hidden.mac  # type: ignore[union-attr]
     assert not any(b"MAC,SSID" in raw for raw in tak.raw)  # the header row is no event
+    for raw in tak.raw:  # what a TAK client library makes of them: protocol v1, same callsign
+        message = takproto.parse_proto(takproto.xml2proto(raw))
+        assert message.cotEvent.uid.startswith("wifi-")
+    parsed = {takproto.parse_proto(takproto.xml2proto(r)).cotEvent.uid: r for r in tak.raw}
+    odd_event = takproto.parse_proto(takproto.xml2proto(parsed[f"wifi-{odd.mac}"]))
+    assert odd_event.cotEvent.detail.contact.callsign == odd.ssid
 
 
 class Unicast(asyncio.DatagramProtocol):
