@@ -93,6 +93,10 @@ def run(
     if mqtt:
         variables["WIREWAY_MQTT_URL"] = mqtt
     target = path or (app_path(app_name) if app_name else default_target())
+    if simulate and app_name not in (None, "sensors"):
+        raise typer.BadParameter(
+            "--simulate posts sensor readings; for the field kit run `wireway simulate --app fieldkit`"
+        )
     if no_mqtt:
         variables["WIREWAY_MQTT_ENABLED"] = "false"
     elif demo_without_broker(target, mqtt, simulate):
