@@ -126,7 +126,11 @@ def run_case(buffer: str, n: int, rate: float | None, workdir: Path, udp: bool) 
         rss = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
         if datagrams is not None:
             datagrams.close()
     lat = sorted(tail.latencies)

@@ -24,7 +24,7 @@ settings: {{batch_size: 10}}
 """
 
 
-async def send(port: int, values: list[dict[str, object]]) -> None:
+async def send(port: int, values: list[object]) -> None:
     _, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"".join(json.dumps(v).encode() + b"\n" for v in values))
     await writer.drain()
@@ -97,6 +97,28 @@ async def test_whole_writes_one_file_per_message_atomically(tmp_path: Path) -> N
         await eventually(lambda: folder.exists() and len(list(folder.glob("*.json"))) == 5)
     assert sorted(json.loads(p.read_text())["n"] for p in folder.glob("*.json")) == list(range(5))
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+
+
+async def test_text_lines_and_whole_csv_files(tmp_path: Path) -> None:
+    """format: text writes the payload strings as lines; whole csv files each have a header."""
+    port, lines, folder = free_port(), tmp_path / "log.txt", tmp_path / "rows"
+    text = f"""
+pattern: {{name: fout}}
+interfaces:
+  input:
+    - {{type: tcp, address: "127.0.0.1:{port}"}}
+  output:
+    - {{type: file, name: lines, address: '{lines}', format: text, when: "type(payload) == string"}}
+    - {{type: file, name: rows, mode: whole, address: '{folder}/row-{{n}}.csv', format: csv,
+        when: "type(payload) != string"}}
+"""
+    async with engine_from(tmp_path, text):
+        await send(port, ["first line", {"a": 1, "b": "x"}, "second line", {"a": 2, "b": "y"}])
+        await eventually(lambda: lines.exists() and lines.read_text().count("\n") == 2)
+        await eventually(lambda: (folder / "row-2.csv").exists())
+    assert lines.read_text() == "first line\nsecond line\n"
+    assert (folder / "row-1.csv").read_text() == "a,b\n1,x\n"
+    assert (folder / "row-2.csv").read_text() == "a,b\n2,y\n"
 
 
 def test_bad_output_options_are_named(tmp_path: Path) -> None:
