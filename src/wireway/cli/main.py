@@ -182,6 +182,9 @@ def simulate(
         Path, typer.Option("--wigle-dir", envvar="FIELDKIT_WIGLE_DIR", help="fieldkit: where to write.")
     ] = Path("kismet"),
     layout: Annotated[str, typer.Option(help="fieldkit: WiGLE CSV layout, 1.4 or 1.6.")] = "1.6",
+    gpsd_port: Annotated[
+        int, typer.Option("--gpsd-port", help="fieldkit: run gpsd on this port, fed a simulated walk.")
+    ] = 0,
 ) -> None:
     """Send realistic ESP32 readings (moving radar targets, PIR bursts, gas spikes), or
     with `--app fieldkit` write a growing Kismet WiGLE CSV file (a new one per run).
@@ -194,9 +197,13 @@ def simulate(
 
         if layout not in ("1.4", "1.6"):
             raise typer.BadParameter("--layout must be 1.4 or 1.6")
+        from wireway.apps.fieldkit.nmea import kit_gps
+
         rows = total if total is not None else int(rate * duration)
         console.print(f"writing {rows} rows into a new file in {wigle_dir} (Ctrl-C stops)", markup=False)
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as stack:
+            if gpsd_port:
+                console.print(stack.enter_context(kit_gps(gpsd_port)), markup=False)
             path = Simulator(devices, layout).write(wigle_dir, rows, rate)
             console.print(f"wrote {path}", markup=False)
         return
