@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from support import engine_from, eventually
+from wireway.runtime.dlq import DlqAdmin
 
 
 def pattern(glob: str, out: Path, extra: str = "", fmt: str = "json") -> str:
@@ -38,6 +39,8 @@ async def test_each_file_is_one_message_then_done(tmp_path: Path) -> None:
         await eventually(lambda: (inbox / "done" / "b.json").exists())
     assert sorted(v["order"] for v in seen(out)) == [1, 2]
     assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed"]
+    (letter,) = DlqAdmin(tmp_path / "data" / "buffer.db").list("whole")
+    assert letter["reason"].startswith(f"{inbox / 'c.json'}: invalid JSON")
 
 
 async def test_lines_format_one_message_per_row_and_delete(tmp_path: Path) -> None:

@@ -74,8 +74,8 @@ class Shaper:
         values: list[Any] = []
         errors: Errors = []
         for number, record in enumerate(records, 1):
-            if record.error is not None:
-                errors.append((None, f"{path}: {record.error}"))
+            if record.error is not None:  # the file itself is kept (in failed/): name it
+                errors.append(({"file": path}, f"{path}: {record.error.removeprefix(': ')}"))
                 continue
             values.append(self.one(record.value, gen, number, path))
         return values, errors

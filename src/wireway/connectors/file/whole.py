@@ -135,10 +135,10 @@ class Whole:
             chunks.append(chunk)
             at += len(chunk)
         try:
-            records = codec.decode(b"".join(chunks), f.path)
+            records = codec.decode(b"".join(chunks))
         except Exception as exc:  # noqa: BLE001 - a format's own failure
             records = []
-            errors: list[tuple[Any, str]] = [(None, f"{f.path}: {exc}")]
+            errors: list[tuple[Any, str]] = [({"file": f.path}, f"{f.path}: {exc}")]
         else:
             errors = []
         values, bad = self.shaper.records(records, f.path, f.gen)
