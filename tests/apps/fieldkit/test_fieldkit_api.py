@@ -136,6 +136,11 @@ async def test_folders_outside_the_roots_are_refused(tmp_path: Path) -> None:
         (kit.wigle / "link").symlink_to(secret)
         r = await api.get("/list_wigle_files", params={"directory": str(kit.wigle / "link")})
         assert r.status_code == 403
+        (kit.wigle / "loot.wiglecsv").symlink_to(secret / "loot.wiglecsv")
+        r = await api.post(
+            "/start_broadcast", json={"directory": str(kit.wigle), "filename": "loot.wiglecsv"}
+        )
+        assert r.status_code == 403
         r = await api.get("/list_wigle_files", params={"directory": str(kit.wigle / "sub")})
         assert r.json() == {"files": ["a.wiglecsv"]}
 

@@ -161,6 +161,8 @@ class Api:
         if folder is None or Path(name).name != name or name in (".", ".."):
             return answer(403, error="Directory is outside the allowed folders")
         path = folder / name
+        if self.kit.confined(str(path)) is None:  # a symbolic link out of the roots
+            return answer(403, error="Directory is outside the allowed folders")
         if not path.is_file():
             return answer(404, error="File does not exist")
 
