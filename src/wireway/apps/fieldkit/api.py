@@ -74,7 +74,10 @@ class Api:
         return answer(401, error="Missing or invalid API key")
 
     async def index(self, request: Request) -> Response:
-        return HTMLResponse(page())
+        try:
+            return HTMLResponse(page())
+        except FileNotFoundError:  # a package built without its *.html files
+            return answer(500, error="the operator page is missing from this installation")
 
     async def status(self, request: Request) -> Response:
         return JSONResponse(self.kit.status())
