@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support import engine_from, eventually
+from wireway.config import load_pattern
 from wireway.runtime.dlq import DlqAdmin
 
 
@@ -244,3 +247,32 @@ async def test_cut_and_written_longer_starts_again(tmp_path: Path) -> None:
         src.write_text(rows(100, 110))  # truncates and writes in one go
         await eventually(lambda: len(seen(out)) == 13)
     assert numbers(out) == [0, 1, 2, *range(100, 110)]
+
+
+async def test_followed_by_polling_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no inotify (here forced off), changes are found by polling."""
+    monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(rows(0, 2))
+    async with engine_from(tmp_path, pattern(src, out)):
+        await eventually(lambda: len(seen(out)) == 2)
+        append(src, rows(2, 4))
+        await eventually(lambda: len(seen(out)) == 4)
+    assert numbers(out) == [0, 1, 2, 3]
+
+
+def test_bad_input_options_are_named(tmp_path: Path) -> None:
+    """A folder instead of a file, a key that is not a plain name, an unknown mode."""
+    cases = [
+        ('{type: file, path: "logs/"}', "path"),
+        ('{type: file, path: "a.log", file_field: "a.b"}', "file_field"),
+        ('{type: file, path: "a.log", mode: stream}', "mode"),
+    ]
+    for entry, key in cases:
+        path = tmp_path / "p.yaml"
+        path.write_text(
+            f"pattern: {{name: bad}}\ninterfaces:\n  input:\n    - {entry}\n  output:\n    - {{type: stdout}}\n"
+        )
+        loaded, errors = load_pattern(path)
+        assert loaded is None
+        assert any(key in str(e) and "p.yaml:4" in str(e) for e in errors), [str(e) for e in errors]
