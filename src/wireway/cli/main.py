@@ -280,6 +280,8 @@ def bench(
     `tcp`: tcp -> buffer -> file. `sensor`: the built-in application, MQTT QoS 1 ->
     durable buffer -> PostgreSQL, then HTTP single and batched POSTs.
     `nats`: JetStream -> durable buffer -> JetStream on a NATS server (--nats-url).
+    `file`: a file appended at full speed -> file tail -> buffer -> file (and udp
+    multicast on loopback), --messages lines, then half that rate for --latency-seconds.
 
     Example: wireway bench sensor --messages 100000 --rate 1000
     """
