@@ -41,6 +41,7 @@ class Tail:
         self.followers: list[Follower] = []  # oldest first
         self.codecs: dict[str, Codec] = {}
         self.seen: set[str] = set()  # files followed in this run (newest mode never goes back)
+        self.unsaved: list[Follower] = []  # followed, their position not stored yet
         self.first_run = True
         self.last_check = 0.0
 
@@ -88,8 +89,9 @@ class Tail:
             if f.key == key:
                 f.path = path
                 return f
+        stored = self.ctx.position(slot(self.name, key))
         try:
-            f = Follower.open(path, at_end, self.ctx.position(slot(self.name, key)))
+            f = Follower.open(path, at_end, stored)
         except OSError as exc:  # gone between the listing and now
             logger.debug("file went away", input=self.name, file=path, error=exc.strerror)
             return None
@@ -98,6 +100,8 @@ class Tail:
             self._prime(f, codec)
         self.followers.append(f)
         self.seen.add(f.key)
+        if stored is None or f.offset == 0:
+            self.unsaved.append(f)
         if leaving:
             f.leaving = time.monotonic()
         logger.info("following file", input=self.name, file=path, offset=f.offset)
@@ -111,6 +115,11 @@ class Tail:
                 break
 
     async def save_files(self) -> None:
+        # a new file's generation (its messages' ids) is stored before the outputs may
+        # see its first lines, so lines read again after a crash keep their ids
+        for f in self.unsaved:
+            await self.ctx.ingest([], source=self.name, position=(slot(self.name, f.key), f.position()))
+        self.unsaved.clear()
         files = [[f.path, f.dev, f.ino] for f in self.followers]
         await self.ctx.ingest([], source=self.name, position=(slot(self.name, FILES_KEY), encode(files)))
 
@@ -134,7 +143,7 @@ class Tail:
                 changed = True
         if listing:
             changed |= self._look()
-        if changed:
+        if changed or again:
             await self.save_files()
         return changed or again
 
@@ -173,6 +182,7 @@ class Tail:
         max_line = self.config.max_line_bytes
         if f.idle_since and f.truncated():  # news after a pause: first, is it the same file?
             self._restarted(f)
+            await self.save_files()
         got = f.read(max_line)
         if got is None or (not got[0] and not f.dropped):
             if not f.idle_since:
@@ -206,6 +216,7 @@ class Tail:
     def _restarted(self, f: Follower) -> None:
         logger.info("file truncated, reading it from its start", input=self.name, file=f.path)
         self.codecs[f.key] = self.new_codec()
+        self.unsaved.append(f)  # its new generation
 
     async def send(self, f: Follower, values: list[Any], errors: Errors) -> None:
         """Hand in a batch with the file's position, committed together."""
