@@ -91,15 +91,16 @@ class FieldkitFilterConfig(msgspec.Struct, forbid_unknown_fields=True):
         )
 
 
-def remarks(p: dict[str, Any]) -> str:
-    def shown(key: str, unit: str = "") -> str:
-        value = p.get(key)
-        return "unknown" if value is None or value == "" else f"{value}{unit}"
+def _shown(value: Any, unit: str = "") -> str:
+    return "unknown" if value is None or value == "" else f"{value}{unit}"
 
+
+def remarks(p: dict[str, Any]) -> str:
+    get = p.get
     return (
-        f"Channel: {shown('channel')}, Frequency: {shown('frequency_mhz', ' MHz')}, "
-        f"RSSI: {shown('rssi', ' dBm')}, Authentication: {shown('auth_mode')}, "
-        f"First seen: {shown('first_seen')}, MAC: {shown('mac')}"
+        f"Channel: {_shown(get('channel'))}, Frequency: {_shown(get('frequency_mhz'), ' MHz')}, "
+        f"RSSI: {_shown(get('rssi'), ' dBm')}, Authentication: {_shown(get('auth_mode'))}, "
+        f"First seen: {_shown(get('first_seen'))}, MAC: {_shown(get('mac'))}"
     )
 
 
