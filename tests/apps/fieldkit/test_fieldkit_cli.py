@@ -5,8 +5,6 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import pytest
-
 from conftest import ROOT, wireway
 from wireway.apps import builtin_path
 from wireway.formats.wiglecsv_format import WigleCodec
@@ -52,11 +50,6 @@ def test_simulate_writes_a_new_kismet_file_per_run(tmp_path: Path) -> None:
         assert all(v["frequency_mhz"] in (2412, 2437, 2462, 5180, 5745, None) for v in values)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the wheel leaves page/index.html out until pyproject.toml's [tool.setuptools.package-data] "
-    'lists "**/*.html" (a shared line this helper does not change)',
-)
 def test_the_operator_page_ships_in_the_package() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "**/*.html" in data["wireway"]
