@@ -88,3 +88,52 @@ settings: {{batch_size: {BATCH}}}
     for v in got:
         n, mid = v["payload"]["n"], v["messageId"]  # type: ignore[index]
         assert ids.setdefault(n, mid) == mid, f"line {n} read again with another messageId"  # type: ignore[arg-type]
+
+
+def test_kill_9_in_whole_mode(tmp_path: Path) -> None:
+    """Files dropped into a folder while wireway is killed and restarted: every file's rows
+    arrive, and every file ends in done/."""
+    inbox, out = tmp_path / "inbox", tmp_path / "out.jsonl"
+    inbox.mkdir()
+    pattern = tmp_path / "p.yaml"
+    pattern.write_text(f"""
+pattern: {{name: killwhole}}
+interfaces:
+  input:
+    - {{type: file, mode: whole, path: "{inbox}/*.jsonl", format: jsonl, settle: 0.1, poll_interval: 0.2}}
+  output:
+    - {{type: file, address: "{out}"}}
+""")
+    files = 60
+    done = threading.Event()
+
+    def dropper() -> None:
+        for k in range(files):
+            tmp = inbox / f".f{k}.tmp"
+            tmp.write_text("".join(json.dumps({"n": k * 100 + i}) + "\n" for i in range(100)))
+            tmp.rename(inbox / f"f{k}.jsonl")
+            time.sleep(0.04)
+        done.set()
+
+    threading.Thread(target=dropper, daemon=True).start()
+    for _ in range(3):
+        proc = start(tmp_path, pattern)
+        time.sleep(0.9)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    assert done.wait(30)
+    proc = start(tmp_path, pattern)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if len(list((inbox / "done").glob("*.jsonl"))) == files:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)  # the last file's messages reach the output
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert sorted(p.name for p in inbox.glob("*.jsonl")) == []
+    assert len(list((inbox / "done").glob("*.jsonl"))) == files
+    got = {v["payload"]["n"] for v in lines_of(out)}  # type: ignore[index]
+    assert got == set(range(files * 100))
