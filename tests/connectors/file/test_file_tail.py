@@ -276,3 +276,18 @@ def test_bad_input_options_are_named(tmp_path: Path) -> None:
         loaded, errors = load_pattern(path)
         assert loaded is None
         assert any(key in str(e) and "p.yaml:4" in str(e) for e in errors), [str(e) for e in errors]
+
+
+async def test_renamed_within_the_glob_is_not_read_again(tmp_path: Path) -> None:
+    """all: true: a file renamed to another matching name goes on from where it was."""
+    logs, out = tmp_path / "logs", tmp_path / "out.jsonl"
+    logs.mkdir()
+    (logs / "a.jsonl").write_text(rows(0, 3))
+    async with engine_from(tmp_path, pattern(f"{logs}/*.jsonl", out, ", all: true")):
+        await eventually(lambda: len(seen(out)) == 3)
+        os.rename(logs / "a.jsonl", logs / "b.jsonl")
+        await asyncio.sleep(0.5)  # past rotate_wait: a file left for good would be closed now
+        append(logs / "b.jsonl", rows(3, 5))
+        await eventually(lambda: len(seen(out)) == 5)
+        await asyncio.sleep(0.3)
+    assert numbers(out) == list(range(5))

@@ -50,7 +50,7 @@ def load_position(raw: bytes | None) -> Position | None:
         return None
     try:
         return _decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return None
 
 

@@ -83,13 +83,16 @@ class Tail:
             return (-1, -1)
         return st.st_dev, st.st_ino
 
-    def _add(self, path: str, at_end: bool, leaving: bool = False) -> Follower | None:
+    def _add(self, path: str, at_end: bool, leaving: bool = False, resume: bool = True) -> Follower | None:
+        """Follow `path`; with `resume`, from its stored position. A file that appears
+        while the input runs is new: what is stored for its inode belongs to a file
+        that had it before."""
         key = key_of(*self._identity(path))
         for f in self.followers:
             if f.key == key:
                 f.path = path
                 return f
-        stored = self.ctx.position(slot(self.name, key))
+        stored = self.ctx.position(slot(self.name, key)) if resume else None
         try:
             f = Follower.open(path, at_end, stored)
         except OSError as exc:  # gone between the listing and now
@@ -149,9 +152,14 @@ class Tail:
 
     def _look(self) -> bool:
         found = matches(self.pattern)
+        by_key = {f.key: f for f in self.followers}
+        for path in found:  # a followed file renamed to another matching name: still followed
+            f = by_key.get(key_of(*self._identity(path)))
+            if f is not None and f.path != path:
+                f.path, f.leaving = path, 0.0
         if not self.newest:
-            new = [p for p in found if key_of(*self._identity(p)) not in {f.key for f in self.followers}]
-            added = [self._add(path, at_end=False) for path in new]  # every one, not the first
+            new = [p for p in found if key_of(*self._identity(p)) not in by_key]
+            added = [self._add(path, at_end=False, resume=False) for path in new]  # all of them
             return any(f is not None for f in added)
         fresh = [p for p in found if key_of(*self._identity(p)) not in self.seen]
         if not fresh:
@@ -160,7 +168,7 @@ class Tail:
         current = self.followers[-1] if self.followers else None
         if current is not None and not current.leaving and mtime(newest) < mtime(current.path):
             return False
-        if self._add(newest, at_end=False) is None:
+        if self._add(newest, at_end=False, resume=False) is None:
             return False
         for f in self.followers[:-1]:
             f.leaving = f.leaving or time.monotonic()

@@ -76,9 +76,13 @@ class Whole:
         """Ingest one settled file, then move it to done/ or failed/, or delete it."""
         try:
             st = os.stat(path)
+            # a settled file does not change: its size and mtime tell it from a later
+            # file on the same inode (one deleted after it was read)
+            key = f"{key_of(st.st_dev, st.st_ino)}:{st.st_size}:{st.st_mtime_ns}"
             # read before (a crash between its commit and its move): only the rest
-            stored = self.ctx.position(slot(self.name, key_of(st.st_dev, st.st_ino)))
+            stored = self.ctx.position(slot(self.name, key))
             f = Follower.open(path, False, stored)
+            f.key = key
         except OSError as exc:
             logger.warning("cannot open file", input=self.name, file=path, error=exc.strerror)
             self.finish(path, failed=True)
