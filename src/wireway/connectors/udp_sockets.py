@@ -15,6 +15,7 @@ from wireway.envelope import Message
 from wireway.errors import RetryableError, WirewayError
 
 ANY = "0.0.0.0"
+SEND_TIMEOUT = 5.0  # seconds a send may wait for room in a full send buffer
 
 
 def membership(group: str, interface: str | None) -> bytes:
@@ -147,7 +148,12 @@ class DatagramSender(asyncio.DatagramProtocol):
                 refused[i] = f"{len(data)} bytes: over max_datagram_bytes ({max_bytes})"
                 continue
             if not self.room.is_set():
-                await self.room.wait()
+                try:
+                    await asyncio.wait_for(self.room.wait(), SEND_TIMEOUT)
+                except TimeoutError:
+                    raise RetryableError(
+                        f"{label}: the send buffer stayed full for {SEND_TIMEOUT:g}s"
+                    ) from None
             transport.sendto(data, target)
             error, self.error = self.error, None
             if error is not None:
