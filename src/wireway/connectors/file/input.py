@@ -49,4 +49,5 @@ class FileInput(Input):
         await self.reader.close()
 
     def health(self) -> dict[str, str]:
-        return {"state": self.state}
+        # "retrying": reading failed (a folder gone, no permission) and is tried again
+        return {self.name: "down" if self.state == "retrying" else "up"}
