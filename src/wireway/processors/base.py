@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from wireway.envelope import Message
 from wireway.observability.events import Events
+from wireway.supervision import ServiceControl
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -58,6 +59,8 @@ class EngineView:
             an occupancy hold running out.
         events: the engine's notifications (rejections, deliveries) to listen to.
         app_services: the engine's application services by class (see `service`).
+        services: the processes the deployment runs beside its patterns (its
+            `services:` section), None when it declares none (see supervision.py).
     """
 
     data_dir: Path
@@ -67,6 +70,7 @@ class EngineView:
     publish: Callable[[list[Message]], Awaitable[None]]
     events: Events = field(default_factory=Events)
     app_services: Mapping[type[AppService], AppService] = field(default_factory=dict)
+    services: ServiceControl | None = None
 
     def service(self, cls: type[ServiceT]) -> ServiceT | None:
         """The engine's instance of `cls` (e.g. the live hubs of its websocket outputs),
