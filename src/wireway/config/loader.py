@@ -21,11 +21,12 @@ from wireway.config.model import (
     Settings,
     Step,
 )
+from wireway.config.services import Service, check_services, load_services
 from wireway.config.yamlload import Document, join, load_document
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
 
-SECTIONS = ("pattern", "interfaces", "processors", "settings", "security", "monitoring")
+SECTIONS = ("pattern", "interfaces", "processors", "settings", "security", "monitoring", "services")
 
 
 class _Loader:
@@ -33,6 +34,7 @@ class _Loader:
         self.doc = doc
         self.base_dir = base_dir
         self.errors: list[ConfigError] = []
+        self.services: list[Service] = []
 
     def fail(self, path: str, message: str) -> None:
         if path in self.doc.bad_paths:
@@ -166,6 +168,7 @@ class _Loader:
         for key in data:
             if key not in SECTIONS:
                 self.fail(str(key), f"unknown section{did_you_mean(str(key), SECTIONS)}")
+        self.services = load_services(self.doc, self.convert, self.fail)
         if "pattern" not in data:
             self.fail("pattern", "required section is missing")
             return None
@@ -176,6 +179,7 @@ class _Loader:
         name = info.name if info else "pattern"
         pat = Pattern(self.doc.file, self.base_dir, info or PatternInfo(name="invalid"))
         pat.settings, pat.security, pat.monitoring = settings, security, monitoring
+        pat.services = self.services
         ifaces = data.get("interfaces")
         if not isinstance(ifaces, dict):
             self.fail("interfaces", "required: a mapping with `input:` and `output:` lists")
@@ -236,21 +240,33 @@ def load_pattern(
     """Load one pattern file; returns the pattern (None if unusable) and every error.
 
     `${VAR}` reads `variables` (default: the environment)."""
+    pattern, _, errors = _load_file(path, variables)
+    return pattern, errors
+
+
+def _load_file(
+    path: Path, variables: dict[str, str] | None
+) -> tuple[Pattern | None, list[Service], list[ConfigError]]:
+    """A pattern file, or a file of `services:` alone (its services, no pattern)."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        return None, [ConfigError(f"cannot read: {exc.strerror}", file=file)]
+        return None, [], [ConfigError(f"cannot read: {exc.strerror}", file=file)]
     try:
         doc, errors = load_document(file, text, variables)
     except ConfigError as exc:
-        return None, [exc]
+        return None, [], [exc]
     loader = _Loader(doc, path.parent.resolve())
     loader.errors.extend(errors)
     doc.bad_paths.update(e.path for e in errors)
+    if isinstance(doc.data, dict) and list(doc.data) == ["services"]:
+        services = load_services(doc, loader.convert, loader.fail)
+        errs = sorted(loader.errors, key=lambda e: e.line)
+        return None, services, errs
     pattern = loader.load()
     errs = sorted(loader.errors, key=lambda e: e.line)
-    return (pattern if not errs else None), errs
+    return (pattern if not errs else None), [], errs
 
 
 def pattern_files(path: Path) -> list[Path]:
@@ -272,12 +288,20 @@ def load_deployment(
         return [], [ConfigError("no *.yaml pattern files in this folder", file=str(path))]
     patterns: list[Pattern] = []
     errors: list[ConfigError] = []
+    alone: list[Service] = []  # from files of `services:` alone
     for file in files:
-        pattern, errs = load_pattern(file, variables)
+        pattern, services, errs = _load_file(file, variables)
         errors.extend(errs)
+        alone.extend(services)
         if pattern is not None:
             patterns.append(pattern)
     errors.extend(_conflicts(patterns))
+    if alone and not patterns and not errors:
+        errors.append(ConfigError("services need a pattern beside them", file=str(path)))
+    if patterns:
+        patterns[0].services = alone + patterns[0].services
+    every = [s for p in patterns for s in p.services]
+    errors.extend(check_services(every, [p.name for p in patterns]))
     return patterns, errors
 
 

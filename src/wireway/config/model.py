@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from wireway.config.services import Service
 from wireway.expr import Expr
 from wireway.registry import lookup
 
@@ -143,6 +144,9 @@ class Pattern:
     settings: Settings = field(default_factory=Settings)
     security: Security = field(default_factory=Security)
     monitoring: Monitoring = field(default_factory=Monitoring)
+    # its file's `services:`; the first pattern of a deployment also carries those of
+    # a services-only file (`services.yaml`) beside it
+    services: list[Service] = field(default_factory=list)
 
     @property
     def name(self) -> str:
