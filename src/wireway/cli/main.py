@@ -274,6 +274,13 @@ def bench(
         str, typer.Option(help="nats: the NATS server (JetStream on).")
     ] = "nats://127.0.0.1:4222",
     nats_batch: Annotated[int, typer.Option(help="nats: messages fetched and published at once.")] = 1000,
+    tracked: Annotated[
+        int, typer.Option(help="fieldkit: devices tracked at once for the memory run.")
+    ] = 50_000,
+    wigletotak: Annotated[
+        str | None,
+        typer.Option(help="fieldkit: a clone of WigleToTAK to run beside it.", envvar="WIGLETOTAK_SRC"),
+    ] = None,
 ) -> None:
     """Benchmark on loopback: msg/s, p50/p99 latency, CPU and peak RSS.
 
@@ -282,6 +289,9 @@ def bench(
     `nats`: JetStream -> durable buffer -> JetStream on a NATS server (--nats-url).
     `file`: a file appended at full speed -> file tail -> buffer -> file (and udp
     multicast on loopback), --messages lines, then half that rate for --latency-seconds.
+    `fieldkit`: `wireway run --app fieldkit` fed a growing WiGLE CSV file: --messages
+    rows at full speed, --tracked devices with the refresh timer (peak RSS), --rate
+    rows/s for --latency-seconds; WigleToTAK beside it with --wigletotak.
 
     Example: wireway bench sensor --messages 100000 --rate 1000
     """
@@ -291,6 +301,21 @@ def bench(
         try:
             run_nats_bench(
                 url=nats_url, messages=messages, rate=rate, latency_seconds=latency_seconds, batch=nats_batch
+            )
+        except (RuntimeError, OSError) as exc:
+            err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        return
+    if what == "fieldkit":  # wiglecsv tail -> track -> CoT multicast, and WigleToTAK beside it
+        from wireway.bench.fieldkit import run_fieldkit_bench
+
+        try:
+            run_fieldkit_bench(
+                rows=messages,
+                rate=rate or 1000,
+                latency_seconds=latency_seconds,
+                tracked=tracked,
+                source=wigletotak,
             )
         except (RuntimeError, OSError) as exc:
             err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
