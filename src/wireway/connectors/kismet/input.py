@@ -21,6 +21,7 @@ from wireway.connectors.kismet.eventbus import Eventbus, retry_wait
 from wireway.envelope import Message, stable_id
 from wireway.observability import logging as log
 from wireway.observability.metrics import INPUT_ERRORS
+from wireway.processors.devices_view import DevicesView
 from wireway.registry import register_input
 
 logger = log.get("kismet")
@@ -46,6 +47,7 @@ class KismetInput(Input):
 
     keeps_position = True
     formats = ("json",)  # Kismet answers JSON; the input decodes it itself
+    service_class = DevicesView  # the engine's board of latest devices, for applications' APIs
     config: KismetInputConfig
 
     def __init__(self, config: KismetInputConfig, iface: Interface, pattern: Pattern) -> None:
@@ -67,6 +69,11 @@ class KismetInput(Input):
         self.server_time: float | None = None  # Kismet's clock at the last check
         self.bus: Eventbus | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.board: DevicesView | None = None
+
+    def use_service(self, service: Any) -> None:
+        if isinstance(service, DevicesView):
+            self.board = service
 
     def auth_headers(self) -> dict[str, str]:
         cfg = self.config
@@ -215,6 +222,8 @@ class KismetInput(Input):
                 position=position if last else None,
             )
         self.cursor = newest
+        if self.board is not None:
+            self.board.devices(self.name, [msg.payload for msg in messages])
 
     def messages(self, records: list[Any]) -> tuple[list[Message], list[tuple[Any, str]]]:
         """One message per device record; its id is derived from the record, so a record
@@ -252,11 +261,15 @@ class KismetInput(Input):
                 if self.unreachable is not None:
                     logger.info("kismet answers again", input=self.name)
                 self.unreachable, failures = None, 0
+                if self.board is not None:
+                    self.board.answering(self.name, None)
             except (PollError, msgspec.DecodeError) as exc:
                 if self.unreachable is None:
                     logger.warning("kismet does not answer", input=self.name, error=str(exc))
                 self.unreachable = str(exc)
                 failures += 1
+                if self.board is not None:
+                    self.board.answering(self.name, self.unreachable)
             wait = self.health_interval
             if failures:
                 wait = min(wait, retry_wait(failures, self.health_interval, self.max_backoff))
@@ -264,3 +277,8 @@ class KismetInput(Input):
 
     async def deliver_events(self, messages: list[Message], errors: list[tuple[Any, str]]) -> None:
         await self.ctx.ingest(messages, source=self.name, errors=errors)
+        if self.board is not None:
+            for msg in messages:
+                event = msg.payload.get("event")
+                if msg.payload.get("topic") == "ALERT" and isinstance(event, dict):
+                    self.board.alert(self.name, event)
