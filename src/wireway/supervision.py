@@ -8,6 +8,7 @@ services), the engine's HTTP routes and `wireway services` use it too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -61,9 +62,12 @@ class ServiceControl(Protocol):
         """Every service (in start order), or the one named (ServiceError UNKNOWN_SERVICE)."""
         ...
 
-    async def start(self, name: str) -> ServiceStatus:
+    async def start(self, name: str, env: Mapping[str, str] | None = None) -> ServiceStatus:
         """Start it (and what it depends on); returns once it is ready or has failed
-        (ServiceError ALREADY_RUNNING, EXECUTION_FAILED, LEASE_HELD)."""
+        (ServiceError ALREADY_RUNNING, EXECUTION_FAILED, LEASE_HELD). `env`: variables
+        added to the named service's environment (over its `env:`) for this run and
+        its restarts until it is stopped (the field kit's control API hands the
+        options of `run-script` over this way)."""
         ...
 
     async def stop(self, name: str, force: bool = False) -> ServiceStatus:
