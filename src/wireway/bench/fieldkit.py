@@ -316,7 +316,7 @@ def run_fieldkit_bench(
             env = {"FIELDKIT_REFRESH_EMIT": "true", "FIELDKIT_REFRESH_SECONDS": str(REFRESH_SECONDS)}
             mem = run_kit(base / "tracked", survey(tracked, tracked, seed=8), None, wait_refresh=True, **env)
         with console.status(f"{rate:,} rows/s offered for {latency_seconds:g} s"):
-            low = run_kit(base / "paced", survey(paced, devices, seed=9), rate)
+            low = run_kit(base / "paced", survey(paced, devices), rate)
         for label, r, note in (
             ("full speed", top, f"written at {r_fmt(top['written'])}/s; durable buffer"),
             (f"{tracked:,} devices", mem, f"{r_fmt(mem['refreshed'])} refreshed events"),
@@ -335,7 +335,7 @@ def run_fieldkit_bench(
             )
         with console.status("the same rows through WigleToTAK"):
             peer = run_peer(base, survey_rows, paced, rate, source)
-    add_peer(table, peer, rate)
+    add_peer(table, peer)
     console.print(table)
 
 
@@ -343,18 +343,18 @@ def r_fmt(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def add_peer(table: Table, peer: dict[str, Any], rate: int) -> None:
+def add_peer(table: Table, peer: dict[str, Any]) -> None:
     if "error" in peer:
         table.add_row("WigleToTAK", "-", "-", "-", "-", "-", "-", "-", f"not run: {peer['error']}")
         return
-    for label, r in (("WigleToTAK full speed", peer["full"]), (f"WigleToTAK {rate:,}/s", peer["paced"])):
+    for r in peer["runs"]:
         lost = r["rows"] - r["delivered"]
         note = (
             f"lost {lost:,} rows ({lost / max(r['rows'], 1):.1%}); devices {r['devices_received']:,}"
             f"/{r['devices']:,}; {r['other']:,} events for header lines"
         )
         table.add_row(
-            label,
+            f"WigleToTAK {r['run']}",
             f"{r['delivered']:,}/{r['rows']:,}",
             f"{r['events']:,}",
             "-",
