@@ -103,3 +103,25 @@ def connection_closed(kind: str) -> None:
 def render() -> bytes:
     """The Prometheus text exposition of every metric."""
     return generate_latest(REGISTRY)
+
+
+SERVICE_UP = Gauge(
+    "wireway_service_up",
+    "1 while a service's process runs (starting or ready).",
+    ["service"],
+    registry=REGISTRY,
+)
+SERVICE_READY = Gauge("wireway_service_ready", "1 while a service is ready.", ["service"], registry=REGISTRY)
+SERVICE_RESTARTS = Counter(
+    "wireway_service_restarts_total", "Times a service was started again.", ["service"], registry=REGISTRY
+)
+
+
+def service_state(service: str, up: bool, ready: bool) -> None:
+    """A service's state changed."""
+    SERVICE_UP.labels(service).set(1 if up else 0)
+    SERVICE_READY.labels(service).set(1 if ready else 0)
+
+
+def service_restarted(service: str) -> None:
+    SERVICE_RESTARTS.labels(service).inc()

@@ -1,0 +1,145 @@
+"""A service's process: started in its own session (so its whole process group can be
+signalled), its output appended to a log file (so it outlives a killed wireway),
+watched as a child or, when adopted from an earlier wireway, by polling its PID."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from wireway.config.services import ServiceOptions
+from wireway.runtime.services.files import same_process, start_time
+
+POLL = 0.2  # seconds between checks of an adopted process or of a stopping group
+LOG_MAX_BYTES = 5 * 1024 * 1024
+LOG_KEEP = 3
+
+
+class Proc:
+    """A running service process (a child of this wireway, or adopted)."""
+
+    def __init__(self, pid: int, created: float, child: asyncio.subprocess.Process | None) -> None:
+        self.pid = pid
+        self.pgid = pid  # a session leader leads its own group
+        self.created = created
+        self.child = child
+        self.returncode: int | None = None
+        self.exited = asyncio.Event()
+        self.exited_callback: Callable[[], None] | None = None
+        self._task = asyncio.create_task(self._watch(), name=f"wireway[services].watch.{pid}")
+
+    @property
+    def adopted(self) -> bool:
+        return self.child is None
+
+    async def _watch(self) -> None:
+        if self.child is not None:
+            self.returncode = await self.child.wait()
+        else:  # not our child: its exit code is its parent's to read
+            while same_process(self.pid, self.created):  # noqa: ASYNC110  (no event to wait on)
+                await asyncio.sleep(POLL)
+        self.exited.set()
+        if self.exited_callback is not None:
+            self.exited_callback()
+
+    def running(self) -> bool:
+        return not self.exited.is_set()
+
+
+async def spawn(options: ServiceOptions, log_file: Path, base_dir: Path) -> Proc:
+    """Start the command; raises OSError when it cannot be started."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **options.env}
+    cwd = str(base_dir / options.cwd) if options.cwd else None
+    user = None
+    if options.user is not None and os.geteuid() == 0:
+        user = options.user
+        env.setdefault("HOME", pwd.getpwnam(user).pw_dir)
+    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        common: dict[str, object] = {
+            "stdin": asyncio.subprocess.DEVNULL,
+            "stdout": out,
+            "stderr": asyncio.subprocess.STDOUT,
+            "start_new_session": True,
+            "cwd": cwd,
+            "env": env,
+        }
+        if user is not None:
+            common["user"] = user
+        if isinstance(options.command, str):
+            child = await asyncio.create_subprocess_shell(options.command, **common)  # type: ignore[arg-type]
+        else:
+            assert options.command is not None
+            child = await asyncio.create_subprocess_exec(*options.command, **common)  # type: ignore[arg-type]
+    finally:
+        os.close(out)
+    created = start_time(child.pid) or time.time()
+    return Proc(child.pid, created, child)
+
+
+def adopt(pid: int, created: float) -> Proc:
+    return Proc(pid, created, None)
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The living (not zombie) processes of a process group."""
+    found = []
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def stop(proc: Proc, stop_signal: str, grace: float, force: bool = False) -> bool:
+    """The stop signal to the process group, SIGKILL to the group after `grace` seconds
+    (at once with `force`); returns once the group is empty and the leader reaped.
+    False when something of the group still lives after the SIGKILL."""
+    sig = signal.Signals[stop_signal]
+    if proc.adopted and not same_process(proc.pid, proc.created):
+        return True  # the PID may belong to another process by now: leave it alone
+    _signal_group(proc.pgid, sig)
+    deadline = time.monotonic() + (0 if force else grace)
+    while time.monotonic() < deadline:
+        if not proc.running() and not group_members(proc.pgid):
+            return True
+        await asyncio.sleep(POLL)
+    _signal_group(proc.pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if not proc.running() and not group_members(proc.pgid):
+            return True
+        await asyncio.sleep(POLL / 4)
+    return False
+
+
+def rotate(log_file: Path) -> None:
+    """Copy a log grown past LOG_MAX_BYTES to `.1` (older ones shifted up to LOG_KEEP)
+    and truncate it: the service keeps appending to the same open file."""
+    try:
+        if log_file.stat().st_size <= LOG_MAX_BYTES:
+            return
+    except FileNotFoundError:
+        return
+    for i in range(LOG_KEEP - 1, 0, -1):
+        older = log_file.with_name(f"{log_file.name}.{i}")
+        if older.exists():
+            os.replace(older, log_file.with_name(f"{log_file.name}.{i + 1}"))
+    shutil.copyfile(log_file, log_file.with_name(f"{log_file.name}.1"))
+    with open(log_file, "r+b") as f:
+        f.truncate(0)

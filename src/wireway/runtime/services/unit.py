@@ -1,0 +1,73 @@
+"""What the supervisor knows of one service."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+
+from wireway.config.services import Service
+from wireway.runtime.services.files import PidRecord
+from wireway.runtime.services.process import Proc
+from wireway.supervision import ServiceStatus, State
+
+# a dependency in one of these states takes its dependents down
+DOWN = frozenset({"stopped", "failed", "backoff", "stopping", "waiting"})
+
+
+class Unit:
+    """One service: its options, its process and its counters."""
+
+    def __init__(self, service: Service, log_file: Path) -> None:
+        self.name = service.name
+        self.opts = service.options
+        self.base_dir = Path(service.file).resolve().parent
+        self.log_file = log_file
+        self.state: State = "stopped"
+        self.wanted = False  # it should run (started, or autostart)
+        self.force = False  # the stop asked for SIGKILL at once
+        self.task: asyncio.Task[None] | None = None
+        self.proc: Proc | None = None
+        self.adopt: PidRecord | None = None  # left running by an earlier wireway
+        self.pattern_running = False
+        self.started_at: float | None = None
+        self.restarts = 0
+        self.failures = 0  # runs in a row that ended on their own: the backoff step
+        self.last_exit_code: int | None = None
+        self.last_run_time: float | None = None
+        self.next_start_at: float | None = None  # monotonic
+        self.error_code = ""
+        self.error = ""
+        self.recovering = False
+        self.last_recovery = -1e9
+
+    def busy(self) -> bool:
+        """Running, or on its way to (waiting, backoff): a stop has something to do."""
+        return self.wanted or self.proc is not None or self.state not in ("stopped", "failed")
+
+    def delay(self) -> float:
+        """The backoff before the next start: doubled per failure up to `max`, jittered."""
+        backoff = self.opts.backoff
+        base = min(backoff.max, backoff.initial * 2 ** min(self.failures, 30))
+        spread = random.uniform(-backoff.jitter, backoff.jitter)
+        return float(max(0.0, base * (1 + spread)))
+
+    def status(self) -> ServiceStatus:
+        running = self.state in ("starting", "ready", "stopping")
+        next_in = None
+        if self.next_start_at is not None:
+            next_in = round(max(0.0, self.next_start_at - time.monotonic()), 2)
+        return ServiceStatus(
+            name=self.name,
+            state=self.state,
+            pid=self.proc.pid if self.proc is not None else None,
+            started_at=self.started_at if running else None,
+            ready=self.state == "ready",
+            restarts=self.restarts,
+            last_exit_code=self.last_exit_code,
+            last_run_time=self.last_run_time,
+            next_start_in=next_in,
+            depends_on=tuple(self.opts.depends_on),
+            pattern=self.opts.pattern,
+        )
