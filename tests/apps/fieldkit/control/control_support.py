@@ -3,8 +3,9 @@ Kismet) run by `control_procs.Procs`, with the engine's board of Kismet devices.
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,15 @@ class Control:
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/webhook"
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 15.0) -> bool:
+    """Ask `check` every 0.1 s until it says yes (bounded): whether it did."""
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return True
+        await asyncio.sleep(0.1)
+    return await check()
 
 
 async def _publish(messages: list[Message]) -> None:
