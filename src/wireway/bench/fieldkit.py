@@ -9,7 +9,7 @@ datagram leaves it) counts the CoT events. Each row's SSID ends in ` #<row>` (an
 
 - full speed: rows/s from the first write to the last event, durable buffer;
 - tracked: that many distinct devices with the refresh timer on, peak RSS once
-  every marker has been refreshed;
+  every marker has been refreshed; then with the timer off (the kit's default);
 - paced: `rate` rows/s, p50/p99 from the row written to its event received;
 - WigleToTAK: the same rows through WigleToTAK itself, run by
   `benchmarks/wigletotak/run.py` from a source checkout, counting what it loses.
@@ -228,13 +228,17 @@ class Kit:
 
 
 def run_kit(
-    folder: Path, rows: list[bytes], rate: float | None, wait_refresh: bool = False, **env: str
+    folder: Path,
+    rows: list[bytes],
+    rate: float | None,
+    wait_refresh: bool = False,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     port = free_port()
     events = Events(port)
     kit = None
     try:
-        kit = Kit(folder, port, **env)
+        kit = Kit(folder, port, **(env or {}))
         kit.warm_up(events)
         cpu0 = cpu_seconds(kit.proc.pid)
         start = append(kit.file, rows, rate)
@@ -312,14 +316,18 @@ def run_fieldkit_bench(
         survey_rows = survey(rows, devices)
         with console.status(f"full speed: {rows:,} rows of {devices:,} moving devices"):
             top = run_kit(base / "top", survey_rows, None)
+        many = survey(tracked, tracked, seed=8)
+        every = {"FIELDKIT_REFRESH_SECONDS": str(REFRESH_SECONDS)}
         with console.status(f"{tracked:,} devices tracked, refreshed every {REFRESH_SECONDS:.0f} s"):
-            env = {"FIELDKIT_REFRESH_EMIT": "true", "FIELDKIT_REFRESH_SECONDS": str(REFRESH_SECONDS)}
-            mem = run_kit(base / "tracked", survey(tracked, tracked, seed=8), None, wait_refresh=True, **env)
+            mem = run_kit(base / "tracked", many, None, True, {**every, "FIELDKIT_REFRESH_EMIT": "true"})
+        with console.status(f"{tracked:,} devices tracked, no refresh timer"):
+            still = run_kit(base / "still", many, None, False, {**every, "FIELDKIT_REFRESH_EMIT": "false"})
         with console.status(f"{rate:,} rows/s offered for {latency_seconds:g} s"):
             low = run_kit(base / "paced", survey(paced, devices), rate)
         for label, r, note in (
             ("full speed", top, f"written at {r_fmt(top['written'])}/s; durable buffer"),
-            (f"{tracked:,} devices", mem, f"{r_fmt(mem['refreshed'])} refreshed events"),
+            (f"{tracked:,} devices", mem, f"refresh timer on: {r_fmt(mem['refreshed'])} refreshed events"),
+            (f"{tracked:,} devices", still, "refresh timer off (the kit's default)"),
             (f"{rate:,}/s", low, ""),
         ):
             table.add_row(
