@@ -64,7 +64,8 @@ def run(
             "--simulate",
             help="Also post readings from N simulated devices (the demo `make run` starts: "
             "without --mqtt, the built-in app's MQTT input is on only if a broker answers "
-            "at 127.0.0.1:1883).",
+            "at 127.0.0.1:1883). With --app fieldkit: its whole chain (gpsd, the MAVLink "
+            "bridge, Kismet, WigleToTAK, the control API), stand-ins for missing programs.",
         ),
     ] = 0,
     log_format: Annotated[str, typer.Option("--log-format", help="console or json.")] = "console",
@@ -93,7 +94,11 @@ def run(
     if mqtt:
         variables["WIREWAY_MQTT_URL"] = mqtt
     target = path or (app_path(app_name) if app_name else default_target())
-    if simulate and app_name not in (None, "sensors"):
+    if simulate and app_name == "fieldkit" and path is None:  # its chain, stand-ins for what is missing
+        from wireway.cli.fieldkit import simulation
+
+        target, simulate = simulation(data_dir, variables), 0
+    elif simulate and app_name not in (None, "sensors"):
         raise typer.BadParameter(
             "--simulate posts sensor readings; for the field kit run `wireway simulate --app fieldkit`"
         )
@@ -401,4 +406,8 @@ def version() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    import sys
+
+    from wireway.cli.fieldkit import bare_simulate
+
+    app(args=bare_simulate(sys.argv[1:]))
