@@ -45,5 +45,7 @@ def simulation(data_dir: Path, variables: dict[str, str]) -> Path:
     sim = prepare(data_dir, variables)
     variables.update(sim.variables)
     lines = "\n".join(f"  {note}" for note in sim.notes)
-    console.print(f"wireway: the field kit's chain from {sim.folder}, simulated:\n{lines}", markup=False)
+    console.print(
+        f"wireway: the field kit's chain from {sim.folder}, simulated:\n{lines}", markup=False, soft_wrap=True
+    )
     return sim.folder
