@@ -156,6 +156,11 @@ def init(
     Example: wireway init patterns && wireway run patterns
     Example: wireway init kit --app fieldkit && wireway run kit
     """
+    if app_name == "fieldkit":  # its patterns, control API and services
+        from wireway.cli.fieldkit import init_chain
+
+        init_chain(folder)
+        return
     if app_name != "sensors":
         copy_patterns(app_path(app_name), folder)
         return
