@@ -25,6 +25,7 @@ from wireway.cli.common import (
 )
 from wireway.cli.dlq import app as dlq_app
 from wireway.cli.sensors import keys_app
+from wireway.cli.services import app as services_app
 from wireway.errors import WirewayError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
+app.add_typer(services_app, name="services")
 
 Http = Annotated[str, typer.Option("--http", envvar="WIREWAY_HTTP", help="HOST:PORT of the HTTP server.")]
 

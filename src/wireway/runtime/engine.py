@@ -30,6 +30,8 @@ from wireway.runtime.buffer_file import buffer_path
 from wireway.runtime.memory import MemoryStore
 from wireway.runtime.outbox import SqliteStore
 from wireway.runtime.pattern import PatternRunner
+from wireway.runtime.services.glue import build_supervisor, open_services, watch_ingest
+from wireway.runtime.services.routes import as_dict
 from wireway.runtime.store import Store
 from wireway.web.app import FastPaths, build_app
 
@@ -91,6 +93,7 @@ class Engine:
         self.unfinished: set[Input] = set()
         self._lock_fd: int | None = None
         self._dlq_cache: dict[str, int] = {}
+        self.supervisor = build_supervisor(self)  # the `services:` sections, None without any
 
     # ----- lifecycle -----------------------------------------------------------------
     def lock_data_dir(self) -> None:
@@ -134,11 +137,14 @@ class Engine:
         for runner in self.runners:
             await runner.start_outputs()
         await self.redrive()
+        # services start in order; the inputs of a pattern run as a service wait for it
+        held = await open_services(self.supervisor, self.routes)
         # every input is counted before any starts, so one that ends at once (stdin at
         # EOF) cannot stop the engine while another is still starting
         self.unfinished = {inp for runner in self.runners for inp in runner.inputs}
         for runner in self.runners:
-            await runner.start_inputs(self.input_context)
+            if runner.name not in held:
+                await runner.start_inputs(self.input_context)
         app = FastPaths(build_app(self, [*self.routes, *self.extra_routes]), self.routes)
         config = uvicorn.Config(
             app,
@@ -211,11 +217,12 @@ class Engine:
             publish=publish,
             events=self.events,
             app_services=self.app_services,
+            services=self.supervisor,
         )
 
     def input_context(self, runner: PatternRunner, inp: Input) -> InputContext:
         return InputContext(
-            ingest=runner.ingest,
+            ingest=watch_ingest(self.supervisor, runner.ingest, runner.name),
             add_routes=self.routes.extend,
             connection_opened=connection_opened,
             connection_closed=connection_closed,
@@ -306,6 +313,8 @@ class Engine:
                 await service.stop()
             except Exception as exc:  # noqa: BLE001  (keep stopping the others)
                 logger.warning("service stop failed", service=service.name, error=str(exc))
+        if self.supervisor is not None:  # after the patterns, dependents first
+            await self.supervisor.close()
         left = sum(r.queue.depth for runner in self.runners for r in runner.routes)
         delivered = sum(r.delivered for runner in self.runners for r in runner.routes)
         if self.sqlite:
@@ -380,10 +389,12 @@ class Engine:
         return {"status": status, "timestamp": now_rfc3339(), "services": services}
 
     def status(self) -> dict[str, Any]:
+        sup = self.supervisor
         return {
             "timestamp": now_rfc3339(),
             "uptime_seconds": round(time.time() - self.started, 1),
             "accepting": self.accepting,
             "data_dir": str(self.data_dir),
             "patterns": [r.status(self._dlq_cache.get(r.name, 0)) for r in self.runners],
+            **({"services": [as_dict(s) for s in sup.status()]} if sup else {}),
         }

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import psutil
+import pytest
 
 from wireway.config.services import Service, ServiceOptions
 from wireway.runtime.services import Supervisor
@@ -56,3 +57,10 @@ def wait_gone(pids: list[int], seconds: float = 10.0) -> list[int]:
             return []
         time.sleep(0.05)
     return [p for p in pids if alive(p)]
+
+
+@pytest.fixture(autouse=True)
+def isolated_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PID files and leases of each test in its own folder (not the host's /run/wireway);
+    autouse in every module that imports it."""
+    monkeypatch.setenv("WIREWAY_RUN_DIR", str(tmp_path / "run"))

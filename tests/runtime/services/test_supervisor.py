@@ -9,7 +9,15 @@ import signal
 from pathlib import Path
 
 import pytest
-from services_support import alive, record_start, runs, script, service, supervisor, wait_gone
+from services_support import (
+    alive,
+    record_start,
+    runs,
+    script,
+    service,
+    supervisor,
+    wait_gone,
+)
 
 from support import eventually
 from wireway.supervision import ServiceError

@@ -7,8 +7,6 @@ import contextlib
 import re
 from pathlib import Path
 
-import httpx
-
 from wireway.config.services import Probe
 
 READ_CHUNK = 1024 * 1024
@@ -79,6 +77,8 @@ class Prober:
         return Result(True)
 
     async def _http(self, url: str) -> Result:
+        import httpx  # only where a probe asks for it: the engine does not load it otherwise
+
         try:
             async with httpx.AsyncClient(timeout=self.probe.timeout, trust_env=False) as client:
                 answer = await client.get(url)

@@ -55,10 +55,12 @@ class Proc:
         return not self.exited.is_set()
 
 
-async def spawn(options: ServiceOptions, log_file: Path, base_dir: Path) -> Proc:
+async def spawn(
+    options: ServiceOptions, log_file: Path, base_dir: Path, extra_env: dict[str, str] | None = None
+) -> Proc:
     """Start the command; raises OSError when it cannot be started."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **options.env}
+    env = {**os.environ, **options.env, **(extra_env or {})}
     cwd = str(base_dir / options.cwd) if options.cwd else None
     user = None
     if options.user is not None and os.geteuid() == 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,11 @@ class Supervisor:
         units = [self._unit(name)] if name is not None else list(self.units.values())
         return [u.status() for u in units]
 
-    async def start(self, name: str) -> ServiceStatus:
+    async def start(self, name: str, env: Mapping[str, str] | None = None) -> ServiceStatus:
         unit = self._unit(name)
         if unit.wanted and unit.state not in ("failed", "stopped"):
             raise ServiceError("ALREADY_RUNNING", f"{name} is already {unit.state}")
+        unit.extra_env = dict(env or {})
         for dep in self._requires(name):
             if not dep.wanted or dep.state in ("failed", "stopped"):
                 self._launch(dep)
@@ -93,11 +94,12 @@ class Supervisor:
     async def restart(self, name: str) -> ServiceStatus:
         unit = self._unit(name)
         back = [d for d in self.units.values() if name in self._requires_names(d.name) and d.wanted]
+        env = unit.extra_env
         if unit.busy():
             await self.stop(name)
         unit.restarts += 1
         service_restarted(name)
-        status = await self.start(name)
+        status = await self.start(name, env)
         for dep in back:  # they start once it is ready, as at first
             self._launch(dep)
         return status
@@ -202,7 +204,7 @@ class Supervisor:
             proc = process.adopt(unit.adopt.pid, unit.adopt.created)
             unit.started_at, unit.adopt = unit.adopt.created, None
         else:
-            proc = await process.spawn(unit.opts, unit.log_file, unit.base_dir)
+            proc = await process.spawn(unit.opts, unit.log_file, unit.base_dir, unit.extra_env)
             unit.started_at = proc.created
             self.pids.write(PidRecord(unit.name, proc.pid, proc.created, proc.pgid))
         proc.exited_callback = self._changed
@@ -338,6 +340,7 @@ class Supervisor:
         if unit.task is not None:
             await asyncio.shield(unit.task)
         unit.force = False
+        unit.extra_env = {}
 
     def _launch(self, unit: Unit) -> None:
         unit.wanted = True

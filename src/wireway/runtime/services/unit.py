@@ -31,6 +31,7 @@ class Unit:
         self.proc: Proc | None = None
         self.adopt: PidRecord | None = None  # left running by an earlier wireway
         self.pattern_running = False
+        self.extra_env: dict[str, str] = {}  # given to start(), until stopped
         self.started_at: float | None = None
         self.restarts = 0
         self.failures = 0  # runs in a row that ended on their own: the backoff step

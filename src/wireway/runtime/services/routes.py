@@ -1,0 +1,143 @@
+"""The engine's HTTP routes for its services (what `wireway services` calls).
+
+GET /services, GET /services/{name}, POST /services/{name}/start|stop|restart
+(`?force=true` on stop: SIGKILL at once after the stop signal), GET
+/services/{name}/logs (`?lines=N` the last lines, or `?offset=B` what was written
+from byte B on; the `X-Log-Offset` header gives the offset to ask from next).
+They change what runs on the host, so only a client on the loopback may call them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from wireway.supervision import ServiceControl, ServiceError, ServiceStatus
+
+START_WAIT = 30.0  # seconds a start request waits for readiness before answering 202
+MAX_LOG_BYTES = 1024 * 1024
+STATUS_CODES = {
+    "UNKNOWN_SERVICE": 404,
+    "NOT_RUNNING": 409,
+    "ALREADY_RUNNING": 409,
+    "LEASE_HELD": 409,
+    "EXECUTION_FAILED": 500,
+    "STOP_FAILED": 500,
+}
+
+
+def as_dict(status: ServiceStatus) -> dict[str, Any]:
+    body = dataclasses.asdict(status)
+    body["depends_on"] = list(status.depends_on)
+    return body
+
+
+def _problem(exc: ServiceError) -> JSONResponse:
+    status = STATUS_CODES.get(exc.code, 500)
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=status)
+
+
+def _local(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("testclient", "localhost")
+
+
+def tail(path: Path, lines: int) -> tuple[bytes, int]:
+    """The last `lines` lines of a file, and its size."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - MAX_LOG_BYTES))
+            data = f.read()
+    except FileNotFoundError:
+        return b"", 0
+    kept = data.splitlines(keepends=True)[-lines:] if lines > 0 else []
+    return b"".join(kept), size
+
+
+def read_from(path: Path, offset: int) -> tuple[bytes, int]:
+    """What was written from `offset` on (from the top when the file was rotated)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(offset if offset <= size else 0)
+            data = f.read(MAX_LOG_BYTES)
+            return data, f.tell()
+    except FileNotFoundError:
+        return b"", 0
+
+
+def service_routes(control: ServiceControl) -> list[BaseRoute]:
+    async def guarded(request: Request, action: str) -> Response:
+        if not _local(request):
+            return JSONResponse({"error": "FORBIDDEN", "message": "only from this host"}, status_code=403)
+        name = request.path_params.get("name")
+        try:
+            if action == "list":
+                return JSONResponse({"services": [as_dict(s) for s in control.status()]})
+            assert name is not None
+            if action == "show":
+                return JSONResponse(as_dict(control.status(name)[0]))
+            if action == "logs":
+                return _logs(request, control.log_path(name))
+            if action == "stop":
+                force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
+                return JSONResponse(as_dict(await control.stop(name, force=force)))
+            run = control.start(name) if action == "start" else control.restart(name)
+            task = asyncio.ensure_future(run)
+            try:
+                status = await asyncio.wait_for(asyncio.shield(task), START_WAIT)
+            except TimeoutError:  # still starting: it goes on in the background
+                return JSONResponse(as_dict(control.status(name)[0]), status_code=202)
+            return JSONResponse(as_dict(status))
+        except ServiceError as exc:
+            return _problem(exc)
+
+    async def list_(request: Request) -> Response:
+        return await guarded(request, "list")
+
+    async def show(request: Request) -> Response:
+        return await guarded(request, "show")
+
+    async def logs(request: Request) -> Response:
+        return await guarded(request, "logs")
+
+    async def start(request: Request) -> Response:
+        return await guarded(request, "start")
+
+    async def stop(request: Request) -> Response:
+        return await guarded(request, "stop")
+
+    async def restart(request: Request) -> Response:
+        return await guarded(request, "restart")
+
+    return [
+        Route("/services", list_, methods=["GET"]),
+        Route("/services/{name}", show, methods=["GET"]),
+        Route("/services/{name}/logs", logs, methods=["GET"]),
+        Route("/services/{name}/start", start, methods=["POST"]),
+        Route("/services/{name}/stop", stop, methods=["POST"]),
+        Route("/services/{name}/restart", restart, methods=["POST"]),
+    ]
+
+
+def _logs(request: Request, path: Path) -> Response:
+    try:
+        offset = int(request.query_params.get("offset", "-1"))
+        lines = int(request.query_params.get("lines", "100"))
+    except ValueError:
+        return JSONResponse({"error": "BAD_REQUEST", "message": "offset and lines are integers"}, 400)
+    data, end = read_from(path, offset) if offset >= 0 else tail(path, lines)
+    return Response(data, media_type="text/plain; charset=utf-8", headers={"X-Log-Offset": str(end)})

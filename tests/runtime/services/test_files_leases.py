@@ -1,0 +1,83 @@
+"""PID files that are not trusted, and leases held by one owner at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+from services_support import alive, record_start, runs, script, service, supervisor
+
+from support import eventually
+from wireway.runtime.services.files import PidFiles, PidRecord, run_dir, start_time
+from wireway.supervision import ServiceError
+
+
+async def test_a_stale_pid_file_naming_another_process_is_not_trusted(tmp_path: Path) -> None:
+    """The PID file names a living process that started at another time (a reused PID):
+    wireway neither adopts nor signals it, and starts the service itself."""
+    other = subprocess.Popen(script("import time; time.sleep(30)"))  # noqa: ASYNC220
+    try:
+        created = start_time(other.pid)
+        assert created is not None
+        pids = PidFiles(run_dir(tmp_path / "data"))
+        pids.write(PidRecord("svc", other.pid, created - 1000.0, other.pid))
+        log = tmp_path / "starts"
+        sup = supervisor(
+            tmp_path,
+            service("svc", tmp_path, command=script(record_start(log) + "import time; time.sleep(60)")),
+        )
+        await sup.open()
+        try:
+            await eventually(lambda: sup.status("svc")[0].state == "ready" and len(runs(log)) == 1)
+            assert sup.status("svc")[0].pid != other.pid
+        finally:
+            await sup.close()
+        assert alive(other.pid)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+async def test_two_services_wanting_one_lease_never_hold_it_together(tmp_path: Path) -> None:
+    """`first` holds the lease; `second` waits, then fails naming the owner; once
+    `first` is stopped, `second` starts. Their runs never overlap."""
+    log_a, log_b = tmp_path / "a", tmp_path / "b"
+    lease = ["res:x"]
+    sup = supervisor(
+        tmp_path,
+        service(
+            "first",
+            tmp_path,
+            command=script(record_start(log_a) + "import time; time.sleep(60)"),
+            leases=lease,
+        ),
+        service(
+            "second",
+            tmp_path,
+            command=script(record_start(log_b) + "import time; time.sleep(60)"),
+            leases=lease,
+            lease_timeout=0.5,
+        ),
+    )
+    await sup.open()
+    try:
+        await eventually(lambda: sup.status("second")[0].state == "failed", timeout=10)
+        assert sup.status("first")[0].state == "ready"
+        assert runs(log_b) == []
+        with pytest.raises(ServiceError) as held:
+            await sup.start("second")
+        assert held.value.code == "LEASE_HELD"
+        assert "first" in held.value.message
+        stopped = await asyncio.wait_for(sup.stop("first"), 20)
+        ended = stopped.last_run_time
+        assert ended is not None
+        status = await asyncio.wait_for(sup.start("second"), 10)
+        assert status.state == "ready"
+        await eventually(lambda: len(runs(log_b)) == 1)
+        assert runs(log_b)[0][0] >= ended - 0.05
+        assert len(runs(log_a)) == 1
+    finally:
+        await sup.close()
