@@ -51,6 +51,7 @@ class Procs:
         self.logs = logs
         self.spawned = 0
         self.envs: list[tuple[str, dict[str, str]]] = []
+        self.stuck: set[str] = set()  # services whose stop fails (as one in uninterruptible sleep)
         logs.mkdir(parents=True, exist_ok=True)
 
     def names(self) -> list[str]:
@@ -139,6 +140,8 @@ class Procs:
         for other in self.units.values():
             if name in other.spec.depends_on and other.state in UP:
                 await self.stop(other.name, force)
+        if name in self.stuck:
+            raise ServiceError("STOP_FAILED", f"{name} did not exit after SIGKILL")
         unit.stopping, unit.state = True, "stopping"
         group = unit.proc.pid
         with contextlib.suppress(ProcessLookupError):

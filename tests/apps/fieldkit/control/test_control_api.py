@@ -200,3 +200,15 @@ async def test_info_shape(tmp_path: Path) -> None:
         assert lo["monitoring"] is False
         cached = (await http.get("/api/webhook/info")).json()
         assert cached["system"] == body["system"]  # computed once a minute
+
+
+async def test_a_stop_that_fails_is_500(tmp_path: Path) -> None:
+    async with control(tmp_path) as c, c.client() as http:
+        r = await http.post("/api/webhook/run-script", json={"script": "gps"})
+        assert r.status_code == 200, r.text
+        c.procs.stuck.add("gpsd")
+        r = await http.post("/api/webhook/stop-script", json={"script": "gps"})
+        assert r.status_code == 500, r.text
+        is_error(r.json(), "STOP_FAILED")
+        assert r.json()["details"] == "gpsd: gpsd did not exit after SIGKILL"
+        c.procs.stuck.clear()
