@@ -76,6 +76,9 @@ def prepare(data_dir: Path, env: dict[str, str]) -> Simulation:
         "FIELDKIT_WIGLE_DIR": str(folder / "kismet"),
         "FIELDKIT_GPSD_ENABLED": "true",
         "FIELDKIT_KISMET_CONFIG_DIR": str(folder / "kismet-conf"),
+        # a simulation answers on this machine only, unless told otherwise
+        "FIELDKIT_LISTEN": "127.0.0.1:8000",
+        "FIELDKIT_CONTROL_LISTEN": "127.0.0.1:8092",
     }
     if env.get("FIELDKIT_GPSD_PORT") and not env.get("FIELDKIT_GPSD"):
         defaults["FIELDKIT_GPSD"] = "127.0.0.1:" + env["FIELDKIT_GPSD_PORT"]
