@@ -316,8 +316,8 @@ class Supervisor:
         its backoff and never twice at once."""
         action = unit.opts.on_failure.get("refused")
         target = self.units.get(action.removeprefix("restart ")) if action else None
-        if target is None or target.recovering:
-            return
+        if target is None or target.recovering or target.state != "ready":
+            return  # one on its way up (or down) is being seen to already
         now = time.monotonic()
         if now - target.last_recovery < target.delay():
             return

@@ -1,0 +1,133 @@
+"""Probes and recovery: a log line, a liveness probe that restarts, a refused port that
+restarts the service behind it, a pattern run as a service that is ready once its
+input produced a message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+from services_support import isolated_run_dir, listener, script, service, service_code, supervisor
+
+from conftest import free_port
+from support import engine_from, eventually
+
+__all__ = ["isolated_run_dir"]
+
+
+async def test_a_log_line_makes_a_service_ready(tmp_path: Path) -> None:
+    code = script("import time\ntime.sleep(0.5)\nprint('now listening', flush=True)\ntime.sleep(60)")
+    sup = supervisor(
+        tmp_path,
+        service("svc", tmp_path, command=code, ready={"log": "listening$", "interval": 0.1}),
+        service("after", tmp_path, command=script("import time; time.sleep(60)"), depends_on=["svc"]),
+    )
+    await sup.open()
+    try:
+        await eventually(lambda: sup.status("svc")[0].state == "starting")
+        assert sup.status("after")[0].state == "waiting"
+        await eventually(lambda: sup.status("after")[0].state == "ready")
+        assert "now listening" in sup.log_path("svc").read_text()
+    finally:
+        await sup.close()
+
+
+async def test_a_failing_liveness_probe_restarts_the_service(tmp_path: Path) -> None:
+    alive_file = tmp_path / "alive"
+    code = script(f"import time\nopen({str(alive_file)!r}, 'w')\ntime.sleep(60)")
+    live = {"file": str(alive_file), "interval": 0.1, "failures": 2}
+    sup = supervisor(
+        tmp_path, service("svc", tmp_path, command=code, live=live, backoff={"initial": 0.1, "jitter": 0})
+    )
+    await sup.open()
+    try:
+        await eventually(lambda: sup.status("svc")[0].state == "ready" and alive_file.exists())
+        first = sup.status("svc")[0].pid
+        alive_file.unlink()
+        await eventually(lambda: sup.status("svc")[0].pid not in (None, first), timeout=10)
+        assert sup.status("svc")[0].restarts >= 1
+    finally:
+        await sup.close()
+
+
+async def test_a_refused_connection_restarts_the_service_behind_the_port_once(tmp_path: Path) -> None:
+    """`gpsd` keeps running but closes its port on SIGUSR1; `client`'s liveness probe
+    is refused and its `on_failure: {refused: restart gpsd}` restarts gpsd (once)."""
+    port = free_port()
+    closing = listener(port) + "signal.signal(signal.SIGUSR1, lambda *_: s.close())\n"
+    sup = supervisor(
+        tmp_path,
+        service(
+            "gpsd",
+            tmp_path,
+            command=service_code("gpsd", tmp_path, closing),
+            ready={"tcp": f"127.0.0.1:{port}", "interval": 0.1},
+            backoff={"initial": 1, "jitter": 0},
+        ),
+        service(
+            "client",
+            tmp_path,
+            command=script("import time; time.sleep(60)"),
+            live={"tcp": f"127.0.0.1:{port}", "interval": 0.1, "failures": 1000},
+            on_failure={"refused": "restart gpsd"},
+        ),
+    )
+    await sup.open()
+    try:
+        await eventually(lambda: all(s.state == "ready" for s in sup.status()))
+        first = sup.status("gpsd")[0].pid
+        assert first is not None
+        os.kill(first, signal.SIGUSR1)
+        await eventually(lambda: sup.status("gpsd")[0].pid not in (None, first), timeout=10)
+        await eventually(lambda: sup.status("gpsd")[0].state == "ready")
+        await asyncio.sleep(0.5)  # probes go on: no second recovery of a healthy port
+        assert sup.status("gpsd")[0].restarts == 1
+        starts = (tmp_path / "starts").read_text().split("\n")
+        assert len([line for line in starts if line]) == 2
+    finally:
+        await sup.close()
+
+
+async def test_a_pattern_service_starts_its_inputs_once_ready_and_is_ready_on_a_message(
+    tmp_path: Path,
+) -> None:
+    """The pattern's tcp input listens only once `db` is ready; the pattern service is
+    ready once that input produced a message, and `after` starts only then."""
+    port = free_port()
+    flag = tmp_path / "db-ready"
+    services = {
+        "db": {"command": ["sleep", "60"], "ready": {"file": str(flag), "interval": 0.1}},
+        "q": {"pattern": "p", "depends_on": ["db"], "ready": {"input": "p.tcp", "interval": 0.1}},
+        "after": {"command": ["sleep", "60"], "depends_on": ["q"]},
+    }
+    text = (
+        "pattern: {name: p}\n"
+        "interfaces:\n"
+        f"  input: [{{type: tcp, address: '127.0.0.1:{port}'}}]\n"
+        f"  output: [{{type: file, address: '{tmp_path}/out.jsonl'}}]\n"
+        "settings: {buffer: memory, timeout: 2}\n"
+        f"services: {json.dumps(services)}\n"
+    )
+    async with engine_from(tmp_path, text) as engine:
+        sup = engine.supervisor
+        assert sup is not None
+        await eventually(lambda: sup.status("db")[0].state == "starting")
+        await asyncio.sleep(0.3)
+        try:
+            await asyncio.open_connection("127.0.0.1", port)
+            raise AssertionError("the input listens before what its pattern depends on is ready")
+        except ConnectionRefusedError:
+            pass
+        flag.touch()
+        await eventually(lambda: sup.status("q")[0].state == "starting")
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        assert sup.status("after")[0].state == "waiting"
+        writer.write(b'{"x": 1}\n')
+        await writer.drain()
+        await eventually(lambda: sup.status("after")[0].state == "ready")
+        writer.close()
+        status = engine.status()
+        assert [s["name"] for s in status["services"]] == ["db", "q", "after"]
