@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 from services_support import alive, record_start, runs, script, service, supervisor
 
 from support import eventually
+from wireway.config.services import LeaseOptions
 from wireway.runtime.services.files import PidFiles, PidRecord, run_dir, start_time
+from wireway.runtime.services.leases import LeaseHeld, Leases
 from wireway.supervision import ServiceError
 
 
@@ -81,3 +84,31 @@ async def test_two_services_wanting_one_lease_never_hold_it_together(tmp_path: P
         assert len(runs(log_a)) == 1
     finally:
         await sup.close()
+
+
+def test_a_lease_whose_holder_is_gone_is_freed_and_reset_at_start(tmp_path: Path) -> None:
+    """The state file survives its holder; at start it is found orphaned, removed, and
+    the lease's reset command runs (an interface back to managed mode)."""
+    folder = tmp_path / "leases"
+    reset_mark = tmp_path / "reset-ran"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    state = {
+        "lease": "iface:wlan9",
+        "service": "kismet",
+        "mode": "monitor",
+        "reset": ["touch", str(reset_mark)],
+        "holder_pid": gone.pid,
+        "holder_start": 1.0,
+    }
+    folder.mkdir()
+    (folder / "iface_wlan9.json").write_text(json.dumps(state))
+    leases = Leases(folder)
+    assert leases.owner("iface:wlan9") is None
+    leases.reconcile()
+    assert reset_mark.exists()
+    assert not (folder / "iface_wlan9.json").exists()
+    leases.try_take(LeaseOptions(name="iface:wlan9", mode="managed"), "other")
+    assert leases.owner("iface:wlan9")["service"] == "other"
+    with pytest.raises(LeaseHeld, match="other"):
+        Leases(folder).try_take(LeaseOptions(name="iface:wlan9"), "third")

@@ -171,6 +171,8 @@ class Supervisor:
             try:
                 await self._take_leases(unit)
             except LeaseHeld as exc:
+                if not unit.wanted:  # stopped while waiting for it
+                    break
                 unit.wanted = False
                 unit.error_code, unit.error = "LEASE_HELD", str(exc)
                 self._set(unit, "failed")
@@ -306,8 +308,6 @@ class Supervisor:
 
     async def _take_leases(self, unit: Unit) -> None:
         for lease in unit.opts.lease_list():
-            if not self.leases.owner(lease.name) or unit.state != "waiting":
-                self._set(unit, "waiting")
             await self.leases.take(lease, unit.name, unit.opts.lease_timeout, lambda: unit.wanted)
 
     # ----- helpers -------------------------------------------------------------------
