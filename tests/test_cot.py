@@ -177,3 +177,11 @@ def test_options_are_checked() -> None:
 def test_any_ssid_comes_back_unchanged(ssid: str) -> None:
     data = codec(set={"uid": "payload.mac", "callsign": "payload.ssid"}).encode(msg({**ROW, "ssid": ssid}))
     assert decode_one(data)["detail"]["contact"]["@callsign"] == ssid
+
+
+def test_characters_xml_cannot_carry_are_replaced_not_fatal() -> None:
+    """A control byte in an SSID (Kismet's \\001) still gives a valid event."""
+    data = codec(set={"uid": "payload.mac", "callsign": "payload.ssid"}).encode(
+        msg({**ROW, "ssid": "a\x01b\x00c"})
+    )
+    assert decode_one(data)["detail"]["contact"]["@callsign"] == "a\ufffdb\ufffdc"

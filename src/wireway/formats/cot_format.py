@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError as ProtobufError
 from wireway.envelope import Message, parse_timestamp
 from wireway.expr import Expr, ExpressionError
 from wireway.formats.codec import Codec, Record
-from wireway.formats.xml_format import build_into, element_value, parse
+from wireway.formats.xml_format import build_into, element_value, parse, xml_text
 from wireway.registry import register_format
 
 UNKNOWN = 9999999.0  # CoT's "not known" for hae, ce and le
@@ -194,9 +194,9 @@ class CotCodec(Codec):
             "event",
             {
                 "version": "2.0",
-                "uid": str(uid),
-                "type": str(get("type", payload.get("type")) or opts.default_type),
-                "how": str(get("how", payload.get("how")) or opts.default_how),
+                "uid": xml_text(str(uid)),
+                "type": xml_text(str(get("type", payload.get("type")) or opts.default_type)),
+                "how": xml_text(str(get("how", payload.get("how")) or opts.default_how)),
                 "time": cot_time(get("time", payload.get("time")) or now),
                 "start": cot_time(start or now),
                 "stale": cot_time(
@@ -234,18 +234,18 @@ class CotCodec(Codec):
 
         callsign = get("callsign")
         if callsign is not None:
-            child("contact").set("callsign", str(callsign))
+            child("contact").set("callsign", xml_text(str(callsign)))
         remarks = get("remarks")
         if remarks is not None:
-            child("remarks").text = str(remarks)
+            child("remarks").text = xml_text(str(remarks))
         color = get("color")
         if color is not None:
             child("color").set("argb", str(int(color)))
         group_name, group_role = get("group_name"), get("group_role")
         if group_name is not None or group_role is not None:
             group = child("__group")
-            group.set("name", str(group_name or "Cyan"))
-            group.set("role", str(group_role or "Team Member"))
+            group.set("name", xml_text(str(group_name or "Cyan")))
+            group.set("role", xml_text(str(group_role or "Team Member")))
         course, speed = get("course"), get("speed")
         if course is not None or speed is not None:
             track = child("track")

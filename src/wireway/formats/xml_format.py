@@ -100,12 +100,22 @@ def element_name(name: object) -> str:
     return text
 
 
+# characters XML 1.0 cannot carry (most C0 controls, lone surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` with what XML cannot carry replaced by U+FFFD (a control byte in an SSID
+    must not cost the whole event)."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
-        return str(value)
-    return msgspec.json.encode(value).decode()
+        return xml_text(str(value))
+    return xml_text(msgspec.json.encode(value).decode())
 
 
 @register_format("xml", config=XmlOptions)
