@@ -63,6 +63,7 @@ def test_check_accepts_services_in_a_pattern_file(tmp_path: Path) -> None:
     )
     result = wireway("check", str(tmp_path / "p.yaml"))
     assert result.returncode == 0, result.stderr
+    assert "ok services, in start order: s, q" in result.stdout
 
 
 @contextmanager

@@ -257,6 +257,12 @@ def check(
             highlight=False,
             soft_wrap=True,
         )
+    services = [s for p in patterns for s in p.services]
+    if services:
+        from wireway.config.services import start_order
+
+        order = ", ".join(s.name for s in start_order(services))
+        console.print(f"ok services, in start order: {order}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

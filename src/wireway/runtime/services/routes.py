@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ STATUS_CODES = {
 def as_dict(status: ServiceStatus) -> dict[str, Any]:
     body = dataclasses.asdict(status)
     body["depends_on"] = list(status.depends_on)
+    body["uptime_seconds"] = round(time.time() - status.started_at, 1) if status.started_at else None
     return body
 
 
