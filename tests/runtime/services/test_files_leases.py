@@ -112,3 +112,45 @@ def test_a_lease_whose_holder_is_gone_is_freed_and_reset_at_start(tmp_path: Path
     assert leases.owner("iface:wlan9")["service"] == "other"
     with pytest.raises(LeaseHeld, match="other"):
         Leases(folder).try_take(LeaseOptions(name="iface:wlan9"), "third")
+
+
+async def test_on_restart_stop_stops_what_an_earlier_run_left_and_starts_it_anew(tmp_path: Path) -> None:
+    """An earlier supervisor's loop is gone (as after a SIGKILL of wireway) and its
+    process runs on with its PID file; `on_restart: stop` stops it before starting."""
+    log = tmp_path / "starts"
+    command = script(record_start(log) + "import time; time.sleep(60)")
+    first = supervisor(tmp_path, service("svc", tmp_path, command=command))
+    await first.open()
+    await eventually(lambda: first.status("svc")[0].state == "ready" and len(runs(log)) == 1)
+    old = first.status("svc")[0].pid
+    assert old is not None
+    for unit in first.units.values():  # the loop dies, the process does not
+        assert unit.task is not None
+        unit.task.cancel()
+    second = supervisor(tmp_path, service("svc", tmp_path, command=command, on_restart="stop"))
+    await second.open()
+    try:
+        await eventually(lambda: second.status("svc")[0].state == "ready" and len(runs(log)) == 2)
+        assert not alive(old)
+        assert second.status("svc")[0].pid != old
+    finally:
+        await second.close()
+
+
+async def test_start_with_variables_for_that_run(tmp_path: Path) -> None:
+    out = tmp_path / "seen"
+    code = script(
+        f"import os, time\nopen({str(out)!r}, 'w').write(os.environ.get('IFACE', '-'))\ntime.sleep(60)"
+    )
+    sup = supervisor(
+        tmp_path, service("svc", tmp_path, command=code, autostart=False, env={"IFACE": "wlan0"})
+    )
+    await sup.open()
+    try:
+        await asyncio.wait_for(sup.start("svc", env={"IFACE": "wlan2"}), 10)
+        await eventually(lambda: out.exists() and out.read_text() == "wlan2")
+        await asyncio.wait_for(sup.stop("svc"), 10)
+        await asyncio.wait_for(sup.start("svc"), 10)  # the variables were for that run only
+        await eventually(lambda: out.read_text() == "wlan0")
+    finally:
+        await sup.close()
