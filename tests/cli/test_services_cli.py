@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -126,6 +127,33 @@ def test_services_commands_against_a_running_instance(tmp_path: Path) -> None:
         assert restarted.returncode == 0, restarted.stderr
         logs = wireway("services", "logs", "db", "--http", http)
         assert logs.stdout.count("hello from the service") >= 2
+        follow = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "wireway",
+                "services",
+                "logs",
+                "app",
+                "-n",
+                "0",
+                "--follow",
+                "--http",
+                http,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            time.sleep(1.0)  # following from the end now
+            wireway("services", "restart", "app", "--http", http)
+            assert follow.stdout is not None
+            ready, _, _ = select.select([follow.stdout], [], [], 15)
+            assert ready, "nothing followed"
+            assert b"hello from the service" in follow.stdout.readline()  # the new run's
+        finally:
+            follow.send_signal(signal.SIGINT)
+            follow.wait(10)
         unknown = wireway("services", "start", "nope", "--http", http)
         assert unknown.returncode == 1
         assert "UNKNOWN_SERVICE" in unknown.stderr

@@ -14,6 +14,7 @@ from support import eventually
 from wireway.config.services import LeaseOptions
 from wireway.runtime.services.files import PidFiles, PidRecord, run_dir, start_time
 from wireway.runtime.services.leases import LeaseHeld, Leases
+from wireway.runtime.services.process import LOG_MAX_BYTES, rotate
 from wireway.supervision import ServiceError
 
 
@@ -154,3 +155,15 @@ async def test_start_with_variables_for_that_run(tmp_path: Path) -> None:
         await eventually(lambda: out.read_text() == "wlan0")
     finally:
         await sup.close()
+
+
+def test_a_log_past_its_size_is_rotated_in_place(tmp_path: Path) -> None:
+    """Copied to `.1` and truncated: the service keeps appending to the file it holds open."""
+    log = tmp_path / "svc.log"
+    with open(log, "ab") as held:
+        held.write(b"x" * (LOG_MAX_BYTES + 1))
+        held.flush()
+        rotate(log)
+        held.write(b"after\n")
+    assert (tmp_path / "svc.log.1").stat().st_size == LOG_MAX_BYTES + 1
+    assert log.read_bytes() == b"after\n"

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 from services_support import isolated_run_dir, listener, script, service, service_code, supervisor
@@ -131,3 +132,40 @@ async def test_a_pattern_service_starts_its_inputs_once_ready_and_is_ready_on_a_
         writer.close()
         status = engine.status()
         assert [s["name"] for s in status["services"]] == ["db", "q", "after"]
+
+
+async def test_http_and_exec_probes(tmp_path: Path) -> None:
+    """`web` is ready once its HTTP server answers 2xx; `checked` once `test -f` exits 0."""
+    port = free_port()
+    flag = tmp_path / "flag"
+    web = [
+        sys.executable,
+        "-m",
+        "http.server",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(tmp_path),
+    ]
+    sup = supervisor(
+        tmp_path,
+        service("web", tmp_path, command=web, ready={"http": f"http://127.0.0.1:{port}/", "interval": 0.1}),
+        service(
+            "checked",
+            tmp_path,
+            command=script("import time; time.sleep(60)"),
+            depends_on=["web"],
+            ready={"exec": ["test", "-f", str(flag)], "interval": 0.1},
+        ),
+    )
+    await sup.open()
+    try:
+        await eventually(lambda: sup.status("web")[0].state == "ready")
+        await eventually(lambda: sup.status("checked")[0].state == "starting")
+        await asyncio.sleep(0.3)
+        assert sup.status("checked")[0].state == "starting"
+        flag.touch()
+        await eventually(lambda: sup.status("checked")[0].state == "ready")
+    finally:
+        await sup.close()
