@@ -14,6 +14,7 @@ machine's speed changes over the day, so run it right before or after the wirewa
 bench and compare the two in the same minute:
 
     .venv/bin/python benchmarks/hand_script.py --messages 100000
+    .venv/bin/python benchmarks/hand_script.py --messages 20000 --rate 1000   # CPU at low load
     .venv/bin/wireway bench sensor --messages 100000 --rate 1000 --latency-seconds 10 --http-readings 40000
 """
 
@@ -86,7 +87,7 @@ def subscribe(mqtt_port: int, prefix: str, dsn: str, schema: str) -> None:
     asyncio.run(store())
 
 
-def drive(messages: int, devices: int, dsn: str) -> None:
+def drive(messages: int, devices: int, dsn: str, rate: float | None = None) -> None:
     import asyncpg
     from rich.progress import Progress
 
@@ -132,8 +133,9 @@ def drive(messages: int, devices: int, dsn: str) -> None:
                 cpu0, pg0 = cpu_seconds(script.pid), cpu_of("postgres")
                 busy0, t0 = machine_busy(), time.time()
                 with Progress(transient=True) as progress:
-                    task = progress.add_task("MQTT QoS 1, full speed", total=messages)
-                    acked = Publisher(port).run(prefix, messages, devices, None, progress, task)
+                    what = f"MQTT QoS 1 at {rate:,.0f}/s" if rate else "MQTT QoS 1, full speed"
+                    task = progress.add_task(what, total=messages)
+                    acked = Publisher(port).run(prefix, messages, devices, rate, progress, task)
                 if not done.wait(600) or stored < messages:
                     raise RuntimeError(f"only {stored} of {messages} readings were stored in 600 s")
                 wall = time.time() - t0
@@ -146,7 +148,8 @@ def drive(messages: int, devices: int, dsn: str) -> None:
                 broker.wait(10)
         per = acked / 1000
         print(
-            f"hand-written script, {acked:,} readings: {acked / wall:,.0f} readings/s; "
+            f"hand-written script, {acked:,} readings{f' offered at {rate:,.0f}/s' if rate else ''}: "
+            f"{acked / wall:,.0f} readings/s; "
             f"CPU ms per 1,000 readings: script {cpu * 1000 / per:.0f}, "
             f"PostgreSQL {pg_cpu * 1000 / per:.0f}; "
             f"machine busy {busy / (wall * (os.cpu_count() or 1)):.0%}"
@@ -163,5 +166,6 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--rate", type=float, default=None, help="readings/s offered (default: full speed)")
     args = parser.parse_args()
-    drive(min(args.messages, 1_000_000), args.devices, args.pg)
+    drive(min(args.messages, 1_000_000), args.devices, args.pg, args.rate)
