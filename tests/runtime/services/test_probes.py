@@ -169,3 +169,39 @@ async def test_http_and_exec_probes(tmp_path: Path) -> None:
         await eventually(lambda: sup.status("checked")[0].state == "ready")
     finally:
         await sup.close()
+
+
+async def test_the_routes_answer_what_the_openapi_document_says(tmp_path: Path) -> None:
+    """/services and its routes are described in /openapi.json; the answers decode into
+    the described Structs (unknown fields refused)."""
+    import httpx
+    import msgspec
+
+    from wireway.runtime.services.routes import ServiceBody, ServiceList, ServiceProblem
+
+    text = (
+        "pattern: {name: p}\n"
+        "interfaces:\n"
+        "  input: [{type: http, address: /in}]\n"
+        f"  output: [{{type: file, address: '{tmp_path}/out.jsonl'}}]\n"
+        "settings: {buffer: memory, timeout: 2}\n"
+        "services: {s: {command: [sleep, '60'], autostart: false}}\n"
+    )
+    async with engine_from(tmp_path, text) as engine:
+        base = f"http://{engine.http[0]}:{engine.http[1]}"
+        async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as client:
+            doc = (await client.get("/openapi.json")).json()
+            assert {"/services", "/services/{name}", "/services/{name}/start"} <= set(doc["paths"])
+            listed = msgspec.convert((await client.get("/services")).json(), ServiceList)
+            assert [s.state for s in listed.services] == ["stopped"]
+            started = msgspec.convert((await client.post("/services/s/start")).json(), ServiceBody)
+            assert started.state == "ready"
+            again = await client.post("/services/s/start")
+            assert again.status_code == 409
+            assert msgspec.convert(again.json(), ServiceProblem).error == "ALREADY_RUNNING"
+            missing = await client.get("/services/nope")
+            assert missing.status_code == 404
+            stopped = await client.post("/services/s/stop", params={"force": "true"})
+            assert msgspec.convert(stopped.json(), ServiceBody).state == "stopped"
+            not_running = await client.post("/services/s/stop")
+            assert not_running.status_code == 409

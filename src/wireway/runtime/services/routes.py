@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from wireway.apispec.openapi import Body, Param, RouteDoc, document
 from wireway.supervision import ServiceControl, ServiceError, ServiceStatus
 
 START_WAIT = 30.0  # seconds a start request waits for readiness before answering 202
@@ -31,6 +33,47 @@ STATUS_CODES = {
     "LEASE_HELD": 409,
     "EXECUTION_FAILED": 500,
     "STOP_FAILED": 500,
+}
+
+
+class ServiceBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A service as it is now (see wireway.supervision.ServiceStatus)."""
+
+    name: str
+    state: str
+    pid: int | None
+    started_at: float | None
+    uptime_seconds: float | None
+    ready: bool
+    restarts: int
+    last_exit_code: int | None
+    last_run_time: float | None
+    next_start_in: float | None
+    depends_on: list[str]
+    pattern: str | None
+
+
+class ServiceList(msgspec.Struct, forbid_unknown_fields=True):
+    services: list[ServiceBody]
+
+
+class ServiceProblem(msgspec.Struct, forbid_unknown_fields=True):
+    """`error`: UNKNOWN_SERVICE, ALREADY_RUNNING, NOT_RUNNING, EXECUTION_FAILED,
+    STOP_FAILED, LEASE_HELD or FORBIDDEN."""
+
+    error: str
+    message: str
+
+
+TAGS = ("services",)
+INTEGER = {"type": "integer"}
+PROBLEM = Body(ServiceProblem, description="the code, in `error`")
+FORBIDDEN = Body(ServiceProblem, description="not from this host")
+ERRORS: dict[int, str | Body | tuple[Body, ...]] = {
+    403: FORBIDDEN,
+    404: Body(ServiceProblem, description="UNKNOWN_SERVICE"),
+    409: Body(ServiceProblem, description="ALREADY_RUNNING, NOT_RUNNING or LEASE_HELD"),
+    500: Body(ServiceProblem, description="EXECUTION_FAILED or STOP_FAILED"),
 }
 
 
@@ -125,13 +168,58 @@ def service_routes(control: ServiceControl) -> list[BaseRoute]:
     async def restart(request: Request) -> Response:
         return await guarded(request, "restart")
 
+    one = Body(ServiceBody)
     return [
-        Route("/services", list_, methods=["GET"]),
-        Route("/services/{name}", show, methods=["GET"]),
-        Route("/services/{name}/logs", logs, methods=["GET"]),
-        Route("/services/{name}/start", start, methods=["POST"]),
-        Route("/services/{name}/stop", stop, methods=["POST"]),
-        Route("/services/{name}/restart", restart, methods=["POST"]),
+        document(
+            Route("/services", list_, methods=["GET"]),
+            RouteDoc("Every service", responses={200: Body(ServiceList), 403: FORBIDDEN}, tags=TAGS),
+        ),
+        document(
+            Route("/services/{name}", show, methods=["GET"]),
+            RouteDoc("One service", responses={200: one, 404: PROBLEM, 403: FORBIDDEN}, tags=TAGS),
+        ),
+        document(
+            Route("/services/{name}/logs", logs, methods=["GET"]),
+            RouteDoc(
+                "A service's output",
+                description="`lines`: the last lines; `offset`: from that byte on. "
+                "The `X-Log-Offset` header is where to read from next.",
+                parameters=(
+                    Param("lines", schema={"type": "integer"}),
+                    Param("offset", schema={"type": "integer"}),
+                ),
+                responses={200: Body({"type": "string"}, "text/plain"), 404: PROBLEM, 403: FORBIDDEN},
+                tags=TAGS,
+            ),
+        ),
+        document(
+            Route("/services/{name}/start", start, methods=["POST"]),
+            RouteDoc(
+                "Start a service and what it depends on",
+                method="POST",
+                responses={200: one, 202: Body(ServiceBody, description="still starting"), **ERRORS},
+                tags=TAGS,
+            ),
+        ),
+        document(
+            Route("/services/{name}/stop", stop, methods=["POST"]),
+            RouteDoc(
+                "Stop what depends on a service, then it",
+                method="POST",
+                parameters=(Param("force", description="SIGKILL at once after the stop signal"),),
+                responses={200: one, **ERRORS},
+                tags=TAGS,
+            ),
+        ),
+        document(
+            Route("/services/{name}/restart", restart, methods=["POST"]),
+            RouteDoc(
+                "Stop a service (dependents first) and start it again, then its dependents",
+                method="POST",
+                responses={200: one, 202: Body(ServiceBody, description="still starting"), **ERRORS},
+                tags=TAGS,
+            ),
+        ),
     ]
 
 
