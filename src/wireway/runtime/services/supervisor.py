@@ -52,6 +52,8 @@ class Supervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.pids = PidFiles(run_dir(data_dir))
         self.leases = Leases(lease_dir(data_dir))
+        for name in self.units:
+            service_state(name, up=False, ready=False)
 
     # ----- ServiceControl ------------------------------------------------------------
     def names(self) -> list[str]:
@@ -188,8 +190,9 @@ class Supervisor:
             await self._halt(unit)
             if outcome == "deps":
                 continue
-            if outcome == "stop" or not await self._backoff(unit, outcome):
-                break
+            if outcome != "stop":
+                await self._backoff(unit, outcome)
+            # a stop ends the loop, unless start() wanted it again meanwhile
         if unit.state not in ("failed",):
             self._set(unit, "stopped")
 
@@ -379,8 +382,9 @@ class Supervisor:
         return unit
 
     def _set(self, unit: Unit, state: State) -> None:
-        if unit.state != state:
-            logger.debug("service state", service=unit.name, state=state)
+        if unit.state == state:
+            return  # waking the others for nothing would keep every waiting loop busy
+        logger.debug("service state", service=unit.name, state=state)
         unit.state = state
         service_state(unit.name, state in ("starting", "ready"), state == "ready")
         self._changed()
