@@ -22,6 +22,7 @@ from wireway.runtime.services.files import same_process, start_time
 POLL = 0.2  # seconds between checks of an adopted process or of a stopping group
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_KEEP = 3
+ROTATE_EVERY = 10.0  # seconds between looks at the size of the logs
 
 
 class Proc:
@@ -145,3 +146,12 @@ def rotate(log_file: Path) -> None:
     shutil.copyfile(log_file, log_file.with_name(f"{log_file.name}.1"))
     with open(log_file, "r+b") as f:
         f.truncate(0)
+
+
+async def rotate_logs(paths: list[Path]) -> None:
+    """Rotate the logs that grew too big, every ROTATE_EVERY seconds, for ever."""
+    while True:
+        await asyncio.sleep(ROTATE_EVERY)
+        for path in paths:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(rotate, path)

@@ -24,12 +24,11 @@ from wireway.runtime.services import process
 from wireway.runtime.services.files import PidFiles, PidRecord, lease_dir, run_dir
 from wireway.runtime.services.leases import LeaseHeld, Leases
 from wireway.runtime.services.probes import Prober
-from wireway.runtime.services.unit import DOWN, Unit
+from wireway.runtime.services.unit import DOWN, Unit, requires
 from wireway.supervision import ServiceError, ServiceStatus, State
 
 logger = log.get("services")
 PatternHook = Callable[[str], Awaitable[None]]  # start or stop a pattern's inputs, by name
-ROTATE_EVERY = 10.0
 
 
 class Supervisor:
@@ -68,7 +67,8 @@ class Supervisor:
         if unit.wanted and unit.state not in ("failed", "stopped"):
             raise ServiceError("ALREADY_RUNNING", f"{name} is already {unit.state}")
         unit.extra_env = dict(env or {})
-        for dep in self._requires(name):
+        needed = requires(self.units, name)
+        for dep in (u for u in self.units.values() if u.name in needed):  # in start order
             if not dep.wanted or dep.state in ("failed", "stopped"):
                 self._launch(dep)
         self._launch(unit)
@@ -86,7 +86,7 @@ class Supervisor:
         if not unit.busy():
             raise ServiceError("NOT_RUNNING", f"{name} is not running")
         for dep in reversed(list(self.units.values())):
-            if name in self._requires_names(dep.name) and dep.busy():
+            if name in requires(self.units, dep.name) and dep.busy():
                 await self._stop_unit(dep, force)
         await self._stop_unit(unit, force)
         if unit.error_code == "STOP_FAILED":
@@ -95,7 +95,7 @@ class Supervisor:
 
     async def restart(self, name: str) -> ServiceStatus:
         unit = self._unit(name)
-        back = [d for d in self.units.values() if name in self._requires_names(d.name) and d.wanted]
+        back = [d for d in self.units.values() if name in requires(self.units, d.name) and d.wanted]
         env = unit.extra_env
         if unit.busy():
             await self.stop(name)
@@ -135,7 +135,7 @@ class Supervisor:
         for unit in self.units.values():
             if unit.opts.autostart or unit.adopt is not None:
                 self._launch(unit)
-        self._spawn(self._rotate_logs(), "rotate")
+        self._spawn(process.rotate_logs([u.log_file for u in self.units.values()]), "rotate")
 
     async def close(self) -> None:
         """Stop every service, dependents first."""
@@ -355,21 +355,6 @@ class Supervisor:
             self._set(unit, "waiting")  # from now on, what start() reads is this run's
         self._changed()
 
-    def _requires_names(self, name: str) -> set[str]:
-        """Every service `name` depends on, directly or not."""
-        found: set[str] = set()
-        todo = list(self.units[name].opts.depends_on)
-        while todo:
-            dep = todo.pop()
-            if dep not in found:
-                found.add(dep)
-                todo.extend(self.units[dep].opts.depends_on)
-        return found
-
-    def _requires(self, name: str) -> list[Unit]:
-        needed = self._requires_names(name)
-        return [u for u in self.units.values() if u.name in needed]
-
     def _deps_ready(self, unit: Unit) -> bool:
         return all(self.units[d].state == "ready" for d in unit.opts.depends_on)
 
@@ -402,10 +387,3 @@ class Supervisor:
         task = asyncio.create_task(coro, name=f"wireway[services].{name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _rotate_logs(self) -> None:
-        while True:
-            await asyncio.sleep(ROTATE_EVERY)
-            for unit in self.units.values():
-                with contextlib.suppress(OSError):
-                    await asyncio.to_thread(process.rotate, unit.log_file)

@@ -72,3 +72,15 @@ class Unit:
             depends_on=tuple(self.opts.depends_on),
             pattern=self.opts.pattern,
         )
+
+
+def requires(units: dict[str, Unit], name: str) -> set[str]:
+    """Every service `name` depends on, directly or not."""
+    found: set[str] = set()
+    todo = list(units[name].opts.depends_on)
+    while todo:
+        dep = todo.pop()
+        if dep not in found:
+            found.add(dep)
+            todo.extend(units[dep].opts.depends_on)
+    return found
