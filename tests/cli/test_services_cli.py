@@ -44,6 +44,7 @@ def test_check_names_a_cycle_and_an_unknown_dependency_at_their_line(tmp_path: P
         "    command: [sleep, '1']\n"
         "    ready: {tcp: '127.0.0.1:2947', http: 'http://127.0.0.1/'}\n"
         "    restrat: always\n"
+        "  e: {pattern: p, ready: {input: p.nope}}\n"
     )
     result = wireway("check", str(tmp_path))
     assert result.returncode == 1
@@ -55,6 +56,7 @@ def test_check_names_a_cycle_and_an_unknown_dependency_at_their_line(tmp_path: P
     assert f"{where}:10 services.c.depends_on: unknown service `nope`" in errors
     assert f"{where}:13 services.d.ready: expected exactly one of" in errors
     assert f"{where}:14 services.d.restrat: unknown key" in errors
+    assert f"{where}:15 services.e.ready: no input `p.nope`" in errors
 
 
 def test_check_accepts_services_in_a_pattern_file(tmp_path: Path) -> None:

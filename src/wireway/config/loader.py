@@ -301,7 +301,7 @@ def load_deployment(
     if patterns:
         patterns[0].services = alone + patterns[0].services
     every = [s for p in patterns for s in p.services]
-    errors.extend(check_services(every, [p.name for p in patterns]))
+    errors.extend(check_services(every, {p.name: [i.name for i in p.inputs] for p in patterns}))
     return patterns, errors
 
 

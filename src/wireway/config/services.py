@@ -196,8 +196,9 @@ def load_services(
     return found
 
 
-def check_services(services: list[Service], patterns: list[str]) -> list[ConfigError]:
-    """Unique names, known dependencies, known patterns and recovery targets, no cycle."""
+def check_services(services: list[Service], patterns: dict[str, list[str]]) -> list[ConfigError]:
+    """Unique names, known dependencies, patterns, inputs and recovery targets, no cycle.
+    `patterns`: each pattern's input names."""
     errors: list[ConfigError] = []
     by_name: dict[str, Service] = {}
 
@@ -220,6 +221,9 @@ def check_services(services: list[Service], patterns: list[str]) -> list[ConfigE
             error(svc, "on_failure", f"unknown service `{target}`")
         if svc.options.pattern is not None and svc.options.pattern not in patterns:
             error(svc, "pattern", f"unknown pattern `{svc.options.pattern}` (known: {', '.join(patterns)})")
+        wanted = svc.options.ready.input if svc.options.ready else None
+        if wanted and not _known_input(wanted, patterns):
+            error(svc, "ready", f"no input `{wanted}` (expected `<pattern>.<input name>`)")
     graph = {s.name: [d for d in s.options.depends_on if d in by_name] for s in services}
     try:
         tuple(TopologicalSorter(graph).static_order())
@@ -227,6 +231,13 @@ def check_services(services: list[Service], patterns: list[str]) -> list[ConfigE
         cycle = exc.args[1]
         error(by_name[cycle[0]], "depends_on", "dependency cycle: " + " -> ".join(cycle))
     return errors
+
+
+def _known_input(name: str, patterns: dict[str, list[str]]) -> bool:
+    for pattern, inputs in patterns.items():
+        if name in inputs or any(name == f"{pattern}.{i}" for i in inputs):
+            return True
+    return False
 
 
 def start_order(services: list[Service]) -> list[Service]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
 import subprocess
 from pathlib import Path
 
@@ -167,3 +169,15 @@ def test_a_log_past_its_size_is_rotated_in_place(tmp_path: Path) -> None:
         held.write(b"after\n")
     assert (tmp_path / "svc.log.1").stat().st_size == LOG_MAX_BYTES + 1
     assert log.read_bytes() == b"after\n"
+
+
+async def test_a_service_runs_as_its_user_when_wireway_is_root(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    sup = supervisor(tmp_path, service("who", tmp_path, command=["id", "-u"], user="nobody", restart="no"))
+    await sup.open()
+    try:
+        await eventually(lambda: sup.status("who")[0].state == "stopped")
+        assert sup.log_path("who").read_text().strip() == str(pwd.getpwnam("nobody").pw_uid)
+    finally:
+        await sup.close()

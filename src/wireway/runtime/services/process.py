@@ -59,14 +59,21 @@ class Proc:
 async def spawn(
     options: ServiceOptions, log_file: Path, base_dir: Path, extra_env: dict[str, str] | None = None
 ) -> Proc:
-    """Start the command; raises OSError when it cannot be started."""
+    """Start the command; raises OSError (or KeyError for an unknown user) when it
+    cannot be started."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **options.env, **(extra_env or {})}
     cwd = str(base_dir / options.cwd) if options.cwd else None
-    user = None
+    demote = None
     if options.user is not None and os.geteuid() == 0:
-        user = options.user
-        env.setdefault("HOME", pwd.getpwnam(user).pw_dir)
+        account = pwd.getpwnam(options.user)  # KeyError: no such user
+        env["HOME"], env["USER"], env["LOGNAME"] = account.pw_dir, account.pw_name, account.pw_name
+
+        def demote() -> None:  # in the child, before exec (uvloop takes no `user=`)
+            os.initgroups(account.pw_name, account.pw_gid)
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+
     out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         common: dict[str, object] = {
@@ -77,8 +84,8 @@ async def spawn(
             "cwd": cwd,
             "env": env,
         }
-        if user is not None:
-            common["user"] = user
+        if demote is not None:
+            common["preexec_fn"] = demote
         if isinstance(options.command, str):
             child = await asyncio.create_subprocess_shell(options.command, **common)  # type: ignore[arg-type]
         else:

@@ -164,6 +164,18 @@ class Supervisor:
         return any(u.opts.ready is not None and u.opts.ready.input for u in self.units.values())
 
     # ----- the loop of one service ---------------------------------------------------
+    async def _guarded(self, unit: Unit) -> None:
+        """The loop; a fault of its own leaves the service failed (and stopped), not stuck."""
+        try:
+            await self._run(unit)
+        except Exception as exc:
+            logger.exception("service supervision failed", service=unit.name)
+            unit.wanted = False
+            unit.error_code, unit.error = "EXECUTION_FAILED", f"{unit.name}: {exc}"
+            with contextlib.suppress(Exception):
+                await self._halt(unit)
+            self._set(unit, "failed")
+
     async def _run(self, unit: Unit) -> None:
         while unit.wanted:
             if unit.adopt is None and not self._deps_ready(unit):
@@ -183,7 +195,7 @@ class Supervisor:
             try:
                 await self._begin(unit)
                 outcome = await self._supervise(unit)
-            except OSError as exc:
+            except (OSError, KeyError, ValueError) as exc:  # no such program, user, folder
                 unit.error = f"{unit.name} cannot start: {exc}"
                 logger.warning("service cannot start", service=unit.name, error=str(exc))
                 outcome = "exited"
@@ -350,7 +362,7 @@ class Supervisor:
         unit.error_code, unit.error = "", ""
         if unit.task is None or unit.task.done():
             unit.failures = 0
-            unit.task = asyncio.create_task(self._run(unit), name=f"wireway[services].{unit.name}")
+            unit.task = asyncio.create_task(self._guarded(unit), name=f"wireway[services].{unit.name}")
         if unit.state in ("stopped", "failed"):
             self._set(unit, "waiting")  # from now on, what start() reads is this run's
         self._changed()
