@@ -81,6 +81,9 @@ class InputContext:
     full: Callable[[], bool] = lambda: False
     position: Callable[[str], bytes | None] = lambda key: None
     finished: Callable[[], None] = lambda: None
+    # the input's peer refused its connection: a service of the deployment that runs
+    # that peer may be restarted for it (`on_failure: {refused: restart NAME}`)
+    refused: Callable[[], None] = lambda: None
 
 
 class Input(Component):

@@ -30,7 +30,7 @@ from wireway.runtime.buffer_file import buffer_path
 from wireway.runtime.memory import MemoryStore
 from wireway.runtime.outbox import SqliteStore
 from wireway.runtime.pattern import PatternRunner
-from wireway.runtime.services.glue import build_supervisor, open_services, watch_ingest
+from wireway.runtime.services.glue import build_supervisor, open_services, refused_hook, watch_ingest
 from wireway.runtime.services.routes import as_dict
 from wireway.runtime.store import Store
 from wireway.web.app import FastPaths, build_app
@@ -229,6 +229,7 @@ class Engine:
             full=runner.full,
             position=runner.position,
             finished=lambda: self.input_finished(inp),
+            refused=refused_hook(self.supervisor, inp.name, runner.name),
         )
 
     def input_finished(self, inp: Input) -> None:

@@ -205,3 +205,37 @@ async def test_the_routes_answer_what_the_openapi_document_says(tmp_path: Path) 
             assert msgspec.convert(stopped.json(), ServiceBody).state == "stopped"
             not_running = await client.post("/services/s/stop")
             assert not_running.status_code == 409
+
+
+async def test_an_input_refused_by_its_peer_restarts_the_service_behind_it(tmp_path: Path) -> None:
+    """`gpsd` keeps running but closes its port on SIGUSR1; the gpsd input of the pattern
+    run as service `kit` is refused on its next connect, and the pattern's
+    `on_failure: {refused: restart gpsd}` restarts gpsd."""
+    port = free_port()
+    closing = listener(port) + "signal.signal(signal.SIGUSR1, lambda *_: s.close())\n"
+    services = {
+        "gpsd": {
+            "command": service_code("gpsd", tmp_path, closing),
+            "ready": {"tcp": f"127.0.0.1:{port}", "interval": 0.1},
+            "backoff": {"initial": 0.5, "jitter": 0},
+        },
+        "kit": {"pattern": "kit", "depends_on": ["gpsd"], "on_failure": {"refused": "restart gpsd"}},
+    }
+    text = (
+        "pattern: {name: kit}\n"
+        "interfaces:\n"
+        f"  input: [{{type: gpsd, address: '127.0.0.1:{port}', max_backoff: 0.2}}]\n"
+        f"  output: [{{type: file, address: '{tmp_path}/out.jsonl'}}]\n"
+        "settings: {buffer: memory, timeout: 2}\n"
+        f"services: {json.dumps(services)}\n"
+    )
+    async with engine_from(tmp_path, text) as engine:
+        sup = engine.supervisor
+        assert sup is not None
+        await eventually(lambda: sup.status("gpsd")[0].state == "ready")
+        first = sup.status("gpsd")[0].pid
+        assert first is not None
+        os.kill(first, signal.SIGUSR1)  # the accepted connection closes too: the input reconnects
+        await eventually(lambda: sup.status("gpsd")[0].pid not in (None, first), timeout=10)
+        await eventually(lambda: sup.status("gpsd")[0].state == "ready")
+        assert sup.status("gpsd")[0].restarts >= 1

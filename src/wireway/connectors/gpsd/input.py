@@ -149,6 +149,8 @@ class GpsdInput(Input):
                     asyncio.open_connection(self.host, self.port, limit=MAX_LINE), CONNECT_TIMEOUT
                 )
             except OSError as exc:  # refused, unreachable, or TimeoutError
+                if isinstance(exc, ConnectionRefusedError):
+                    self.ctx.refused()
                 why = exc.strerror or str(exc) or type(exc).__name__
                 reason = f"cannot connect to gpsd at {self.config.address}: {why}"
             else:

@@ -138,6 +138,8 @@ class KismetInput(Input):
             try:
                 await self.poll()
             except Exception as exc:  # noqa: BLE001  (a refused poll or a failed ingest: retried)
+                if isinstance(exc, httpx.ConnectError):  # nothing listens on Kismet's port
+                    self.ctx.refused()
                 self.failures += 1
                 self.errors += 1
                 self.problem = str(exc)

@@ -3,6 +3,7 @@ start and stop the inputs of their pattern), note the inputs that produced a mes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.routing import BaseRoute
@@ -56,3 +57,17 @@ def watch_ingest(supervisor: Supervisor | None, ingest: Any, pattern: str) -> An
         return result
 
     return watched
+
+
+def refused_hook(supervisor: Supervisor | None, name: str, pattern: str) -> Callable[[], None]:
+    """What an input calls when its peer refuses its connection: the supervisor's
+    `on_failure: {refused: ...}` for that input (by its name, or `<pattern>.<name>`)."""
+    if supervisor is None:
+        return lambda: None
+
+    def refused() -> None:
+        supervisor.report_refused(name)
+        if not name.startswith(pattern + "."):
+            supervisor.report_refused(f"{pattern}.{name}")
+
+    return refused
