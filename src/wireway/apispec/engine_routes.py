@@ -76,6 +76,23 @@ class PatternStatus(msgspec.Struct, forbid_unknown_fields=True):
     outputs: list[OutputStatus]
 
 
+class ServiceBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A service as it is now (see wireway.supervision.ServiceStatus)."""
+
+    name: str
+    state: str
+    pid: int | None
+    started_at: float | None
+    uptime_seconds: float | None
+    ready: bool
+    restarts: int
+    last_exit_code: int | None
+    last_run_time: float | None
+    next_start_in: float | None
+    depends_on: list[str]
+    pattern: str | None
+
+
 class Status(msgspec.Struct, forbid_unknown_fields=True):
     """`/status`: every pattern with its inputs, outputs and counts."""
 
@@ -84,6 +101,7 @@ class Status(msgspec.Struct, forbid_unknown_fields=True):
     accepting: bool
     data_dir: str
     patterns: list[PatternStatus]
+    services: list[ServiceBody] = []  # the deployment's `services:`, when it declares any
 
 
 class Accepted(msgspec.Struct, forbid_unknown_fields=True):

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from wireway.apispec.engine_routes import ServiceBody
 from wireway.apispec.openapi import Body, Param, RouteDoc, document
 from wireway.supervision import ServiceControl, ServiceError, ServiceStatus
 
@@ -34,23 +35,6 @@ STATUS_CODES = {
     "EXECUTION_FAILED": 500,
     "STOP_FAILED": 500,
 }
-
-
-class ServiceBody(msgspec.Struct, forbid_unknown_fields=True):
-    """A service as it is now (see wireway.supervision.ServiceStatus)."""
-
-    name: str
-    state: str
-    pid: int | None
-    started_at: float | None
-    uptime_seconds: float | None
-    ready: bool
-    restarts: int
-    last_exit_code: int | None
-    last_run_time: float | None
-    next_start_in: float | None
-    depends_on: list[str]
-    pattern: str | None
 
 
 class ServiceList(msgspec.Struct, forbid_unknown_fields=True):
