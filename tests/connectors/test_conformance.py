@@ -88,7 +88,11 @@ def messages() -> list[dict[str, int]]:
 
 
 def lines_of(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    """The complete lines of a file an output may be writing right now."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return [json.loads(x) for x in text[: text.rfind("\n") + 1].splitlines()]
 
 
 class MqttPeer:
