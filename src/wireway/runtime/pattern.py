@@ -341,7 +341,10 @@ class PatternRunner:
                 logger.warning("step stop failed", pattern=self.name, error=str(exc))
 
     def drained(self) -> bool:
-        return all(r.queue.depth == 0 for r in self.routes)
+        """Nothing left to deliver, or only for peers that are away (NotConnected): at
+        shutdown there is no point waiting for those; it stays in the buffer for the
+        next start."""
+        return all(r.queue.depth == 0 or r.outage > 0 for r in self.routes)
 
     async def stop_outputs(self) -> None:
         for task in self.tasks:
