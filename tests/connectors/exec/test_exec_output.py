@@ -26,7 +26,8 @@ async def send(port: int, values: list[Any]) -> None:
     writer.write(b"".join(json.dumps(v).encode() + b"\n" for v in values))
     await writer.drain()
     writer.close()
-    await writer.wait_closed()
+    # bounded: a peer that stopped reading must fail the test, not hang the suite
+    await asyncio.wait_for(writer.wait_closed(), 10)
 
 
 def pattern(port: int, entry: dict[str, Any], settings: str = "{}") -> str:
@@ -179,7 +180,7 @@ async def test_a_command_that_stops_reading_is_restarted_after_the_delivery_time
         "stop_timeout": 0.5,
     }
     settings = "{timeout: 0.5, retries: 100, backoff_base: 0.05, backoff_max: 0.1}"
-    async with engine_from(tmp_path, pattern(port, entry, settings)) as engine:
+    async with asyncio.timeout(60), engine_from(tmp_path, pattern(port, entry, settings)) as engine:
         route = engine.runners[0].routes[0]
         output = route.output
         assert isinstance(output, ExecOutput)
