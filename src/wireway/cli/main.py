@@ -13,6 +13,7 @@ import typer
 
 from wireway import __version__
 from wireway.apps import builtin_path
+from wireway.cli.bench import bench
 from wireway.cli.common import (
     DataDir,
     app_path,
@@ -38,6 +39,7 @@ app = typer.Typer(
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
 app.add_typer(services_app, name="services")
+app.command()(bench)
 
 Http = Annotated[str, typer.Option("--http", envvar="WIREWAY_HTTP", help="HOST:PORT of the HTTP server.")]
 
@@ -274,101 +276,6 @@ def status(http: Http = "127.0.0.1:8080") -> None:
     from wireway.cli.status import show_status
 
     show_status(http)
-
-
-@app.command()
-def bench(
-    what: Annotated[str, typer.Argument(help="tcp (tcp -> buffer -> file) or sensor.")] = "tcp",
-    messages: Annotated[int, typer.Option(help="Messages (readings) per full-speed run.")] = 200_000,
-    rate: Annotated[int | None, typer.Option(help="Offered rate for the latency run.")] = None,
-    latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 10.0,
-    buffer: Annotated[str, typer.Option(help="tcp: durable, memory or both.")] = "both",
-    devices: Annotated[int, typer.Option(help="sensor: simulated devices.")] = 100,
-    postgres: Annotated[
-        str, typer.Option(help="sensor: PostgreSQL to store into (a temporary schema).")
-    ] = "postgresql://postgres@127.0.0.1:5432/test",
-    http_readings: Annotated[int, typer.Option(help="sensor: readings for the HTTP runs.")] = 40_000,
-    nats_url: Annotated[
-        str, typer.Option(help="nats: the NATS server (JetStream on).")
-    ] = "nats://127.0.0.1:4222",
-    nats_batch: Annotated[int, typer.Option(help="nats: messages fetched and published at once.")] = 1000,
-    tracked: Annotated[
-        int, typer.Option(help="fieldkit: devices tracked at once for the memory run.")
-    ] = 50_000,
-    wigletotak: Annotated[
-        str | None,
-        typer.Option(help="fieldkit: a clone of WigleToTAK to run beside it.", envvar="WIGLETOTAK_SRC"),
-    ] = None,
-) -> None:
-    """Benchmark on loopback: msg/s, p50/p99 latency, CPU and peak RSS.
-
-    `tcp`: tcp -> buffer -> file. `sensor`: the built-in application, MQTT QoS 1 ->
-    durable buffer -> PostgreSQL, then HTTP single and batched POSTs.
-    `nats`: JetStream -> durable buffer -> JetStream on a NATS server (--nats-url).
-    `file`: a file appended at full speed -> file tail -> buffer -> file (and udp
-    multicast on loopback), --messages lines, then half that rate for --latency-seconds.
-    `fieldkit`: `wireway run --app fieldkit` fed a growing WiGLE CSV file: --messages
-    rows at full speed, --tracked devices with the refresh timer (peak RSS), --rate
-    rows/s for --latency-seconds; WigleToTAK beside it with --wigletotak.
-
-    Example: wireway bench sensor --messages 100000 --rate 1000
-    """
-    if what == "nats":  # JetStream -> durable buffer -> JetStream
-        from wireway.bench.nats import run_nats_bench
-
-        try:
-            run_nats_bench(
-                url=nats_url, messages=messages, rate=rate, latency_seconds=latency_seconds, batch=nats_batch
-            )
-        except (RuntimeError, OSError) as exc:
-            err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        return
-    if what == "fieldkit":  # wiglecsv tail -> track -> CoT multicast, and WigleToTAK beside it
-        from wireway.bench.fieldkit import run_fieldkit_bench
-
-        try:
-            run_fieldkit_bench(
-                rows=messages,
-                rate=rate or 1000,
-                latency_seconds=latency_seconds,
-                tracked=tracked,
-                source=wigletotak,
-            )
-        except (RuntimeError, OSError) as exc:
-            err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        return
-    if what == "file":  # a file appended at full speed -> tail -> buffer -> file (+ udp)
-        from wireway.bench.file import run_file_bench
-
-        try:
-            run_file_bench(lines=messages, latency_seconds=latency_seconds, buffer=buffer)
-        except (RuntimeError, OSError) as exc:
-            err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        return
-    if what not in ("tcp", "sensor"):
-        raise typer.BadParameter("expected tcp or sensor")
-    try:
-        if what == "sensor":
-            from wireway.bench.sensor import run_sensor_bench
-
-            run_sensor_bench(
-                readings=messages,
-                rate=rate or 1000,
-                latency_seconds=latency_seconds,
-                devices=devices,
-                dsn=postgres,
-                http_readings=http_readings,
-            )
-        else:
-            from wireway.bench.tcp import run_bench
-
-            run_bench(messages=messages, rate=rate or 5000, latency_seconds=latency_seconds, buffer=buffer)
-    except (RuntimeError, OSError) as exc:  # a server down, an instance that did not start
-        err_console.print(f"bench failed: {exc}", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 @app.command()
