@@ -54,11 +54,8 @@ def _websocket(protocol: object) -> bool:
 
 
 def _keeps_position(pattern: Pattern) -> bool:
-    for iface in pattern.inputs:
-        spec = lookup("input", iface.type)
-        if spec is not None and getattr(spec.cls, "keeps_position", False):
-            return True
-    return False
+    specs = [lookup("input", iface.type) for iface in pattern.inputs]
+    return any(spec is not None and getattr(spec.cls, "keeps_position", False) for spec in specs)
 
 
 class Engine:

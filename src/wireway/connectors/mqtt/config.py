@@ -148,7 +148,7 @@ class MqttInputConfig(MqttConnection, kw_only=True):
     ] = False
     session_expiry: Annotated[
         int,
-        Meta(ge=0, description="MQTT 5: seconds the broker keeps the session while offline"),
+        Meta(ge=0, description="how long (s) the broker keeps the session of a client that is away (MQTT 5)"),
     ] = 86400
     shared_group: Annotated[
         str | None,

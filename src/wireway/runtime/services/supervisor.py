@@ -44,7 +44,8 @@ class Supervisor:
     ) -> None:
         self.data_dir = data_dir
         self.seen: set[str] = set()  # wireway inputs that produced a message
-        self.units = {s.name: Unit(s, self.log_path_of(s.name)) for s in start_order(services)}
+        logs = self.data_dir / "services"
+        self.units = {s.name: Unit(s, logs / f"{s.name}.log") for s in start_order(services)}
         self.start_pattern = start_pattern
         self.stop_pattern = stop_pattern
         self._change = asyncio.Event()
@@ -107,11 +108,7 @@ class Supervisor:
         return status
 
     def log_path(self, name: str) -> Path:
-        self._unit(name)
-        return self.log_path_of(name)
-
-    def log_path_of(self, name: str) -> Path:
-        return self.data_dir / "services" / f"{name}.log"
+        return self._unit(name).log_file
 
     # ----- lifecycle -----------------------------------------------------------------
     async def open(self) -> None:
