@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port
+from conftest import free_port, wireway
 from wireway.config import load_pattern
 from wireway.runtime.engine import Engine
 
@@ -102,3 +102,15 @@ async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) 
         if loop.time() > deadline:
             raise AssertionError(f"condition not met in {timeout}s")
         await asyncio.sleep(interval)
+
+
+def check_fails_at(text: str, tmp: Path, line: int, key: str) -> None:
+    """`wireway check` on the pattern `text` exits 1, without a traceback, naming `key`
+    on line `line` of the file."""
+    path = tmp / "bad.yaml"
+    path.write_text(text)
+    result = wireway("check", str(path))
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert any(f"bad.yaml:{line} " in row and f".{key}" in row for row in output.splitlines()), output

@@ -19,8 +19,8 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
-from conftest import free_port, need_service, wireway
-from support import engine_from, eventually
+from conftest import free_port, need_service
+from support import check_fails_at, engine_from, eventually
 from wireway.observability.metrics import REGISTRY
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -357,13 +357,7 @@ async def test_output_loses_nothing_when_the_connection_is_killed(
 )
 def test_bad_input_options_are_check_errors(entry: str, key: str, tmp_path: Path) -> None:
     """A wrong option is a `wireway check` error at its key, without a traceback."""
-    path = tmp_path / "bad.yaml"
-    path.write_text(input_pattern("bad", entry, tmp_path / "out.jsonl"))
-    result = wireway("check", str(path))
-    assert result.returncode == 1
-    text = result.stdout + result.stderr
-    assert "Traceback" not in text
-    assert any("bad.yaml:5 " in line and f".{key}" in line for line in text.splitlines()), text
+    check_fails_at(input_pattern("bad", entry, tmp_path / "out.jsonl"), tmp_path, 5, key)
 
 
 @pytest.mark.parametrize(
@@ -378,10 +372,4 @@ def test_bad_input_options_are_check_errors(entry: str, key: str, tmp_path: Path
 )
 def test_bad_output_options_are_check_errors(entry: str, key: str, tmp_path: Path) -> None:
     """A wrong option is a `wireway check` error at its key, without a traceback."""
-    path = tmp_path / "bad.yaml"
-    path.write_text(output_pattern("bad", 7000, entry))
-    result = wireway("check", str(path))
-    assert result.returncode == 1
-    text = result.stdout + result.stderr
-    assert "Traceback" not in text
-    assert any("bad.yaml:7 " in line and f".{key}" in line for line in text.splitlines()), text
+    check_fails_at(output_pattern("bad", 7000, entry), tmp_path, 7, key)

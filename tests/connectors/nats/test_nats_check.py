@@ -8,6 +8,7 @@ import pytest
 from nats_helpers import input_pattern, output_pattern
 
 from conftest import need_service, wireway
+from support import check_fails_at
 
 
 @pytest.mark.parametrize(
@@ -25,13 +26,7 @@ from conftest import need_service, wireway
 )
 def test_bad_input_options_are_check_errors(entry: str, key: str, tmp_path: Path) -> None:
     """A wrong option is a `wireway check` error at its key, without a traceback."""
-    path = tmp_path / "bad.yaml"
-    path.write_text(input_pattern("bad", entry, tmp_path / "out.jsonl"))
-    result = wireway("check", str(path))
-    assert result.returncode == 1
-    text = result.stdout + result.stderr
-    assert "Traceback" not in text
-    assert any("bad.yaml:5 " in line and f".{key}" in line for line in text.splitlines()), text
+    check_fails_at(input_pattern("bad", entry, tmp_path / "out.jsonl"), tmp_path, 5, key)
 
 
 @pytest.mark.parametrize(
@@ -46,13 +41,7 @@ def test_bad_input_options_are_check_errors(entry: str, key: str, tmp_path: Path
 )
 def test_bad_output_options_are_check_errors(entry: str, key: str, tmp_path: Path) -> None:
     """A wrong option is a `wireway check` error at its key, without a traceback."""
-    path = tmp_path / "bad.yaml"
-    path.write_text(output_pattern("bad", 7000, entry))
-    result = wireway("check", str(path))
-    assert result.returncode == 1
-    text = result.stdout + result.stderr
-    assert "Traceback" not in text
-    assert any("bad.yaml:7 " in line and f".{key}" in line for line in text.splitlines()), text
+    check_fails_at(output_pattern("bad", 7000, entry), tmp_path, 7, key)
 
 
 def test_bench_nats_reports_its_figures() -> None:
