@@ -65,9 +65,11 @@ class ProcessingError(WirewayError):
 
 
 class BackpressureError(WirewayError):
-    """An outbox is full."""
+    """An outbox is full; `reason` says why when it is not the queue's own length (the
+    buffer file's disk is full, or the file reached `buffer_max_bytes`)."""
 
-    def __init__(self, queue: str, retry_after: float = 1.0) -> None:
-        super().__init__(f"buffer of {queue} is full")
+    def __init__(self, queue: str, retry_after: float = 1.0, reason: str = "") -> None:
+        super().__init__(f"buffer of {queue} is full" + (f": {reason}" if reason else ""))
         self.queue = queue
         self.retry_after = retry_after
+        self.reason = reason

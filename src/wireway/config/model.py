@@ -41,6 +41,22 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ] = 5000
     buffer: Literal["durable", "memory"] = "durable"
+    buffer_max_bytes: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="bytes the durable buffer file may use (0: up to the disk's free "
+            "space); beyond it, or once the disk is full, inputs are pushed back (HTTP 503 "
+            "with Retry-After) until room returns",
+        ),
+    ] = 0
+    on_damaged_buffer: Annotated[
+        Literal["move_aside", "refuse"],
+        Meta(
+            description="a damaged buffer file at start: move it aside (what can still be "
+            "read is kept) and start with a new one, or refuse to start"
+        ),
+    ] = "move_aside"
     breaker_threshold: Annotated[int, Meta(ge=1)] = 5
     breaker_timeout: Annotated[float, Meta(gt=0, description="seconds before a probe")] = 5.0
     backoff_base: Annotated[float, Meta(gt=0)] = 0.2

@@ -44,6 +44,16 @@ BREAKER_STATE = Gauge(
     registry=REGISTRY,
 )
 
+BUFFER_BYTES = Gauge(
+    "wireway_buffer_bytes", "Bytes the durable buffer file uses (free pages not counted).", registry=REGISTRY
+)
+BUFFER_FULL = Counter(
+    "wireway_buffer_full_total",
+    "Times the durable buffer became full (reason: disk or max_bytes); inputs are pushed back meanwhile.",
+    ["reason"],
+    registry=REGISTRY,
+)
+
 MQTT_MALFORMED = Counter(
     "wireway_mqtt_malformed_packets_total",
     "Malformed or oversized packets from an MQTT broker (each closes its connection), by connector.",
