@@ -75,7 +75,9 @@ class Security(msgspec.Struct, forbid_unknown_fields=True):
 
     `api_key` accepts the keys listed here and, in applications that keep keys
     (the sensor application), the keys stored hashed in their database, plus JWTs
-    signed with `jwt_secret` (HS256) or the key in `jwt_public_key` (RS256).
+    signed with `jwt_secret` (HS256) or the key in `jwt_public_key` (RS256): only that
+    one algorithm is accepted, `exp` and `nbf` are checked (with `jwt_leeway`), and
+    `aud` / `iss` when `jwt_audience` / `jwt_issuer` are set.
     """
 
     authentication: Literal["none", "api_key"] = "none"
@@ -85,6 +87,11 @@ class Security(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit: RateLimit | None = None
     jwt_secret: str = ""
     jwt_public_key: str = ""
+    jwt_audience: Annotated[str, Meta(description="a JWT's `aud` must name this (unchecked if empty)")] = ""
+    jwt_issuer: Annotated[str, Meta(description="a JWT's `iss` must be this (unchecked if empty)")] = ""
+    jwt_leeway: Annotated[
+        float, Meta(ge=0, le=3600, description="seconds of clock skew allowed on `exp` and `nbf`")
+    ] = 30.0
 
 
 class MetricsOptions(msgspec.Struct, forbid_unknown_fields=True):
