@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean
+.PHONY: run test test-all test-faults lint bench clean
 
 # Debian's bare python3 has no venv module: install it when we may (root with apt-get).
 $(BIN)/python:
@@ -22,10 +22,17 @@ run: $(STAMP)
 	$(BIN)/wireway run --simulate 20
 
 test: $(STAMP)
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow and not faults" -q
 
 test-all: $(STAMP)
 	$(BIN)/pytest -q
+
+# fault injection against real servers (minutes), then the quick fault tests `make test`
+# also runs; each leaves its row in .faults/ and the table is printed even after a failure
+test-faults: $(STAMP)
+	@s=0; $(BIN)/pytest -m faults -q || s=1; \
+	$(BIN)/pytest -m "not faults" -q tests/faults || s=1; \
+	$(BIN)/python benchmarks/faults_table.py; exit $$s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
