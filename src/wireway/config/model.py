@@ -87,6 +87,13 @@ class Security(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit: RateLimit | None = None
     jwt_secret: str = ""
     jwt_public_key: str = ""
+    # the process has one HTTP server: these apply to it (body_timeout: the shortest given)
+    body_timeout: Annotated[
+        float,
+        Meta(gt=0, description="seconds for a request's headers and whole body to arrive (else 408)"),
+    ] = 10.0
+    tls_cert: Annotated[str, Meta(description="PEM certificate (chain) file: the server speaks HTTPS")] = ""
+    tls_key: Annotated[str, Meta(description="PEM private key file of tls_cert")] = ""
     jwt_audience: Annotated[str, Meta(description="a JWT's `aud` must name this (unchecked if empty)")] = ""
     jwt_issuer: Annotated[str, Meta(description="a JWT's `iss` must be this (unchecked if empty)")] = ""
     jwt_leeway: Annotated[
