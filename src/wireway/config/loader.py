@@ -22,7 +22,7 @@ from wireway.config.model import (
     Step,
 )
 from wireway.config.services import Service, check_services, load_services
-from wireway.config.yamlload import Document, join, load_document
+from wireway.config.yamlload import MAX_BYTES, Document, join, load_document, too_big
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
 
@@ -250,9 +250,18 @@ def _load_file(
     """A pattern file, or a file of `services:` alone (its services, no pattern)."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:  # at most one byte past the limit, whatever the file is
+            raw = f.read(MAX_BYTES + 1)
     except OSError as exc:
         return None, [], [ConfigError(f"cannot read: {exc.strerror}", file=file)]
+    if len(raw) > MAX_BYTES:
+        size = max(len(raw), path.stat().st_size) if path.is_file() else len(raw)
+        return None, [], [ConfigError(too_big(size), file=file, line=1)]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [], [ConfigError(f"not UTF-8 text (byte {exc.start})", file=file, line=line)]
     try:
         doc, errors = load_document(file, text, variables)
     except ConfigError as exc:

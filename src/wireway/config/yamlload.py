@@ -13,6 +13,12 @@ from wireway.errors import ConfigError
 # A pattern file holds hundreds of values; aliases may repeat a part, but an "alias bomb"
 # (each anchor repeating the one before ten times) would expand to billions.
 MAX_VALUES = 100_000
+# Hostile files are refused before a document is built from them: by size before the
+# file is read (the pure-Python parser needs seconds per megabyte), by nesting depth and
+# by alias count while the composer walks the events (it recurses once per level).
+MAX_BYTES = 512 * 1024
+MAX_DEPTH = 64
+MAX_ALIASES = 1_000
 
 # innermost first: a default may itself hold ${OTHER:-...}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^{}]*))?\}")
@@ -75,12 +81,21 @@ def load_document(
     """Parse YAML text; interpolation errors are collected, syntax errors raise ConfigError.
 
     `${VAR}` reads `variables` (default: the environment)."""
+    if len(text) > MAX_BYTES:
+        raise ConfigError(too_big(len(text)), file=file, line=1)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(file, text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else 1
         raise ConfigError(f"YAML syntax: {exc.problem}", file=file, line=line) from exc
+    except yaml.reader.ReaderError as exc:  # a control character, before any token
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"YAML syntax: character {exc.character:#04x} is not allowed", file=file, line=line
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"YAML syntax: {exc}", file=file, line=1) from exc
     except RecursionError:
         raise ConfigError("YAML nested too deep", file=file, line=1) from None
     if node is not None:
@@ -117,6 +132,66 @@ def load_document(
 
     data = build(node, "")
     return Document(file, data, lines), errors
+
+
+def too_big(size: int) -> str:
+    return (
+        f"the file is {size:,} bytes, over the limit of {MAX_BYTES:,} for a pattern file; "
+        "split it into several files in one folder"
+    )
+
+
+class _BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """A SafeLoader (typed Any by its stubs) whose composer refuses deep nesting and many
+    aliases as it goes, naming the key path where the limit was reached."""
+
+    def __init__(self, file: str, text: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self.depth = 0
+        self.aliases = 0
+        self.nodes = 0
+        self.keys: list[str] = []
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1 if event.start_mark else 1
+        if isinstance(index, yaml.ScalarNode):  # the value of a mapping key
+            part = join(self.keys[-1] if self.keys else "", index.value)
+        elif isinstance(index, int):
+            part = join(self.keys[-1] if self.keys else "", index)
+        else:  # the root, or a mapping key
+            part = self.keys[-1] if self.keys else ""
+        self.nodes += 1
+        if self.nodes > MAX_VALUES:
+            raise self._refuse(f"more than {MAX_VALUES:,} values in one file", line, part)
+        if isinstance(event, yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise self._refuse(f"more than {MAX_ALIASES:,} YAML aliases (*name) in one file", line, part)
+        elif isinstance(event, yaml.CollectionStartEvent) and self.depth >= MAX_DEPTH:
+            raise self._refuse(f"YAML nested deeper than {MAX_DEPTH} levels", line, part)
+        self.depth += 1
+        self.keys.append(part)
+        try:
+            node: yaml.Node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+            self.keys.pop()
+        return node
+
+    def _refuse(self, message: str, line: int, path: str) -> ConfigError:
+        return ConfigError(message, file=self.file, line=line, path=path)
+
+
+def compose(file: str, text: str) -> yaml.Node | None:
+    """The YAML node graph of `text`, within MAX_DEPTH, MAX_ALIASES and MAX_VALUES."""
+    loader = _BoundedLoader(file, text)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        return node
+    finally:
+        loader.dispose()
 
 
 def expanded_size(root: yaml.Node, file: str) -> int:
