@@ -66,7 +66,22 @@ class Wireway:
                 stderr=log,
             )
         if wait:
-            wait_http(f"{self.url}/health", timeout=30)
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Until /health answers; fails at once, with the log's end, if the process exits."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise AssertionError(f"wireway exited with {self.proc.returncode}:\n{tail}")
+            try:
+                wait_http(f"{self.url}/health", timeout=0.5)
+                return
+            except TimeoutError:
+                continue
+        raise AssertionError(f"wireway did not answer on {self.url} in {timeout}s")
 
     def kill(self) -> None:
         assert self.proc is not None
