@@ -209,6 +209,7 @@ async def test_a_fresh_database_gets_the_indexes_once(db: Database) -> None:
     before = await snapshot(db)
     assert [(v["scope"].split(":")[0], v["version"]) for v in before[2]] == [
         ("sensor_app", 1),
+        ("sensor_app", 2),
         ("sensor_readings", 1),
         ("sensor_readings", 2),
     ]

@@ -113,6 +113,7 @@ async def test_migrations_create_the_tables_and_are_idempotent(db_url: str, tmp_
         readings = "sensor_readings:" + ("" if first.dialect == "sqlite" else f"{own_schema(db_url)}.")
         assert [(r["scope"], r["version"]) for r in rows] == [
             ("sensor_app", 1),
+            ("sensor_app", 2),
             (f"{readings}sensor_readings", 1),
             (f"{readings}sensor_readings", 2),
         ]

@@ -243,6 +243,12 @@ def app_steps(db: Database) -> tuple[Migration, ...]:
   PRIMARY KEY (device_id, day))""",
             ),
         ),
+        Migration(
+            2,
+            "api_keys.expires_at",
+            postgresql=(f"ALTER TABLE {t.api_keys} ADD COLUMN expires_at TIMESTAMPTZ",),
+            sqlite=(f"ALTER TABLE {t.api_keys} ADD COLUMN expires_at TEXT",),
+        ),
     )
 
 
