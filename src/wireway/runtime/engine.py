@@ -27,6 +27,7 @@ from wireway.observability.metrics import DLQ_SIZE, connection_closed, connectio
 from wireway.processors.base import ServiceT
 from wireway.registry import lookup
 from wireway.runtime.buffer_file import buffer_path
+from wireway.runtime.buffer_limits import buffer_options
 from wireway.runtime.memory import MemoryStore
 from wireway.runtime.outbox import SqliteStore
 from wireway.runtime.pattern import PatternRunner
@@ -34,6 +35,7 @@ from wireway.runtime.services.glue import build_supervisor, open_services, refus
 from wireway.runtime.services.routes import as_dict
 from wireway.runtime.store import Store
 from wireway.web.app import FastPaths, build_app
+from wireway.web.server import server_config
 
 logger = log.get("engine")
 GC_THRESHOLD = 10_000  # allocations between young-generation collections (default 700)
@@ -116,7 +118,8 @@ class Engine:
         self.lock_data_dir()
         sock = bind(*self.http)
         if self.durable:
-            self.sqlite = SqliteStore(buffer_path(self.data_dir))
+            options = buffer_options(p.settings for p in self.patterns if p.settings.buffer == "durable")
+            self.sqlite = SqliteStore(buffer_path(self.data_dir), **options)
             await self.sqlite.open()
         await self.memory.open()
         pending = self.sqlite.pending() if self.sqlite else []
@@ -143,15 +146,7 @@ class Engine:
             if runner.name not in held:
                 await runner.start_inputs(self.input_context)
         app = FastPaths(build_app(self, [*self.routes, *self.extra_routes]), self.routes)
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-            loop="none",
-        )
-        self.server = _Server(config)
+        self.server = _Server(server_config(app, self.patterns))
         self.server_task = asyncio.create_task(self.server.serve([sock]), name="wireway[http]")
         self.poll_task = asyncio.create_task(self.poll(), name="wireway[engine].poll")
         self.accepting = True
@@ -363,6 +358,8 @@ class Engine:
         ingestion carries on), so a probe that answers 200 still shows them.
         """
         blocking = self._keeping()
+        if (full := getattr(self.sqlite, "full", None)) is not None and full.reason:
+            blocking.append(f"buffer: {full.reason}")  # inputs are pushed back meanwhile
         blocking += [f"{s.name}: {why}" for s in self.services if (why := s.holding_back())]
         named = {reason.partition(":")[0] for reason in blocking}
         services = self.health()["services"]
