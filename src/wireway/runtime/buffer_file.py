@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from wireway.envelope import encode
-from wireway.runtime.store import DeadLetter
+from wireway.runtime.store import DeadLetter, StoreError
 
+Synchronous = Literal["full", "normal"]  # PRAGMA synchronous of the writer: see outbox.SqliteStore
 SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox(
@@ -148,3 +150,44 @@ def count_dlq(conn: sqlite3.Connection) -> dict[str, int]:
 def save_positions(conn: sqlite3.Connection, positions: dict[str, bytes]) -> None:
     """Where inputs have read up to (a file's offset), in the caller's transaction."""
     conn.executemany("INSERT OR REPLACE INTO positions(key, value) VALUES (?, ?)", positions.items())
+
+
+@dataclass(slots=True)
+class Opened:
+    """The writer's connection to the buffer file and what it holds at start."""
+
+    conn: sqlite3.Connection
+    top: int  # the highest outbox id ever handed out
+    dlq: dict[str, int]
+    data_version: int
+    positions: dict[str, bytes]
+
+
+def open_writer(path: Path, synchronous: Synchronous) -> Opened:
+    """The writer's connection: WAL, `synchronous`, no automatic checkpoints (the
+    checkpointer thread does them), the schema created if missing."""
+    conn = connect(path, shared=True)
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{path}: cannot use WAL mode (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.executescript(SCHEMA)
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if int(meta["schema_version"]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {meta['schema_version']}; "
+                f"this wireway knows {SCHEMA_VERSION} (upgrade wireway)"
+            )
+        top = conn.execute("SELECT max(id) FROM outbox").fetchone()[0] or 0
+        return Opened(
+            conn,
+            max(top, int(meta["last_id"] or 0)),
+            count_dlq(conn),
+            conn.execute("PRAGMA data_version").fetchone()[0],
+            dict(conn.execute("SELECT key, value FROM positions").fetchall()),
+        )
+    except BaseException:
+        conn.close()
+        raise

@@ -13,18 +13,21 @@ names in `queue` joined by newlines); the row is deleted once every queue has le
 go of it. After a crash it goes back to all of its queues, also those that had
 already delivered it: at-least-once, as outputs must be idempotent anyway.
 
-The file's schema and the batched statements are in buffer_file.py; the DLQ admin
-(dlq.py) works on the same file from another process. `SqliteStore` stays one class
-a little over 400 lines: its event-loop side and its writer thread share the row ids,
-the per-row queue counts and the DLQ counts, and splitting them would put those
-hand-offs between modules.
+The file's schema, opening and batched statements are in buffer_file.py, the writer's
+operations in outbox_ops.py, the check at start in buffer_check.py, the push-back of
+a full buffer in buffer_limits.py; the DLQ admin (dlq.py) works on the same file from
+another process. `SqliteStore` stays one class a little over 400 lines: its
+event-loop side and its writer thread share the row ids, the per-row queue counts and
+the DLQ counts, and splitting them would put those hand-offs between modules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
+import signal
 import sqlite3
 import threading
 import time
@@ -32,40 +35,62 @@ import weakref
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from wireway.envelope import Message, decode, encode
+from wireway.runtime import outbox_ops as ops
+from wireway.runtime.buffer_check import OnDamaged, ensure_sound
 from wireway.runtime.buffer_file import (
     DELETE_OUTBOX,
     INSERT_DLQ,
-    SCHEMA,
-    SCHEMA_VERSION,
     SELECT_RANGE,
+    Synchronous,
     connect,
     count_dlq,
-    delete_ids,
     dlq_row,
     id_ranges,
-    insert_rows,
-    save_positions,
+    open_writer,
 )
-from wireway.runtime.outbox_ops import Delete, Fn, Insert, Op, PendingDeletes, pass_on, settle
+from wireway.runtime.buffer_limits import Fullness, is_full_error
+from wireway.runtime.outbox_ops import Delete, Fn, Insert, Op, PendingDeletes
 from wireway.runtime.store import DeadLetter, Item, OnQueued, Store, StoreError
 
-Synchronous = Literal["full", "normal"]
-CHECKPOINT_SECONDS = 0.25
+MEASURE_SECONDS = 1.0  # between measures of the file's size, without buffer_max_bytes
+FAULT = "WIREWAY_FAULT"  # a test hook, see SqliteStore
 
 
 class SqliteStore(Store):
-    """The durable store: `<data_dir>/buffer.db` (see buffer_file.py)."""
+    """The durable store: `<data_dir>/buffer.db` (see buffer_file.py).
+
+    `synchronous="full"` (the default, what `wireway run` uses): a commit that inserts
+    is synced before anyone is acknowledged, so an acknowledged message survives a
+    power cut. The file is checked at open (buffer_check.py); a full disk or
+    `max_bytes` pushes back (buffer_limits.py).
+
+    Test hook: `WIREWAY_FAULT=after-commit` in the environment (read once, here) makes
+    the process SIGKILL itself right after the first commit that inserts messages and
+    before anyone is acknowledged, to prove such messages are delivered after a restart.
+    """
 
     durable = True
 
-    def __init__(self, path: Path, synchronous: Synchronous = "full") -> None:
+    def __init__(
+        self,
+        path: Path,
+        synchronous: Synchronous = "full",
+        *,
+        max_bytes: int = 0,
+        on_damaged: OnDamaged = "move_aside",
+    ) -> None:
         if synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         self.path = Path(path)
         self.synchronous = synchronous
+        self.on_damaged = on_damaged
+        self.full = Fullness(self.path, max_bytes)
+        self._fault = os.environ.get(FAULT, "")
+        self._undeleted: list[int] = []  # ids a failed group was to delete (writer side)
+        self._measured = 0.0
         self.commits = 0
         self.unsynced_commits = 0  # groups of deletes only, committed without a sync
         self._synced = True  # the writer connection's `synchronous` is self.synchronous
@@ -98,36 +123,21 @@ class SqliteStore(Store):
         self._thread.start()
         self._no_checkpoints.clear()
         self._checkpointer = threading.Thread(
-            target=self._checkpoints, name=f"wireway-checkpoint[{self.path}]", daemon=True
+            target=ops.checkpoints,
+            args=(self.path, self.synchronous, self._no_checkpoints),
+            name=f"wireway-checkpoint[{self.path}]",
+            daemon=True,
         )
         self._checkpointer.start()
 
     def _setup(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path, shared=True)  # used by the writer thread only from here on
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"{self.path}: cannot use WAL mode (got {mode!r})")
-            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
-            conn.executescript(SCHEMA)
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            if int(meta["schema_version"]) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {meta['schema_version']}; "
-                    f"this wireway knows {SCHEMA_VERSION} (upgrade wireway)"
-                )
-            top = conn.execute("SELECT max(id) FROM outbox").fetchone()[0] or 0
-            self._top = self._saved_top = max(top, int(meta["last_id"] or 0))
-            self._next_id = self._top + 1
-            self._dlq = count_dlq(conn)
-            self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-            self._positions = dict(conn.execute("SELECT key, value FROM positions").fetchall())
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
+        ensure_sound(self.path, self.on_damaged)
+        opened = open_writer(self.path, self.synchronous)  # the writer thread's only, from here on
+        self._top = self._saved_top = opened.top
+        self._next_id = self._top + 1
+        self._dlq, self._data_version, self._positions = opened.dlq, opened.data_version, opened.positions
+        self._conn = opened.conn
 
     async def close(self) -> None:
         thread = self._thread
@@ -187,6 +197,8 @@ class SqliteStore(Store):
         `on_queued` gets the items once their insert is queued to the writer: anything
         they cause (an ack's delete) reaches the writer after it, and a group
         always inserts first. `positions` are committed in the same transaction."""
+        if entries and (refused := self.full.refuse()) is not None:
+            raise refused
         if positions:
             self._positions.update(positions)
         if not entries:
@@ -220,7 +232,7 @@ class SqliteStore(Store):
             deletes, deleted = self._deletes.take()
             committed = self._put(Insert(rows, next_id - 1, positions, deletes))
             if deleted is not None:
-                pass_on(committed, deleted)
+                ops.pass_on(committed, deleted)
             if on_queued is not None:
                 on_queued(items)
             await committed
@@ -259,7 +271,7 @@ class SqliteStore(Store):
         except StoreError as exc:
             deleted.set_exception(exc)
             return
-        pass_on(committed, deleted)
+        ops.pass_on(committed, deleted)
 
     async def dead_letter(self, letters: list[DeadLetter], ids: Sequence[int] = ()) -> None:
         if not letters and not ids:
@@ -331,19 +343,6 @@ class SqliteStore(Store):
         return sum(counts.values()) if pattern is None else counts.get(pattern, 0)
 
     # ----- the writer thread --------------------------------------------------------
-    def _checkpoints(self) -> None:
-        """Copy the WAL into the database file beside the writer, so a commit only
-        appends to the WAL: a checkpoint inside a commit would hold up every ingest
-        waiting for it. PASSIVE never waits for (nor blocks) the writer."""
-        conn = connect(self.path, shared=True)
-        try:
-            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            while not self._no_checkpoints.wait(CHECKPOINT_SECONDS):
-                with contextlib.suppress(sqlite3.Error):  # busy: the next round does it
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            conn.close()
-
     def _refresh_counts(self, conn: sqlite3.Connection) -> None:
         """Recount the DLQ when another connection (the CLI) changed the file."""
         version = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -356,7 +355,7 @@ class SqliteStore(Store):
         conn = self._conn
         assert conn is not None
         try:
-            while (first := self._ops.get()) is not None:
+            while (first := self._next()) is not None:
                 group, stop = [first], False
                 with contextlib.suppress(queue.Empty):  # take what is waiting, then write
                     while (op := self._ops.get_nowait()) is not None:
@@ -368,10 +367,17 @@ class SqliteStore(Store):
         finally:
             conn.close()
 
+    def _next(self) -> Op | None:
+        """The next operation; while the disk is full, look for room between them."""
+        while self.full.why == "disk":
+            self.full.probe()
+            with contextlib.suppress(queue.Empty):
+                return self._ops.get(timeout=self.full.retry_after)
+        return self._ops.get()
+
     def _write(self, conn: sqlite3.Connection, group: list[Op]) -> None:
         self._delta = {}
         self._recount = None
-        results: list[Any] = []
         # deletes alone need no sync (see the module's docstring)
         sync = self.synchronous == "normal" or not all(type(fn) is Delete for fn, _, _ in group)
         try:
@@ -380,23 +386,8 @@ class SqliteStore(Store):
                 self._synced = sync
             conn.execute("BEGIN IMMEDIATE")
             try:
-                # inserts first, all in one statement: nothing else in a group can touch
-                # their ids (acks and dead letters come after their enqueue committed)
-                inserts = [fn for fn, _, _ in group if isinstance(fn, Insert)]
-                if inserts:
-                    rows = inserts[0].rows if len(inserts) == 1 else [r for i in inserts for r in i.rows]
-                    if rows:
-                        insert_rows(conn, rows)
-                    self._top = max(self._top, max(i.last for i in inserts))
-                    for insert in inserts:
-                        if insert.positions:
-                            save_positions(conn, insert.positions)
-                deletes = [i for fn, _, _ in group if isinstance(fn, Delete) for i in fn.ids]
-                deletes += [i for insert in inserts if insert.deletes for i in insert.deletes]
-                if deletes:
-                    delete_ids(conn, deletes)
-                for fn, _, _ in group:
-                    results.append(None if isinstance(fn, (Insert, Delete)) else fn(conn))
+                results, last = ops.write_group(conn, group, self._undeleted)
+                self._top = max(self._top, last)
                 top = self._top
                 if top > self._saved_top:
                     conn.execute("UPDATE meta SET value = ? WHERE key = 'last_id'", (str(top),))
@@ -406,9 +397,32 @@ class SqliteStore(Store):
                     conn.execute("ROLLBACK")
                 raise
         except Exception as exc:  # every caller of the group gets it; the writer goes on  # noqa: BLE001
-            self.healthy = False
-            self._resolve(group, None, exc)
+            self._undeleted += ops.deletes_of(group)  # delivered rows: deleted with the next group
+            if is_full_error(exc, self.path):
+                self.full.disk_full(exc)
+                exc = self.full.error()
+                # acks succeed all the same: their ids are in _undeleted now
+                acks = [op for op in group if type(op[0]) is Delete]
+                ops.resolve(acks, [None] * len(acks), None)
+                group = [op for op in group if type(op[0]) is not Delete]
+            else:
+                self.healthy = False
+            ops.resolve(group, None, exc)
             return
+        if (
+            self._fault == "after-commit"
+            and sync
+            and any(isinstance(fn, Insert) and fn.rows for fn, _, _ in group)
+        ):
+            os.kill(os.getpid(), signal.SIGKILL)  # the test hook (see the class docstring)
+        self._undeleted = []
+        if any(isinstance(fn, Insert) and fn.rows for fn, _, _ in group):
+            self.full.wrote()  # (deletes alone may fit in the WAL's old room on a full disk)
+        now = time.monotonic()
+        if self.full.max_bytes or now - self._measured >= MEASURE_SECONDS:
+            self._measured = now
+            with contextlib.suppress(sqlite3.Error):
+                self.full.measured(ops.used_bytes(conn))
         self.commits += 1
         self.unsynced_commits += not sync
         self.healthy = True
@@ -418,14 +432,4 @@ class SqliteStore(Store):
             for pattern, n in self._delta.items():
                 counts[pattern] = counts.get(pattern, 0) + n
             self._dlq = {p: n for p, n in counts.items() if n > 0}
-        self._resolve(group, results, None)
-
-    @staticmethod
-    def _resolve(group: list[Op], results: list[Any] | None, exc: Exception | None) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-        for n, (_, fut, loop) in enumerate(group):
-            value = results[n] if results is not None else None
-            by_loop.setdefault(loop, []).append((fut, value))
-        for loop, pairs in by_loop.items():  # one wake-up per loop, not per caller
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(settle, pairs, exc)
+        ops.resolve(group, results, None)

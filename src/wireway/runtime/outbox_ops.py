@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from wireway.errors import BackpressureError
+from wireway.runtime.buffer_file import Synchronous, connect, delete_ids, insert_rows, save_positions
 
 # Rows every queue has let go of wait this long to be deleted in the commit of the next
 # insert: at a modest rate one writer transaction per batch instead of two (a crash
 # meanwhile only delivers them again)
 DELETE_DELAY = 0.02
+
+CHECKPOINT_SECONDS = 0.25
 
 Fn = Callable[[sqlite3.Connection], Any]
 
@@ -53,11 +61,12 @@ def pass_on(done: asyncio.Future[Any], to: asyncio.Future[Any]) -> None:
     """Settle `to` as `done` is settled, once it is."""
 
     def copy(done: asyncio.Future[Any]) -> None:
+        # a group refused for want of room keeps its deletes for the next group
         if to.done():
             return
         if done.cancelled():  # its caller gave up waiting; the writer does the work anyway
             to.set_result(None)
-        elif (exc := done.exception()) is not None:
+        elif (exc := done.exception()) is not None and not isinstance(exc, BackpressureError):
             to.set_exception(exc)
         else:
             to.set_result(None)
@@ -94,3 +103,64 @@ class PendingDeletes:
             self.timer.cancel()
             self.timer = None
         return ids, deleted
+
+
+def resolve(group: list[Op], results: list[Any] | None, exc: Exception | None) -> None:
+    """Settle the futures of a written group (from the writer thread)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for n, (_, fut, loop) in enumerate(group):
+        value = results[n] if results is not None else None
+        by_loop.setdefault(loop, []).append((fut, value))
+    for loop, pairs in by_loop.items():  # one wake-up per loop, not per caller
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, pairs, exc)
+
+
+def checkpoints(path: Path, synchronous: Synchronous, stop: threading.Event) -> None:
+    """Copy the WAL into the database file beside the writer, so a commit only
+    appends to the WAL: a checkpoint inside a commit would hold up every ingest
+    waiting for it. PASSIVE never waits for (nor blocks) the writer."""
+    conn = connect(path, shared=True)
+    try:
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        while not stop.wait(CHECKPOINT_SECONDS):
+            with contextlib.suppress(sqlite3.Error):  # busy: the next round does it
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        conn.close()
+
+
+def used_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes the database uses: its pages less the free ones (a file does not shrink)."""
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    return int((pages - free) * size)
+
+
+def deletes_of(group: list[Op]) -> list[int]:
+    """The outbox ids a group deletes."""
+    ids = [i for fn, _, _ in group if isinstance(fn, Delete) for i in fn.ids]
+    return ids + [i for fn, _, _ in group if isinstance(fn, Insert) for i in fn.deletes or ()]
+
+
+def write_group(conn: sqlite3.Connection, group: list[Op], undeleted: list[int]) -> tuple[list[Any], int]:
+    """One group's statements, in the caller's transaction: the inserts first, all in a
+    few statements (nothing else in a group can touch their ids: acks and dead letters
+    come after their enqueue committed), the positions, the deletes (with `undeleted`,
+    those of groups that failed), then the other operations. Returns each operation's
+    result and the highest id inserted (0: none)."""
+    inserts = [fn for fn, _, _ in group if isinstance(fn, Insert)]
+    last = 0
+    if inserts:
+        rows = inserts[0].rows if len(inserts) == 1 else [r for i in inserts for r in i.rows]
+        if rows:
+            insert_rows(conn, rows)
+        last = max(i.last for i in inserts)
+        for insert in inserts:
+            if insert.positions:
+                save_positions(conn, insert.positions)
+    deletes = deletes_of(group) + undeleted
+    if deletes:
+        delete_ids(conn, deletes)
+    return [None if isinstance(fn, (Insert, Delete)) else fn(conn) for fn, _, _ in group], last
