@@ -56,7 +56,16 @@ BUFFER_FULL = Counter(
 
 MQTT_MALFORMED = Counter(
     "wireway_mqtt_malformed_packets_total",
-    "Malformed or oversized packets from an MQTT broker (each closes its connection), by connector.",
+    "Malformed packets from an MQTT broker (each closes its connection) and PUBLISH packets over "
+    "max_packet_size (skipped, their message to the DLQ), by connector.",
+    ["connector"],
+    registry=REGISTRY,
+)
+
+MQTT_BROKER_DROPPED = Counter(
+    "wireway_mqtt_broker_dropped_total",
+    "Messages an MQTT broker reports it dropped ($SYS/broker/publish/messages/dropped rising, "
+    "for any of its clients: a full queue), seen by an mqtt input, by connector.",
     ["connector"],
     registry=REGISTRY,
 )

@@ -1,6 +1,6 @@
-"""The mqtt connectors against a broker that misbehaves on purpose: a malformed or
-oversized packet closes the connection, is counted and logged, and the connector
-reconnects; the event loop never sees an exception. An output whose connection is
+"""The mqtt connectors against a broker that misbehaves on purpose: a malformed packet
+closes the connection, is counted and logged, and the connector reconnects; an oversized
+PUBLISH is skipped to the DLQ; the event loop never sees an exception. An output whose connection is
 lost before the PUBACKs publishes again and loses nothing.
 
 The "broker" is a real asyncio TCP server of this test that speaks just enough MQTT.
@@ -20,6 +20,7 @@ from conftest import free_port
 from support import base_url, engine_from, eventually
 from wireway.connectors.mqtt import wire
 from wireway.observability.metrics import REGISTRY
+from wireway.runtime.dlq import DlqAdmin
 
 
 class ScriptedBroker:
@@ -33,6 +34,7 @@ class ScriptedBroker:
         self.connections = 0
         self.closed_by_client = 0  # connections the client ended
         self.published: list[bytes] = []  # payloads of the PUBLISH packets received
+        self.acked: list[int] = []  # packet ids of the PUBACKs received
         self.server: asyncio.Server | None = None
         self.port = free_port()
 
@@ -69,6 +71,8 @@ class ScriptedBroker:
                 first, body = await self.packet(reader)
                 if first >> 4 == 8:  # SUBSCRIBE
                     writer.write(b"\x90\x03" + body[:2] + b"\x01" + script)
+                elif first >> 4 == 4:  # PUBACK of a message the script sent
+                    self.acked.append(int.from_bytes(body[:2], "big"))
                 elif first >> 4 == 3:  # PUBLISH, QoS 1 here
                     at = 2 + int.from_bytes(body[:2], "big")
                     if not ack:
@@ -128,10 +132,13 @@ interfaces:
     assert errors == []
 
 
-async def test_an_oversized_packet_is_refused_before_it_arrives(tmp_path: Path) -> None:
-    """A PUBLISH announcing 2 MiB against `max_packet_size: 4096`: closed at its header."""
-    header = b"\x30" + wire.varint(2 << 20) + b"\x00\x01t"
-    broker = ScriptedBroker([header, publish(b"t/ok", {"ok": True})])
+async def test_an_oversized_publish_is_skipped_to_the_dlq_and_acknowledged(tmp_path: Path) -> None:
+    """A PUBLISH of 64 KiB against `max_packet_size: 4096`, arriving in pieces: its bytes go
+    by without being kept, its message goes to the DLQ with the reason and is acknowledged
+    (the broker would send it again forever otherwise), and the next one on the same
+    connection arrives."""
+    big = wire.publish(b"t/big", b"x" * (64 << 10), 7, 1, retain=False, v5=False)
+    broker = ScriptedBroker([big + publish(b"t/ok", {"ok": True})])
     await broker.start()
     out = tmp_path / "out.jsonl"
     text = f"""
@@ -146,12 +153,20 @@ interfaces:
     label = "mqtt_oversized.mqtt"
     before = malformed_count(label)
     try:
-        async with engine_from(tmp_path, text):
+        async with engine_from(tmp_path, text) as engine:
             await eventually(lambda: out.exists() and out.read_text().strip() != "")
+            await eventually(lambda: len(broker.acked) == 2)
+            dead = engine.runners[0].store.dlq_depth()
     finally:
         await broker.stop()
     assert [json.loads(line) for line in out.read_text().splitlines()] == [{"ok": True}]
     assert malformed_count(label) == before + 1
+    assert broker.connections == 1
+    assert sorted(broker.acked) == [1, 7]
+    assert dead == 1
+    with DlqAdmin(tmp_path / "data" / "buffer.db") as admin:
+        (row,) = admin.list("mqtt_oversized")
+    assert "a message of 65,549 bytes on topic t/big is over max_packet_size (4,096)" in json.dumps(row)
 
 
 async def test_output_publishes_again_after_a_connection_lost_before_the_acks(tmp_path: Path) -> None:

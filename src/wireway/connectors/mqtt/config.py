@@ -72,8 +72,9 @@ class MqttConnection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             ge=256,
             le=268_435_460,
             description="largest packet accepted from the broker, in bytes (MQTT 5 announces it "
-            "in CONNECT); a larger or malformed packet closes the connection and is counted in "
-            "wireway_mqtt_malformed_packets_total",
+            "in CONNECT, so the broker drops larger ones); a larger PUBLISH is skipped and its "
+            "message goes to the DLQ, a malformed packet closes the connection; both are counted "
+            "in wireway_mqtt_malformed_packets_total",
         ),
     ] = 1 << 20
     tls_ca: Annotated[
@@ -120,9 +121,11 @@ class MqttInputConfig(MqttConnection, kw_only=True):
     The messages of one read are ingested as one batch; while a batch waits for room
     in a full buffer the connection is not read (the broker holds the rest).
 
-    Invalid JSON and `topic_fields` mismatches go to the dead-letter queue (and are
-    acknowledged). A JSON object with messageId, messageType and payload is taken
-    as an envelope. The broker being down never stops wireway: the input reconnects
+    Invalid JSON, an empty payload, a message over `max_packet_size` (skipped as it
+    arrives, without keeping its bytes) and `topic_fields` mismatches (a device
+    publishing on its own topic with another device's id) go to the dead-letter queue
+    with the reason, and are acknowledged. A JSON object with messageId, messageType
+    and payload is taken as an envelope. The broker being down never stops wireway: the input reconnects
     with exponential backoff and jitter, and /health shows `mqtt: down` meanwhile.
     The default client id is `wireway-<pattern>`: give two mqtt inputs of one
     pattern, or several wireway instances sharing a `shared_group`, distinct ids.
@@ -162,10 +165,29 @@ class MqttInputConfig(MqttConnection, kw_only=True):
         Meta(
             ge=1,
             le=65535,
-            description="messages held unacknowledged before reading pauses (the largest "
-            "batch; MQTT 5 also sends it to the broker as Receive Maximum)",
+            description="messages held unacknowledged before reading pauses (the largest batch)",
         ),
     ] = 1000
+    receive_maximum: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=65535,
+            description="MQTT 5: the Receive Maximum sent in CONNECT, how many QoS 1/2 messages "
+            "the broker may hand over before wireway acknowledges; the largest lets it send "
+            "rather than queue (a queue over its `max_queued_messages` is dropped), while "
+            "wireway stops reading at `max_inflight` (MQTT 3.1.1: the broker's "
+            "`max_inflight_messages` decides)",
+        ),
+    ] = 65535
+    broker_stats: Annotated[
+        bool,
+        Meta(
+            description="also subscribe to `$SYS/broker/publish/messages/dropped` (Mosquitto): "
+            "when it rises, wireway_mqtt_broker_dropped_total counts it and /health is "
+            "degraded (`mqtt_broker`) for 10 minutes; a broker that refuses it is left alone",
+        ),
+    ] = True
     linger: Annotated[
         float,
         Meta(

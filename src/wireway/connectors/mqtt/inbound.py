@@ -16,7 +16,7 @@ class Subscriber(Connection):
     """A subscribing connection that reconnects by itself (persistent session or not).
 
     Subclasses override `received` (the PUBLISH packets of one socket read), `ready`
-    (subscribed, with a reason code per topic) and `lost`.
+    (subscribed, with a reason code per topic, then per `watch` topic) and `lost`.
     """
 
     def __init__(
@@ -27,10 +27,12 @@ class Subscriber(Connection):
         label: str,
         topics: list[str],
         qos: int,
+        watch: tuple[str, ...] = (),
     ) -> None:
         super().__init__(config, session, base_dir, label, "input")
         self.topics = topics
         self.qos = qos
+        self.watch = watch  # subscribed at QoS 0 too; a refusal there is no error
         self._suback: asyncio.Future[list[int]] | None = None
 
     def ready(self, session_present: bool, codes: list[int]) -> None: ...
@@ -40,7 +42,7 @@ class Subscriber(Connection):
         if transport is None:
             raise ConnectionError("connection closed before SUBSCRIBE")
         self._suback = self._loop.create_future()
-        transport.write(wire.subscribe(SUBSCRIBE_ID, self.topics, self.qos, v5=self.v5))
+        transport.write(wire.subscribe(SUBSCRIBE_ID, self.topics, self.qos, v5=self.v5, watch=self.watch))
         codes = await self._suback
         self.ready(session_present, codes)
 

@@ -11,11 +11,14 @@ from typing import Any
 import msgspec
 
 from wireway.connectors.base import Input, InputContext
+from wireway.connectors.mqtt.brokerwatch import DROPPED_TOPIC, SYS_PREFIX, BrokerWatch
 from wireway.connectors.mqtt.config import MqttInputConfig
 from wireway.connectors.mqtt.inbound import Subscriber
 from wireway.connectors.mqtt.session import Session
+from wireway.connectors.mqtt.skip import TooLarge
 from wireway.connectors.mqtt.wire import Publish
 from wireway.envelope import Message, canonical_timestamp, is_envelope, new_message_id, stable_id
+from wireway.errors import BackpressureError
 from wireway.observability import logging as log
 from wireway.registry import register_input
 
@@ -53,13 +56,16 @@ class InputLink(Subscriber):
 
     def __init__(self, owner: MqttInput, config: MqttInputConfig, session: Session) -> None:
         topics = [f"$share/{config.shared_group}/{t}" if config.shared_group else t for t in config.topics]
-        super().__init__(config, session, owner.pattern.base_dir, owner.name, topics, config.qos)
+        watch = (DROPPED_TOPIC,) if config.broker_stats else ()
+        super().__init__(config, session, owner.pattern.base_dir, owner.name, topics, config.qos, watch)
         self.owner = owner
         self.counted = False
+        self.drops = BrokerWatch(owner.name)
 
     def ready(self, session_present: bool, codes: list[int]) -> None:
         self.owner.ctx.connection_opened("mqtt")
         self.counted = True
+        self.drops.connected()
         refused = [t for t, code in zip(self.topics, codes, strict=False) if code >= 0x80]
         if refused:
             logger.error("mqtt subscription refused", input=self.label, topics=refused)
@@ -67,6 +73,13 @@ class InputLink(Subscriber):
 
     def received(self, publishes: list[Publish]) -> None:
         gen = self.generation
+        if self.watch:  # the broker's counters come on the same connection (QoS 0)
+            for m in publishes:
+                if m[0].startswith(SYS_PREFIX):
+                    self.drops.update(m[0], m[1])
+            publishes = [m for m in publishes if not m[0].startswith(SYS_PREFIX)]
+            if not publishes:
+                return
         self.owner.received([(gen, m) for m in publishes])
 
     def lost(self, reason: str) -> None:
@@ -103,7 +116,7 @@ class MqttInput(Input):
             client_id=cfg.client_id or f"wireway-{self.pattern.name}",
             clean=cfg.clean_session,
             session_expiry=cfg.session_expiry,
-            receive_maximum=cfg.max_inflight,
+            receive_maximum=cfg.receive_maximum,
         )
         self.link = InputLink(self, cfg, session)
         self.state = "connecting"
@@ -131,7 +144,11 @@ class MqttInput(Input):
 
     def health(self) -> dict[str, str]:
         link = getattr(self, "link", None)
-        return {"mqtt": "up" if link is not None and link.connected else "down"}
+        state = {"mqtt": "up" if link is not None and link.connected else "down"}
+        dropped = link.drops.health() if link is not None else None
+        if dropped is not None:  # only while the broker reports lost messages
+            state["mqtt_broker"] = dropped
+        return state
 
     @property
     def unacknowledged(self) -> int:
@@ -195,7 +212,14 @@ class MqttInput(Input):
         ok = False
         try:
             try:
-                await self.ingest([m for _, m in chunk])
+                while True:
+                    try:
+                        await self.ingest([m for _, m in chunk])
+                        break
+                    except BackpressureError as exc:  # the buffer file is full: hold the batch
+                        if self.stopping:  # (reading stopped at STALL_SECONDS)
+                            raise
+                        await asyncio.sleep(exc.retry_after)
                 ok = True
             except Exception as exc:  # noqa: BLE001  (the broker redelivers)
                 logger.error(
@@ -229,6 +253,9 @@ class MqttInput(Input):
         errors: list[tuple[Any, str]] = []
         codec = self.codec
         for msg in messages:
+            if type(msg[1]) is TooLarge:
+                errors.append(self.too_large(msg))
+                continue
             if codec is None:
                 value, error = self.decode(msg)
                 if error is not None:
@@ -259,12 +286,22 @@ class MqttInput(Input):
             topic = raw_topic.decode()
         except UnicodeDecodeError:
             return None, (repr(raw_topic), "invalid UTF-8 in the topic")
+        if not payload:
+            return None, ("", f"empty payload on topic {topic}")
         try:
             value = _decode(payload)
         except msgspec.DecodeError as exc:
             text = payload.decode("utf-8", "replace")
             return None, (text, f"invalid JSON on topic {topic}: {exc}")
         return self.finish(topic, value)
+
+    def too_large(self, msg: Publish) -> tuple[Any, str]:
+        """A PUBLISH over `max_packet_size` whose bytes were skipped: (what is kept, reason)."""
+        topic = msg[0].decode("utf-8", "replace")
+        size = msg[1].size if isinstance(msg[1], TooLarge) else len(msg[1])
+        limit = self.config.max_packet_size
+        kept = {"topic": topic, "bytes": size}
+        return kept, f"a message of {size:,} bytes on topic {topic} is over max_packet_size ({limit:,})"
 
     def finish(self, topic: str, value: Any) -> tuple[Any, tuple[Any, str] | None]:
         """A decoded value with the topic's fields checked or added, and its id."""

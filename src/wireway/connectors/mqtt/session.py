@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from wireway.connectors.mqtt import wire
 from wireway.connectors.mqtt.config import MqttConnection
+from wireway.connectors.mqtt.skip import Skipper
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
 from wireway.observability.metrics import MQTT_MALFORMED
@@ -96,6 +97,7 @@ class _Protocol(asyncio.Protocol):
         self.generation = generation
         self.transport: asyncio.Transport | None = None
         self.rest = b""
+        self.skipper: Skipper | None = None
         self.heard = 0.0  # loop time of the last bytes from the broker
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,14 +107,36 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         owner = self.owner
         self.heard = owner._loop.time()
-        buf = self.rest + data if self.rest else data
+        publishes: list[wire.Publish] = []
+        acknowledged: list[wire.Ack] = []
         try:
-            publishes, acknowledged, others, used = wire.parse(buf, owner.v5, owner.max_packet_size)
-            self.rest = buf[used:]
-            for kind, body in others:
-                owner._control(self, kind, body)
+            while data:
+                if self.skipper is not None:  # the rest of an oversized PUBLISH goes by
+                    done, data = self.skipper.feed(data)
+                    if done is None:
+                        break
+                    self.skipper = None
+                    publishes.append(done)
+                    MQTT_MALFORMED.labels(owner.label).inc()
+                    continue
+                buf = self.rest + data if self.rest else data
+                data = b""
+                try:
+                    found, acks, others, used = wire.parse(buf, owner.v5, owner.max_packet_size)
+                    self.rest = buf[used:]
+                except wire.OversizedPublish as exc:
+                    found, acks, others = exc.found
+                    self.rest = b""
+                    total = exc.start - exc.pos + exc.length
+                    self.skipper = Skipper(exc.first, exc.length, total)
+                    data = buf[exc.start :]
+                publishes += found
+                acknowledged += acks
+                for kind, body in others:
+                    owner._control(self, kind, body)
         except wire.MalformedPacket as exc:
             self.rest = b""
+            self.skipper = None
             owner._malformed(self, str(exc))
             return
         if self.generation == owner.generation:

@@ -87,6 +87,29 @@ class MalformedPacket(ValueError):
     """The broker sent bytes that are not MQTT (or a packet over the size limit)."""
 
 
+class OversizedPublish(MalformedPacket):
+    """A PUBLISH over the size limit, whose bytes can be skipped as they arrive (a
+    `Skipper`) instead of closing the connection: the broker would only send it again.
+
+    Carries what `parse` found before it and where the PUBLISH starts."""
+
+    def __init__(
+        self,
+        found: tuple[list[Publish], list[Ack], list[tuple[int, bytes]]],
+        pos: int,
+        first: int,
+        start: int,
+        length: int,
+        limit: int,
+    ) -> None:
+        super().__init__(f"a PUBLISH of {start - pos + length} bytes, over the limit of {limit}")
+        self.found = found
+        self.pos = pos  # where the packet starts in the buffer
+        self.first = first  # its first byte (QoS)
+        self.start = start  # where its variable header starts
+        self.length = length  # its remaining length
+
+
 def varint(n: int) -> bytes:
     """MQTT's variable byte integer."""
     out = bytearray()
@@ -140,12 +163,15 @@ def connect(
     return _packet(0x10, body)
 
 
-def subscribe(packet_id: int, topics: list[str], qos: int, *, v5: bool) -> bytes:
-    """A SUBSCRIBE packet; with MQTT 5, retained messages only for a new subscription."""
-    options = qos | (0x10 if v5 else 0)
+def subscribe(packet_id: int, topics: list[str], qos: int, *, v5: bool, watch: tuple[str, ...] = ()) -> bytes:
+    """A SUBSCRIBE packet (`watch` topics at QoS 0, after `topics`); with MQTT 5,
+    retained messages only for a new subscription."""
+    flag = 0x10 if v5 else 0
     body = packet_id.to_bytes(2, "big") + (b"\x00" if v5 else b"")
     for topic in topics:
-        body += _text(topic) + bytes((options,))
+        body += _text(topic) + bytes((qos | flag,))
+    for topic in watch:
+        body += _text(topic) + bytes((flag,))
     return _packet(0x82, body)
 
 
@@ -229,6 +255,9 @@ def parse(
                 break
             end = start + length
             if end - pos > max_size:
+                if first >> 4 == PUBLISH and (first >> 1) & 3 != 3:
+                    found = (publishes, acknowledged, others)
+                    raise OversizedPublish(found, pos, first, start, length, max_size)
                 raise MalformedPacket(f"a packet of {end - pos} bytes, over the limit of {max_size}")
         if end > size:
             break
