@@ -174,6 +174,12 @@ class HttpLoad:
             t.start()
         return self
 
+    @property
+    def issued(self) -> int:
+        """The next seq to be sent: anything at least this high was sent later."""
+        with self._lock:
+            return self._next
+
     def wait_acked(self, n: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while len(self.acked) < n:
@@ -284,15 +290,21 @@ class TcpListener:
 
 
 def wait_delivered(
-    arrived: Callable[[], Counter[int]], wanted: set[int], timeout: float = 90
+    arrived: Callable[[], Counter[int]], wanted: set[int], timeout: float = 90, beyond: int | None = None
 ) -> tuple[Counter[int], float]:
-    """Poll the far end until every wanted seq is there (bounded); returns what
-    arrived and the seconds it took."""
+    """Poll the far end until every wanted seq is there and, with `beyond`, also a seq
+    at least that high (new messages flow again); bounded. Returns what arrived and
+    the seconds it took: the recovery time when called as the fault ends."""
     started = time.monotonic()
     deadline = started + timeout
+
+    def done(seen: Counter[int]) -> bool:
+        flowing = beyond is None or any(s >= beyond for s in seen)
+        return flowing and wanted <= seen.keys()
+
     seen = arrived()
-    while not wanted <= seen.keys() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while not done(seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
         seen = arrived()
     return seen, time.monotonic() - started
 
