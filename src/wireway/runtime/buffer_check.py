@@ -83,7 +83,7 @@ def ensure_sound(path: Path, on_damaged: OnDamaged = "move_aside") -> Path | Non
         reason=why,
         messages_kept=kept.get("outbox", 0),
         dead_letters_kept=kept.get("dlq", 0),
-        unreadable=lost,
+        failed_reads=lost,
         what_to_do=f"the new {path.name} holds what could be read; keep {aside.name} to inspect "
         "(sqlite3 .recover) or delete it",
     )
@@ -110,7 +110,7 @@ def _readable(conn: sqlite3.Connection, select: str) -> tuple[list[tuple[Any, ..
     """The rows of `select` (whose first column is the integer key) that can be read, in
     key order, skipping damaged pages: a failed read goes on one row at a time, then
     further ahead in growing steps. Returns the rows and the reads that failed."""
-    rows: list[tuple[Any, ...]] = []
+    rows: dict[int, tuple[Any, ...]] = {}
     after = -(1 << 62)
     misses = 0
     step = 1
@@ -126,13 +126,14 @@ def _readable(conn: sqlite3.Connection, select: str) -> tuple[list[tuple[Any, ..
                 step *= 2
             one = True
             continue
+        batch = [r for r in batch if isinstance(r[0], int) and r[0] > after]  # a damaged tree may lie
         if not batch:
             break
-        rows += batch
-        after = batch[-1][0]
+        rows.update((r[0], r) for r in batch)
+        after = max(r[0] for r in batch)
         one = one and step > 1  # just past a damaged page: carry on row by row a little
         step = 1
-    return rows, misses
+    return [rows[k] for k in sorted(rows)], misses
 
 
 def salvage(source: Path, target: Path) -> tuple[dict[str, int], int]:
@@ -150,6 +151,10 @@ def salvage(source: Path, target: Path) -> tuple[dict[str, int], int]:
         conn = None
     if conn is not None:
         with contextlib.closing(conn):
+            # read a file shorter than its header says (truncated); nothing is written here
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA query_only=ON")
+                conn.execute("PRAGMA writable_schema=ON")
             outbox, misses = _try(conn, "SELECT id, queue, body, enqueued_at FROM outbox")
             lost += misses
             good = [r for r in outbox if _decodes(r[2])]
