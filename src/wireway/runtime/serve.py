@@ -10,6 +10,7 @@ from typing import Any
 
 from wireway.config.model import Pattern
 from wireway.runtime.engine import Engine
+from wireway.web.server import scheme, tls_files
 
 
 async def serve(
@@ -23,6 +24,7 @@ async def serve(
     `alongside(engine)`, when given, runs as a task from start to stop and is
     cancelled first thing at shutdown (the CLI's `--simulate` demo).
     """
+    tls_files(patterns)  # a certificate that does not load stops the start before anything opens
     engine = Engine(patterns, **kwargs)
     await engine.start()
     where_to_look(engine)
@@ -42,7 +44,7 @@ async def serve(
 def where_to_look(engine: Engine) -> None:
     """Tell a person at the console where to look."""
     host, port = engine.http
-    base = f"http://{host}:{port}"
+    base = f"{scheme(engine.patterns)}://{host}:{port}"
     paths = ["/status", "/health", "/metrics"]
     found = [str(getattr(r, "path", "")) for r in engine.routes]
     paths += [p for p in found if p.startswith(("/api", "/ws"))]

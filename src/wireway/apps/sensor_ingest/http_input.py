@@ -18,7 +18,7 @@ from wireway.apps.sensor_ingest.metrics import ERRORS
 from wireway.apps.sensor_ingest.responses import authenticate, err
 from wireway.apps.sensor_ingest.routes_doc import documented
 from wireway.connectors.base import IngestResult, Input, InputContext
-from wireway.connectors.http.input import read_body
+from wireway.connectors.http.body import Refused, decode_json, read_body
 from wireway.connectors.sql.base import DEFAULT_OWN_SCHEMA, OWN_SCHEMA
 from wireway.envelope import Message, canonical_timestamp, now_rfc3339, stable_id
 from wireway.errors import BackpressureError
@@ -53,6 +53,8 @@ class SensorHttpConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 logger = log.get("sensor-http")
+# error_type of sensor_data_errors_total for a body refused before any reading is read
+REFUSALS = {"invalid_json": "json_parse_error", "too_large": "payload_too_large"}
 
 
 def reading_id(reading: dict[str, Any]) -> str:
@@ -111,17 +113,19 @@ class SensorHttpInput(Input):
             return None, err(503, {"error": "Service busy, retry later"}, 1.0)
         ctype = request.headers.get("content-type", "").split(";")[0].strip()
         if ctype != "application/json":
+            ERRORS.labels("unsupported_media_type").inc()
             return None, err(415, {"error": "Content-Type must be application/json"})
         limit = self.pattern.security.max_body_bytes
-        raw = await read_body(request, limit)
-        if raw is None:
-            return None, err(413, {"error": "Payload too large", "limit_bytes": limit})
         try:
-            return msgspec.json.decode(raw), None
-        except msgspec.DecodeError as exc:
-            ERRORS.labels("json_parse_error").inc()
+            return decode_json(await read_body(request, limit)), None
+        except Refused as exc:
+            ERRORS.labels(REFUSALS.get(exc.kind, exc.kind)).inc()
+            if exc.status == 413:
+                return None, err(413, {"error": "Payload too large", "limit_bytes": limit})
+            if exc.status != 400:
+                return None, err(exc.status, {"error": exc.message})
             # the existing service's 400 body, whatever the fault (clients branch on it)
-            return None, err(400, {"error": "Invalid sensor data", "details": [f"invalid JSON: {exc}"]})
+            return None, err(400, {"error": "Invalid sensor data", "details": [exc.message]})
 
     def envelope(self, reading: dict[str, Any], received_at: str) -> Message:
         # built directly: a dict envelope would be converted (and checked) again
@@ -206,6 +210,8 @@ class SensorHttpInput(Input):
         if problem is not None:
             return problem
         if not isinstance(value, list) or not 1 <= len(value) <= self.config.max_batch:
+            too_many = isinstance(value, list) and len(value) > self.config.max_batch
+            ERRORS.labels("batch_too_large" if too_many else "validation_error").inc()
             return err(
                 400,
                 {
@@ -229,6 +235,7 @@ class SensorHttpInput(Input):
                 results.append({"device_id": device, "status": "failed", "error": "; ".join(errors)})
                 continue
             if principal.device_id and principal.device_id != device:
+                ERRORS.labels("forbidden").inc()
                 results.append(
                     {
                         "device_id": device,

@@ -6,18 +6,18 @@ import hmac
 import logging
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from wireway import formats
 from wireway.apispec.engine_routes import http_input_doc
 from wireway.apispec.openapi import document
 from wireway.connectors.base import Input, InputContext, Rejected
+from wireway.connectors.http.body import Refused, decode_json, decode_lines, read_body
 from wireway.connectors.http.config import HttpInputConfig
 from wireway.errors import BackpressureError
 from wireway.observability import logging as log
+from wireway.observability.metrics import MESSAGES
 from wireway.registry import register_input
 
 logger = log.get("http")
@@ -49,19 +49,6 @@ def log_refused(values: list[Any], rejected: list[Rejected], source: str) -> Non
             logger.info("message refused", input=source, message_id=message_id, errors=len(refused.reasons))
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` bytes (-> 413)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            return None
-    return bytes(chunks)
-
-
 @register_input("http", config=HttpInputConfig)
 class HttpInput(Input):
     """Accept JSON, JSON arrays and JSON lines POSTed to a path (or any other format's body)."""
@@ -74,6 +61,9 @@ class HttpInput(Input):
         sec = self.pattern.security
         self.keys = [k.encode() for k in sec.api_keys if k]
         self.auth = sec.authentication == "api_key"
+        # requests refused whole, before any message was made of them (the pattern
+        # counts the values it refuses itself, as `rejected`)
+        self.refused = MESSAGES.labels(self.pattern.name, self.name, "refused")
         route = Route(self.config.address, self.handle, methods=["POST"])
         header = sec.header if self.auth else None
         doc = http_input_doc(self.config.address, self.pattern.name, header, self.config.max_items)
@@ -95,25 +85,31 @@ class HttpInput(Input):
         if self.state != "running":
             return error(503, "input is stopping", retry_after=1)
         if not self.authorized(request):
+            self.refused.inc()
             return error(401, "missing or invalid credentials")
         if self.ctx.full():  # refused before the body is decoded (see InputContext)
             return error(503, "buffer full", retry_after=1)
         ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
         if self.json and ctype not in JSON_TYPES + NDJSON_TYPES:
+            self.refused.inc()
             return error(415, f"unsupported content type {ctype}; send application/json")
-        limit = self.pattern.security.max_body_bytes
-        body = await read_body(request, limit)
-        if body is None:
-            return error(413, f"body larger than {limit} bytes")
-        if self.json:
-            values, problems = self.parse(body, ctype in NDJSON_TYPES)
-        else:
-            values, problems = self.parse_format(body)
+        try:
+            body = await read_body(request, self.pattern.security.max_body_bytes)
+            if self.json:
+                values, problems = self.parse(body, ctype in NDJSON_TYPES)
+            else:
+                values, problems = self.parse_format(body)
+        except Refused as exc:
+            self.refused.inc()
+            return error(exc.status, exc.message)
         if problems:
+            self.refused.inc()
             return error(400, "invalid input", rejected=problems)
         if not values:
+            self.refused.inc()
             return error(400, "empty body")
         if len(values) > self.config.max_items:
+            self.refused.inc()
             return error(413, f"more than {self.config.max_items} messages in one request")
         try:
             result = await self.ctx.ingest(values, source=self.name, reject_invalid=True, wait=False)
@@ -141,14 +137,14 @@ class HttpInput(Input):
     def parse(body: bytes, lines: bool) -> tuple[list[Any], list[dict[str, Any]]]:
         if lines:
             values, problems = [], []
-            for n, value, err in formats.decode_lines(body):
+            for n, value, err in decode_lines(body):
                 if err:
                     problems.append({"line": n, "reasons": [err]})
                 else:
                     values.append(value)
             return values, problems
         try:
-            value = formats.decode_json(body)
-        except msgspec.DecodeError as exc:
-            return [], [{"index": 0, "reasons": [f"invalid JSON: {exc}"]}]
+            value = decode_json(body)
+        except Refused as exc:
+            return [], [{"index": 0, "reasons": [exc.message]}]
         return (value if isinstance(value, list) else [value]), []
