@@ -90,11 +90,20 @@ class Backoff(msgspec.Struct, forbid_unknown_fields=True):
 
 class LeaseOptions(msgspec.Struct, forbid_unknown_fields=True):
     """A lease with its mode and the command that resets the resource when released
-    (e.g. an interface back to managed mode)."""
+    (e.g. an interface back to managed mode).
 
-    name: str
+    `$NAME` (no braces: `${...}` is read when the file loads) in `name`, `mode` and
+    `reset` is read at each start from the service's environment (wireway's, its
+    `env:`, the variables of the start request), so `iface:$IFACE` is the interface
+    that run was given."""
+
+    name: Annotated[str, Meta(min_length=1)]
     mode: str = ""
     reset: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.reset is not None and not self.reset:
+            raise ValueError("expected a non-empty argv list - at `$.reset`")
 
 
 class ServiceOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -110,7 +119,8 @@ class ServiceOptions(msgspec.Struct, forbid_unknown_fields=True):
       wait `backoff`, reset once the service stayed up `healthy_after` seconds.
     - `stop_signal` goes to the service's process group; SIGKILL follows after `stop_timeout`.
     - `leases`: named resources held one owner at a time (`iface:wlan2`, or
-      `{name, mode, reset}`); a held lease is waited for up to `lease_timeout` seconds.
+      `{name, mode, reset}`; `$NAME` in them is read from the service's environment
+      at each start); a held lease is waited for up to `lease_timeout` seconds.
     - `on_restart`: what a wireway started again does with a process still running
       from before (found by its PID file): `adopt` it or `stop` it.
     - `on_failure: {refused: "restart <service>"}`: when a probe of this service (or an
@@ -150,6 +160,8 @@ class ServiceOptions(msgspec.Struct, forbid_unknown_fields=True):
         for probe, key in ((self.live, "live"), (self.ready, "ready")):
             if probe is not None and key == "live" and probe.kind in ("log", "input"):
                 raise ValueError(f"a `{probe.kind}` probe checks readiness only - at `$.live`")
+        if any(isinstance(x, str) and not x for x in self.leases):
+            raise ValueError("a lease's name is empty - at `$.leases`")
         action = self.on_failure.get("refused")
         if action is not None and not re.fullmatch(r"restart [A-Za-z0-9_.-]+", action):
             raise ValueError("expected `restart <service>` - at `$.on_failure.refused`")

@@ -8,9 +8,10 @@ import os
 import pwd
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from services_support import alive, record_start, runs, script, service, supervisor
+from services_support import PY, alive, isolated_run_dir, record_start, runs, script, service, supervisor
 
 from support import eventually
 from wireway.config.services import LeaseOptions
@@ -18,6 +19,9 @@ from wireway.runtime.services.files import PidFiles, PidRecord, run_dir, start_t
 from wireway.runtime.services.leases import LeaseHeld, Leases
 from wireway.runtime.services.process import LOG_MAX_BYTES, rotate
 from wireway.supervision import ServiceError
+
+__all__ = ["isolated_run_dir"]
+SLEEP = script("import time; time.sleep(60)")
 
 
 async def test_a_stale_pid_file_naming_another_process_is_not_trusted(tmp_path: Path) -> None:
@@ -179,5 +183,116 @@ async def test_a_service_runs_as_its_user_when_wireway_is_root(tmp_path: Path) -
     try:
         await eventually(lambda: sup.status("who")[0].state == "stopped")
         assert sup.log_path("who").read_text().strip() == str(pwd.getpwnam("nobody").pw_uid)
+    finally:
+        await sup.close()
+
+
+def iface_service(tmp: Path, name: str = "kismet", **options: Any) -> Any:
+    """A service holding `iface:$IFACE` in monitor mode, whose reset appends the
+    interface it was given to `resets`; each start appends its IFACE to `ifaces`."""
+    resets, ifaces = str(tmp / "resets"), str(tmp / "ifaces")
+    code = (
+        f"import os, time\nopen({ifaces!r}, 'a').write(os.environ['IFACE'] + '\\n')\n"
+        "print('up', flush=True)\ntime.sleep(60)"
+    )
+    reset = [PY, "-c", f"import sys; open({resets!r}, 'a').write(sys.argv[1] + '\\n')", "$IFACE"]
+    lease = {"name": "iface:$IFACE", "mode": "monitor", "reset": reset}
+    settings: dict[str, Any] = {
+        "env": {"IFACE": "wlan2"},
+        "leases": [lease],
+        "autostart": False,
+        "ready": {"log": "^up$", "interval": 0.05},
+    }
+    return service(name, tmp, command=script(code), **{**settings, **options})
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+async def test_a_lease_follows_the_interface_each_start_is_given(tmp_path: Path) -> None:
+    """`iface:$IFACE` is the interface of that run: a start on wlan3 holds iface:wlan3
+    (not the default wlan2) and its stop resets wlan3; an interface another service
+    holds is refused naming it, and nothing starts; a variable not set fails the start."""
+    sup = supervisor(
+        tmp_path,
+        iface_service(tmp_path, lease_timeout=0.3),
+        service("other", tmp_path, command=SLEEP, leases=["iface:wlan5"], autostart=False),
+        service("bad", tmp_path, command=SLEEP, leases=["iface:$NO_SUCH_VAR"], autostart=False),
+    )
+    await sup.open()
+    try:
+        await asyncio.wait_for(sup.start("kismet", env={"IFACE": "wlan3"}), 10)
+        owner = sup.leases.owner("iface:wlan3")
+        assert owner is not None
+        assert (owner["service"], owner["mode"], owner["pid"]) == (
+            "kismet",
+            "monitor",
+            sup.status("kismet")[0].pid,
+        )
+        assert sup.leases.owner("iface:wlan2") is None
+        await asyncio.wait_for(sup.stop("kismet"), 10)
+        assert lines(tmp_path / "resets") == ["wlan3"]
+        assert sup.leases.owner("iface:wlan3") is None
+
+        await asyncio.wait_for(sup.start("other"), 10)
+        with pytest.raises(ServiceError) as held:
+            await asyncio.wait_for(sup.start("kismet", env={"IFACE": "wlan5"}), 10)
+        assert held.value.code == "LEASE_HELD"
+        assert "iface:wlan5" in held.value.message
+        assert "other" in held.value.message
+        assert lines(tmp_path / "ifaces") == ["wlan3"]  # the refused start ran nothing
+        assert sup.leases.owner("iface:wlan5")["service"] == "other"
+
+        await asyncio.wait_for(sup.start("kismet"), 10)  # its own env: wlan2
+        assert sup.leases.owner("iface:wlan2")["service"] == "kismet"
+        assert lines(tmp_path / "ifaces") == ["wlan3", "wlan2"]
+
+        with pytest.raises(ServiceError) as unset:
+            await asyncio.wait_for(sup.start("bad"), 10)
+        assert unset.value.code == "EXECUTION_FAILED"
+        assert "NO_SUCH_VAR" in unset.value.message
+    finally:
+        await sup.close()
+    assert lines(tmp_path / "resets") == ["wlan3", "wlan2"]
+
+
+async def test_an_adopted_service_keeps_the_lease_and_variables_of_its_run(tmp_path: Path) -> None:
+    """Started on wlan4, its supervisor's loop dies (as in a SIGKILL of wireway); the next
+    supervisor adopts it with the variables of that run (from its PID file): it holds
+    iface:wlan4, a restart runs on wlan4 again, and its stop resets wlan4."""
+    first = supervisor(tmp_path, iface_service(tmp_path))
+    await first.open()
+    await asyncio.wait_for(first.start("kismet", env={"IFACE": "wlan4"}), 10)
+    old = first.status("kismet")[0].pid
+    for unit in first.units.values():  # the loop dies, the process does not
+        assert unit.task is not None
+        unit.task.cancel()
+    second = supervisor(tmp_path, iface_service(tmp_path))
+    await second.open()
+    try:
+        await eventually(lambda: second.status("kismet")[0].state == "ready")
+        assert second.status("kismet")[0].pid == old
+        assert second.leases.owner("iface:wlan4")["pid"] == old
+        assert second.leases.owner("iface:wlan2") is None
+        await asyncio.wait_for(second.restart("kismet"), 20)
+        assert not alive(old)
+        assert lines(tmp_path / "ifaces") == ["wlan4", "wlan4"]
+        assert lines(tmp_path / "resets") == ["wlan4"]
+        assert second.leases.owner("iface:wlan4")["service"] == "kismet"
+    finally:
+        await second.close()
+    assert lines(tmp_path / "resets") == ["wlan4", "wlan4"]
+
+
+async def test_a_stop_runs_the_reset_of_the_lease(tmp_path: Path) -> None:
+    """Released on a stop (not only found orphaned at start): the reset command runs."""
+    sup = supervisor(tmp_path, iface_service(tmp_path, autostart=True))
+    await sup.open()
+    try:
+        await eventually(lambda: sup.status("kismet")[0].state == "ready")
+        assert lines(tmp_path / "resets") == []
+        await asyncio.wait_for(sup.stop("kismet"), 10)
+        assert lines(tmp_path / "resets") == ["wlan2"]
     finally:
         await sup.close()

@@ -79,3 +79,25 @@ def test_after_a_sigkill_the_next_run_adopts_the_services_and_starts_none_twice(
     grandchild = int((tmp_path / "grandchild").read_text())
     assert wait_gone([*pids.values(), grandchild]) == []
     assert (tmp_path / "stops").read_text().split() == ["top", "mid", "base"]
+
+
+def test_a_second_wireway_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+    """The data directory's lock (flock, released by the kernel when its holder dies):
+    a second instance says why and exits 1, and starts no service twice."""
+    port, service_port = free_port(), free_port()
+    patterns = write_deployment(tmp_path, chain(tmp_path, service_port))
+    with wireway_run(tmp_path, patterns, port) as first:
+        wait_until(lambda: all_ready(port))
+        with wireway_run(tmp_path, patterns, free_port()) as second:
+            assert second.wait(30) == 1
+        log = max(tmp_path.glob("run-*.log"), key=lambda p: p.stat().st_mtime_ns)
+        assert "another wireway instance is using" in log.read_text()
+        assert first.poll() is None
+        started = [line for line in (tmp_path / "starts").read_text().split("\n") if line]
+        assert sorted(line.split()[0] for line in started) == ["base", "mid", "top"]
+        first.kill()  # SIGKILL: the lock goes with it, the next run takes it (and adopts)
+        first.wait(10)
+    with wireway_run(tmp_path, patterns, port) as third:
+        wait_until(lambda: all_ready(port))
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(30) == 0

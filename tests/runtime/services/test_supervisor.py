@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from services_support import (
     alive,
+    isolated_run_dir,
     record_start,
     runs,
     script,
@@ -22,6 +23,7 @@ from services_support import (
 from support import eventually
 from wireway.supervision import ServiceError
 
+__all__ = ["isolated_run_dir"]
 SLEEP = script("import time; time.sleep(60)")
 
 
@@ -94,7 +96,8 @@ async def test_a_crash_loop_backs_off_and_resets_after_a_healthy_run(tmp_path: P
             "crashy",
             tmp_path,
             command=script(code),
-            backoff={"initial": 0.1, "max": 5, "jitter": 0},
+            # steps far apart beside a Python start-up's time (a loaded machine)
+            backoff={"initial": 0.25, "max": 5, "jitter": 0},
             healthy_after=1.0,
         ),
     )
@@ -106,7 +109,7 @@ async def test_a_crash_loop_backs_off_and_resets_after_a_healthy_run(tmp_path: P
         await sup.close()
     starts = [t for t, _ in runs(log)]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # gaps 0..3 follow crashes with backoff 0.1, 0.2, 0.4, 0.8: growing
+    # gaps 0..3 follow crashes with backoff 0.25, 0.5, 1, 2: growing
     assert gaps[0] < gaps[1] < gaps[2] < gaps[3]
     # the fifth run was healthy: the next start comes after the first interval again
     # (the run itself lasted 1.2 s), so gap 5 (after a crash following a reset) is short

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,9 @@ class PidRecord:
     pid: int
     created: float  # psutil create_time of the process
     pgid: int
+    # the variables its start was given (over its `env:`): an adopted service restarts,
+    # and names its leases, as that run did
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class PidFiles:
@@ -125,8 +128,11 @@ class PidFiles:
         data = read_json(self.path(service))
         if data is None:
             return None
+        env = data.get("env")
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            env = {}
         try:
-            record = PidRecord(service, int(data["pid"]), float(data["created"]), int(data["pgid"]))
+            record = PidRecord(service, int(data["pid"]), float(data["created"]), int(data["pgid"]), env)
         except (KeyError, TypeError, ValueError):
             record = None
         if record is None or not same_process(record.pid, record.created):

@@ -46,7 +46,8 @@ def watch_ingest(supervisor: Supervisor | None, ingest: Any, pattern: str) -> An
     """`ingest`, telling the supervisor which input produced a message (for
     `ready: {input: ...}`: the input's name, and `<pattern>.<name>` for one named
     without its pattern); unchanged when no probe waits for one."""
-    if supervisor is None or not supervisor.input_probes():
+    units = supervisor.units.values() if supervisor is not None else []
+    if supervisor is None or not any(u.opts.ready is not None and u.opts.ready.input for u in units):
         return ingest
 
     async def watched(values: list[Any], *, source: str, **options: Any) -> IngestResult:

@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from wireway.runtime.services.files import read_json, same_process, start_time, 
 
 logger = log.get("services")
 RESET_TIMEOUT = 30.0
+VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class LeaseHeld(Exception):
@@ -34,6 +35,24 @@ class LeaseHeld(Exception):
     def __init__(self, lease: str, owner: str) -> None:
         super().__init__(f"lease {lease} is held by {owner}")
         self.owner = owner
+
+
+def resolve(opts: LeaseOptions, env: Mapping[str, str]) -> LeaseOptions:
+    """The lease a run holds: `$NAME` in its name and reset command read from the
+    service's environment of that run (`iface:$IFACE` follows the interface a start
+    chose). ValueError when a variable is not set."""
+
+    def expand(text: str) -> str:
+        def value(m: re.Match[str]) -> str:
+            found = env.get(m.group(1))
+            if not found:
+                raise ValueError(f"lease {opts.name!r}: ${m.group(1)} is not set for this service")
+            return found
+
+        return VARIABLE.sub(value, text)
+
+    reset = [expand(arg) for arg in opts.reset] if opts.reset else opts.reset
+    return LeaseOptions(name=expand(opts.name), mode=expand(opts.mode), reset=reset)
 
 
 def _file_name(lease: str) -> str:

@@ -35,15 +35,9 @@ class Prober:
         self.offset = 0
         self.pattern = re.compile(probe.log) if probe.log else None
 
-    def from_now(self) -> None:
-        """Look only at what the service writes or produces from now on."""
-        try:
-            self.offset = self.log_file.stat().st_size
-        except FileNotFoundError:
-            self.offset = 0
-        if self.probe.input:
-            self.seen.discard(self.probe.input)
-        self.size = -1
+    def from_offset(self, offset: int) -> None:
+        """Read the log from `offset` on: what this run wrote, not an earlier run's line."""
+        self.offset = offset
 
     async def check(self) -> Result:
         probe = self.probe

@@ -56,13 +56,19 @@ class Proc:
         return not self.exited.is_set()
 
 
+def environment(options: ServiceOptions, extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a service's process gets: wireway's, its `env:`, then the
+    variables of the start request."""
+    return {**os.environ, **options.env, **(extra_env or {})}
+
+
 async def spawn(
     options: ServiceOptions, log_file: Path, base_dir: Path, extra_env: dict[str, str] | None = None
 ) -> Proc:
     """Start the command; raises OSError (or KeyError for an unknown user) when it
     cannot be started."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **options.env, **(extra_env or {})}
+    env = environment(options, extra_env)
     cwd = str(base_dir / options.cwd) if options.cwd else None
     demote = None
     if options.user is not None and os.geteuid() == 0:
@@ -95,6 +101,13 @@ async def spawn(
         os.close(out)
     created = start_time(child.pid) or time.time()
     return Proc(child.pid, created, child)
+
+
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def adopt(pid: int, created: float) -> Proc:

@@ -19,12 +19,12 @@ from typing import Any
 
 from wireway.config.services import Service, start_order
 from wireway.observability import logging as log
-from wireway.observability.metrics import service_restarted, service_state
-from wireway.runtime.services import process
+from wireway.observability.metrics import service_restarted
+from wireway.runtime.services import gauges, process
 from wireway.runtime.services.files import PidFiles, PidRecord, lease_dir, run_dir
 from wireway.runtime.services.leases import LeaseHeld, Leases
 from wireway.runtime.services.probes import Prober
-from wireway.runtime.services.unit import DOWN, Unit, requires
+from wireway.runtime.services.unit import DOWN, Unit, release_leases, requires, take_leases
 from wireway.supervision import ServiceError, ServiceStatus, State
 
 logger = log.get("services")
@@ -52,8 +52,8 @@ class Supervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.pids = PidFiles(run_dir(data_dir))
         self.leases = Leases(lease_dir(data_dir))
-        for name in self.units:
-            service_state(name, up=False, ready=False)
+        for unit in self.units.values():
+            gauges.show(unit.status())
 
     # ----- ServiceControl ------------------------------------------------------------
     def names(self) -> list[str]:
@@ -123,7 +123,7 @@ class Supervisor:
                 continue
             if unit.opts.on_restart == "adopt":
                 logger.info("service adopted: still running from before", service=unit.name, pid=record.pid)
-                unit.adopt = record
+                unit.adopt, unit.extra_env = record, dict(record.env)
             else:
                 logger.info("service left from before: stopping it", service=unit.name, pid=record.pid)
                 left = process.adopt(record.pid, record.created)
@@ -157,9 +157,6 @@ class Supervisor:
             if source == unit.name or (unit.opts.pattern and source.startswith(unit.opts.pattern + ".")):
                 self._refused(unit)
 
-    def input_probes(self) -> bool:
-        return any(u.opts.ready is not None and u.opts.ready.input for u in self.units.values())
-
     # ----- the loop of one service ---------------------------------------------------
     async def _guarded(self, unit: Unit) -> None:
         """The loop; a fault of its own leaves the service failed (and stopped), not stuck."""
@@ -175,17 +172,19 @@ class Supervisor:
 
     async def _run(self, unit: Unit) -> None:
         while unit.wanted:
-            if unit.adopt is None and not self._deps_ready(unit):
+            if unit.adopt is None and not all(self.units[d].state == "ready" for d in unit.opts.depends_on):
                 self._set(unit, "waiting")
                 await self._wait_change(1.0)
                 continue
             try:
-                await self._take_leases(unit)
-            except LeaseHeld as exc:
+                await take_leases(self.leases, unit)
+            except (LeaseHeld, ValueError) as exc:
+                await release_leases(self.leases, unit)
                 if not unit.wanted:  # stopped while waiting for it
                     break
                 unit.wanted = False
-                unit.error_code, unit.error = "LEASE_HELD", str(exc)
+                held = isinstance(exc, LeaseHeld)
+                unit.error_code, unit.error = ("LEASE_HELD" if held else "EXECUTION_FAILED"), str(exc)
                 self._set(unit, "failed")
                 logger.warning("service cannot start", service=unit.name, error=str(exc))
                 return
@@ -209,6 +208,9 @@ class Supervisor:
         unit.started_at = time.time()
         unit.error_code, unit.error = "", ""
         self._set(unit, "starting")
+        unit.log_start = 0  # an adopted run: its ready line is from before
+        if unit.opts.ready is not None and unit.opts.ready.input:
+            self.seen.discard(unit.opts.ready.input)  # a message of this run makes it ready
         if unit.opts.pattern is not None:
             if self.start_pattern is not None:
                 await self.start_pattern(unit.opts.pattern)
@@ -218,12 +220,13 @@ class Supervisor:
             proc = process.adopt(unit.adopt.pid, unit.adopt.created)
             unit.started_at, unit.adopt = unit.adopt.created, None
         else:
+            unit.log_start = process.size(unit.log_file)
             proc = await process.spawn(unit.opts, unit.log_file, unit.base_dir, unit.extra_env)
             unit.started_at = proc.created
-            self.pids.write(PidRecord(unit.name, proc.pid, proc.created, proc.pgid))
+            self.pids.write(PidRecord(unit.name, proc.pid, proc.created, proc.pgid, dict(unit.extra_env)))
         proc.exited_callback = self._changed
         unit.proc = proc
-        for lease in unit.opts.lease_list():
+        for lease in unit.held:
             await asyncio.to_thread(self.leases.attach, lease.name, unit.name, proc.pid)
         logger.info("service started", service=unit.name, pid=proc.pid, adopted=proc.adopted)
 
@@ -231,6 +234,8 @@ class Supervisor:
         """Probe until ready, then watch; returns why it ends: stop, exited, live, deps."""
         ready = unit.opts.ready
         prober = Prober(ready, unit.log_file, unit.base_dir, self.seen) if ready else None
+        if prober is not None:
+            prober.from_offset(unit.log_start)
         while prober is not None:
             if (why := self._ended(unit)) is not None:
                 return why
@@ -290,8 +295,7 @@ class Supervisor:
             unit.last_run_time = time.time()
             self.pids.remove(unit.name)
             logger.info("service ended", service=unit.name, pid=proc.pid, code=proc.returncode)
-        for lease in unit.opts.lease_list():
-            await asyncio.to_thread(self.leases.release, lease.name, unit.name)
+        await release_leases(self.leases, unit)
         if unit.wanted:
             self._set(unit, "waiting")
 
@@ -318,10 +322,6 @@ class Supervisor:
         service_restarted(unit.name)
         return True
 
-    async def _take_leases(self, unit: Unit) -> None:
-        for lease in unit.opts.lease_list():
-            await self.leases.take(lease, unit.name, unit.opts.lease_timeout, lambda: unit.wanted)
-
     # ----- helpers -------------------------------------------------------------------
     def _refused(self, unit: Unit) -> None:
         """Run `on_failure.refused`: restart the service named, at most once per step of
@@ -331,7 +331,7 @@ class Supervisor:
         if target is None or target.recovering or target.state != "ready":
             return  # one on its way up (or down) is being seen to already
         now = time.monotonic()
-        if now - target.last_recovery < target.delay():
+        if not target.recovery_due(now):
             return
         target.recovering, target.last_recovery = True, now
         logger.warning("connection refused: restarting", service=target.name, reported_by=unit.name)
@@ -343,7 +343,7 @@ class Supervisor:
         except ServiceError as exc:
             logger.warning("recovery failed", service=target.name, error=exc.message)
         finally:
-            target.failures += 1  # the next recovery waits one backoff step longer
+            target.recoveries += 1  # the next recovery waits one backoff step longer
             target.recovering = False
 
     async def _stop_unit(self, unit: Unit, force: bool) -> None:
@@ -364,9 +364,6 @@ class Supervisor:
             self._set(unit, "waiting")  # from now on, what start() reads is this run's
         self._changed()
 
-    def _deps_ready(self, unit: Unit) -> bool:
-        return all(self.units[d].state == "ready" for d in unit.opts.depends_on)
-
     def _unit(self, name: str | None) -> Unit:
         unit = self.units.get(name or "")
         if unit is None:
@@ -380,7 +377,7 @@ class Supervisor:
             return  # waking the others for nothing would keep every waiting loop busy
         logger.debug("service state", service=unit.name, state=state)
         unit.state = state
-        service_state(unit.name, state in ("starting", "ready"), state == "ready")
+        gauges.show(unit.status())
         self._changed()
 
     def _changed(self) -> None:

@@ -7,8 +7,10 @@ import random
 import time
 from pathlib import Path
 
-from wireway.config.services import Service
+from wireway.config.services import LeaseOptions, Service
+from wireway.runtime.services import process
 from wireway.runtime.services.files import PidRecord
+from wireway.runtime.services.leases import Leases, resolve
 from wireway.runtime.services.process import Proc
 from wireway.supervision import ServiceStatus, State
 
@@ -32,6 +34,8 @@ class Unit:
         self.adopt: PidRecord | None = None  # left running by an earlier wireway
         self.pattern_running = False
         self.extra_env: dict[str, str] = {}  # given to start(), until stopped
+        self.held: list[LeaseOptions] = []  # the leases this run took (names resolved)
+        self.log_start = 0  # the size of its log when this run began
         self.started_at: float | None = None
         self.restarts = 0
         self.failures = 0  # runs in a row that ended on their own: the backoff step
@@ -41,7 +45,8 @@ class Unit:
         self.error_code = ""
         self.error = ""
         self.recovering = False
-        self.last_recovery = -1e9
+        self.last_recovery = -1e9  # monotonic
+        self.recoveries = 0  # in a row: the step of the recoveries' own backoff
 
     def busy(self) -> bool:
         """Running, or on its way to (waiting, backoff): a stop has something to do."""
@@ -53,6 +58,20 @@ class Unit:
         base = min(backoff.max, backoff.initial * 2 ** min(self.failures, 30))
         spread = random.uniform(-backoff.jitter, backoff.jitter)
         return float(max(0.0, base * (1 + spread)))
+
+    def recovery_due(self, now: float) -> bool:
+        """Whether an `on_failure` recovery may restart it now: once per step of its
+        backoff (doubled per recovery in a row, up to `max`), the steps starting over
+        once it went `healthy_after` seconds without one."""
+        backoff = self.opts.backoff
+
+        def step(n: int) -> float:
+            return float(min(backoff.max, backoff.initial * 2 ** min(n, 30)))
+
+        since = now - self.last_recovery
+        if since >= step(self.recoveries) + self.opts.healthy_after:
+            self.recoveries = 0
+        return since >= step(self.recoveries)
 
     def status(self) -> ServiceStatus:
         running = self.state in ("starting", "ready", "stopping")
@@ -84,3 +103,19 @@ def requires(units: dict[str, Unit], name: str) -> set[str]:
             found.add(dep)
             todo.extend(units[dep].opts.depends_on)
     return found
+
+
+async def take_leases(leases: Leases, unit: Unit) -> None:
+    """Take the service's leases, named for this run (`$VAR` from its environment);
+    LeaseHeld (ValueError: a variable not set) with what was taken kept in `unit.held`."""
+    env = process.environment(unit.opts, unit.extra_env)
+    for lease in [resolve(x, env) for x in unit.opts.lease_list()]:
+        await leases.take(lease, unit.name, unit.opts.lease_timeout, lambda: unit.wanted)
+        unit.held.append(lease)
+
+
+async def release_leases(leases: Leases, unit: Unit) -> None:
+    """Give back what this run took (its reset commands run)."""
+    held, unit.held = unit.held, []
+    for lease in held:
+        await asyncio.to_thread(leases.release, lease.name, unit.name)
