@@ -234,7 +234,9 @@ interfaces:
         full = engine.sqlite.full  # type: ignore[union-attr]
         full.max_bytes = 1
         full.measured(1 << 20)
-        assert engine.readiness()[0] is False
+        ready, down = engine.readiness()
+        assert not ready
+        assert any(d.startswith("buffer: full") and "buffer_max_bytes" in d for d in down), down
         client = paho.Client(CallbackAPIVersion.VERSION2)
         client.connect("127.0.0.1", 1883, 30)
         client.loop_start()

@@ -100,7 +100,7 @@ class Fullness:
             return self.error()
 
     def error(self) -> BackpressureError:
-        return BackpressureError(str(self.path), self.retry_after, self.detail or "no room")
+        return BackpressureError(self.path.name, self.retry_after, self.detail or "no room")
 
     def disk_full(self, exc: BaseException) -> None:
         """A write failed for want of disk space."""
