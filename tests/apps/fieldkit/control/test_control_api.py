@@ -103,6 +103,14 @@ async def test_both_and_force(tmp_path: Path) -> None:
         ({"script": "kismet", "options": {"interface": "wlan0; reboot"}}, "VALIDATION_ERROR"),
         ({"script": "kismet", "options": {"interface": "$(reboot)"}}, "VALIDATION_ERROR"),
         ({"script": "kismet", "options": {"interface": "wlan0abcdefghijkl"}}, "VALIDATION_ERROR"),
+        ({"script": "kismet", "options": {"interface": "wlan0\n"}}, "VALIDATION_ERROR"),
+        ({"script": "kismet", "options": {"interface": "-oProxy"}}, "VALIDATION_ERROR"),
+        ({"script": "kismet", "options": {"interface": ".."}}, "VALIDATION_ERROR"),
+        ({"script": "kismet", "options": {"interface": ["wlan0"]}}, "VALIDATION_ERROR"),
+        ({"script": "kismet", "options": {"config": "kismet_site.conf\u0000"}}, "VALIDATION_ERROR"),
+        ({"script": "kismet", "options": {"config": "sub/../../outside.conf"}}, "VALIDATION_ERROR"),
+        ({"script": "kismet", "options": {"config": "`reboot`"}}, "VALIDATION_ERROR"),
+        ({"script": "kismet", "options": {"config": "link.conf"}}, "VALIDATION_ERROR"),
         ({"script": "kismet", "options": {"config": "../../../../etc/passwd"}}, "VALIDATION_ERROR"),
         ({"script": "kismet", "options": {"config": "/etc/passwd"}}, "VALIDATION_ERROR"),
         ({"script": "kismet", "options": {"config": "kismet_site.conf; rm -rf /"}}, "VALIDATION_ERROR"),
@@ -115,6 +123,10 @@ async def test_refused_options_run_nothing(tmp_path: Path, body: dict[str, Any],
     """A bad script name, a shell metacharacter, a path out of the config folder or an
     unknown option: 400 and no process started."""
     async with control(tmp_path) as c, c.client() as http:
+        outside = c.config_dir.parent / "outside.conf"  # exists, but out of the folder
+        outside.write_text("source=wlan0\n")
+        (c.config_dir / "link.conf").symlink_to(outside)
+        (c.config_dir / "sub").mkdir()
         r = await http.post("/api/webhook/run-script", json=body)
         assert r.status_code == 400, r.text
         is_error(r.json(), code)

@@ -64,7 +64,7 @@ class ControlOptions(msgspec.Struct, forbid_unknown_fields=True):
         if not self.scripts:
             raise ValueError("expected at least one script - at `$.scripts`")
         for name, services in self.scripts.items():
-            if not SCRIPT.match(name) or name == "both":
+            if not SCRIPT.fullmatch(name) or name == "both":
                 raise ValueError(
                     f"a script name is lowercase letters, digits, `_` or `-` - at `$.scripts.{name}`"
                 )

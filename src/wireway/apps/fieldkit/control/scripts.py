@@ -16,7 +16,7 @@ from wireway.apps.fieldkit.control.options import INTERFACE, ControlOptions
 from wireway.supervision import ServiceControl, ServiceError, ServiceStatus
 
 UP = ("waiting", "starting", "ready", "backoff", "stopping")  # a process runs or will again
-METACHARACTERS = set(";&|`$<>(){}[]*?!~'\"\\\n\r\t ")
+METACHARACTERS = set(";&|`$<>(){}[]*?!~'\"\\\n\r\t \x00")
 
 
 class ControlError(Exception):
@@ -55,7 +55,14 @@ def check_options(options: Any, settings: ControlOptions) -> dict[str, str]:
     env: dict[str, str] = {}
     interface = options.get("interface")
     if interface is not None:
-        if not isinstance(interface, str) or not INTERFACE.match(interface):
+        # a leading `-` would read as an option of the program; `.` and `..` are no
+        # interface's name (the kernel refuses them)
+        if (
+            not isinstance(interface, str)
+            or not INTERFACE.fullmatch(interface)
+            or interface.startswith("-")
+            or interface in (".", "..")
+        ):
             raise ControlError(
                 400, "VALIDATION_ERROR", "Interface name is not valid", "expected ^[a-zA-Z0-9_.-]{1,15}$"
             )
@@ -74,7 +81,7 @@ def confined_config(value: Any, folder: str) -> Path:
     path = Path(value) if os.path.isabs(value) else root / value
     try:
         resolved = path.resolve()
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL byte
         resolved = None
     if resolved is None or not resolved.is_relative_to(root):
         raise ControlError(400, "VALIDATION_ERROR", "Config path is outside the allowed folder", str(root))
