@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +30,30 @@ Storage = Annotated[
 ]
 
 
-async def _with_keys(storage: str | None, data_dir: Path, action: str, arg: str | None) -> object:
+_SPAN = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def expiry(text: str, now: datetime | None = None) -> datetime:
+    """`--expires`: a span from now (`30d`, `12h`, `90m`) or an RFC 3339 time with its zone."""
+    now = now or datetime.now(UTC)
+    span = _SPAN.match(text.strip())
+    if span:
+        return now + timedelta(seconds=int(span.group(1)) * _UNITS[span.group(2)])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: a span such as 30d, 12h, 90m, or an RFC 3339 time") from None
+    if when.tzinfo is None:
+        raise typer.BadParameter(f"{text!r}: give the time zone (Z or +01:00)")
+    if when <= now:
+        raise typer.BadParameter(f"{text!r} is in the past")
+    return when.astimezone(UTC)
+
+
+async def _with_keys(
+    storage: str | None, data_dir: Path, action: str, arg: str | None, expires: datetime | None = None
+) -> object:
     from wireway.apps.sensor_ingest.auth import Keys
     from wireway.apps.sensor_ingest.migrations import migrate
     from wireway.config.model import Security
@@ -43,7 +68,7 @@ async def _with_keys(storage: str | None, data_dir: Path, action: str, arg: str 
         await migrate(db)
         keys = Keys(db, Security(authentication="api_key"))
         if action == "create":
-            return await keys.create(arg)
+            return await keys.create(arg, expires_at=expires)
         if action == "revoke":
             return await keys.revoke(arg or "")
         return await keys.list()
@@ -51,9 +76,11 @@ async def _with_keys(storage: str | None, data_dir: Path, action: str, arg: str 
         await db.close()
 
 
-def _run(storage: str | None, data_dir: Path, action: str, arg: str | None = None) -> object:
+def _run(
+    storage: str | None, data_dir: Path, action: str, arg: str | None = None, expires: datetime | None = None
+) -> object:
     try:
-        return asyncio.run(_with_keys(storage, data_dir, action, arg))
+        return asyncio.run(_with_keys(storage, data_dir, action, arg, expires))
     except (WirewayError, OSError) as exc:
         err_console.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
@@ -62,17 +89,26 @@ def _run(storage: str | None, data_dir: Path, action: str, arg: str | None = Non
 @keys_app.command("create")
 def keys_create(
     device: Annotated[str, typer.Option("--device", help="The device this key may post for.")],
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires", help="When the key stops working: a span (30d, 12h, 90m) or an RFC 3339 time."
+        ),
+    ] = None,
     storage: Storage = None,
     data_dir: DataDir = Path("data"),
 ) -> None:
     """Create a device key; it is printed once and only its hash is kept.
 
-    Example: wireway keys create --device esp32-001
+    Example: wireway keys create --device esp32-001 --expires 90d
     """
-    created = _run(storage, data_dir, "create", device)
+    until = expiry(expires) if expires else None
+    created = _run(storage, data_dir, "create", device, until)
     assert isinstance(created, tuple)
     key_id, key = created
     console.print(f"key id: {key_id}\ndevice: {device}\nkey:    {key}", markup=False)
+    if until is not None:
+        console.print(f"expires: {until.isoformat()}", markup=False)
     console.print("Store the key now: it cannot be shown again.", style="yellow")
 
 
@@ -84,7 +120,7 @@ def keys_list(storage: Storage = None, data_dir: DataDir = Path("data")) -> None
     """
     rows = _run(storage, data_dir, "list")
     table = Table(title="API keys")
-    for col in ("key id", "role", "device", "created", "revoked"):
+    for col in ("key id", "role", "device", "created", "revoked", "expires"):
         table.add_column(col)
     for r in rows:  # type: ignore[attr-defined]
         table.add_row(
@@ -93,6 +129,7 @@ def keys_list(storage: Storage = None, data_dir: DataDir = Path("data")) -> None
             r["device_id"] or "",
             str(r["created_at"]),
             str(r["revoked_at"] or ""),
+            str(r["expires_at"] or ""),
         )
     console.print(table)
 

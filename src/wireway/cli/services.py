@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,7 +35,9 @@ def _call(method: str, http: str, path: str, **params: Any) -> httpx.Response:
 
     url = _url(http, path)
     try:
-        answer = httpx.request(method, url, params=params, timeout=WAIT, trust_env=False)
+        key = os.environ.get("WIREWAY_ADMIN_KEY", "")  # the services routes need the admin key
+        headers = {"X-API-Key": key} if key else {}
+        answer = httpx.request(method, url, params=params, headers=headers, timeout=WAIT, trust_env=False)
     except httpx.HTTPError as exc:
         err_console.print(f"error: no wireway answers at {url}: {exc}", markup=False)
         raise typer.Exit(1) from None

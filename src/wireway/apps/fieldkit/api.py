@@ -241,32 +241,58 @@ class Api:
         return answer(400, error="Missing SSID or MAC address in request")
 
 
+# (method, path) -> role: "admin" needs the kit's key when one is set (FIELDKIT_API_KEY);
+# the field kit has no device keys. docs/security.md lists this table.
+API_ROLES: dict[tuple[str, str], str] = {
+    ("GET", "/"): "public",
+    ("GET", "/status"): "admin",
+    ("POST", "/update_tak_settings"): "admin",
+    ("POST", "/update_multicast_state"): "admin",
+    ("POST", "/update_analysis_mode"): "admin",
+    ("POST", "/update_antenna_sensitivity"): "admin",
+    ("GET", "/get_antenna_settings"): "admin",
+    ("GET", "/list_wigle_files"): "admin",
+    ("POST", "/start_broadcast"): "admin",
+    ("POST", "/stop_broadcast"): "admin",
+    ("POST", "/add_to_whitelist"): "admin",
+    ("POST", "/remove_from_whitelist"): "admin",
+    ("POST", "/add_to_blacklist"): "admin",
+    ("POST", "/remove_from_blacklist"): "admin",
+}
+
+
 def api_app(kit: FieldKit) -> Starlette:
     """The ASGI app of the operators' port: the page at `/`, `/status`, WigleToTAK's routes."""
     api = Api(kit)
-    open_routes = {"/": api.index}
-    guarded = {
-        ("GET", "/status"): api.status,
-        ("POST", "/update_tak_settings"): api.tak_settings,
-        ("POST", "/update_multicast_state"): api.multicast,
-        ("POST", "/update_analysis_mode"): api.analysis_mode,
-        ("POST", "/update_antenna_sensitivity"): api.antenna,
-        ("GET", "/get_antenna_settings"): api.antenna_settings,
-        ("GET", "/list_wigle_files"): api.list_files,
-        ("POST", "/start_broadcast"): api.start,
-        ("POST", "/stop_broadcast"): api.stop,
-        ("POST", "/add_to_whitelist"): api.whitelist_add,
-        ("POST", "/remove_from_whitelist"): api.whitelist_remove,
-        ("POST", "/add_to_blacklist"): api.blacklist_add,
-        ("POST", "/remove_from_blacklist"): api.blacklist_remove,
+    handlers = {
+        "/": api.index,
+        "/status": api.status,
+        "/update_tak_settings": api.tak_settings,
+        "/update_multicast_state": api.multicast,
+        "/update_analysis_mode": api.analysis_mode,
+        "/update_antenna_sensitivity": api.antenna,
+        "/get_antenna_settings": api.antenna_settings,
+        "/list_wigle_files": api.list_files,
+        "/start_broadcast": api.start,
+        "/stop_broadcast": api.stop,
+        "/add_to_whitelist": api.whitelist_add,
+        "/remove_from_whitelist": api.whitelist_remove,
+        "/add_to_blacklist": api.blacklist_add,
+        "/remove_from_blacklist": api.blacklist_remove,
     }
 
-    def checked(handler: Any) -> Any:
+    def checked(role: str, handler: Any) -> Any:
+        if role == "public":
+            return handler
+
         async def run(request: Request) -> Response:
             return api.refused(request) or await handler(request)
 
         return run
 
-    routes = [Route(path, handler, methods=["GET"]) for path, handler in open_routes.items()]
-    routes += [Route(path, checked(handler), methods=[method]) for (method, path), handler in guarded.items()]
-    return Starlette(routes=routes)
+    return Starlette(
+        routes=[
+            Route(path, checked(role, handlers[path]), methods=[method])
+            for (method, path), role in API_ROLES.items()
+        ]
+    )

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from wireway.apps.sensor_ingest.auth import AuthError, Principal
+from wireway.apps.sensor_ingest.access import guard
 from wireway.apps.sensor_ingest.migrations import tables
 from wireway.apps.sensor_ingest.occupancy import location_of
-from wireway.apps.sensor_ingest.responses import authenticate, err
+from wireway.apps.sensor_ingest.responses import err
 from wireway.envelope import now_rfc3339
 
 if TYPE_CHECKING:
@@ -25,24 +25,9 @@ DAILY_DAYS = 30  # days of occupied seconds in GET /api/v1/devices/{id}
 
 
 def api_routes(app: SensorApp) -> list[BaseRoute]:
-    """Every GET/DELETE/admin route of the application."""
-
-    def who(request: Request, admin: bool = False) -> Principal | Response:
-        try:
-            principal = authenticate(app, request)
-        except AuthError as exc:
-            return err(exc.status, {"error": exc.message}, exc.retry_after)
-        if admin and not principal.admin:
-            return err(403, {"error": "Admin key required"})
-        return principal
-
-    async def authorize(request: Request) -> Response | None:
-        found = who(request)
-        return found if isinstance(found, Response) else None
+    """Every GET/DELETE/admin route of the application, each behind its role (access.ROLES)."""
 
     async def queue_status(request: Request) -> Response:
-        if isinstance(found := who(request), Response):
-            return found
         queue, dlq = app.view.queue_depth(), app.view.dlq_depth()
         return JSONResponse({"queue_size": queue, "dlq_size": dlq, "timestamp": now_rfc3339()})
 
@@ -53,8 +38,6 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         return view
 
     async def list_devices(request: Request) -> Response:
-        if isinstance(found := who(request), Response):
-            return found
         assert app.devices is not None
         rows = [device_view(r) for r in await app.devices.all()]
         return JSONResponse({"devices": rows, "count": len(rows)})
@@ -82,8 +65,6 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         ]
 
     async def get_device(request: Request) -> Response:
-        if isinstance(found := who(request), Response):
-            return found
         assert app.devices is not None
         device_id = request.path_params["device_id"]
         row = await app.devices.get(device_id)
@@ -97,8 +78,6 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
     async def occupancy(request: Request) -> Response:
         """Occupied devices and devices per location (registered devices that have not
         reported since the start count as vacant, at their metadata's location)."""
-        if isinstance(found := who(request), Response):
-            return found
         registered = (
             {d: location_of(m) for d, m in app.devices.metadata.items()} if app.devices is not None else {}
         )
@@ -115,8 +94,6 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         return JSONResponse({"locations": locations, "timestamp": now_rfc3339()})
 
     async def delete_device(request: Request) -> Response:
-        if isinstance(found := who(request, admin=True), Response):
-            return found
         assert app.devices is not None
         device_id = request.path_params["device_id"]
         if not await app.devices.delete(device_id):
@@ -124,8 +101,6 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         return JSONResponse({"message": "Device deleted", "device_id": device_id})
 
     async def upsert_metadata(request: Request) -> Response:
-        if isinstance(found := who(request, admin=True), Response):
-            return found
         assert app.devices is not None
         try:
             body = msgspec.json.decode(await request.body())
@@ -148,16 +123,12 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
         )
 
     async def list_alerts(request: Request) -> Response:
-        if isinstance(found := who(request), Response):
-            return found
         if app.alerts is None:
             return JSONResponse({"alerts": [], "count": 0})
         rows = app.alerts.list(request.query_params.get("state"), request.query_params.get("device_id"))
         return JSONResponse({"alerts": rows, "count": len(rows)})
 
     async def change_alert(request: Request) -> Response:
-        if isinstance(found := who(request), Response):
-            return found
         alert_id, action = request.path_params["alert_id"], request.path_params["action"]
         if app.alerts is None or action not in ("ack", "clear"):
             return err(404, {"error": "Not found", "path": request.url.path})
@@ -171,14 +142,25 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
     def db() -> Any:
         return app.db
 
-    return [
-        Route("/api/v1/queue/status", queue_status),
-        Route("/api/v1/devices", list_devices),
-        Route("/api/v1/devices/metadata", upsert_metadata, methods=["POST"]),
-        Route("/api/v1/devices/{device_id}", get_device, methods=["GET"]),
-        Route("/api/v1/devices/{device_id}", delete_device, methods=["DELETE"]),
-        Route("/api/v1/occupancy", occupancy),
-        Route("/api/v1/alerts", list_alerts),
-        Route("/api/v1/alerts/{alert_id}/{action}", change_alert, methods=["POST"]),
-        *readings_routes(db, authorize),
+    handlers: list[tuple[str, str, Any]] = [
+        ("GET", "/api/v1/queue/status", queue_status),
+        ("GET", "/api/v1/devices", list_devices),
+        ("POST", "/api/v1/devices/metadata", upsert_metadata),
+        ("GET", "/api/v1/devices/{device_id}", get_device),
+        ("DELETE", "/api/v1/devices/{device_id}", delete_device),
+        ("GET", "/api/v1/occupancy", occupancy),
+        ("GET", "/api/v1/alerts", list_alerts),
+        ("POST", "/api/v1/alerts/{alert_id}/{action}", change_alert),
     ]
+    routes: list[BaseRoute] = [
+        Route(path, guard(app, method, path, handler), methods=[method]) for method, path, handler in handlers
+    ]
+
+    async def checked_by_guard(request: Request) -> None:
+        return None  # the readings routes are wrapped in their guard below
+
+    for route in readings_routes(db, checked_by_guard):
+        assert isinstance(route, Route)
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            routes.append(Route(route.path, guard(app, method, route.path, route.endpoint), methods=[method]))
+    return routes

@@ -1,4 +1,10 @@
-"""API keys (stored hashed), JWTs (HS256/RS256) and per-key rate limits."""
+"""API keys (stored hashed), JWTs (HS256/RS256) and per-key rate limits.
+
+A key is `ww_<key id>_<secret>`, the secret 32 random bytes (urlsafe base64); the
+database keeps its SHA-256 digest only, with its role, device, creation, revocation
+and optional expiry. A JWT is checked against one algorithm, the one its configured
+key is for (HS256 for `jwt_secret`, RS256 for `jwt_public_key`), never `none`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from wireway.apps.sensor_ingest.migrations import tables
 from wireway.config.model import RateLimit, Security
 from wireway.connectors.sql.db import Database
 
+KEY_BYTES = 32  # of randomness in a key
+
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -23,7 +31,7 @@ def hash_key(key: str) -> str:
 def new_key() -> tuple[str, str]:
     """(key_id, key): the key is shown once; only its hash is stored."""
     key_id = secrets.token_hex(4)
-    return key_id, f"ww_{key_id}_{secrets.token_urlsafe(24)}"
+    return key_id, f"ww_{key_id}_{secrets.token_urlsafe(KEY_BYTES)}"
 
 
 @dataclass
@@ -33,6 +41,7 @@ class Principal:
     key_id: str
     role: str  # "admin" | "device"
     device_id: str | None = None
+    expires_at: float | None = None  # epoch seconds; None: never
 
     @property
     def admin(self) -> bool:
@@ -77,6 +86,14 @@ class AuthError(Exception):
         self.retry_after = retry_after
 
 
+def _epoch(value: Any) -> float | None:
+    """A stored timestamp (datetime or RFC 3339 text) as epoch seconds."""
+    if value is None or value == "":
+        return None
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
 RETRY_UNREADY = 5.0  # Retry-After (s) while the storage was never reached
 
 
@@ -94,6 +111,7 @@ class Keys:
         }
         self.limiter = RateLimiter(security.rate_limit or RateLimit())
         self.jwt_key, self.jwt_alg = self._jwt_settings()
+        self.clock = time.time
 
     def _jwt_settings(self) -> tuple[str, str]:
         secret = self.security.jwt_secret or os.environ.get("WIREWAY_JWT_SECRET", "")
@@ -109,9 +127,12 @@ class Keys:
 
     async def refresh(self) -> None:
         rows = await self.db.fetch(
-            f"SELECT key_id, key_hash, role, device_id FROM {self.table} WHERE revoked_at IS NULL"
+            f"SELECT key_id, key_hash, role, device_id, expires_at FROM {self.table} WHERE revoked_at IS NULL"
         )
-        self.by_hash = {r["key_hash"]: Principal(r["key_id"], r["role"], r["device_id"]) for r in rows}
+        self.by_hash = {
+            r["key_hash"]: Principal(r["key_id"], r["role"], r["device_id"], _epoch(r["expires_at"]))
+            for r in rows
+        }
         self.loaded = time.monotonic()
 
     async def ensure_admin(self) -> str | None:
@@ -145,16 +166,22 @@ class Keys:
         )
         return key
 
-    async def create(self, device_id: str | None, role: str = "device") -> tuple[str, str]:
+    async def create(
+        self, device_id: str | None, role: str = "device", expires_at: datetime | None = None
+    ) -> tuple[str, str]:
+        """A new key (id, key); the key itself is never stored, only its digest."""
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a time zone")
         key_id, key = new_key()
         await self.db.execute(
-            f"INSERT INTO {self.table} (key_id, key_hash, role, device_id, created_at) "
-            "VALUES ($1, $2, $3, $4, $5)",
+            f"INSERT INTO {self.table} (key_id, key_hash, role, device_id, created_at, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
             key_id,
             hash_key(key),
             role,
             device_id,
             datetime.now(UTC),
+            expires_at.astimezone(UTC) if expires_at is not None else None,
         )
         return key_id, key
 
@@ -168,22 +195,45 @@ class Keys:
 
     async def list(self) -> list[dict[str, Any]]:
         return await self.db.fetch(
-            f"SELECT key_id, role, device_id, created_at, revoked_at FROM {self.table} ORDER BY created_at"
+            f"SELECT key_id, role, device_id, created_at, revoked_at, expires_at FROM {self.table} "
+            "ORDER BY created_at"
         )
 
     def check_key(self, key: str) -> Principal | None:
-        # a lookup by SHA-256 digest: timing reveals nothing about the stored keys
+        # A dict lookup by the SHA-256 digest of what was sent, rather than
+        # hmac.compare_digest against each stored key: the stored values are digests,
+        # so how long a lookup takes depends on the digest of the attempt, which an
+        # attacker cannot steer towards a stored digest (that needs a preimage); and it
+        # stays one lookup however many keys there are. compare_digest is for comparing
+        # a secret itself (the field kit's single key, webhook signatures).
         digest = hash_key(key)
-        return self.static.get(digest) or self.by_hash.get(digest)
+        found = self.static.get(digest) or self.by_hash.get(digest)
+        if found is not None and found.expires_at is not None and self.clock() >= found.expires_at:
+            return None  # expired: refused like an unknown key
+        return found
 
     def check_jwt(self, token: str) -> Principal:
         if not self.jwt_key:
             raise AuthError(401, "JWT authentication is not configured")
         import jwt  # here: PyJWT with cryptography is ~11 MB that a key-only setup never needs
 
+        sec = self.security
         try:
-            claims = jwt.decode(token, self.jwt_key, algorithms=[self.jwt_alg])
+            # one algorithm, the configured key's: never `none`, and an RS256 public
+            # key is never used as an HS256 secret (no algorithm confusion)
+            claims = jwt.decode(
+                token,
+                self.jwt_key,
+                algorithms=[self.jwt_alg],
+                audience=sec.jwt_audience or None,
+                issuer=sec.jwt_issuer or None,
+                leeway=sec.jwt_leeway,
+                options={
+                    "require": [c for c, on in (("aud", sec.jwt_audience), ("iss", sec.jwt_issuer)) if on],
+                },
+            )
         except jwt.PyJWTError as exc:
+            # PyJWT's messages name the failed check (expired, audience...), never the key
             raise AuthError(401, f"invalid token: {exc}") from None
         sub = claims.get("sub")
         if claims.get("role") == "admin":

@@ -9,6 +9,7 @@ refused), so a change to an answer that the description misses fails that test.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from importlib import resources
@@ -18,6 +19,7 @@ import msgspec
 from starlette.routing import BaseRoute
 
 from wireway.apispec.openapi import ApiKey, Body, Param, RouteDoc, describe
+from wireway.apps.sensor_ingest.access import NOTES, ROLES
 from wireway.config.model import Security
 
 API = ("sensor application",)
@@ -184,8 +186,21 @@ def _filters() -> tuple[Param, ...]:
     )
 
 
+def with_role(doc: RouteDoc) -> RouteDoc:
+    """`doc` saying who may call it (access.ROLES: one role per route)."""
+    rule = ROLES[(doc.method, doc.path)]
+    who = {"public": "anyone", "device": "any key", "admin": "the admin key"}[rule.role]
+    note = f" ({NOTES[rule.own]})" if rule.own else ""
+    text = f"Role: {rule.role}: {who}{note}."
+    return dataclasses.replace(doc, description=f"{doc.description}\n\n{text}".strip())
+
+
 def route_docs(security: Security, max_batch: int = 1000) -> list[RouteDoc]:
     """Every route of the application, described (`security` gives the credentials)."""
+    return [with_role(doc) for doc in _route_docs(security, max_batch)]
+
+
+def _route_docs(security: Security, max_batch: int) -> list[RouteDoc]:
     auth = ApiKey("X-API-Key", bearer=True) if security.authentication == "api_key" else None
     problem = Body(ApiError)
     refused = {401: problem, 403: problem, 429: problem}
@@ -250,7 +265,7 @@ def route_docs(security: Security, max_batch: int = 1000) -> list[RouteDoc]:
             responses={200: Body(AlertList), **refused},
         ),
         doc(
-            "Acknowledge or clear an alert",
+            "Acknowledge or clear an alert (admin)",
             method="POST",
             path="/api/v1/alerts/{alert_id}/{action}",
             parameters=(

@@ -4,15 +4,23 @@ GET /services, GET /services/{name}, POST /services/{name}/start|stop|restart
 (`?force=true` on stop: SIGKILL at once after the stop signal), GET
 /services/{name}/logs (`?lines=N` the last lines, or `?offset=B` what was written
 from byte B on; the `X-Log-Offset` header gives the offset to ask from next).
-They change what runs on the host, so only a client on the loopback may call them.
+They change what runs on the host, so only a client on the loopback may call them,
+and every one of them needs the admin credential (`SERVICE_ROLES`): the process's
+credential check when an application that keeps keys mounted one (the sensor
+application: its admin key; a device key gets 403), else `WIREWAY_ADMIN_KEY` when
+set (`wireway services` sends it); with neither, the loopback is the only guard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import ipaddress
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +60,11 @@ class ServiceProblem(msgspec.Struct, forbid_unknown_fields=True):
 TAGS = ("services",)
 INTEGER = {"type": "integer"}
 PROBLEM = Body(ServiceProblem, description="the code, in `error`")
-FORBIDDEN = Body(ServiceProblem, description="not from this host")
+FORBIDDEN = Body(ServiceProblem, description="not from this host, or not the admin key")
+UNAUTHORIZED = Body(ServiceProblem, description="no or invalid credentials")
+DENIED: dict[int, str | Body | tuple[Body, ...]] = {401: UNAUTHORIZED, 403: FORBIDDEN}
 ERRORS: dict[int, str | Body | tuple[Body, ...]] = {
+    401: UNAUTHORIZED,
     403: FORBIDDEN,
     404: Body(ServiceProblem, description="UNKNOWN_SERVICE"),
     409: Body(ServiceProblem, description="ALREADY_RUNNING, NOT_RUNNING or LEASE_HELD"),
@@ -79,6 +90,56 @@ def _local(request: Request) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host in ("testclient", "localhost")
+
+
+# every route is an admin operation; docs/security.md lists this table
+SERVICE_ROLES: dict[tuple[str, str], str] = {
+    ("GET", "/services"): "admin",
+    ("GET", "/services/{name}"): "admin",
+    ("GET", "/services/{name}/logs"): "admin",
+    ("POST", "/services/{name}/start"): "admin",
+    ("POST", "/services/{name}/stop"): "admin",
+    ("POST", "/services/{name}/restart"): "admin",
+}
+GATE = "wireway_gate"  # set on an application's guarded endpoints: its credential check
+
+
+def _gate(request: Request) -> Callable[[Request], Any] | None:
+    """The credential check an application mounted on this server, if any (it travels
+    with its routes, so it is this process's and no other's)."""
+    for route in getattr(request.app, "routes", ()):
+        check = getattr(getattr(route, "endpoint", None), GATE, None)
+        if check is not None:
+            return check  # type: ignore[no-any-return]
+    return None
+
+
+def _refused(request: Request) -> JSONResponse | None:
+    """401/403 unless the caller holds the admin credential (see the module's docstring)."""
+    if not _local(request):
+        return JSONResponse({"error": "FORBIDDEN", "message": "only from this host"}, status_code=403)
+    check = _gate(request)
+    if check is not None:
+        try:
+            principal = check(request)
+        except Exception as exc:  # the application's AuthError: its status and message
+            status = getattr(exc, "status", None)
+            if not isinstance(status, int):
+                raise
+            return JSONResponse({"error": "UNAUTHORIZED", "message": str(exc)}, status_code=status)
+        if not getattr(principal, "admin", False):
+            return JSONResponse({"error": "FORBIDDEN", "message": "admin key required"}, status_code=403)
+        return None
+    wanted = os.environ.get("WIREWAY_ADMIN_KEY", "")
+    if not wanted:
+        return None
+    auth = request.headers.get("authorization", "")
+    given = request.headers.get("x-api-key") or (auth[7:].strip() if auth[:7].lower() == "bearer " else "")
+    # digests of equal length, compared in constant time; no device keys here: a wrong key is 401
+    digest = hashlib.sha256(given.encode()).digest()
+    if not hmac.compare_digest(digest, hashlib.sha256(wanted.encode()).digest()):
+        return JSONResponse({"error": "UNAUTHORIZED", "message": "admin key required"}, status_code=401)
+    return None
 
 
 def tail(path: Path, lines: int) -> tuple[bytes, int]:
@@ -110,8 +171,9 @@ def read_from(path: Path, offset: int) -> tuple[bytes, int]:
 
 def service_routes(control: ServiceControl) -> list[BaseRoute]:
     async def guarded(request: Request, action: str) -> Response:
-        if not _local(request):
-            return JSONResponse({"error": "FORBIDDEN", "message": "only from this host"}, status_code=403)
+        refused = _refused(request)
+        if refused is not None:
+            return refused
         name = request.path_params.get("name")
         try:
             if action == "list":
@@ -156,11 +218,19 @@ def service_routes(control: ServiceControl) -> list[BaseRoute]:
     return [
         document(
             Route("/services", list_, methods=["GET"]),
-            RouteDoc("Every service", responses={200: Body(ServiceList), 403: FORBIDDEN}, tags=TAGS),
+            RouteDoc(
+                "Every service",
+                responses={200: Body(ServiceList), **DENIED},
+                tags=TAGS,
+            ),
         ),
         document(
             Route("/services/{name}", show, methods=["GET"]),
-            RouteDoc("One service", responses={200: one, 404: PROBLEM, 403: FORBIDDEN}, tags=TAGS),
+            RouteDoc(
+                "One service",
+                responses={200: one, 404: PROBLEM, **DENIED},
+                tags=TAGS,
+            ),
         ),
         document(
             Route("/services/{name}/logs", logs, methods=["GET"]),
@@ -172,7 +242,12 @@ def service_routes(control: ServiceControl) -> list[BaseRoute]:
                     Param("lines", schema={"type": "integer"}),
                     Param("offset", schema={"type": "integer"}),
                 ),
-                responses={200: Body({"type": "string"}, "text/plain"), 404: PROBLEM, 403: FORBIDDEN},
+                responses={
+                    200: Body({"type": "string"}, "text/plain"),
+                    404: PROBLEM,
+                    401: UNAUTHORIZED,
+                    403: FORBIDDEN,
+                },
                 tags=TAGS,
             ),
         ),

@@ -170,14 +170,31 @@ class ControlApi:
         await self.kit.hub.serve(ws, self.kit.status_for)
 
 
+# (method, path) -> role: "admin" needs the control key when one is set
+# (FIELDKIT_CONTROL_KEY, else FIELDKIT_API_KEY), the WebSocket too (`?key=`).
+CONTROL_ROLES: dict[tuple[str, str], str] = {
+    ("POST", "/api/webhook/run-script"): "admin",
+    ("POST", "/api/webhook/stop-script"): "admin",
+    ("GET", "/api/webhook/script-status"): "admin",
+    ("GET", "/api/webhook/info"): "admin",
+    ("GET", "/api/webhook/kismet-data"): "admin",
+    ("WEBSOCKET", "/webhook"): "admin",
+}
+
+
 def control_app(kit: KitControl) -> Starlette:
     api = ControlApi(kit)
+    handlers: dict[str, Handler] = {
+        "/api/webhook/run-script": api.run_script,
+        "/api/webhook/stop-script": api.stop_script,
+        "/api/webhook/script-status": api.script_status,
+        "/api/webhook/info": api.info,
+        "/api/webhook/kismet-data": api.kismet,
+    }
     routes: list[Any] = [
-        Route("/api/webhook/run-script", api.guarded(api.run_script), methods=["POST"]),
-        Route("/api/webhook/stop-script", api.guarded(api.stop_script), methods=["POST"]),
-        Route("/api/webhook/script-status", api.guarded(api.script_status), methods=["GET"]),
-        Route("/api/webhook/info", api.guarded(api.info), methods=["GET"]),
-        Route("/api/webhook/kismet-data", api.guarded(api.kismet), methods=["GET"]),
-        WebSocketRoute("/webhook", api.websocket),
+        Route(path, api.guarded(handlers[path]), methods=[method])
+        for (method, path), role in CONTROL_ROLES.items()
+        if method != "WEBSOCKET" and role == "admin"
     ]
+    routes.append(WebSocketRoute("/webhook", api.websocket))  # checks the key itself
     return Starlette(routes=routes)
