@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import httpx
+import psutil
+import pytest
 from control_support import until
 from websockets.asyncio.client import connect
 
@@ -51,11 +53,31 @@ services:
     env: {{PY: "{py}", IFACE: wlan2, LOGS: "{tmp / "kismet"}", KISMET_STANDIN_PORT: "{kismet}"}}
     depends_on: [gpsd]
     ready: {{http: "http://127.0.0.1:{kismet}/system/timestamp.json", interval: 0.1}}
+    leases: [{{name: "iface:$IFACE", mode: monitor}}]
+    lease_timeout: 0.3
     autostart: false
+  scanner:
+    command: ["{py}", "-c", "import time; time.sleep(60)"]
+    leases: ["iface:wlan9"]
 """
 
 
-async def test_scripts_on_the_engines_supervisor(tmp_path: Path) -> None:
+REFUSED = [
+    {"interface": "a b"},
+    {"interface": "wlan0;reboot"},
+    {"interface": "$(reboot)"},
+    {"interface": "-oProxy"},
+    {"interface": "wlan0\n"},
+    {"config": "../../../etc/passwd"},
+    {"config": "/etc/passwd"},
+    {"config": "x.conf; rm -rf /"},
+    {"config": "x.conf\u0000"},
+    {"command": "sh"},
+]
+
+
+async def test_scripts_on_the_engines_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREWAY_RUN_DIR", str(tmp_path / "run"))  # leases of this test only
     listen, gpsd, kismet = free_port(), free_port(), free_port()
     async with engine_from(tmp_path, deployment(tmp_path, listen, gpsd, kismet)) as engine:
         supervisor = engine.supervisor
@@ -67,14 +89,28 @@ async def test_scripts_on_the_engines_supervisor(tmp_path: Path) -> None:
             connect(ws_url) as ws,
         ):
             await ws.send(json.dumps({"event": "subscribe", "data": {"channels": ["status"]}}))
-            assert [s.state for s in supervisor.status()] == ["stopped", "stopped", "stopped"]
+            await until(lambda: asyncio.sleep(0, supervisor.status("scanner")[0].state == "ready"))
+            states = {s.name: s.state for s in supervisor.status()}
+            assert states == {"gpsd": "stopped", "mavgps": "stopped", "kismet": "stopped", "scanner": "ready"}
+            children = {p.pid for p in psutil.Process().children(recursive=True)}
 
-            refused = await http.post(
-                "/run-script", json={"script": "kismet", "options": {"interface": "a b"}}
+            for options in REFUSED:  # 400, and nothing runs
+                refused = await http.post("/run-script", json={"script": "kismet", "options": options})
+                assert refused.status_code == 400, (options, refused.text)
+                assert refused.json()["error"] == "VALIDATION_ERROR"
+            assert {s.name: s.state for s in supervisor.status()} == states
+            assert {p.pid for p in psutil.Process().children(recursive=True)} == children
+
+            # wlan9 is the scanner's: 500 naming it, and Kismet does not run
+            held = await http.post(
+                "/run-script", json={"script": "kismet", "options": {"interface": "wlan9"}}
             )
-            assert refused.status_code == 400
-            assert refused.json()["error"] == "VALIDATION_ERROR"
-            assert [s.state for s in supervisor.status()] == ["stopped", "stopped", "stopped"]
+            assert held.status_code == 500, held.text
+            assert held.json()["error"] == "EXECUTION_FAILED"
+            assert "iface:wlan9 is held by scanner" in held.json()["details"]
+            log = supervisor.log_path("kismet")
+            assert not log.exists() or "wlan9" not in log.read_text()
+            await http.post("/stop-script", json={"script": "gps"})
 
             r = await http.post("/run-script", json={"script": "kismet", "options": {"interface": "wlan5"}})
             assert r.status_code == 200, r.text
@@ -82,6 +118,10 @@ async def test_scripts_on_the_engines_supervisor(tmp_path: Path) -> None:
             assert r.json()["pid"] == kismet_status.pid
             assert supervisor.status("gpsd")[0].state == "ready"  # what kismet depends on, first
             assert "capturing on wlan5" in supervisor.log_path("kismet").read_text()
+            lease = supervisor.leases.owner("iface:wlan5")  # the lease follows the interface
+            assert lease is not None
+            assert (lease["service"], lease["mode"], lease["pid"]) == ("kismet", "monitor", kismet_status.pid)
+            assert supervisor.leases.owner("iface:wlan2") is None
             again = await http.post("/run-script", json={"script": "kismet"})
             assert again.status_code == 409
             assert again.json()["details"] == f"PID: {kismet_status.pid}"
@@ -94,7 +134,8 @@ async def test_scripts_on_the_engines_supervisor(tmp_path: Path) -> None:
 
             r = await http.post("/stop-script", json={"script": "gps"})  # gpsd: kismet stops first
             assert r.status_code == 200, r.text
-            assert [s.state for s in supervisor.status()] == ["stopped", "stopped", "stopped"]
+            assert {s.name: s.state for s in supervisor.status()} == states  # scanner still ready
+            assert supervisor.leases.owner("iface:wlan5") is None
             status = (await http.get("/script-status")).json()["status"]
             assert status["kismet"]["running"] is False
             assert status["kismet"]["lastRunTime"].endswith("Z")

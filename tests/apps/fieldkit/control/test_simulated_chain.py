@@ -79,6 +79,7 @@ def test_the_simulated_chain_starts_streams_and_stops_in_order(tmp_path: Path) -
         "FIELDKIT_MULTICAST_ON": "false",  # nothing leaves the host
         "FIELDKIT_IFACE": "wlsim0",
         "FIELDKIT_GPS_DEVICE": str(tmp_path / "no-such-tty"),
+        "WIREWAY_RUN_DIR": str(tmp_path / "run"),  # PID files and leases of this test only
     }
     env.pop("WIREWAY_CONFIG", None)
     argv = [sys.executable, "-m", "wireway", "run", "--app", "fieldkit", "--simulate"]
@@ -88,6 +89,7 @@ def test_the_simulated_chain_starts_streams_and_stops_in_order(tmp_path: Path) -
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
     base = f"http://127.0.0.1:{control}/api/webhook"
+    resets = tmp_path / "data" / "fieldkit-simulate" / "standins" / "iface-standin.log"
     try:
 
         def every_ready() -> dict[str, Any] | None:
@@ -128,6 +130,11 @@ def test_the_simulated_chain_starts_streams_and_stops_in_order(tmp_path: Path) -
         assert answers(kismet)
         log = tmp_path / "data" / "services" / "kismet.log"
         wait_for(lambda: "capturing on wlsim1" in log.read_text(), 10, "Kismet on wlsim1")
+        # the lease follows the interface: wlsim0 was reset to managed mode, wlsim1 is held
+        assert "iw dev wlsim0 set type managed" in resets.read_text()
+        held = json.loads((tmp_path / "run" / "leases" / "iface_wlsim1.json").read_text())
+        assert (held["service"], held["mode"]) == ("kismet", "monitor")
+        assert not (tmp_path / "run" / "leases" / "iface_wlsim0.json").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -141,3 +148,5 @@ def test_the_simulated_chain_starts_streams_and_stops_in_order(tmp_path: Path) -
     assert ended.index("mavgps") < ended.index("gpsd")
     assert not answers(gpsd)
     assert not answers(kismet)
+    assert "iw dev wlsim1 set type managed" in resets.read_text()
+    assert not list((tmp_path / "run" / "leases").glob("*.json"))

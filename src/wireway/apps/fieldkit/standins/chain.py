@@ -51,6 +51,16 @@ def wrapper(folder: Path, module: str) -> Path:
     return path
 
 
+def iface_wrapper(folder: Path, program: str) -> Path:
+    """`<program>-standin` for `ip` or `iw`: records what it was asked in `iface-standin.log`."""
+    path = folder / f"{program}-standin"
+    log = folder / "iface-standin.log"
+    module = "wireway.apps.fieldkit.standins.iface"
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} --as {program} --log "{log}" "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
 def prepare(data_dir: Path, env: dict[str, str]) -> Simulation:
     """Copy the chain into `<data_dir>/fieldkit-simulate/` and choose the programs."""
     folder = (data_dir / "fieldkit-simulate").resolve()
@@ -71,6 +81,9 @@ def prepare(data_dir: Path, env: dict[str, str]) -> Simulation:
             continue
         v[variable] = str(wrapper(bins, module))
         sim.notes.append(f"{service}: a stand-in ({why}): {v[variable]}")
+        if service == "kismet":  # no card: its reset to managed mode changes nothing either
+            for program in ("ip", "iw"):
+                v[f"FIELDKIT_{program.upper()}_BIN"] = str(iface_wrapper(bins, program))
     # what the stand-ins and the patterns share, unless given
     defaults = {
         "FIELDKIT_WIGLE_DIR": str(folder / "kismet"),
