@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from own_mosquitto import Publisher, Wireway, mosquitto
+
 from wireway.runtime.dlq import DlqAdmin
 
 MAX = 4096
