@@ -15,6 +15,7 @@ refused at once; the writer thread also looks at the disk's free space every
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
@@ -30,6 +31,7 @@ from wireway.observability.metrics import BUFFER_BYTES, BUFFER_FULL
 
 logger = log.get("buffer")
 
+MEASURE_SECONDS = 1.0  # between measures of the file's size, without max_bytes
 RETRY_AFTER = 2.0  # seconds a refused sender is asked to wait; also the probe interval
 LOW_FREE = 1 << 20  # bytes: an I/O error with less free than this on the disk means it is full
 Why = Literal["disk", "max_bytes"]
@@ -58,6 +60,14 @@ def is_full_error(exc: BaseException, path: Path) -> bool:
     return False
 
 
+def used_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes the database uses: its pages less the free ones (a file does not shrink)."""
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    return int((pages - free) * size)
+
+
 def buffer_options(settings: Iterable[Any]) -> dict[str, Any]:
     """The one durable buffer's options from the patterns' settings: the smallest
     `buffer_max_bytes` any of them sets, and `refuse` if any asks for it."""
@@ -79,6 +89,7 @@ class Fullness:
         self.detail = ""
         self.used = 0  # bytes in use in the file, as last measured
         self._next_probe = 0.0
+        self._measured = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -115,10 +126,17 @@ class Fullness:
         elif self.why == "max_bytes":
             self._end()
 
-    def wrote(self) -> None:
-        """A write went through: the disk has room again."""
-        if self.why == "disk":
+    def committed(self, conn: sqlite3.Connection, inserted: bool) -> None:
+        """After a commit (writer thread): one that inserted ends a full disk's episode
+        (deletes alone may fit in the WAL's old room on a full disk); the file is
+        measured after each commit under `max_bytes`, else once a MEASURE_SECONDS."""
+        if inserted and self.why == "disk":
             self._end()
+        now = time.monotonic()
+        if self.max_bytes or now - self._measured >= MEASURE_SECONDS:
+            self._measured = now
+            with contextlib.suppress(sqlite3.Error):
+                self.measured(used_bytes(conn))
 
     def probe(self) -> None:
         """The writer is idle while the disk is full: has room come back?"""

@@ -55,7 +55,6 @@ from wireway.runtime.buffer_limits import Fullness, is_full_error
 from wireway.runtime.outbox_ops import Delete, Fn, Insert, Op, PendingDeletes
 from wireway.runtime.store import DeadLetter, Item, OnQueued, Store, StoreError
 
-MEASURE_SECONDS = 1.0  # between measures of the file's size, without buffer_max_bytes
 FAULT = "WIREWAY_FAULT"  # a test hook, see SqliteStore
 
 
@@ -90,7 +89,6 @@ class SqliteStore(Store):
         self.full = Fullness(self.path, max_bytes)
         self._fault = os.environ.get(FAULT, "")
         self._undeleted: list[int] = []  # ids a failed group was to delete (writer side)
-        self._measured = 0.0
         self.commits = 0
         self.unsynced_commits = 0  # groups of deletes only, committed without a sync
         self._synced = True  # the writer connection's `synchronous` is self.synchronous
@@ -403,29 +401,16 @@ class SqliteStore(Store):
             self._undeleted += ops.deletes_of(group)  # delivered rows: deleted with the next group
             if is_full_error(exc, self.path):
                 self.full.disk_full(exc)
-                exc = self.full.error()
-                # acks succeed all the same: their ids are in _undeleted now
-                acks = [op for op in group if type(op[0]) is Delete]
-                ops.resolve(acks, [None] * len(acks), None)
-                group = [op for op in group if type(op[0]) is not Delete]
+                ops.refuse_group(group, self.full.error())
             else:
                 self.healthy = False
-            ops.resolve(group, None, exc)
+                ops.resolve(group, None, exc)
             return
-        if (
-            self._fault == "after-commit"
-            and sync
-            and any(isinstance(fn, Insert) and fn.rows for fn, _, _ in group)
-        ):
+        inserted = any(isinstance(fn, Insert) and fn.rows for fn, _, _ in group)
+        if inserted and sync and self._fault == "after-commit":
             os.kill(os.getpid(), signal.SIGKILL)  # the test hook (see the class docstring)
         self._undeleted = []
-        if any(isinstance(fn, Insert) and fn.rows for fn, _, _ in group):
-            self.full.wrote()  # (deletes alone may fit in the WAL's old room on a full disk)
-        now = time.monotonic()
-        if self.full.max_bytes or now - self._measured >= MEASURE_SECONDS:
-            self._measured = now
-            with contextlib.suppress(sqlite3.Error):
-                self.full.measured(ops.used_bytes(conn))
+        self.full.committed(conn, inserted)
         self.commits += 1
         self.unsynced_commits += not sync
         self.healthy = True

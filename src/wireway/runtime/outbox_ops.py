@@ -130,14 +130,6 @@ def checkpoints(path: Path, synchronous: Synchronous, stop: threading.Event) -> 
         conn.close()
 
 
-def used_bytes(conn: sqlite3.Connection) -> int:
-    """Bytes the database uses: its pages less the free ones (a file does not shrink)."""
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    size = conn.execute("PRAGMA page_size").fetchone()[0]
-    return int((pages - free) * size)
-
-
 def deletes_of(group: list[Op]) -> list[int]:
     """The outbox ids a group deletes."""
     ids = [i for fn, _, _ in group if isinstance(fn, Delete) for i in fn.ids]
@@ -164,3 +156,11 @@ def write_group(conn: sqlite3.Connection, group: list[Op], undeleted: list[int])
     if deletes:
         delete_ids(conn, deletes)
     return [None if isinstance(fn, (Insert, Delete)) else fn(conn) for fn, _, _ in group], last
+
+
+def refuse_group(group: list[Op], exc: Exception) -> None:
+    """A group failed for want of room: its acks succeed all the same (the writer keeps
+    their ids for its next group), every other operation gets `exc`."""
+    acks = [op for op in group if type(op[0]) is Delete]
+    resolve(acks, [None] * len(acks), None)
+    resolve([op for op in group if type(op[0]) is not Delete], None, exc)
