@@ -148,6 +148,16 @@ class Publisher:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         assert self.client.publish(topic, body, qos).rc == paho.MQTT_ERR_SUCCESS
 
+    def subscribe(self, topic: str) -> None:
+        done = threading.Event()
+        self.client.on_subscribe = lambda c, u, mid, codes, p: done.set()
+        self.client.subscribe(topic, 1)
+        assert done.wait(5), "no SUBACK"
+
+    def payloads(self) -> list[Any]:
+        with self.lock:
+            return [json.loads(m.payload) for m in self.messages]
+
     def wait_acked(self, count: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while self.acked < count:
