@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fault_harness import record
 
 from conftest import free_port, wait_http
 
@@ -145,10 +146,12 @@ def test_disk_full_pushes_back_and_resumes(tmp_path: Path, small_disk: Path) -> 
             assert proc.poll() is None
 
             filler.unlink()  # room again: ingestion resumes by itself
-            deadline = time.monotonic() + 20
+            freed = time.monotonic()
+            deadline = freed + 20
             while c.get("/ready").status_code != 200 and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert c.get("/ready").status_code == 200
+            recovery = time.monotonic() - freed
             for _ in range(5):
                 r = post(c, seq)
                 assert r.status_code == 202, r.text
@@ -165,8 +168,14 @@ def test_disk_full_pushes_back_and_resumes(tmp_path: Path, small_disk: Path) -> 
         code = proc.wait(30)
     lost = acked - set(seen)
     assert not lost, f"{len(lost)} acknowledged readings lost, e.g. {sorted(lost)[:5]}"
-    dupes = sum(n - 1 for n in seen.values() if n > 1)
-    print(f"acknowledged {len(acked)}, delivered {len(set(seen))}, duplicates {dupes}")
+    record(
+        "disk_full",
+        "Data directory's disk full (tmpfs): HTTP 503 + Retry-After, then space freed",
+        acked,
+        seen,
+        recovery,
+        refused_with=refused.status_code,
+    )
     assert code == 0
     text = log.read_text()
     assert text.count("buffer full: inputs are pushed back") == 1, text
