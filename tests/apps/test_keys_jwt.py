@@ -187,3 +187,30 @@ async def test_jwt_algorithm_none_and_confusion_are_refused(db: Database, tmp_pa
     # a device's token is a device; `role: admin` only from a valid signature
     assert hs_keys.check_jwt(hs({"sub": "esp32-a"})).role == "device"
     assert hs_keys.check_jwt(hs(claims)).admin
+
+
+def test_webhook_signatures_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every secret is compared with hmac.compare_digest, also after one matched (the time
+    taken tells neither how much of a signature was right nor which secret signed it); the
+    timestamp is inside what is signed, so a replay cannot move it into the window."""
+    from wireway.connectors import signing
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(signing.hmac, "compare_digest", spy)
+    body, ts = b'{"n": 1}', "1767225600"
+    secrets_ = [b"first-secret", b"second-secret", b"third-secret"]
+    good = signing.sign(secrets_[0], body, ts)
+    assert signing.verify(secrets_, body, good, ts)
+    assert len(compared) == 3
+    compared.clear()
+    assert not signing.verify(secrets_, body, "sha256=" + "0" * 64, ts)
+    assert len(compared) == 3
+    assert not signing.verify(secrets_, body, good, str(int(ts) + 1))  # another time: another text
+    assert not signing.fresh(ts, 300, float(ts) + 301)
+    assert signing.fresh(ts, 300, float(ts) - 300)
