@@ -130,10 +130,10 @@ class SqliteStore(Store):
 
     def _setup(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        ensure_sound(self.path, self.on_damaged)
         try:
+            ensure_sound(self.path, self.on_damaged)
             opened = open_writer(self.path, self.synchronous)  # the writer thread's only, from here on
-        except sqlite3.Error as exc:  # e.g. no room on the disk for its -wal file
+        except (sqlite3.Error, OSError) as exc:  # e.g. no room on the disk for its -wal file
             raise StoreError(f"cannot open the buffer file {self.path}: {exc}") from exc
         self._top = self._saved_top = opened.top
         self._next_id = self._top + 1
