@@ -62,10 +62,17 @@ async def test_subscribe_request_status_and_updates(tmp_path: Path) -> None:
         assert update["data"]["script"] == "gps"
         assert update["data"]["status"] == "running"
         assert update["data"]["pid"] == r.json()["pid"]
-        # the process dies on its own: the watcher tells the channel
+        # the process dies on its own: the watcher tells the channel (the bridge may
+        # outlive gpsd for a moment: "running" with its PID first)
         os.kill(r.json()["pid"], signal.SIGKILL)
-        gone = await frame(ws, "statusUpdate")
-        assert gone["data"]["status"] == "stopped"
+        seen = []
+        for _ in range(5):
+            gone = await frame(ws, "statusUpdate")
+            seen.append((gone["data"]["status"], gone["data"]["pid"]))
+            if gone["data"]["status"] == "stopped":
+                break
+        assert seen[-1] == ("stopped", None), seen
+        assert r.json()["pid"] not in [pid for _, pid in seen]
         await ws.send("not json")
         assert (await frame(ws, "error"))["data"]["message"]
 
@@ -153,6 +160,18 @@ processors:
                 assert rows
                 assert rows[0]["kind"] == "network"
                 assert rows[0]["bssid"]
+                kismet_data = "/api/webhook/kismet-data"
+                old = await http.get(kismet_data, params={"type": "devices", "since": "2000-01-01T00:00:00Z"})
+                assert old.json()["data"]["devices"]
+                assert old.json()["data"]["summary"]["dataRange"]["start"] == "2000-01-01T00:00:00.000Z"
+                future = await http.get(kismet_data, params={"type": "devices", "since": "4102444800"})
+                assert future.json()["data"]["devices"] == []
+                alerts = (await http.get(kismet_data, params={"type": "alerts"})).json()
+                assert set(alerts["data"]) == {"alerts", "summary"}
+                for params in ({"limit": "0"}, {"limit": "x"}, {"format": "xml"}, {"since": "yesterday"}):
+                    refused = await http.get(kismet_data, params=params)
+                    assert refused.status_code == 400, params
+                    assert refused.json()["error"] == "VALIDATION_ERROR"
                 bad = await http.get("/api/webhook/kismet-data", params={"type": "invalid", "limit": 5000})
                 assert bad.status_code == 400
                 assert bad.json()["error"] == "INVALID_TYPE"
