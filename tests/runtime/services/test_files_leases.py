@@ -296,3 +296,31 @@ async def test_a_stop_runs_the_reset_of_the_lease(tmp_path: Path) -> None:
         assert lines(tmp_path / "resets") == ["wlan2"]
     finally:
         await sup.close()
+
+
+async def test_a_service_stopped_as_left_from_before_gives_its_lease_back(tmp_path: Path) -> None:
+    """`on_restart: stop`, not started by itself: the process an earlier wireway left on
+    wlan6 is stopped at start, and its lease freed with its reset run (not left held
+    by no one, the interface in monitor mode)."""
+    first = supervisor(tmp_path, iface_service(tmp_path))
+    await first.open()
+    await asyncio.wait_for(first.start("kismet", env={"IFACE": "wlan6"}), 10)
+    old = first.status("kismet")[0].pid
+    for unit in first.units.values():  # the loop dies, the process does not
+        assert unit.task is not None
+        unit.task.cancel()
+    # its holder is gone (as a killed wireway); its process is not
+    state_file = tmp_path / "run" / "leases" / "iface_wlan6.json"
+    state = json.loads(state_file.read_text())
+    state["holder_pid"] = 2**22 + 1
+    state_file.write_text(json.dumps(state))
+    second = supervisor(tmp_path, iface_service(tmp_path, on_restart="stop"))
+    await second.open()
+    try:
+        assert old is not None
+        assert not alive(old)
+        assert lines(tmp_path / "resets") == ["wlan6"]
+        assert second.leases.owner("iface:wlan6") is None
+        assert second.status("kismet")[0].state == "stopped"
+    finally:
+        await second.close()

@@ -112,10 +112,10 @@ class Supervisor:
 
     # ----- lifecycle -----------------------------------------------------------------
     async def open(self) -> None:
-        """Free leases whose holders are gone, adopt (or stop) the processes an earlier
-        wireway left running, and start the services that start by themselves."""
-        await asyncio.to_thread(self.leases.reconcile)
-        for unit in self.units.values():
+        """Adopt (or stop, dependents first) the processes an earlier wireway left
+        running, free the leases whose holders are gone (those it stopped too: their
+        reset runs now), and start the services that start by themselves."""
+        for unit in reversed(list(self.units.values())):
             if unit.opts.pattern is not None:
                 continue
             record = self.pids.read(unit.name)
@@ -129,6 +129,7 @@ class Supervisor:
                 left = process.adopt(record.pid, record.created)
                 await process.stop(left, unit.opts.stop_signal, unit.opts.stop_timeout)
                 self.pids.remove(unit.name)
+        await asyncio.to_thread(self.leases.reconcile)
         for unit in self.units.values():
             if unit.opts.autostart or unit.adopt is not None:
                 self._launch(unit)
@@ -142,6 +143,8 @@ class Supervisor:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(OSError):  # the run folder under /run/wireway, when empty
+            self.pids.folder.rmdir()
 
     def saw(self, source: str) -> None:
         """A wireway input produced a message (for `ready: {input: ...}`)."""
