@@ -228,6 +228,8 @@ class SensorHttpInput(Input):
         in_batch: set[str] = set()
         for reading in value:
             device = reading.get("device_id") if isinstance(reading, dict) else None
+            if not isinstance(device, str):  # echoed back as the answer's device_id (a string)
+                device = None
             errors = reading_errors(reading)
             if errors:
                 ERRORS.labels("validation_error").inc()
