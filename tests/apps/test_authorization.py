@@ -211,6 +211,33 @@ async def test_the_field_kit_routes_by_role(tmp_path: Path) -> None:
                 pass
 
 
+async def test_without_a_kit_key_only_this_host_may_change_settings(tmp_path: Path) -> None:
+    """No key set: the field kit's admin routes answer a client on the loopback only;
+    another host gets 401 telling it to set the key (the page itself stays open)."""
+    from control_support import control
+    from kit_support import fieldkit
+
+    for sub in ("kit", "control"):
+        (tmp_path / sub).mkdir()
+    remote, local = ("192.0.2.7", 5000), ("127.0.0.1", 5000)
+    async with fieldkit(tmp_path / "kit") as kit, control(tmp_path / "control") as ctl:
+        service = next(iter(kit.engine.app_services.values()))
+        for app, table in ((api_app(service), API_ROLES), (control_app(ctl.kit), CONTROL_ROLES)):  # type: ignore[arg-type]
+            for client_address, allowed in ((remote, False), (local, True)):
+                transport = httpx.ASGITransport(app=app, client=client_address)
+                async with httpx.AsyncClient(transport=transport, base_url="http://kit") as c:
+                    for (method, path), role in table.items():
+                        if method == "WEBSOCKET":
+                            continue
+                        r = await c.request(method, path, json={} if method == "POST" else None)
+                        what = (client_address, method, path, r.status_code, r.text[:200])
+                        if role == "public" or allowed:
+                            assert not refused(r), what
+                        else:
+                            assert r.status_code == 401, what
+                            assert "from another host" in r.text, what
+
+
 def test_the_table_in_docs_security_md_is_the_declared_one() -> None:
     """docs/security.md's route x role table is what the declarations say, row for row."""
     text = (ROOT / "docs" / "security.md").read_text()
@@ -242,7 +269,8 @@ def roles_markdown() -> str:
     for port, table in (("field kit", API_ROLES), ("kit control", CONTROL_ROLES)):
         for (method, path), role in table.items():
             cells = answer["public" if role == "public" else "kit"]
-            rows.append(f"| {port} | {method} | `{path}` | {' | '.join(cells)} | with a kit key set |")
+            note = "" if role == "public" else "admin key: the kit's key; none set: this host only"
+            rows.append(f"| {port} | {method} | `{path}` | {' | '.join(cells)} | {note} |")
     return "\n".join(rows)
 
 

@@ -1,13 +1,15 @@
 """WigleToTAK's operators' API, its routes and answers unchanged, on the field kit's own port.
 
 Bodies are JSON; an answer is `{"message": ...}` (200) or `{"error": ...}` (400, 404,
-and 401 without the API key when one is set, 403 for a folder outside the configured
-roots). Every change is kept in the data folder before the answer goes out.
+and 401 without the API key when one is set, or from another host when none is set,
+403 for a folder outside the configured roots). Every change is kept in the data
+folder before the answer goes out.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 from importlib import resources
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -52,6 +54,15 @@ def argb(value: Any) -> int | None:
     return number - (1 << 32) if number >= 1 << 31 else number
 
 
+def loopback(conn: HTTPConnection) -> bool:
+    """Whether the client is on this host (what may change settings when no key is set)."""
+    host = conn.client.host if conn.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def page() -> str:
     return (resources.files("wireway.apps.fieldkit") / "page" / "index.html").read_text("utf-8")
 
@@ -64,8 +75,10 @@ class Api:
 
     def refused(self, request: Request) -> Response | None:
         key = self.kit.options.api_key
-        if not key:
-            return None
+        if not key:  # no key set: the settings are for this host only
+            if loopback(request):
+                return None
+            return answer(401, error="Set FIELDKIT_API_KEY to use this API from another host")
         auth = request.headers.get("authorization", "")
         bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         given = request.headers.get("x-api-key") or bearer

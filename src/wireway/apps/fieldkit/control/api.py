@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from wireway.apps.fieldkit.api import loopback
 from wireway.apps.fieldkit.control import kismet_data
 from wireway.apps.fieldkit.control.scripts import ControlError, check_options, now_iso
 
@@ -89,6 +90,10 @@ class ControlApi:
 
     def refused(self, conn: HTTPConnection) -> ControlError | None:
         key = self.kit.options.api_key
+        if not key and not loopback(conn):  # no key set: starting programs is for this host only
+            return ControlError(
+                401, "UNAUTHORIZED", "Set FIELDKIT_CONTROL_KEY to use this API from another host", None
+            )
         if key:
             auth = conn.headers.get("authorization", "")
             bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
