@@ -224,3 +224,24 @@ async def test_a_stop_that_fails_is_500(tmp_path: Path) -> None:
         is_error(r.json(), "STOP_FAILED")
         assert r.json()["details"] == "gpsd: gpsd did not exit after SIGKILL"
         c.procs.stuck.clear()
+
+
+async def test_every_error_has_the_one_shape(tmp_path: Path) -> None:
+    """An unknown route, a method a route does not take, and a fault inside a handler
+    answer `{success: false, error, message, details, timestamp}` too."""
+    async with control(tmp_path) as c, c.client() as http:
+        r = await http.get("/api/webhook/no-such-route")
+        assert r.status_code == 404
+        is_error(r.json(), "NOT_FOUND")
+        r = await http.get("/api/webhook/run-script")
+        assert r.status_code == 405
+        is_error(r.json(), "METHOD_NOT_ALLOWED")
+
+        def broken() -> dict[str, Any]:
+            raise RuntimeError("a fault")
+
+        c.kit.info.get = broken  # type: ignore[method-assign]
+        r = await http.get("/api/webhook/info")
+        assert r.status_code == 500
+        is_error(r.json(), "INTERNAL_ERROR")
+        assert "a fault" not in r.text  # the fault is logged, not told

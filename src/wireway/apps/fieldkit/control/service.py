@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from wireway.apps.fieldkit.control.errors import shaped
 from wireway.apps.fieldkit.control.info import Info
 from wireway.apps.fieldkit.control.kismet_data import alert as alert_shape
 from wireway.apps.fieldkit.control.kismet_data import device
@@ -60,7 +61,7 @@ class KitControl(AppService):
             self.watcher = asyncio.create_task(self._watch(), name="wireway[fieldkit-control].watch")
         if self.options.listen and self.asgi is not None:
             host, port = parse_hostport(self.options.listen)
-            self.server = OperatorServer(self.asgi(self), host, port)
+            self.server = OperatorServer(shaped(self.asgi(self)), host, port)
             await self.server.start()
             logger.info("field kit control API", address=f"http://{host}:{port}/api/webhook/")
 
