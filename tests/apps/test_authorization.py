@@ -238,6 +238,41 @@ async def test_without_a_kit_key_only_this_host_may_change_settings(tmp_path: Pa
                             assert "from another host" in r.text, what
 
 
+class NoServices:
+    """A supervisor with no services (the routes' checks come first)."""
+
+    def status(self, name: str | None = None) -> list[Any]:
+        return []
+
+
+@pytest.mark.parametrize(
+    ("env_key", "client_host", "sent", "status"),
+    [
+        ("", "127.0.0.1", None, 200),  # no admin key anywhere: the loopback is the guard
+        ("", "192.0.2.7", None, 403),
+        ("the-admin-key", "127.0.0.1", None, 401),
+        ("the-admin-key", "127.0.0.1", "the-admin-kez", 401),
+        ("the-admin-key", "127.0.0.1", "the-admin-key", 200),
+        ("the-admin-key", "192.0.2.7", "the-admin-key", 403),
+    ],
+)
+async def test_services_routes_without_an_application_use_wireway_admin_key(
+    monkeypatch: pytest.MonkeyPatch, env_key: str, client_host: str, sent: str | None, status: int
+) -> None:
+    """A deployment of services only (no application that keeps keys): the services
+    routes need WIREWAY_ADMIN_KEY when it is set, and a client on this host always."""
+    from starlette.applications import Starlette
+
+    from wireway.runtime.services.routes import service_routes
+
+    monkeypatch.setenv("WIREWAY_ADMIN_KEY", env_key)
+    app = Starlette(routes=service_routes(NoServices()))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, client=(client_host, 5000))
+    headers = {"X-API-Key": sent} if sent else {}
+    async with httpx.AsyncClient(transport=transport, base_url="http://w", headers=headers) as c:
+        assert (await c.get("/services")).status_code == status
+
+
 def test_the_table_in_docs_security_md_is_the_declared_one() -> None:
     """docs/security.md's route x role table is what the declarations say, row for row."""
     text = (ROOT / "docs" / "security.md").read_text()
