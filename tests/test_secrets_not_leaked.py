@@ -111,6 +111,7 @@ def sign(secret: str, body: bytes, ts: str) -> str:
 def test_no_secret_in_logs_answers_metrics_or_dlq(tmp_path: Path, refusing: int, schema: str) -> None:
     found = {
         "admin key": "adm-" + secrets.token_urlsafe(24),
+        "static API key": "static-" + secrets.token_urlsafe(24),
         "JWT secret": "jwt-" + secrets.token_urlsafe(40),
         "webhook secret": "hook-" + secrets.token_urlsafe(24),
         "outgoing signing secret": "out-" + secrets.token_urlsafe(24),
@@ -121,7 +122,11 @@ def test_no_secret_in_logs_answers_metrics_or_dlq(tmp_path: Path, refusing: int,
     patterns = tmp_path / "patterns"
     patterns.mkdir()
     text = (builtin_path() / "sensors.yaml").read_text()
-    (patterns / "sensors.yaml").write_text(text.replace("retries: 10,", "retries: 1,"))
+    text = text.replace("retries: 10,", "retries: 1,")
+    text = text.replace(
+        "  max_body_bytes: 1048576", '  max_body_bytes: 1048576\n  api_keys: ["${STATIC_KEY}"]'
+    )
+    (patterns / "sensors.yaml").write_text(text)
     (patterns / "hooks.yaml").write_text(HOOK_PATTERN)
     data = tmp_path / "data"
     port = free_port()
@@ -129,6 +134,7 @@ def test_no_secret_in_logs_answers_metrics_or_dlq(tmp_path: Path, refusing: int,
     env = {
         **os.environ,
         "WIREWAY_ADMIN_KEY": found["admin key"],
+        "STATIC_KEY": found["static API key"],
         "WIREWAY_JWT_SECRET": found["JWT secret"],
         "HOOK_SECRET": found["webhook secret"],
         "OUT_SECRET": found["outgoing signing secret"],
@@ -212,6 +218,7 @@ def drive(url: str, found: dict[str, str]) -> list[bytes]:
     attempts: list[tuple[str, dict[str, str], bytes]] = [
         ("/api/v1/sensor-data", admin, json.dumps(reading).encode()),
         ("/api/v1/sensor-data", admin, json.dumps(gas).encode()),
+        ("/api/v1/sensor-data/batch", {"X-API-Key": found["static API key"]}, json.dumps([reading]).encode()),
         ("/api/v1/sensor-data", {"X-API-Key": found["admin key"] + "x"}, json.dumps(reading).encode()),
         ("/api/v1/sensor-data", {"X-API-Key": found["admin key"][:-1]}, json.dumps(reading).encode()),
         (
@@ -250,11 +257,17 @@ def drive(url: str, found: dict[str, str]) -> list[bytes]:
             b"{}",
         )
     )
-    answers = []
+    answers: list[bytes] = []
+    statuses: list[int] = []
     with httpx.Client(base_url=url, trust_env=False, timeout=10) as c:
         for path, headers, body in attempts:
             r = c.post(path, content=body, headers={"content-type": "application/json", **headers})
             answers.append(str(r.headers).encode() + r.content)
+            statuses.append(r.status_code)
+        # the traffic did what it was meant to: accepted, refused, invalid
+        assert statuses[:4] == [202, 202, 202, 401], statuses
+        assert statuses[5:8] == [401, 401, 400], statuses
+        assert statuses[-5:] == [401, 202, 202, 202, 401], statuses
         for path in ("/api/v1/devices", "/api/v1/alerts", "/api/v1/queue/status"):
             answers.append(c.get(path, headers=admin).content)
             answers.append(c.get(path, headers={"X-API-Key": found["JWT secret"]}).content)
