@@ -1,14 +1,15 @@
 """No configured secret appears in anything a real run writes or answers.
 
 A `wireway run` subprocess with the sensor application on PostgreSQL (a password in
-its DSN), an admin key, a JWT secret, a signed alert webhook and a signed webhook
-input whose messages go to an output that refuses them (to the DLQ), through a URL
-carrying a password. The test sends good and bad traffic: wrong keys (one a near
-miss of the admin key), bad and forged tokens, the JWT secret itself as a bearer
-token, bad signatures, broken JSON, invalid readings, alerts. Then it reads
-everything: stdout and stderr, every HTTP answer, /status, /metrics, /openapi.json,
-`wireway dlq list/show`, and every file under the data folder (byte for byte, the
-SQLite buffer and DLQ too), and looks for each secret.
+its DSN), an admin key, a static key of `security.api_keys`, a JWT secret, a signed
+alert webhook and a signed webhook input whose messages go to an output that
+refuses them (to the DLQ), through a URL carrying a password. The test sends good
+and bad traffic: wrong keys (one a near miss of the admin key), bad and forged
+tokens, the JWT secret itself as a bearer token, bad signatures, broken JSON,
+invalid readings, alerts. Then it reads everything: stdout and stderr, every HTTP
+answer, /status, /metrics, /openapi.json, `wireway dlq list/show`, every file under
+the data folder (byte for byte, the SQLite buffer and DLQ too) and the rows of the
+PostgreSQL schema, and looks for each secret.
 """
 
 from __future__ import annotations
@@ -186,6 +187,7 @@ def test_no_secret_in_logs_answers_metrics_or_dlq(tmp_path: Path, refusing: int,
         "dlq list/show": dlq.stdout.encode() + dlq.stderr.encode() + shown,
         "what the refusing server got": b"\n".join(Refusing.seen),
     }
+    everything["PostgreSQL tables"] = dump_schema(schema)
     for path in sorted(p for p in data.rglob("*") if p.is_file()):
         everything[f"data file {path.relative_to(data)}"] = path.read_bytes()
     assert any(b"refused on purpose" in v for v in everything.values()), "the DLQ reasons were read"
@@ -196,6 +198,23 @@ def test_no_secret_in_logs_answers_metrics_or_dlq(tmp_path: Path, refusing: int,
         if secret.encode() in content
     ]
     assert not leaks, leaks
+
+
+def dump_schema(schema: str) -> bytes:
+    """Every row of every table of the test's schema, as text (keys, devices, alerts, readings)."""
+    import asyncio
+
+    async def dump() -> bytes:
+        conn = await asyncpg.connect(PG)
+        try:
+            names = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+            assert names, "the application's tables are in the schema"
+            rows = [await conn.fetch(f'SELECT * FROM {schema}."{n["tablename"]}"') for n in names]
+            return repr(rows).encode()
+        finally:
+            await conn.close()
+
+    return asyncio.run(dump())
 
 
 def drive(url: str, found: dict[str, str]) -> list[bytes]:
