@@ -53,6 +53,9 @@ class ControlOptions(msgspec.Struct, forbid_unknown_fields=True):
         Meta(description="program -> the command printing its version (run when on PATH)"),
     ] = msgspec.field(default_factory=lambda: {"kismet": ["kismet", "--version"], "gpsd": ["gpsd", "-V"]})
     rate_limit: Annotated[int, Meta(ge=1, description="requests a minute per client")] = 120
+    start_timeout: Annotated[
+        float, Meta(gt=0, description="seconds run-script waits for its services to be ready (then 500)")
+    ] = 60.0
     kismet_input: Annotated[str, Meta(description="the kismet input the data routes read (empty: any)")] = ""
 
     def __post_init__(self) -> None:

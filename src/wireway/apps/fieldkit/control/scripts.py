@@ -3,6 +3,7 @@ the deployment: starting, stopping, and their status with the figures of `psutil
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
@@ -137,7 +138,12 @@ class Scripts:
             if name in before and before[name].state in UP:
                 continue
             try:
-                status = await control.start(name, env=dict(env)) if env else await control.start(name)
+                start = control.start(name, env=dict(env)) if env else control.start(name)
+                # bounded: a start never ready would hold the API's lock (no stop could run)
+                status = await asyncio.wait_for(start, self.options.start_timeout)
+            except TimeoutError:
+                detail = f"{name}: not ready after {self.options.start_timeout:g} s (it goes on starting)"
+                raise ControlError(500, "EXECUTION_FAILED", "Failed to start script", detail) from None
             except ServiceError as exc:
                 if exc.code == "ALREADY_RUNNING":
                     continue
