@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sensor_support import client, reading, sensor_engine, sensor_service
+from sensor_support import client, metric, reading, sensor_engine, sensor_service
 
 from wireway.apps.fieldkit.api import API_ROLES, api_app
 from wireway.apps.fieldkit.control.api import CONTROL_ROLES, control_app
@@ -145,11 +145,14 @@ async def test_a_device_key_cannot_change_alerts(instance: tuple[Engine, str]) -
             await asyncio.sleep(0.05)
         assert alerts, "no alert raised"
         alert_id = alerts[0]["id"]
+        forbidden = 'sensor_data_errors_total{error_type="forbidden"}'
+        before = metric((await admin.get("/metrics")).text, forbidden)
         for action in ("ack", "clear"):
             r = await dev.post(f"/api/v1/alerts/{alert_id}/{action}")
             assert r.status_code == 403, r.text
             assert r.json() == {"error": "Admin key required"}
         assert (await dev.get("/api/v1/alerts")).status_code == 403
+        assert metric((await admin.get("/metrics")).text, forbidden) == before + 3
         state = (await admin.get("/api/v1/alerts", params={"device_id": OWN})).json()["alerts"][0]["state"]
         assert state == "open"
         acked = await admin.post(f"/api/v1/alerts/{alert_id}/ack")

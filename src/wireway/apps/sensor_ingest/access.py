@@ -8,7 +8,8 @@
   `role: admin`); a device key gets 403.
 
 With `authentication: none` every caller is admin. No or bad credentials are 401,
-a good key without the role 403, a device key over its rate 429. `guard` wraps a
+a good key without the role 403 (counted as `sensor_data_errors_total{error_type=
+"forbidden"}`), a device key over its rate 429. `guard` wraps a
 handler in the check its table entry names; `docs/security.md` holds the table,
 checked against `ROLES` by tests/apps/test_authorization.py.
 """
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from wireway.apps.sensor_ingest.auth import AuthError, Principal
+from wireway.apps.sensor_ingest.metrics import ERRORS
 from wireway.apps.sensor_ingest.responses import authenticate, err
 
 if TYPE_CHECKING:
@@ -67,6 +69,7 @@ def permitted(rule: Rule, principal: Principal, request: Request) -> Response | 
     if rule.role == "public" or principal.admin:
         return None
     if rule.role == "admin":
+        ERRORS.labels("forbidden").inc()
         return err(403, {"error": "Admin key required"})
     own = principal.device_id
     if rule.own == "path":
@@ -76,7 +79,8 @@ def permitted(rule: Rule, principal: Principal, request: Request) -> Response | 
     else:
         return None  # "body": the handler checks each reading
     if own is None or asked != own:
-        return err(403, {"error": "This key may only read its own device", "device_id": str(asked)})
+        ERRORS.labels("forbidden").inc()
+        return err(403, {"error": "This key may only read its own device", "device_id": asked})
     return None
 
 
