@@ -106,13 +106,22 @@ def load_document(
         return Document(file, None, lines), errors
     loader = yaml.SafeLoader("")
 
+    def construct(n: yaml.Node, path: str) -> Any:
+        try:
+            return loader.construct_object(n, deep=True)
+        except yaml.MarkedYAMLError as exc:  # an unknown tag (`!thing`), a bad !!binary...
+            line = exc.problem_mark.line + 1 if exc.problem_mark else n.start_mark.line + 1
+            raise ConfigError(f"YAML: {exc.problem}", file=file, line=line, path=path) from None
+        except (ValueError, OverflowError) as exc:  # e.g. a !!timestamp out of range
+            raise ConfigError(f"YAML: {exc}", file=file, line=n.start_mark.line + 1, path=path) from None
+
     def build(n: yaml.Node, path: str) -> Any:
         lines.setdefault(path, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
             loader.flatten_mapping(n)  # `<<: *defaults` merges the aliased mapping's keys
             out: dict[str, Any] = {}
             for k, v in n.value:
-                key = str(loader.construct_object(k))
+                key = str(construct(k, path))
                 sub = join(path, key)
                 lines[sub] = k.start_mark.line + 1
                 out[key] = build(v, sub)
@@ -128,7 +137,7 @@ def load_document(
             except ValueError as exc:
                 errors.append(ConfigError(str(exc), file=file, line=n.start_mark.line + 1, path=path))
                 return n.value  # keep the raw text so the error is not reported twice
-        return loader.construct_object(n, deep=True)
+        return construct(n, path)
 
     data = build(node, "")
     return Document(file, data, lines), errors
