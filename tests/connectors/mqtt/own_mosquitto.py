@@ -68,6 +68,16 @@ def mosquitto(folder: Path, conf: str) -> Iterator[int]:
             proc.stderr.close()
 
 
+def passwords(folder: Path, users: dict[str, str]) -> Path:
+    """A Mosquitto password file of `users` (name -> password)."""
+    path = folder / "passwd"
+    binary = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    for i, (user, password) in enumerate(users.items()):
+        create = ["-c"] if i == 0 else []
+        subprocess.run([binary, "-b", *create, str(path), user, password], check=True, timeout=10)
+    return path
+
+
 def make_certs(folder: Path) -> None:
     """A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files:
     ca.pem, server.pem/.key, client.pem/.key, and other-ca.pem (a CA nobody trusts)."""
@@ -118,8 +128,16 @@ def make_certs(folder: Path) -> None:
 class Publisher:
     """A paho client of the test that publishes and counts the broker's PUBACKs."""
 
-    def __init__(self, port: int, tls_ca: Path | None = None, cert: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        tls_ca: Path | None = None,
+        cert: Path | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
+        if auth is not None:
+            self.client.username_pw_set(*auth)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         if tls_ca is not None:  # `cert` and its key (same stem, .key) for a client certificate

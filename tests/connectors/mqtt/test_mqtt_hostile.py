@@ -14,22 +14,23 @@ import random
 from pathlib import Path
 from typing import Any
 
-from own_mosquitto import Publisher, Wireway, mosquitto
+from own_mosquitto import Publisher, Wireway, mosquitto, passwords
 
 from wireway.runtime.dlq import DlqAdmin
 
 MAX = 4096
+ACL = Path(__file__).parents[3] / "deploy" / "mosquitto" / "acl"
 
 
-def pattern(port: int, out: Path) -> str:
+def pattern(port: int, out: Path, prefix: str = "nb", user: str = "") -> str:
     return f"""
 pattern: {{name: hostile}}
 interfaces:
   input:
     - type: mqtt
-      url: "mqtt://127.0.0.1:{port}"
+      url: "mqtt://{user}127.0.0.1:{port}"
       client_id: wireway-hostile
-      topics: ["nb/sensors/+/data"]
+      topics: ["{prefix}/sensors/+/data"]
       topic_fields: {{device_id: -2}}
       id_fields: [device_id, timestamp]
       max_packet_size: {MAX}
@@ -97,3 +98,31 @@ def test_hostile_payloads_go_to_the_dlq_with_reasons_and_the_input_stays_up(tmp_
     for _, _, words in hostile:
         assert any(words in reason for reason in reasons), (words, reasons)
     assert all(reason for reason in reasons)  # every one says why
+
+
+def test_a_device_cannot_speak_for_another_with_the_shipped_acl(tmp_path: Path) -> None:
+    """deploy/mosquitto/acl: esp-1 (its device id as user name) may publish only under its
+    own topic, so the broker refuses esp-2's topic; on its own topic a reading naming
+    esp-2 goes to the DLQ (`topic_fields`). esp-1's own reading is stored."""
+    users = {"wireway": "w-pass", "esp-1": "e1-pass", "esp-2": "e2-pass"}
+    conf = f"allow_anonymous false\npassword_file {passwords(tmp_path, users)}\nacl_file {ACL}\n"
+    out = tmp_path / "out.jsonl"
+    with mosquitto(tmp_path, conf + "persistence false\n") as port:
+        wireway = Wireway(tmp_path, pattern(port, out, "neurobuild", "wireway:w-pass@"))
+        device = None
+        try:
+            wireway.wait(lambda: wireway.get("/health").json()["services"]["mqtt"] == "up", what="mqtt up")
+            device = Publisher(port, auth=("esp-1", "e1-pass"))
+            device.publish("neurobuild/sensors/esp-2/data", reading("esp-2", 1))  # refused by the broker
+            device.publish("neurobuild/sensors/esp-1/data", reading("esp-2", 2))  # spoofed id: to the DLQ
+            device.publish("neurobuild/sensors/esp-1/data", reading("esp-1", 3))
+            device.wait_acked(3)
+            wireway.wait(lambda: out.exists() and out.read_text().strip() != "", what="the good reading")
+        finally:
+            if device is not None:
+                device.close()
+            wireway.stop()
+    assert [json.loads(x)["payload"]["sensors"]["n"] for x in out.read_text().splitlines()] == [3]
+    with DlqAdmin(tmp_path / "data" / "buffer.db") as admin:
+        (row,) = admin.list("hostile")
+    assert row["reason"] == 'topic mismatch: device_id is "esp-2" in the payload but "esp-1" in the topic'
