@@ -158,6 +158,11 @@ def test_unknown_keys_and_wrong_types_name_their_line_and_key(tmp_path: Path) ->
         (b"pattern: [unclosed\n", "YAML syntax"),
         (b"- just\n- a list\n", "must be a mapping"),
         (b"\x00\x01\x02", "YAML syntax"),
+        (
+            b"pattern: {name: x}\nc: !!python/object/apply:os.system [id]\n",
+            "could not determine a constructor",
+        ),
+        (b"pattern: {name: !custom x}\n", "could not determine a constructor"),
     ],
 )
 def test_broken_files_give_one_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
