@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from wireway.apispec.engine_routes import ServiceBody
-from wireway.apispec.openapi import Body, Param, RouteDoc, document
+from wireway.apispec.openapi import ATTRIBUTE, Body, Param, RouteDoc, docs_of, document
 from wireway.supervision import ServiceControl, ServiceError, ServiceStatus
 
 START_WAIT = 30.0  # seconds a start request waits for readiness before answering 202
@@ -215,7 +215,7 @@ def service_routes(control: ServiceControl) -> list[BaseRoute]:
         return await guarded(request, "restart")
 
     one = Body(ServiceBody)
-    return [
+    routes = [
         document(
             Route("/services", list_, methods=["GET"]),
             RouteDoc(
@@ -280,6 +280,15 @@ def service_routes(control: ServiceControl) -> list[BaseRoute]:
             ),
         ),
     ]
+    role = "Role: admin: the admin key, from this host only."
+    for route in routes:  # each says its role, as the applications' routes do
+        docs = docs_of(route)
+        setattr(
+            route,
+            ATTRIBUTE,
+            tuple(dataclasses.replace(d, description=f"{d.description}\n\n{role}".strip()) for d in docs),
+        )
+    return routes
 
 
 def _logs(request: Request, path: Path) -> Response:
