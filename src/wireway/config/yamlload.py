@@ -20,6 +20,8 @@ MAX_BYTES = 512 * 1024
 MAX_DEPTH = 64
 MAX_ALIASES = 1_000
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
 # innermost first: a default may itself hold ${OTHER:-...}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^{}]*))?\}")
 
@@ -117,6 +119,9 @@ def load_document(
 
     def build(n: yaml.Node, path: str) -> Any:
         lines.setdefault(path, n.start_mark.line + 1)
+        if not isinstance(n, yaml.ScalarNode) and n.tag not in _PLAIN_TAGS:  # `!!python/...`
+            why = f"YAML: could not determine a constructor for the tag {n.tag!r}"
+            raise ConfigError(why, file=file, line=n.start_mark.line + 1, path=path)
         if isinstance(n, yaml.MappingNode):
             loader.flatten_mapping(n)  # `<<: *defaults` merges the aliased mapping's keys
             out: dict[str, Any] = {}
