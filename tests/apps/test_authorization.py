@@ -105,6 +105,9 @@ async def test_every_route_by_role(instance: tuple[Engine, str]) -> None:
         served = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
         roles = expected_roles()
         assert served == set(roles), "routes without a role, or roles of routes not served"
+        for (method, path), role in roles.items():  # the document says each route's role
+            if (method, path) not in ENGINE_ROLES:
+                assert f"Role: {role}:" in doc["paths"][path][method.lower()]["description"], (method, path)
         # services last: a stop would end the sleeper the other calls name
         order = sorted(served, key=lambda k: (k[1].startswith("/services"), k[1].endswith("/stop"), k))
         for method, path in order:
