@@ -58,7 +58,7 @@ ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/readings/export"): Rule("device", "query"),
 }
 NOTES = {
-    "body": "a device key: its own device's readings only (403 per reading otherwise)",
+    "body": "a device key: its own device's readings only (403; in a batch, that entry fails)",
     "path": "a device key: its own device only",
     "query": "a device key: `device_id` must be its own",
 }
