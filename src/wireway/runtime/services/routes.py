@@ -126,7 +126,8 @@ def _refused(request: Request) -> JSONResponse | None:
             status = getattr(exc, "status", None)
             if not isinstance(status, int):
                 raise
-            return JSONResponse({"error": "UNAUTHORIZED", "message": str(exc)}, status_code=status)
+            code = {401: "UNAUTHORIZED", 429: "RATE_LIMITED"}.get(status, "UNAVAILABLE")
+            return JSONResponse({"error": code, "message": str(exc)}, status_code=status)
         if not getattr(principal, "admin", False):
             return JSONResponse({"error": "FORBIDDEN", "message": "admin key required"}, status_code=403)
         return None
