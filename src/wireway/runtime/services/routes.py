@@ -51,7 +51,7 @@ class ServiceList(msgspec.Struct, forbid_unknown_fields=True):
 
 class ServiceProblem(msgspec.Struct, forbid_unknown_fields=True):
     """`error`: UNKNOWN_SERVICE, ALREADY_RUNNING, NOT_RUNNING, EXECUTION_FAILED,
-    STOP_FAILED, LEASE_HELD or FORBIDDEN."""
+    STOP_FAILED, LEASE_HELD, FORBIDDEN, UNAUTHORIZED, RATE_LIMITED or UNAVAILABLE."""
 
     error: str
     message: str
