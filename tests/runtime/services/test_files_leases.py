@@ -206,6 +206,13 @@ def iface_service(tmp: Path, name: str = "kismet", **options: Any) -> Any:
     return service(name, tmp, command=script(code), **{**settings, **options})
 
 
+def gone_holder(state_file: Path) -> None:
+    """The lease's holder is gone (as a killed wireway); the service's process is not."""
+    state = json.loads(state_file.read_text())
+    state["holder_pid"] = 2**22 + 1  # above any PID Linux gives (2**22): no such process
+    state_file.write_text(json.dumps(state))
+
+
 def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
@@ -268,6 +275,7 @@ async def test_an_adopted_service_keeps_the_lease_and_variables_of_its_run(tmp_p
     for unit in first.units.values():  # the loop dies, the process does not
         assert unit.task is not None
         unit.task.cancel()
+    gone_holder(tmp_path / "run" / "leases" / "iface_wlan4.json")
     second = supervisor(tmp_path, iface_service(tmp_path))
     await second.open()
     try:
@@ -309,11 +317,7 @@ async def test_a_service_stopped_as_left_from_before_gives_its_lease_back(tmp_pa
     for unit in first.units.values():  # the loop dies, the process does not
         assert unit.task is not None
         unit.task.cancel()
-    # its holder is gone (as a killed wireway); its process is not
-    state_file = tmp_path / "run" / "leases" / "iface_wlan6.json"
-    state = json.loads(state_file.read_text())
-    state["holder_pid"] = 2**22 + 1
-    state_file.write_text(json.dumps(state))
+    gone_holder(tmp_path / "run" / "leases" / "iface_wlan6.json")
     second = supervisor(tmp_path, iface_service(tmp_path, on_restart="stop"))
     await second.open()
     try:
