@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sensor_support import client, metric, reading, sensor_engine, sensor_service
+from sensor_support import ADMIN, client, metric, reading, sensor_engine, sensor_service
 
+from conftest import wireway
 from wireway.apps.fieldkit.api import API_ROLES, api_app
 from wireway.apps.fieldkit.control.api import CONTROL_ROLES, control_app
 from wireway.apps.sensor_ingest.access import NOTES, ROLES
@@ -161,6 +162,19 @@ async def test_a_device_key_cannot_change_alerts(instance: tuple[Engine, str]) -
         acked = await admin.post(f"/api/v1/alerts/{alert_id}/ack")
         assert acked.status_code == 200
         assert acked.json()["state"] == "acknowledged"
+
+
+async def test_wireway_services_sends_the_admin_key(instance: tuple[Engine, str]) -> None:
+    """`wireway services list` passes with WIREWAY_ADMIN_KEY, not with a device key there."""
+    engine, device_key = instance
+    host, port = engine.http
+    args = ("services", "list", "--http", f"{host}:{port}")
+    ok = await asyncio.to_thread(wireway, *args, env={"WIREWAY_ADMIN_KEY": ADMIN, "COLUMNS": "200"})
+    assert ok.returncode == 0, ok.stderr
+    assert "sleeper" in ok.stdout
+    refused = await asyncio.to_thread(wireway, *args, env={"WIREWAY_ADMIN_KEY": device_key})
+    assert refused.returncode == 1
+    assert "FORBIDDEN" in refused.stdout + refused.stderr
 
 
 async def test_a_device_reads_only_its_own_readings(instance: tuple[Engine, str]) -> None:
