@@ -14,6 +14,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from own_mosquitto import Publisher, Wireway, mosquitto, passwords
 
 from wireway.runtime.dlq import DlqAdmin
@@ -22,7 +23,7 @@ MAX = 4096
 ACL = Path(__file__).parents[3] / "deploy" / "mosquitto" / "acl"
 
 
-def pattern(port: int, out: Path, prefix: str = "nb", user: str = "") -> str:
+def pattern(port: int, out: Path, prefix: str = "nb", user: str = "", protocol: str = "3.1.1") -> str:
     return f"""
 pattern: {{name: hostile}}
 interfaces:
@@ -30,6 +31,7 @@ interfaces:
     - type: mqtt
       url: "mqtt://{user}127.0.0.1:{port}"
       client_id: wireway-hostile
+      protocol: "{protocol}"
       topics: ["{prefix}/sensors/+/data"]
       topic_fields: {{device_id: -2}}
       id_fields: [device_id, timestamp]
@@ -43,7 +45,10 @@ def reading(device: str, n: int) -> dict[str, Any]:
     return {"device_id": device, "timestamp": f"2025-10-16T18:33:{n:02d}Z", "sensors": {"n": n}}
 
 
-def test_hostile_payloads_go_to_the_dlq_with_reasons_and_the_input_stays_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_hostile_payloads_go_to_the_dlq_with_reasons_and_the_input_stays_up(
+    tmp_path: Path, protocol: str
+) -> None:
     rng = random.Random(14)
     out = tmp_path / "out.jsonl"
     hostile: list[tuple[str, bytes, str]] = [  # (topic, payload, the reason's words)
@@ -62,7 +67,7 @@ def test_hostile_payloads_go_to_the_dlq_with_reasons_and_the_input_stays_up(tmp_
         size = rng.choice([1, 7, 100, 1000, MAX * 2])
         hostile.append(("nb/sensors/esp-3/data", rng.randbytes(size) + b"\x00", ""))
     with mosquitto(tmp_path, "allow_anonymous true\npersistence false\n") as port:
-        wireway = Wireway(tmp_path, pattern(port, out))
+        wireway = Wireway(tmp_path, pattern(port, out, protocol=protocol))
         publisher = None
         try:
             wireway.wait(lambda: wireway.get("/health").json()["services"]["mqtt"] == "up", what="mqtt up")

@@ -71,10 +71,10 @@ class MqttConnection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Meta(
             ge=256,
             le=268_435_460,
-            description="largest packet accepted from the broker, in bytes (MQTT 5 announces it "
-            "in CONNECT, so the broker drops larger ones); a larger PUBLISH is skipped and its "
-            "message goes to the DLQ, a malformed packet closes the connection; both are counted "
-            "in wireway_mqtt_malformed_packets_total",
+            description="largest packet accepted from the broker, in bytes: the input skips a "
+            "larger PUBLISH as it arrives and sends its message to the DLQ (it does not announce "
+            "the limit, so an MQTT 5 broker does not drop such messages unseen); a malformed "
+            "packet closes the connection; both are counted in wireway_mqtt_malformed_packets_total",
         ),
     ] = 1 << 20
     tls_ca: Annotated[

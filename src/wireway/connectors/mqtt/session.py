@@ -170,6 +170,9 @@ class Connection:
         self.tls = tls_context(config, base_dir) if self.broker.tls else None
         self.v5 = config.mqtt5
         self.max_packet_size = config.max_packet_size
+        # MQTT 5: tell the broker, which then drops larger packets unseen; a subscriber
+        # does not, so an oversized message reaches it and goes to the DLQ with its reason
+        self.announce_max_packet = True
         self.connected = False
         self.generation = 0  # counts connections: an ack is only sent on its own
         self.paused = False
@@ -300,7 +303,7 @@ class Connection:
                     password=self.password,
                     session_expiry=0 if s.clean else s.session_expiry,
                     receive_maximum=s.receive_maximum,
-                    max_packet_size=self.max_packet_size,
+                    max_packet_size=self.max_packet_size if self.announce_max_packet else 0,
                 )
             )
             session_present, code, properties = await self._connack
