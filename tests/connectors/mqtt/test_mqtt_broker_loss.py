@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from own_mosquitto import Publisher, Wireway, mosquitto
 
+from wireway.connectors.mqtt.brokerwatch import DROPPED_TOPIC, BrokerWatch
+
 BURST = 3000
 STOCK = "allow_anonymous true\npersistence false\nsys_interval 1\nmax_queued_messages 1000\n"
 SHIPPED = Path(__file__).parents[3] / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -96,3 +98,21 @@ def test_the_shipped_limits_or_mqtt5_keep_the_whole_burst(tmp_path: Path, conf: 
     services = health["services"]
     assert isinstance(services, dict)
     assert "mqtt_broker" not in services
+
+
+def test_the_dropped_counter_is_read_across_reconnects_and_broker_restarts() -> None:
+    watch = BrokerWatch("unit.mqtt")
+    topic = DROPPED_TOPIC.encode()
+    watch.update(topic, b"40")  # the first reading: drops before wireway are not counted
+    assert (watch.dropped, watch.health()) == (0, None)
+    watch.update(b"$SYS/broker/uptime", b"100 seconds")  # other counters are ignored
+    watch.update(topic, b"not a number")
+    watch.update(topic, b"40")
+    assert watch.dropped == 0
+    watch.update(topic, b"45")  # after a reconnect too: dropped while wireway was away
+    assert watch.dropped == 5
+    watch.update(topic, b"3")  # the broker restarted: its counter began from 0
+    assert watch.dropped == 8
+    health = watch.health()
+    assert health is not None
+    assert health.startswith("degraded: the broker reports 8 dropped messages")

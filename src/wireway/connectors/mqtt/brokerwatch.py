@@ -26,13 +26,11 @@ class BrokerWatch:
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.last: int | None = None  # the counter as last read on this connection
+        # the counter as last read, kept across reconnections: what the broker dropped
+        # while wireway was away (its queue for a persistent session full) counts too
+        self.last: int | None = None
         self.dropped = 0  # rises seen since wireway started
         self.rose_at = 0.0  # time.monotonic() of the last rise
-
-    def connected(self) -> None:
-        """A new connection: its first value is the baseline (a broker restart resets it)."""
-        self.last = None
 
     def update(self, topic: bytes, payload: bytes) -> None:
         if topic.decode("utf-8", "replace") != DROPPED_TOPIC:
@@ -42,9 +40,12 @@ class BrokerWatch:
         except ValueError:
             return  # not Mosquitto's counter
         previous, self.last = self.last, value
-        if previous is None or value <= previous:
+        if previous is None:  # the first reading: what came before wireway is not its loss
             return
-        rise = value - previous
+        # a value below the last one: the broker restarted, its counter from 0 again
+        rise = value - previous if value >= previous else value
+        if not rise:
+            return
         self.dropped += rise
         self.rose_at = time.monotonic()
         MQTT_BROKER_DROPPED.labels(self.label).inc(rise)

@@ -65,7 +65,6 @@ class InputLink(Subscriber):
     def ready(self, session_present: bool, codes: list[int]) -> None:
         self.owner.ctx.connection_opened("mqtt")
         self.counted = True
-        self.drops.connected()
         refused = [t for t, code in zip(self.topics, codes, strict=False) if code >= 0x80]
         if refused:
             logger.error("mqtt subscription refused", input=self.label, topics=refused)
