@@ -91,6 +91,7 @@ class ServiceBody(msgspec.Struct, forbid_unknown_fields=True):
     next_start_in: float | None
     depends_on: list[str]
     pattern: str | None
+    leases: list[str] = []  # held by its running process (`iface:wlan2`)
 
 
 class Status(msgspec.Struct, forbid_unknown_fields=True):
