@@ -50,6 +50,7 @@ class ServiceStatus:
     next_start_in: float | None = None
     depends_on: tuple[str, ...] = ()
     pattern: str | None = None  # a wireway pattern run as a service
+    leases: tuple[str, ...] = ()  # the leases its running process holds (names resolved)
 
 
 class ServiceControl(Protocol):

@@ -238,7 +238,9 @@ async def test_a_lease_follows_the_interface_each_start_is_given(tmp_path: Path)
             sup.status("kismet")[0].pid,
         )
         assert sup.leases.owner("iface:wlan2") is None
+        assert sup.status("kismet")[0].leases == ("iface:wlan3",)
         await asyncio.wait_for(sup.stop("kismet"), 10)
+        assert sup.status("kismet")[0].leases == ()
         assert lines(tmp_path / "resets") == ["wlan3"]
         assert sup.leases.owner("iface:wlan3") is None
 

@@ -90,6 +90,7 @@ class Unit:
             next_start_in=next_in,
             depends_on=tuple(self.opts.depends_on),
             pattern=self.opts.pattern,
+            leases=tuple(lease.name for lease in self.held),
         )
 
 

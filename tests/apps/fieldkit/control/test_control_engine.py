@@ -122,6 +122,9 @@ async def test_scripts_on_the_engines_supervisor(tmp_path: Path, monkeypatch: py
             assert lease is not None
             assert (lease["service"], lease["mode"], lease["pid"]) == ("kismet", "monitor", kismet_status.pid)
             assert supervisor.leases.owner("iface:wlan2") is None
+            info = (await http.get("/info")).json()["services"]
+            assert info["kismet"]["leases"] == ["iface:wlan5"]
+            assert info["scanner"]["leases"] == ["iface:wlan9"]
             again = await http.post("/run-script", json={"script": "kismet"})
             assert again.status_code == 409
             assert again.json()["details"] == f"PID: {kismet_status.pid}"

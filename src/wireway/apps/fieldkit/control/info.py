@@ -107,7 +107,13 @@ def services(options: ControlOptions, control: ServiceControl | None, data_dir: 
         except (ServiceError, ValueError):
             continue
         for status in statuses:
-            found[name] = {"state": status.state, "pid": status.pid, "ready": status.ready, "logPath": log}
+            found[name] = {
+                "state": status.state,
+                "pid": status.pid,
+                "ready": status.ready,
+                "logPath": log,
+                "leases": list(status.leases),  # e.g. Kismet's `iface:wlan2`: the interface it uses
+            }
     for program, argv in options.versions.items():
         found.setdefault(program, {})["version"] = version(argv)
     found["paths"] = {"dataPath": str(data_dir), **options.data_paths}
