@@ -117,7 +117,9 @@ class ServiceOptions(msgspec.Struct, forbid_unknown_fields=True):
     - `ready` / `live`: probes (see Probe). Without `ready`, a service is ready once started.
     - `restart`: `no`, `on-failure` (exit code not 0, or killed) or `always`; restarts
       wait `backoff`, reset once the service stayed up `healthy_after` seconds.
-    - `stop_signal` goes to the service's process group; SIGKILL follows after `stop_timeout`.
+    - `stop_signal` goes to the service's process group (and to the processes of the run
+      that left it, found by their WIREWAY_SERVICE_RUN variable); SIGKILL follows
+      after `stop_timeout`.
     - `leases`: named resources held one owner at a time (`iface:wlan2`, or
       `{name, mode, reset}`; `$NAME` in them is read from the service's environment
       at each start); a held lease is waited for up to `lease_timeout` seconds.

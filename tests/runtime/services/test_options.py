@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from pathlib import Path
 
-from services_support import isolated_run_dir, script, service, supervisor
+from services_support import isolated_run_dir, script, service, supervisor, wait_gone
 
 from support import eventually
 
@@ -73,3 +75,37 @@ async def test_a_file_that_stops_growing_fails_liveness(tmp_path: Path) -> None:
         await eventually(lambda: runs.read_text().count("run") >= 2)
     finally:
         await sup.close()
+
+
+async def test_a_process_that_left_the_group_is_stopped_too(tmp_path: Path) -> None:
+    """The service starts a daemon-like grandchild: its own session (out of the
+    service's process group), deaf to SIGTERM. Stopping the service stops it too (it
+    carries the run's mark), and no other process is touched."""
+    pid_file = tmp_path / "escaped"
+    inner = (
+        "import os, signal, time\n"
+        "os.setsid()\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(120)\n"
+    )
+    code = script(
+        f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {inner!r}])\ntime.sleep(60)"
+    )
+    bystander = subprocess.Popen(script("import time; time.sleep(60)"))  # noqa: ASYNC220
+    sup = supervisor(tmp_path, service("svc", tmp_path, command=code, stop_timeout=1))
+    await sup.open()
+    try:
+        await eventually(lambda: pid_file.exists() and pid_file.read_text() != "")
+        escaped = int(pid_file.read_text())
+        leader = sup.status("svc")[0].pid
+        assert leader is not None
+        assert os.getpgid(escaped) != os.getpgid(leader)
+        status = await asyncio.wait_for(sup.stop("svc"), 20)
+        assert status.state == "stopped"
+        assert wait_gone([escaped, leader]) == []
+        assert bystander.poll() is None
+    finally:
+        await sup.close()
+        bystander.kill()
+        bystander.wait()

@@ -103,6 +103,7 @@ class PidRecord:
     # the variables its start was given (over its `env:`): an adopted service restarts,
     # and names its leases, as that run did
     env: dict[str, str] = field(default_factory=dict)
+    mark: str = ""  # process.MARK of its processes
 
 
 class PidFiles:
@@ -132,7 +133,10 @@ class PidFiles:
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             env = {}
         try:
-            record = PidRecord(service, int(data["pid"]), float(data["created"]), int(data["pgid"]), env)
+            mark = str(data.get("mark") or "")
+            record = PidRecord(
+                service, int(data["pid"]), float(data["created"]), int(data["pgid"]), env, mark
+            )
         except (KeyError, TypeError, ValueError):
             record = None
         if record is None or not same_process(record.pid, record.created):

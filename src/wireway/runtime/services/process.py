@@ -11,6 +11,7 @@ import pwd
 import shutil
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,13 +24,19 @@ POLL = 0.2  # seconds between checks of an adopted process or of a stopping grou
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_KEEP = 3
 ROTATE_EVERY = 10.0  # seconds between looks at the size of the logs
+# in the environment of every process of a service's run (its children inherit it): a
+# process that left the group (setsid, a daemon's double fork) is still found and stopped
+MARK = "WIREWAY_SERVICE_RUN"
 
 
 class Proc:
     """A running service process (a child of this wireway, or adopted)."""
 
-    def __init__(self, pid: int, created: float, child: asyncio.subprocess.Process | None) -> None:
+    def __init__(
+        self, pid: int, created: float, child: asyncio.subprocess.Process | None, mark: str = ""
+    ) -> None:
         self.pid = pid
+        self.mark = mark
         self.pgid = pid  # a session leader leads its own group
         self.created = created
         self.child = child
@@ -69,6 +76,7 @@ async def spawn(
     cannot be started."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     env = environment(options, extra_env)
+    env[MARK] = mark = uuid.uuid4().hex
     cwd = str(base_dir / options.cwd) if options.cwd else None
     demote = None
     if options.user is not None and os.geteuid() == 0:
@@ -100,7 +108,7 @@ async def spawn(
     finally:
         os.close(out)
     created = start_time(child.pid) or time.time()
-    return Proc(child.pid, created, child)
+    return Proc(child.pid, created, child, mark)
 
 
 def size(path: Path) -> int:
@@ -110,42 +118,55 @@ def size(path: Path) -> int:
         return 0
 
 
-def adopt(pid: int, created: float) -> Proc:
-    return Proc(pid, created, None)
+def adopt(pid: int, created: float, mark: str = "") -> Proc:
+    return Proc(pid, created, None, mark)
 
 
-def group_members(pgid: int) -> list[psutil.Process]:
-    """The living (not zombie) processes of a process group."""
+def members(proc: Proc, group: bool = True) -> list[psutil.Process]:
+    """The living (not zombie) processes of the run: its process group (unless `group`
+    is false) and every process carrying its mark."""
     found = []
-    for proc in psutil.process_iter(["status"]):
+    me = os.getpid()
+    for other in psutil.process_iter(["status", "environ"], ad_value=None):
         with contextlib.suppress(psutil.Error, OSError):
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                found.append(proc)
+            if other.info["status"] == psutil.STATUS_ZOMBIE or other.pid == me:
+                continue
+            marked = bool(proc.mark) and (other.info["environ"] or {}).get(MARK) == proc.mark
+            if marked or (group and os.getpgid(other.pid) == proc.pgid):
+                found.append(other)
     return found
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+def _signal(proc: Proc, sig: int, group: bool) -> None:
+    """`sig` to the process group, and to the marked processes that left it."""
+    if group:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pgid, sig)
+    for other in members(proc, group=False):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(other.pid) != proc.pgid or not group:
+                other.send_signal(sig)
 
 
 async def stop(proc: Proc, stop_signal: str, grace: float, force: bool = False) -> bool:
-    """The stop signal to the process group, SIGKILL to the group after `grace` seconds
-    (at once with `force`); returns once the group is empty and the leader reaped.
-    False when something of the group still lives after the SIGKILL."""
+    """The stop signal to the run's processes (its group, and those of its mark that
+    left it), SIGKILL after `grace` seconds (at once with `force`); returns once none
+    is left and the leader is reaped. False when one still lives after the SIGKILL."""
     sig = signal.Signals[stop_signal]
-    if proc.adopted and not same_process(proc.pid, proc.created):
-        return True  # the PID may belong to another process by now: leave it alone
-    _signal_group(proc.pgid, sig)
+    # an adopted leader gone: its group's ID may be another's by now (its mark is not)
+    group = not proc.adopted or same_process(proc.pid, proc.created)
+    if not group and not proc.mark:
+        return True
+    _signal(proc, sig, group)
     deadline = time.monotonic() + (0 if force else grace)
     while time.monotonic() < deadline:
-        if not proc.running() and not group_members(proc.pgid):
+        if not proc.running() and not members(proc, group):
             return True
         await asyncio.sleep(POLL)
-    _signal_group(proc.pgid, signal.SIGKILL)
+    _signal(proc, signal.SIGKILL, group)
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
-        if not proc.running() and not group_members(proc.pgid):
+        if not proc.running() and not members(proc, group):
             return True
         await asyncio.sleep(POLL / 4)
     return False

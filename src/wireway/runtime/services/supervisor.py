@@ -21,7 +21,7 @@ from wireway.config.services import Service, start_order
 from wireway.observability import logging as log
 from wireway.observability.metrics import service_restarted
 from wireway.runtime.services import gauges, process
-from wireway.runtime.services.files import PidFiles, PidRecord, lease_dir, run_dir
+from wireway.runtime.services.files import PidFiles, lease_dir, run_dir
 from wireway.runtime.services.leases import LeaseHeld, Leases
 from wireway.runtime.services.probes import Prober
 from wireway.runtime.services.unit import DOWN, Unit, release_leases, requires, take_leases
@@ -126,7 +126,7 @@ class Supervisor:
                 unit.adopt, unit.extra_env = record, dict(record.env)
             else:
                 logger.info("service left from before: stopping it", service=unit.name, pid=record.pid)
-                left = process.adopt(record.pid, record.created)
+                left = process.adopt(record.pid, record.created, record.mark)
                 await process.stop(left, unit.opts.stop_signal, unit.opts.stop_timeout)
                 self.pids.remove(unit.name)
         await asyncio.to_thread(self.leases.reconcile)
@@ -220,13 +220,13 @@ class Supervisor:
             unit.pattern_running = True
             return
         if unit.adopt is not None:
-            proc = process.adopt(unit.adopt.pid, unit.adopt.created)
+            proc = process.adopt(unit.adopt.pid, unit.adopt.created, unit.adopt.mark)
             unit.started_at, unit.adopt = unit.adopt.created, None
         else:
             unit.log_start = process.size(unit.log_file)
             proc = await process.spawn(unit.opts, unit.log_file, unit.base_dir, unit.extra_env)
             unit.started_at = proc.created
-            self.pids.write(PidRecord(unit.name, proc.pid, proc.created, proc.pgid, dict(unit.extra_env)))
+            self.pids.write(unit.pid_record(proc))
         proc.exited_callback = self._changed
         unit.proc = proc
         for lease in unit.held:
@@ -286,7 +286,7 @@ class Supervisor:
             if self.stop_pattern is not None and unit.opts.pattern is not None:
                 await self.stop_pattern(unit.opts.pattern)
         if proc is not None:
-            if proc.running() or process.group_members(proc.pgid):
+            if proc.running() or process.members(proc):
                 self._set(unit, "stopping")
                 if not await process.stop(proc, unit.opts.stop_signal, unit.opts.stop_timeout, unit.force):
                     unit.error_code, unit.error = (

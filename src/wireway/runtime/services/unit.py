@@ -59,6 +59,10 @@ class Unit:
         spread = random.uniform(-backoff.jitter, backoff.jitter)
         return float(max(0.0, base * (1 + spread)))
 
+    def pid_record(self, proc: Proc) -> PidRecord:
+        """What its PID file holds for this run."""
+        return PidRecord(self.name, proc.pid, proc.created, proc.pgid, dict(self.extra_env), proc.mark)
+
     def recovery_due(self, now: float) -> bool:
         """Whether an `on_failure` recovery may restart it now: once per step of its
         backoff (doubled per recovery in a row, up to `max`), the steps starting over
