@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from services_support import isolated_run_dir, script, service, supervisor, wait_gone
+from services_support import isolated_run_dir, record_start, runs, script, service, supervisor, wait_gone
 
 from support import eventually
 
@@ -109,3 +109,27 @@ async def test_a_process_that_left_the_group_is_stopped_too(tmp_path: Path) -> N
         await sup.close()
         bystander.kill()
         bystander.wait()
+
+
+async def test_restart_always_runs_a_clean_exit_again_on_failure_does_not(tmp_path: Path) -> None:
+    always, once = tmp_path / "always", tmp_path / "once"
+    sup = supervisor(
+        tmp_path,
+        service(
+            "always",
+            tmp_path,
+            command=script(record_start(always)),
+            restart="always",
+            backoff={"initial": 0.05, "max": 0.1, "jitter": 0},
+        ),
+        service("once", tmp_path, command=script(record_start(once)), restart="on-failure"),
+    )
+    await sup.open()
+    try:
+        await eventually(lambda: len(runs(always)) >= 3, timeout=20)
+        await eventually(lambda: sup.status("once")[0].state == "stopped")
+        assert sup.status("once")[0].last_exit_code == 0
+        assert len(runs(once)) == 1
+        assert sup.status("always")[0].last_exit_code == 0
+    finally:
+        await sup.close()
