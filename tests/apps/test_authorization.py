@@ -244,7 +244,7 @@ async def test_without_a_kit_key_only_this_host_may_change_settings(tmp_path: Pa
         service = next(iter(kit.engine.app_services.values()))
         for app, table in ((api_app(service), API_ROLES), (control_app(ctl.kit), CONTROL_ROLES)):  # type: ignore[arg-type]
             for client_address, allowed in ((remote, False), (local, True)):
-                transport = httpx.ASGITransport(app=app, client=client_address)
+                transport = httpx.ASGITransport(app=app, client=client_address, raise_app_exceptions=False)
                 async with httpx.AsyncClient(transport=transport, base_url="http://kit") as c:
                     for (method, path), role in table.items():
                         if method == "WEBSOCKET":
