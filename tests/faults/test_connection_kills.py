@@ -176,6 +176,25 @@ class Producer:
         return self.acked.snapshot()
 
 
+async def drop_stream(name: str) -> None:
+    import nats
+
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        await nc.jetstream().delete_stream(name)
+    finally:
+        await nc.close()
+
+
+async def drop_queue(name: str) -> None:
+    import aio_pika
+
+    conn = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    async with conn:
+        channel = await conn.channel()
+        await channel.queue_delete(name)
+
+
 def run_with_cuts(tmp: Path, inst: Wireway, proxy: TcpProxy, producer: Producer, db: Path) -> dict[str, Any]:
     """Start wireway and the producer, cut the proxy KILLS times, then count."""
     inst.start()
@@ -216,8 +235,7 @@ def test_nats_connection_cut(tmp_path: Path) -> None:
             await self.js.publish(subject, body, headers={"Nats-Msg-Id": f"seq-{seq}"})
 
         async def close(self) -> None:
-            await self.js.delete_stream(name)
-            await self.nc.close()
+            await self.nc.close()  # the stream stays until wireway has read it all
 
     proxy = TcpProxy(4222)
     db = sqlite_table(tmp_path)
@@ -229,7 +247,10 @@ def test_nats_connection_cut(tmp_path: Path) -> None:
     while not len(producer.acked) and time.monotonic() < deadline:
         time.sleep(0.05)
     producer.start = lambda: producer  # type: ignore[method-assign]
-    out = run_with_cuts(tmp_path, inst, proxy, producer, db)
+    try:
+        out = run_with_cuts(tmp_path, inst, proxy, producer, db)
+    finally:
+        asyncio.run(drop_stream(name))
     record(
         "nats_connection_cut",
         f"NATS JetStream: wireway's connection cut {KILLS} times (TCP proxy, nats in)",
@@ -263,8 +284,7 @@ def test_rabbitmq_connection_cut(tmp_path: Path) -> None:
             await self.channel.default_exchange.publish(message, routing_key=queue)
 
         async def close(self) -> None:
-            await self.channel.queue_delete(queue)
-            await self.conn.close()
+            await self.conn.close()  # the queue stays until wireway has read it all
 
     proxy = TcpProxy(5672)
     db = sqlite_table(tmp_path)
@@ -275,7 +295,10 @@ def test_rabbitmq_connection_cut(tmp_path: Path) -> None:
     while not len(producer.acked) and time.monotonic() < deadline:
         time.sleep(0.05)
     producer.start = lambda: producer  # type: ignore[method-assign]
-    out = run_with_cuts(tmp_path, inst, proxy, producer, db)
+    try:
+        out = run_with_cuts(tmp_path, inst, proxy, producer, db)
+    finally:
+        asyncio.run(drop_queue(queue))
     record(
         "rabbitmq_connection_cut",
         f"RabbitMQ: wireway's connection cut {KILLS} times (TCP proxy, amqp in)",
