@@ -38,7 +38,7 @@ def cell(row: dict[str, Any], column: str) -> str:
         value = row.get("recovery_s")
         return "-" if value is None else f"{value:.1f}"
     value = row.get(column, "")
-    if column == "duplicates" and row.get("duplicates_note"):
+    if column == "duplicates" and value and row.get("duplicates_note"):
         return f"{value} ({row['duplicates_note']})"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
