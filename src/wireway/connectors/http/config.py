@@ -18,6 +18,13 @@ class HttpInputConfig(msgspec.Struct, forbid_unknown_fields=True):
     invalid (nothing is kept), 401 without valid credentials (see `security:`),
     413 over `security.max_body_bytes`, 415 for another content type, 503 with
     Retry-After while a buffer is full.
+
+    A JSON body is refused (400, with the reason) when it is not plain JSON: invalid
+    UTF-8, NaN or Infinity, a number beyond a float's range or an integer beyond 64
+    bits, nesting deeper than 64 levels, or an object repeating a key. A request not
+    received whole within `security.body_timeout` seconds gets 408 and its connection
+    is closed. Each request refused whole counts in
+    `wireway_messages_total{outcome="refused"}`.
     """
 
     address: Annotated[str, Meta(description="URL path, e.g. /ingest/orders")]
