@@ -35,6 +35,11 @@ class SensorHttpConfig(msgspec.Struct, forbid_unknown_fields=True):
     (same device_id and timestamp); 401/403/413/415/429 from the `security:` section.
     A reading resent while its first attempt is under way waits for that attempt and
     answers by its outcome (409 once the reading is kept).
+
+    A body that is not plain JSON (invalid UTF-8, NaN, numbers out of range, nesting
+    deeper than 64 levels, a repeated key) gets 400 with the reason; one not received
+    within `security.body_timeout` seconds gets 408. Every refusal counts in
+    `sensor_data_errors_total{error_type}`.
     """
 
     storage: Annotated[
