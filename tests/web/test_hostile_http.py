@@ -90,6 +90,14 @@ async def test_sensor_routes_count_the_other_refusals(tmp_path: Path) -> None:
         assert any("device_id" in d for d in body["details"]), body
         assert any("motion_detected" in d for d in body["details"]), body
         await refused(400, "validation_error", "/api/v1/sensor-data/batch", json={"not": "a list"})
+        # an instant before year 1 in UTC (found by schemathesis): refused, not a 500
+        early = reading(ts="0001-01-01T00:00:00.0+00:03")
+        body = await refused(400, "validation_error", "/api/v1/sensor-data", json=early)
+        assert "before 0001-01-01" in body["details"][0]
+        early["sensors"]["pir"] = {"motion_detected": [None]}
+        r = await c.post("/api/v1/sensor-data/batch", json=[early])
+        assert r.status_code == 202
+        assert r.json()["results"][0]["status"] == "failed"
 
 
 GENERIC = """

@@ -34,7 +34,9 @@ class FastPaths:
 
     Starlette's middleware stack and route matching cost about a tenth of a small
     request; the ingest routes need neither (their handlers answer every error
-    themselves). Everything else goes through the Starlette app.
+    themselves). Everything else goes through the Starlette app. The security
+    headers are added around both (`wireway.web.headers`, set up by
+    `wireway.web.server`).
     """
 
     def __init__(self, app: Starlette, routes: list[BaseRoute]) -> None:

@@ -136,20 +136,37 @@ def bounded_protocol(body_timeout: float) -> type[BoundedHttp]:
 def server_config(app: ASGIApp, patterns: list[Pattern]) -> uvicorn.Config:
     """uvicorn's settings for the process's one HTTP server, from the patterns'
     `security:` sections (the shortest body_timeout; one certificate)."""
-    timeouts = [p.security.body_timeout for p in patterns]
+    timeout = min((p.security.body_timeout for p in patterns), default=10.0)
     cert, key = tls_files(patterns)
+    return bounded_config(app, body_timeout=timeout, tls_cert=cert, tls_key=key)
+
+
+def bounded_config(
+    app: ASGIApp,
+    *,
+    body_timeout: float = 10.0,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    **options: Any,
+) -> uvicorn.Config:
+    """uvicorn's settings for any of wireway's HTTP servers: requests bounded in time
+    and size, security headers, HTTPS with a certificate; `options` go to uvicorn."""
+    settings: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_graceful_shutdown": 5,
+        "loop": "none",
+        **options,
+    }
     return uvicorn.Config(
         SecurityHeaders(app),
-        http=bounded_protocol(min(timeouts, default=10.0)),
+        http=bounded_protocol(body_timeout),
         headers=[(NOSNIFF[0].decode(), NOSNIFF[1].decode())],
         server_header=False,
-        ssl_certfile=cert,
-        ssl_keyfile=key,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=5,
-        loop="none",
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        **settings,
     )
 
 

@@ -71,7 +71,7 @@ def log_refused(reading: Any, errors: list[str]) -> None:
     """Log a refused reading's messageId when it has one (its device_id and timestamp)."""
     try:
         message_id = reading_id(reading)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return  # no id to log: the sender gave no device_id and timestamp
     logger.info("reading refused", message_id=message_id, errors=len(errors))
 

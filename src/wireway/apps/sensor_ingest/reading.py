@@ -16,6 +16,9 @@ from wireway.envelope import timestamp_seconds
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
 MAX_FUTURE_SECONDS = 300
+# the first instant whose UTC date a datetime holds (an earlier one, 0001-01-01 at
+# a positive offset, cannot be given its UTC form and id)
+MIN_SECONDS = -62135596800
 RADAR_NUMBERS = {
     "distance": 600,
     "energy": 100,
@@ -109,10 +112,13 @@ def _timestamp(errors: list[str], value: Any, now: float) -> None:
         errors.append(_type("timestamp", value, "string"))
         return
     try:
-        ahead = timestamp_seconds(value) - now
-    except ValueError:
+        seconds = timestamp_seconds(value)
+    except (ValueError, OverflowError):
         errors.append(f"timestamp: {value!r} is not an RFC 3339 timestamp")
         return
+    if seconds < MIN_SECONDS:
+        errors.append(f"timestamp: {value!r} is before 0001-01-01T00:00:00Z")
+    ahead = seconds - now
     if ahead > MAX_FUTURE_SECONDS:
         errors.append(f"timestamp: {value!r} is more than {MAX_FUTURE_SECONDS} seconds in the future")
 
@@ -193,10 +199,10 @@ def _plainly_valid(value: dict[str, Any], now: float | None) -> bool:
     if type(stamp) is not str:
         return False
     try:
-        ahead = timestamp_seconds(stamp) - (time.time() if now is None else now)
-    except ValueError:
+        seconds = timestamp_seconds(stamp)
+    except (ValueError, OverflowError):
         return False
-    return ahead <= MAX_FUTURE_SECONDS
+    return seconds >= MIN_SECONDS and seconds - (time.time() if now is None else now) <= MAX_FUTURE_SECONDS
 
 
 def _errors(value: Any, now: float | None) -> list[str]:
