@@ -26,13 +26,13 @@ import redis
 from fault_harness import (
     Acked,
     HttpLoad,
-    TcpProxy,
     Wireway,
     assert_none_lost,
     record,
     sqlite_seqs,
     wait_delivered,
 )
+from fault_net import TcpProxy
 
 from conftest import need_service
 

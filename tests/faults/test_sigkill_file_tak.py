@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from fault_harness import (
     HttpLoad,
-    TcpListener,
     Wireway,
     assert_none_lost,
     record,
     sqlite_seqs,
     wait_delivered,
 )
+from fault_net import TcpListener
 
 pytestmark = pytest.mark.faults
 
