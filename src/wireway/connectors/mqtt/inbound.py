@@ -35,6 +35,9 @@ class Subscriber(Connection):
         self.qos = qos
         self.watch = watch  # subscribed at QoS 0 too; a refusal there is no error
         self._suback: asyncio.Future[list[int]] | None = None
+        # QoS 2 messages stored and PUBREC'd whose PUBREL has not come yet: a stop waits
+        # for them briefly so that it leaves the session empty
+        self.unreleased: set[int] = set()
 
     def ready(self, session_present: bool, codes: list[int]) -> None: ...
 
@@ -58,8 +61,19 @@ class Subscriber(Connection):
         transport = self.transport()
         if transport is not None and self.connected and items:
             transport.write(wire.acks(items))
+            self.unreleased.update(mid for mid, qos in items if qos == 2)
+
+    def released(self, packet_id: int) -> None:
+        self.unreleased.discard(packet_id)
+
+    async def settle(self, seconds: float) -> None:
+        """Wait (at most `seconds`) for the PUBRELs of what was PUBREC'd."""
+        deadline = self._loop.time() + seconds
+        while self.unreleased and self.connected and self._loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
     def _gone(self, reason: str) -> None:
+        self.unreleased.clear()  # the broker sends its PUBRELs again on the next connection
         if self._suback is not None and not self._suback.done():
             self._suback.set_exception(ConnectionError(f"connection closed: {reason}"))
         super()._gone(reason)

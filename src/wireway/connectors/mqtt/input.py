@@ -139,6 +139,7 @@ class MqttInput(Input):
         for call in self.calls:  # still waiting for room: the broker redelivers them
             call.cancel()
         await asyncio.gather(self.consumer, *self.calls, return_exceptions=True)
+        await self.link.settle(1.0)
         await self.link.stop()
 
     def health(self) -> dict[str, str]:

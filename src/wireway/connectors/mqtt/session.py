@@ -215,6 +215,9 @@ class Connection:
             self.connected = False
             self.lost("stopped")
 
+    def released(self, packet_id: int) -> None:
+        """The broker's PUBREL for a QoS 2 message we took (answered with PUBCOMP)."""
+
     def pause(self) -> None:
         """Stop reading the socket (messages wait in the socket and at the broker)."""
         self.paused = True
@@ -348,7 +351,9 @@ class Connection:
             if self._connack is not None and not self._connack.done():
                 self._connack.set_result(result)
         elif kind == wire.PUBREL and proto.transport is not None:
-            proto.transport.write(wire.pubcomp(wire.packet_id(body)))
+            mid = wire.packet_id(body)
+            proto.transport.write(wire.pubcomp(mid))
+            self.released(mid)
         elif kind == wire.DISCONNECT:  # MQTT 5: the broker says why it closes
             why = wire.reason_text(body[0], True) if body else "disconnected by the broker"
             self._close_socket()
