@@ -90,6 +90,11 @@ async def test_sensor_routes_count_the_other_refusals(tmp_path: Path) -> None:
         assert any("device_id" in d for d in body["details"]), body
         assert any("motion_detected" in d for d in body["details"]), body
         await refused(400, "validation_error", "/api/v1/sensor-data/batch", json={"not": "a list"})
+        # a sensor's name longer than its rows' sensor_type column (found by schemathesis):
+        # refused at once, not accepted and then dead-lettered by the storage output
+        long_name = reading(**{"s" * 51: {"x": 1}})
+        body = await refused(400, "validation_error", "/api/v1/sensor-data", json=long_name)
+        assert "is too long" in body["details"][0]
         # an instant before year 1 in UTC (found by schemathesis): refused, not a 500
         early = reading(ts="0001-01-01T00:00:00.0+00:03")
         body = await refused(400, "validation_error", "/api/v1/sensor-data", json=early)

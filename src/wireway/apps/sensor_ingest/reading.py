@@ -16,6 +16,7 @@ from wireway.envelope import timestamp_seconds
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
 MAX_FUTURE_SECONDS = 300
+MAX_SENSOR_NAME = 50  # characters of a sensor's name (its rows' sensor_type column)
 # the first instant whose UTC date a datetime holds (an earlier one, 0001-01-01 at
 # a positive offset, cannot be given its UTC form and id)
 MIN_SECONDS = -62135596800
@@ -190,7 +191,7 @@ def _plainly_valid(value: dict[str, Any], now: float | None) -> bool:
     if type(sensors) is not dict or not sensors:
         return False
     for name, data in sensors.items():
-        if type(data) is not dict:
+        if type(data) is not dict or len(name) > MAX_SENSOR_NAME:
             return False
         fast = FAST_CHECKS.get(name)
         if fast is not None and not fast(data):
@@ -223,6 +224,9 @@ def _errors(value: Any, now: float | None) -> list[str]:
         elif not sensors:
             errors.append("sensors: must contain at least one sensor")
         else:
+            for name in sensors:
+                if len(name) > MAX_SENSOR_NAME:
+                    errors.append(f"sensors: {name!r} is too long")
             for name, data in sensors.items():
                 if not isinstance(data, dict):
                     errors.append(_type(f"sensors.{name}", data, "object"))
