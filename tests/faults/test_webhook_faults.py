@@ -1,5 +1,5 @@
-"""A webhook (`http_client` output) that answers 500 for a while, then lets requests
-time out, then recovers: every reading answered 202 reaches it. A request that timed
+"""A webhook (`http_client` output) that lets requests time out for a while, then
+answers 500, then recovers: every reading answered 202 reaches it. A request that timed
 out may still have been taken by the server, so duplicates are counted (the server
 gets the batch again), never refused. Quick: stays in `make test`.
 """
@@ -85,9 +85,9 @@ def test_webhook_500s_and_timeouts_then_recovers(tmp_path: Path) -> None:
     load = HttpLoad(f"{inst.url}/ingest", workers=2, pause=0.02).start()
     try:
         load.wait_acked(500)
-        hook.mode = "500"
+        hook.mode = "hang"  # first, while the breaker is closed: batches in flight time out
         time.sleep(4)
-        hook.mode = "hang"
+        hook.mode = "500"
         time.sleep(4)
         hook.mode = "ok"
         mark = load.issued
@@ -101,7 +101,7 @@ def test_webhook_500s_and_timeouts_then_recovers(tmp_path: Path) -> None:
         hook.close()
     record(
         "webhook_500_timeouts",
-        "Webhook (http_client) answering 500 for 4 s, then timing out for 4 s",
+        "Webhook (http_client) timing out for 4 s, then answering 500 for 4 s",
         acked,
         seen,
         recovery,
