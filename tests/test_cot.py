@@ -3,19 +3,22 @@ protocol v1 out (read back by takproto, an independent parser)."""
 
 from __future__ import annotations
 
+import os
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 import takproto
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from wireway import registry
 from wireway.envelope import Message
 from wireway.formats.codec import Codec
+from wireway.formats.cot_format import CotCodec
 
 DATA = Path(__file__).parent / "data"
 RFC3339_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -185,3 +188,137 @@ def test_characters_xml_cannot_carry_are_replaced_not_fatal() -> None:
         msg({**ROW, "ssid": "a\x01b\x00c"})
     )
     assert decode_one(data)["detail"]["contact"]["@callsign"] == "a\ufffdb\ufffdc"
+
+
+# ---- the text builder against ElementTree ----------------------------------------------
+HOSTILE = ["&", "<", ">", '"', "'", "\r\n\t", "\x00\x01", "\ud800", "]]>", "é 漢 🛰", " ", "&amp;", ""]
+hostile_text = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.text(max_size=12),
+    st.lists(st.sampled_from(HOSTILE), max_size=4).map("".join),
+)
+scalars = st.one_of(
+    hostile_text,
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["1.5", "-0", "1e3", "nan", "inf", "x", ""]),
+)
+names = st.sampled_from(["shape", "ellipse", "link", "a.b", "x-y", "ns:tag", "contact", "remarks", "track"])
+attribute_keys = st.sampled_from(["@major", "@angle", "@{urn:x}a", "@a b", "@callsign", "#text"])
+details = st.recursive(
+    scalars,
+    lambda inner: st.dictionaries(
+        st.one_of(names, attribute_keys), inner | st.lists(inner, max_size=2), max_size=3
+    ),
+    max_leaves=6,
+)
+FIELDS_SET = ["uid", "type", "how", "time", "start", "stale", "lat", "lon", "hae", "ce", "le", "callsign",
+              "remarks", "color", "group_name", "group_role", "course", "speed", "detail"]  # fmt: skip
+
+
+NUMERIC = {"lat", "lon", "hae", "ce", "le", "course", "speed", "color"}
+numbers = st.one_of(st.floats(-1e6, 1e6), st.integers(-(2**31), 2**31))
+times = st.sampled_from([None, "2026-06-01T12:00:00Z", "2026-06-01T12:00:00.1234+02:00", 1.7e9, 0])
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[dict[str, str], dict[str, Any]]:
+    """A mapping and a payload that mostly make an event; one field in about twenty
+    is missing or of a kind the field cannot take."""
+    mapped = draw(st.lists(st.sampled_from(FIELDS_SET), unique=True, max_size=len(FIELDS_SET)))
+    mapping = {key: f"payload.f_{key}" for key in mapped}
+    if "uid" in mapping and draw(st.booleans()):
+        mapping["uid"] = '"wifi-" + payload.f_uid'
+    payload: dict[str, Any] = {}
+
+    def value(key: str) -> Any:
+        if draw(st.integers(0, 19)) == 0:
+            return draw(scalars | st.just(...))  # ... : left out
+        if key == "detail":
+            return draw(details)
+        if key in ("time", "start", "stale"):
+            return draw(times)
+        if key in NUMERIC:
+            return draw(numbers | st.none()) if key not in ("lat", "lon") else draw(numbers)
+        if key == "uid":
+            return draw(hostile_text.filter(bool))
+        return draw(hostile_text | st.none())
+
+    for key in mapped:
+        got = value(key)
+        if got is not ...:
+            payload[f"f_{key}"] = got
+    # a payload of the decoded shape gives the fields the mapping leaves out
+    for key in ("uid", "type", "lat", "lon", "detail"):
+        if key not in mapping and draw(st.integers(0, 3)) > 0:
+            got = value(key)
+            if got is not ...:
+                payload[key] = got
+    if draw(st.booleans()):
+        point = {k: value(k) for k in draw(st.lists(st.sampled_from(["lat", "lon", "hae", "ce", "le"])))}
+        payload["point"] = {k: v for k, v in point.items() if v is not ...}
+    return mapping, payload
+
+
+def outcome(build: Any) -> Any:
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001  (the same error, whichever it is)
+        return (type(exc).__name__, str(exc))
+
+
+@settings(max_examples=int(os.environ.get("WIREWAY_HYPOTHESIS_EXAMPLES", "500")), deadline=None)
+@given(cases(), st.sampled_from([1.7e9, 1764843200.9999996, 0.0005]))
+def test_the_text_builder_writes_what_elementtree_writes(
+    case: tuple[dict[str, str], dict[str, Any]], now: float
+) -> None:
+    """Byte for byte (or the same error) for any mapping and payload: hostile
+    strings, numbers that are not, details with attributes, lists and names ElementTree
+    declares a namespace for."""
+    mapping, payload = case
+    cot = codec(set=mapping)
+    assert isinstance(cot, CotCodec)
+    cot.clock = lambda: now
+    message = msg(payload)
+    want = outcome(lambda: ET.tostring(cot.element(message), encoding="utf-8", xml_declaration=False))
+    got = outcome(lambda: cot.xml(message))
+    assert got == want
+    event(f"refused: {want[0]}" if isinstance(want, tuple) else "written")
+    if isinstance(want, bytes):
+        event("detail from the mapping" if b"<detail />" not in want else "empty detail")
+        event("namespace declared" if b"xmlns" in want else "no namespace")
+
+
+def test_the_text_builder_takes_the_kits_mapping() -> None:
+    """The field kit's mapping, hostile SSID included, as ElementTree writes it."""
+    mapping = {
+        "uid": '"wifi-" + payload.mac',
+        "type": "payload.tak.type",
+        "how": '"m-g"',
+        "lat": "payload.lat",
+        "lon": "payload.lon",
+        "hae": "payload.alt_m",
+        "ce": "payload.accuracy_m",
+        "callsign": "payload.tak.callsign",
+        "remarks": "payload.tak.remarks",
+        "color": "payload.tak.color",
+        "detail": "payload.tak.detail",
+    }
+    cot = codec(set=mapping)
+    assert isinstance(cot, CotCodec)
+    cot.clock = lambda: 1.7e9
+    ssid = "a&b<c>\"d'e\r\n\x01"
+    for detail in ({}, {"shape": {"ellipse": {"@major": 40.0, "@minor": 32.0, "@angle": 7}}}):
+        tak = {
+            "type": "a-u-G",
+            "callsign": ssid,
+            "remarks": f"SSID {ssid}",
+            "color": -65281,
+            "detail": detail,
+        }
+        message = msg({**ROW, "alt_m": 53.5, "tak": tak})
+        want = ET.tostring(cot.element(message), encoding="utf-8", xml_declaration=False)
+        assert cot.xml(message) == want
+        assert decode_one(cot.encode(message))["detail"]["contact"]["@callsign"] == "a&b<c>\"d'e\r\n\ufffd"

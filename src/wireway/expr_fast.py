@@ -1,22 +1,31 @@
-"""A fast path for the simple conditions most patterns use, with CEL's semantics.
+"""A fast path for the simple conditions and mappings most patterns use, with CEL's
+semantics.
 
-`a.b > 3 && has(x.y) || !(s == 'z')` and the like (paths, literals, comparisons,
-`&&`, `||`, `!`, `has()`) are compiled to Python closures; anything else returns None
-and the expression runs through the CEL library. Errors follow CEL: a missing field
-is an error, `false && error` is false, `true || error` is true, comparing values of
-different types is an error except `==`/`!=` (which say false/true). A property test
-compares both on random expressions and contexts.
+`a.b > 3 && has(x.y) || !(s == 'z')`, `"wifi-" + payload.mac` and the like (paths,
+literals, comparisons, `&&`, `||`, `!`, `has()`, `+` chains holding a string literal)
+are compiled to Python closures; anything else returns None and the expression runs
+through the CEL library. Errors follow CEL: a missing field is an error, `false &&
+error` is false, `true || error` is true, comparing values of different types is an
+error except `==`/`!=` (which say false/true), `+` joins strings only (CEL converts
+nothing: with a string literal in the chain, any other operand is an error). A
+property test compares both on random expressions and contexts.
+
+`compile_value` takes the subset that only reads and joins values (paths, literals,
+string `+`): what it returns for a message's own values is what CEL returns for the
+message converted to builtins whenever it is a plain str, int, float, bool or None
+(conversion leaves those as they are), so `Reader` evaluates those expressions
+without converting the message.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d+(?:[eE][+-]?\d+)?|\d+(?![\w.]))|(?P<str>'(?:[^'\\\n]|\\['\"\\])*'"
-    r"|\"(?:[^\"\\\n]|\\['\"\\])*\")|(?P<op>&&|\|\||==|!=|<=|>=|[<>!().-])|(?P<id>[A-Za-z_]\w*))"
+    r"|\"(?:[^\"\\\n]|\\['\"\\])*\")|(?P<op>&&|\|\||==|!=|<=|>=|[<>!().+-])|(?P<id>[A-Za-z_]\w*))"
 )
 _KEYWORDS = {"true": True, "false": False, "null": None}
 _RESERVED = {
@@ -47,6 +56,8 @@ class _Error:
 
 ERROR = _Error()
 Fn = Callable[[dict[str, Any]], Any]
+PLAIN = (str, int, float, bool, type(None))  # values builtins conversion leaves as they are
+PLAIN_TREE_LIMIT = 64  # values of a mapping or list result checked before giving up
 
 
 class _Unsupported(Exception):
@@ -98,6 +109,7 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.t = tokens
         self.i = 0
+        self.values_only = True  # no operator but `+`: see compile_value
 
     def peek(self) -> str | None:
         return self.t[self.i][1] if self.i < len(self.t) else None
@@ -118,19 +130,23 @@ class _Parser:
         fns = [self.and_()]
         while self.peek() == "||":
             self.take()
+            self.values_only = False
             fns.append(self.and_())
         return fns[0] if len(fns) == 1 else _logic(fns, True)
 
     def and_(self) -> Fn:
-        fns = [self.unary()]
+        fns = [self.compare()]
         while self.peek() == "&&":
             self.take()
-            fns.append(self.unary())
+            self.values_only = False
+            fns.append(self.compare())
         return fns[0] if len(fns) == 1 else _logic(fns, False)
 
     def unary(self) -> Fn:
+        # CEL's `!` binds to the operand next to it: `!a == b` is `(!a) == b`
         if self.peek() == "!":
             self.take()
+            self.values_only = False
             inner = self.unary()
 
             def not_(ctx: dict[str, Any]) -> Any:
@@ -138,15 +154,16 @@ class _Parser:
                 return (not v) if isinstance(v, bool) else ERROR
 
             return not_
-        return self.compare()
+        return self.primary()
 
     def compare(self) -> Fn:
-        left = self.primary()
+        left = self.additive()
         op = self.peek()
         if op not in ("==", "!=", "<", "<=", ">", ">="):
             return left
         self.take()
-        right = self.primary()
+        self.values_only = False
+        right = self.additive()
         if self.peek() in ("==", "!=", "<", "<=", ">", ">="):
             raise _Unsupported  # chained comparisons: let CEL say what it thinks
 
@@ -161,6 +178,24 @@ class _Parser:
             return _order(op, a, b)
 
         return cmp
+
+    def additive(self) -> Fn:
+        """`a + "-" + b`: only a chain holding a string literal, whose result is a
+        string when every operand is one and an error otherwise (CEL adds strings to
+        strings only, and no sum of other types is a string)."""
+        literal = self.i < len(self.t) and self.t[self.i][0] == "str"
+        fns = [self.unary()]
+        while self.peek() == "+":
+            self.take()
+            literal = literal or (self.i < len(self.t) and self.t[self.i][0] == "str")
+            fns.append(self.unary())
+        if self.peek() == "-":
+            raise _Unsupported  # subtraction
+        if len(fns) == 1:
+            return fns[0]
+        if not literal:
+            raise _Unsupported  # numbers, lists, bytes: CEL's overloads and overflow
+        return _join(fns)
 
     def path(self) -> list[str]:
         kind, name = self.take()
@@ -210,6 +245,7 @@ class _Parser:
                 raise _Unsupported
             parent = _getter(parts[:-1])
             last = parts[-1]
+            self.values_only = False
 
             def has(ctx: dict[str, Any]) -> Any:
                 p = parent(ctx)
@@ -251,9 +287,104 @@ def _logic(fns: list[Fn], is_or: bool) -> Fn:
     return run
 
 
-def compile_simple(source: str) -> Fn | None:
-    """A Python function for `source`, or None when it is beyond the simple subset."""
+def _join(fns: list[Fn]) -> Fn:
+    def join(ctx: dict[str, Any]) -> Any:
+        parts = []
+        for fn in fns:
+            v = fn(ctx)
+            if type(v) is not str:  # (ERROR included)
+                return ERROR
+            if not v.isascii():
+                try:
+                    v.encode()
+                except UnicodeEncodeError:  # a lone surrogate: CEL cannot take the value
+                    return ERROR
+            parts.append(v)
+        return "".join(parts)
+
+    return join
+
+
+def _compile(source: str) -> tuple[Fn, bool] | None:
     try:
-        return _Parser(_tokens(source)).parse()
+        parser = _Parser(_tokens(source))
+        return parser.parse(), parser.values_only
     except (_Unsupported, IndexError):
         return None
+
+
+def compile_simple(source: str) -> Fn | None:
+    """A Python function for `source`, or None when it is beyond the simple subset."""
+    compiled = _compile(source)
+    return compiled[0] if compiled is not None else None
+
+
+def compile_value(source: str) -> Fn | None:
+    """A Python function for a mapping that only reads and joins values (paths,
+    literals, `+` of strings), or None."""
+    compiled = _compile(source)
+    return compiled[0] if compiled is not None and compiled[1] else None
+
+
+class _Expr(Protocol):
+    source: str
+
+    def evaluate(self, context: dict[str, Any]) -> Any: ...
+
+
+def light_context(msg: Any) -> dict[str, Any]:
+    """A message's fields under their wire names, by reference (no conversion: its
+    `metadata` stays a struct, which a path does not read into, so an expression
+    reading it falls back to the converted context)."""
+    return {
+        "payload": msg.payload,
+        "messageType": msg.message_type,
+        "messageId": msg.message_id,
+        "source": msg.source,
+        "destination": msg.destination,
+        "timestamp": msg.timestamp,
+        "version": msg.version,
+        "metadata": msg.metadata,
+    }
+
+
+class Reader:
+    """An expression evaluated for a message: on the message's own values when
+    `compile_value` takes it and the result is a plain value (or a small mapping or
+    list of them, returned by reference: read it, do not change it), else through
+    `Expr` on the converted context (`full`, made only when needed)."""
+
+    __slots__ = ("expr", "light")
+
+    def __init__(self, expr: _Expr) -> None:
+        self.expr = expr
+        self.light = compile_value(expr.source)
+
+    def __call__(self, light: dict[str, Any], full: Callable[[], dict[str, Any]]) -> Any:
+        if self.light is not None:
+            value = self.light(light)
+            if type(value) in PLAIN or (type(value) in (dict, list) and _plain_tree(value)):
+                return value
+        return self.expr.evaluate(full())
+
+
+def _plain_tree(value: dict[str, Any] | list[Any]) -> bool:
+    """Whether a small mapping or list holds only string keys, plain values and more
+    of the same, so that converting it to builtins gives an equal copy."""
+    todo: list[Any] = [value]
+    seen = 0
+    while todo:
+        item = todo.pop()
+        kind = type(item)
+        if kind is dict:
+            if not all(type(k) is str for k in item):
+                return False
+            todo.extend(item.values())
+        elif kind is list:
+            todo.extend(item)
+        elif kind not in PLAIN:
+            return False
+        seen += 1
+        if seen > PLAIN_TREE_LIMIT:
+            return False
+    return True

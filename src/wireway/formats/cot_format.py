@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from google.protobuf.message import DecodeError as ProtobufError
 
 from wireway.envelope import Message, parse_timestamp
 from wireway.expr import Expr, ExpressionError
+from wireway.expr_fast import Reader, light_context
 from wireway.formats.codec import Codec, Record
 from wireway.formats.xml_format import build_into, element_value, parse, xml_text
 from wireway.registry import register_format
@@ -71,7 +73,10 @@ class CotOptions(msgspec.Struct, forbid_unknown_fields=True):
 def cot_time(value: Any) -> str:
     """A CoT timestamp: UTC, milliseconds, `Z`."""
     seconds = parse_timestamp(value) if isinstance(value, str) else float(value)
-    stamp = datetime.fromtimestamp(seconds, UTC)
+    try:
+        stamp = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError):
+        raise ValueError(f"not a time CoT can carry: {value!r}") from None
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -80,7 +85,10 @@ def _number(value: Any, name: str, default: float | None = None) -> str:
         if default is None:
             raise ValueError(f"CoT needs `{name}`")
         value = default
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"`{name}` is not a number: {value!r}") from None
     if number != number or number in (float("inf"), float("-inf")):
         raise ValueError(f"`{name}` is not a number: {value!r}")
     return repr(number)
@@ -96,7 +104,8 @@ class CotCodec(Codec):
 
     def __init__(self, options: CotOptions | None = None) -> None:
         super().__init__(options or CotOptions())
-        self.exprs = {key: Expr(source) for key, source in self.options.set.items()}
+        self.readers = {key: Reader(Expr(source)) for key, source in self.options.set.items()}
+        self.clock: Callable[[], float] = time.time
 
     # ---- decoding -------------------------------------------------------------------
     def decode(self, data: bytes, where: str = "") -> list[Record]:
@@ -163,65 +172,114 @@ class CotCodec(Codec):
 
     # ---- encoding -------------------------------------------------------------------
     def encode(self, msg: Message, payload_only: bool = False) -> bytes:
-        xml: bytes = ET.tostring(self.element(msg), encoding="utf-8", xml_declaration=False)
+        xml = self.xml(msg)
         if self.options.protocol == "xml":
             return _DECLARATION + xml
         return bytes(takproto.xml2proto(xml, _PROTO[self.options.protocol]))
 
+    def xml(self, msg: Message) -> bytes:
+        """The `<event>` of one message, byte for byte what ElementTree writes for
+        `element(msg)` (a property test holds them side by side), put together as text:
+        every value escaped as ElementTree escapes it. A `detail` object from the
+        mapping is built and written by ElementTree itself."""
+        get, payload = self._getter(msg)
+        head, point = self._head(get, payload)
+        extra = get("detail", _detail_in(payload))
+        if isinstance(extra, dict) and extra:
+            detail = ET.Element("detail")
+            build_into(detail, extra)
+            self._detail(detail, get)
+            if _namespaced(detail):  # ElementTree declares those prefixes on the root
+                event = self._tree(head, point)
+                event.append(detail)
+                xml: bytes = ET.tostring(event, encoding="utf-8", xml_declaration=False)
+                return xml
+            body = ET.tostring(detail, encoding="unicode")
+        else:
+            body = _detail_text(get)
+        text = f"<event{_attributes(head)}><point{_attributes(point)} />{body}</event>"
+        return text.encode("utf-8", "xmlcharrefreplace")
+
     def element(self, msg: Message) -> ET.Element:
-        """The `<event>` of one message (ValueError when it cannot be one)."""
+        """The `<event>` of one message as an ElementTree element (ValueError when it
+        cannot be one)."""
+        get, payload = self._getter(msg)
+        event = self._tree(*self._head(get, payload))
+        detail = ET.SubElement(event, "detail")
+        extra = get("detail", _detail_in(payload))
+        if isinstance(extra, dict) and extra:
+            build_into(detail, extra)
+        self._detail(detail, get)
+        return event
+
+    def _getter(self, msg: Message) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """`get(field, fallback)`: the field's mapping evaluated for the message, or
+        the fallback when `set` does not name it; and the payload."""
         payload = msg.payload if isinstance(msg.payload, dict) else {}
-        context = msg.to_context() if self.exprs else {}
-        point: dict[str, Any] = payload["point"] if isinstance(payload.get("point"), dict) else {}
-        detail_in: dict[str, Any] = payload["detail"] if isinstance(payload.get("detail"), dict) else {}
+        readers = self.readers
+        if not readers:
+            return (lambda key, fallback=None: fallback), payload
+        light = light_context(msg)
+        full = msg.to_context
 
         def get(key: str, fallback: Any = None) -> Any:
-            expr = self.exprs.get(key)
-            if expr is not None:
+            reader = readers.get(key)
+            if reader is not None:
                 try:
-                    return expr.evaluate(context)
+                    return reader(light, full)
                 except Exception as exc:  # noqa: BLE001  (CEL raises its own kinds)
                     raise ValueError(f"cot `{key}`: {exc}") from None
             return fallback
 
+        return get, payload
+
+    def _head(self, get: Callable[..., Any], payload: dict[str, Any]) -> tuple[Attributes, Attributes]:
+        """The event's and the point's attributes, in the order they are written."""
         opts = self.options
+        point: dict[str, Any] = payload["point"] if isinstance(payload.get("point"), dict) else {}
         uid = get("uid", payload.get("uid"))
         if not uid:
             raise ValueError("CoT needs a `uid`")
-        now = time.time()
+        now = self.clock()
+        now_text: list[str] = []
+
+        def stamp(value: Any) -> str:
+            if value is now:  # `time` and `start` both now: one text
+                if not now_text:
+                    now_text.append(cot_time(now))
+                return now_text[0]
+            return cot_time(value)
+
         start = get("start", payload.get("start"))
-        event = ET.Element(
-            "event",
-            {
-                "version": "2.0",
-                "uid": xml_text(str(uid)),
-                "type": xml_text(str(get("type", payload.get("type")) or opts.default_type)),
-                "how": xml_text(str(get("how", payload.get("how")) or opts.default_how)),
-                "time": cot_time(get("time", payload.get("time")) or now),
-                "start": cot_time(start or now),
-                "stale": cot_time(
+        head = [
+            ("version", "2.0"),
+            ("uid", xml_text(str(uid))),
+            ("type", xml_text(str(get("type", payload.get("type")) or opts.default_type))),
+            ("how", xml_text(str(get("how", payload.get("how")) or opts.default_how))),
+            ("time", stamp(get("time", payload.get("time")) or now)),
+            ("start", stamp(start or now)),
+            (
+                "stale",
+                cot_time(
                     get("stale", payload.get("stale"))
                     or (parse_timestamp(start) if isinstance(start, str) else float(start or now))
                     + opts.stale_seconds
                 ),
-            },
-        )
-        ET.SubElement(
-            event,
-            "point",
-            {
-                "lat": _number(get("lat", point.get("lat", payload.get("lat"))), "lat"),
-                "lon": _number(get("lon", point.get("lon", payload.get("lon"))), "lon"),
-                "hae": _number(get("hae", point.get("hae")), "hae", UNKNOWN),
-                "ce": _number(get("ce", point.get("ce")), "ce", UNKNOWN),
-                "le": _number(get("le", point.get("le")), "le", UNKNOWN),
-            },
-        )
-        detail = ET.SubElement(event, "detail")
-        extra = get("detail", detail_in)
-        if isinstance(extra, dict) and extra:
-            build_into(detail, extra)
-        self._detail(detail, get)
+            ),
+        ]
+        where = [
+            ("lat", _number(get("lat", point.get("lat", payload.get("lat"))), "lat")),
+            ("lon", _number(get("lon", point.get("lon", payload.get("lon"))), "lon")),
+            ("hae", _number(get("hae", point.get("hae")), "hae", UNKNOWN)),
+            ("ce", _number(get("ce", point.get("ce")), "ce", UNKNOWN)),
+            ("le", _number(get("le", point.get("le")), "le", UNKNOWN)),
+        ]
+        return head, where
+
+    @staticmethod
+    def _tree(head: Attributes, point: Attributes) -> ET.Element:
+        event = ET.Element("event", dict(head))
+        ET.SubElement(event, "point", dict(point))
         return event
 
     @staticmethod
@@ -240,7 +298,7 @@ class CotCodec(Codec):
             child("remarks").text = xml_text(str(remarks))
         color = get("color")
         if color is not None:
-            child("color").set("argb", str(int(color)))
+            child("color").set("argb", _argb(color))
         group_name, group_role = get("group_name"), get("group_role")
         if group_name is not None or group_role is not None:
             group = child("__group")
@@ -251,3 +309,81 @@ class CotCodec(Codec):
             track = child("track")
             track.set("course", _number(course, "course", 0.0))
             track.set("speed", _number(speed, "speed", 0.0))
+
+
+Attributes = list[tuple[str, str]]
+
+
+def _detail_in(payload: dict[str, Any]) -> Any:
+    return payload["detail"] if isinstance(payload.get("detail"), dict) else {}
+
+
+def _detail_text(get: Callable[..., Any]) -> str:
+    """`<detail>` as ElementTree writes what `CotCodec._detail` builds in an empty one."""
+    parts = []
+    callsign = get("callsign")
+    if callsign is not None:
+        parts.append(f'<contact callsign="{_attribute(xml_text(str(callsign)))}" />')
+    remarks = get("remarks")
+    if remarks is not None:
+        text = xml_text(str(remarks))
+        parts.append(f"<remarks>{_cdata(text)}</remarks>" if text else "<remarks />")
+    color = get("color")
+    if color is not None:
+        parts.append(f'<color argb="{_argb(color)}" />')
+    group_name, group_role = get("group_name"), get("group_role")
+    if group_name is not None or group_role is not None:
+        name = _attribute(xml_text(str(group_name or "Cyan")))
+        role = _attribute(xml_text(str(group_role or "Team Member")))
+        parts.append(f'<__group name="{name}" role="{role}" />')
+    course, speed = get("course"), get("speed")
+    if course is not None or speed is not None:
+        course_text, speed_text = _number(course, "course", 0.0), _number(speed, "speed", 0.0)
+        parts.append(f'<track course="{course_text}" speed="{speed_text}" />')
+    return f"<detail>{''.join(parts)}</detail>" if parts else "<detail />"
+
+
+def _argb(value: Any) -> str:
+    try:
+        return str(int(value))
+    except OverflowError:
+        raise ValueError(f"`color` is not an ARGB integer: {value!r}") from None
+
+
+def _attributes(items: Attributes) -> str:
+    return "".join(f' {name}="{_attribute(value)}"' for name, value in items)
+
+
+def _attribute(text: str) -> str:
+    """An attribute value escaped as ElementTree escapes it."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return text
+
+
+def _cdata(text: str) -> str:
+    """Element text escaped as ElementTree escapes it."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _namespaced(element: ET.Element) -> bool:
+    """Whether ElementTree would declare a namespace for a name in this tree."""
+    return any(e.tag[:1] == "{" or any(k[:1] == "{" for k in e.attrib) for e in element.iter())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,10 @@ _COLUMNS: dict[str, tuple[str, str]] = {
     "MfgrId": ("mfgr_id", "str"),
     "Type": ("type", "str"),
 }
+_STAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
+STAMPS_KEPT = 4096  # FirstSeen texts remembered: a device's repeats on every row of it
+_STAMPS: dict[str, str] = {}
+_EMPTY: dict[str, Any] = {key: None for key, _ in _COLUMNS.values()}
 _PREHEADER_KEYS = {"appRelease": "app_release", "model": "model", "device": "device", "release": "release"}
 
 
@@ -72,8 +77,23 @@ def _ssid(text: str) -> str:
 def _first_seen(text: str) -> str | None:
     if not text:
         return None
-    stamp = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    text = text.strip()
+    known = _STAMPS.get(text)
+    if known is not None:
+        return known
+    m = _STAMP.fullmatch(text)
+    try:  # the usual form read without strptime; anything else (and its error) by it
+        if m is None:
+            raise ValueError
+        year, month, day, hour, minute, second = map(int, m.groups())
+        stamp = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        stamp = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    out = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if len(_STAMPS) >= STAMPS_KEPT:
+        _STAMPS.clear()
+    _STAMPS[text] = out
+    return out
 
 
 def _mhz(text: str) -> float | int | None:
@@ -85,19 +105,45 @@ def _mhz(text: str) -> float | int | None:
     return int(value) if value.is_integer() else value
 
 
-def _convert(kind: str, text: str) -> Any:
-    text = text.strip() if kind != "ssid" else text
-    if kind == "str":
-        return text
-    if kind == "ssid":
-        return _ssid(text)
-    if kind == "time":
-        return _first_seen(text)
-    if kind == "mhz":
-        return _mhz(text)
-    if text == "":
-        return None
-    return int(text) if kind == "int" else float(text)
+def _str(text: str) -> str:
+    return text.strip()
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    return None if text == "" else int(text)
+
+
+def _float(text: str) -> float | None:
+    text = text.strip()
+    return None if text == "" else float(text)
+
+
+def _time(text: str) -> str | None:
+    return _first_seen(text.strip())
+
+
+def _frequency(text: str) -> float | int | None:
+    return _mhz(text.strip())
+
+
+_CONVERT: dict[str, Callable[[str], Any]] = {
+    "str": _str,
+    "ssid": _ssid,
+    "time": _time,
+    "mhz": _frequency,
+    "int": _int,
+    "float": _float,
+}
+Plan = list[tuple[str, str, Callable[[str], Any]]]  # (column, payload key, conversion)
+
+
+def _split(text: str) -> list[str]:
+    """The fields of one CSV line; without quotes or line breaks in it, what the csv
+    module reads is the text between the commas."""
+    if '"' in text or "\r" in text or "\n" in text:
+        return next(csv.reader([text], strict=True))
+    return text.split(",")
 
 
 @register_format("wiglecsv", config=WigleOptions)
@@ -113,6 +159,7 @@ class WigleCodec(Codec):
         super().__init__(options or WigleOptions())
         self.log: dict[str, str] = {}
         self.columns: list[str] | None = None
+        self.plans: dict[int, Plan] = {}  # by the number of fields of a row
 
     def decode_line(self, line: bytes, where: str = "") -> Record | None:
         text = line.decode("utf-8", "replace").lstrip("\ufeff")
@@ -123,13 +170,14 @@ class WigleCodec(Codec):
             self.columns = None
             return None
         try:
-            fields = next(csv.reader([text], strict=True))
+            fields = _split(text)
         except csv.Error as exc:
             return Record(text, f"{where}: malformed CSV: {exc}", where)
         if self.columns is None or fields[:2] == ["MAC", "SSID"]:
             if "MAC" not in fields:
                 return Record(text, f"{where}: expected the column header (MAC,SSID,...)", where)
             self.columns = [f.strip() for f in fields]
+            self.plans = {}
             return None
         return self.row(fields, text, where)
 
@@ -138,18 +186,17 @@ class WigleCodec(Codec):
         assert header is not None
         if len(fields) > len(header):
             return Record(text, f"{where}: {len(fields)} fields, the header has {len(header)}", where)
-        value: dict[str, Any] = {key: None for key, _ in _COLUMNS.values()}
-        names = header[: len(fields)]
-        if len(fields) < len(header) and header[-1] == "Type":
-            # Kismet's 1.6 WiFi rows stop before RCOIs and MfgrId and end with the type
-            names = [*header[: len(fields) - 1], "Type"]
+        plan = self.plans.get(len(fields))
+        if plan is None:
+            plan = self.plans[len(fields)] = self.plan(header, len(fields))
+        value: dict[str, Any] = dict(_EMPTY)
+        column = plan[0]
         try:
-            for name, field in zip(names, fields, strict=True):
-                known = _COLUMNS.get(name)
-                if known is not None:
-                    value[known[0]] = _convert(known[1], field)
+            for column, field in zip(plan, fields, strict=True):
+                if column[1]:
+                    value[column[1]] = column[2](field)
         except ValueError as exc:
-            return Record(text, f"{where}: column {name}: {exc}", where)
+            return Record(text, f"{where}: column {column[0]}: {exc}", where)
         if not value["mac"]:
             return Record(text, f"{where}: no MAC", where)
         if not self.options.keep_unfixed and not value["lat"] and not value["lon"]:
@@ -157,6 +204,19 @@ class WigleCodec(Codec):
             return None
         value["log"] = self.log
         return Record(value, None, where)
+
+    @staticmethod
+    def plan(header: list[str], count: int) -> Plan:
+        """What each field of a row of `count` fields is (an unknown column: no key)."""
+        names = header[:count]
+        if count < len(header) and header[-1] == "Type":
+            # Kismet's 1.6 WiFi rows stop before RCOIs and MfgrId and end with the type
+            names = [*header[: count - 1], "Type"]
+        plan: Plan = []
+        for name in names:
+            key, kind = _COLUMNS.get(name, ("", "str"))
+            plan.append((name, key, _CONVERT[kind]))
+        return plan
 
     def encode(self, msg: Message, payload_only: bool = False) -> bytes:
         raise ValueError("wiglecsv is read-only: write csv instead")

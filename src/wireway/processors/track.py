@@ -22,6 +22,7 @@ from msgspec import Meta
 from wireway.envelope import Message, new_message_id, now_rfc3339
 from wireway.errors import ConfigError
 from wireway.expr import Expr, ExpressionError
+from wireway.expr_fast import Reader, light_context
 from wireway.observability import logging as log
 from wireway.observability.metrics import MESSAGES
 from wireway.processors.base import Processor, StepResult
@@ -167,10 +168,10 @@ class Track(Processor):
     """Pass a device's message when it is new, moved, changed its signal or is due."""
 
     def __init__(self, config: TrackConfig, *, base_dir: Path) -> None:
-        self.key = _compile(config.key, "key")
-        self.lat = _compile(config.lat, "lat") if config.lat is not None else None
-        self.lon = _compile(config.lon, "lon") if config.lon is not None else None
-        self.rssi = _compile(config.rssi, "rssi") if config.rssi is not None else None
+        self.key = Reader(_compile(config.key, "key"))
+        self.lat = Reader(_compile(config.lat, "lat")) if config.lat is not None else None
+        self.lon = Reader(_compile(config.lon, "lon")) if config.lon is not None else None
+        self.rssi = Reader(_compile(config.rssi, "rssi")) if config.rssi is not None else None
         self.min_move_m = config.min_move_m
         self.min_rssi_change = config.min_rssi_change
         self.refresh_after = config.refresh_after
@@ -247,14 +248,15 @@ class Track(Processor):
         failed: list[tuple[Message, list[str]]] = []
         fresh: dict[str, Reference] = {}  # references of keys passed earlier in this batch
         devices = self.devices
+        read_key = self.key
         for msg in batch:
-            ctx = msg.to_context()
+            ctx = light_context(msg)
             try:
-                key = str(self.key.evaluate(ctx))
+                key = str(read_key(ctx, msg.to_context))
             except Exception as exc:  # noqa: BLE001  (CEL evaluation error)
                 failed.append((msg, [f"track: cannot evaluate key: {exc}"]))
                 continue
-            ref = self.reference(ctx)
+            ref = self.reference(ctx, msg)
             device = devices.get(key)
             if device is None:
                 device = devices[key] = Device(now)
@@ -280,11 +282,12 @@ class Track(Processor):
             MESSAGES.labels(self.pattern or "-", "track", "unchanged").inc(dropped)
         return StepResult(passed, failed)
 
-    def reference(self, ctx: dict[str, Any]) -> Reference:
+    def reference(self, ctx: dict[str, Any], msg: Message) -> Reference:
+        """The message's position and signal (`ctx`: its `light_context`)."""
         lat = lon = rssi = None
         if self.lat is not None and self.lon is not None:
             try:
-                lat, lon = _number(self.lat.evaluate(ctx)), _number(self.lon.evaluate(ctx))
+                lat, lon = _number(self.lat(ctx, msg.to_context)), _number(self.lon(ctx, msg.to_context))
             except Exception:  # noqa: BLE001  (no position: unknown)
                 lat = lon = None
             # (0, 0) is what GPS tools (and Kismet) report without a fix
@@ -292,7 +295,7 @@ class Track(Processor):
                 lat = lon = None
         if self.rssi is not None:
             try:
-                rssi = _number(self.rssi.evaluate(ctx))
+                rssi = _number(self.rssi(ctx, msg.to_context))
             except Exception:  # noqa: BLE001  (no signal: unknown)
                 rssi = None
         return lat, lon, rssi
