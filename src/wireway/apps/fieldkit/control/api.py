@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from wireway.apps.fieldkit.api import loopback
 from wireway.apps.fieldkit.control import kismet_data
+from wireway.apps.fieldkit.control.errors import failure
 from wireway.apps.fieldkit.control.scripts import ControlError, check_options, now_iso
 
 if TYPE_CHECKING:
@@ -29,17 +30,6 @@ if TYPE_CHECKING:
 
 BODY_LIMIT = 64 * 1024
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def failure(error: ControlError) -> JSONResponse:
-    body = {
-        "success": False,
-        "error": error.code,
-        "message": error.message,
-        "details": error.details,
-        "timestamp": now_iso(),
-    }
-    return JSONResponse(body, status_code=error.status)
 
 
 def success(**body: Any) -> JSONResponse:

@@ -7,14 +7,26 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from wireway.apps.fieldkit.control.api import failure
-from wireway.apps.fieldkit.control.scripts import ControlError
+from wireway.apps.fieldkit.control.scripts import ControlError, now_iso
 from wireway.observability import logging as log
 
 logger = log.get("fieldkit-control")
+
+
+def failure(error: ControlError) -> JSONResponse:
+    body = {
+        "success": False,
+        "error": error.code,
+        "message": error.message,
+        "details": error.details,
+        "timestamp": now_iso(),
+    }
+    return JSONResponse(body, status_code=error.status)
+
+
 CODES = {404: ("NOT_FOUND", "Route not found"), 405: ("METHOD_NOT_ALLOWED", "Method not allowed")}
 
 
