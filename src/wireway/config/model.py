@@ -94,6 +94,9 @@ class Security(msgspec.Struct, forbid_unknown_fields=True):
     ] = 10.0
     tls_cert: Annotated[str, Meta(description="PEM certificate (chain) file: the server speaks HTTPS")] = ""
     tls_key: Annotated[str, Meta(description="PEM private key file of tls_cert")] = ""
+    cors_origins: Annotated[
+        list[str], Meta(description="origins whose pages may call the API (CORS); none: CORS off")
+    ] = []
     jwt_audience: Annotated[str, Meta(description="a JWT's `aud` must name this (unchecked if empty)")] = ""
     jwt_issuer: Annotated[str, Meta(description="a JWT's `iss` must be this (unchecked if empty)")] = ""
     jwt_leeway: Annotated[
