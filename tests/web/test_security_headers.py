@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from apps.sensor_support import client, reading, sensor_engine
 from conftest import free_port
-from support import base_url
+from support import base_url, engine_from
 from wireway.cli.main import run
 from wireway.config import load_pattern
 from wireway.runtime.engine import Engine
@@ -114,3 +114,32 @@ async def test_the_sensor_applications_routes_carry_them(tmp_path: Path) -> None
 def test_the_server_binds_to_loopback_unless_told() -> None:
     assert inspect.signature(Engine).parameters["http"].default == ("127.0.0.1", 8080)
     assert inspect.signature(run).parameters["http"].default == "127.0.0.1:8080"
+
+
+async def test_cors_only_for_the_configured_origins(tmp_path: Path) -> None:
+    dash = "https://dash.example"
+    text = PATTERN.format(out=tmp_path / "out.jsonl") + f'security: {{cors_origins: ["{dash}/"]}}\n'
+    async with engine_from(tmp_path, text) as engine:
+        async with httpx.AsyncClient(base_url=base_url(engine), trust_env=False) as c:
+            r = await c.get("/health", headers={"Origin": dash})
+            assert r.headers["access-control-allow-origin"] == dash
+            assert r.headers["vary"] == "Origin"
+            r = await c.post("/in", json={"a": 1}, headers={"Origin": dash})  # the fast path
+            assert r.status_code == 202
+            assert r.headers["access-control-allow-origin"] == dash
+            asking = {
+                "Origin": dash,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "x-api-key, content-type",
+            }
+            r = await c.options("/in", headers=asking)
+            assert r.status_code == 204
+            assert r.headers["access-control-allow-origin"] == dash
+            assert "POST" in r.headers["access-control-allow-methods"]
+            assert r.headers["access-control-allow-headers"] == "x-api-key, content-type"
+            assert "access-control-allow-credentials" not in r.headers
+            for other in ("https://evil.example", "null"):
+                r = await c.get("/health", headers={"Origin": other})
+                assert "access-control-allow-origin" not in r.headers
+                r = await c.options("/in", headers={**asking, "Origin": other})
+                assert "access-control-allow-origin" not in r.headers

@@ -138,7 +138,8 @@ def server_config(app: ASGIApp, patterns: list[Pattern]) -> uvicorn.Config:
     `security:` sections (the shortest body_timeout; one certificate)."""
     timeout = min((p.security.body_timeout for p in patterns), default=10.0)
     cert, key = tls_files(patterns)
-    return bounded_config(app, body_timeout=timeout, tls_cert=cert, tls_key=key)
+    origins = sorted({o for p in patterns for o in p.security.cors_origins})
+    return bounded_config(app, body_timeout=timeout, tls_cert=cert, tls_key=key, cors_origins=origins)
 
 
 def bounded_config(
@@ -147,10 +148,12 @@ def bounded_config(
     body_timeout: float = 10.0,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    cors_origins: list[str] | None = None,
     **options: Any,
 ) -> uvicorn.Config:
     """uvicorn's settings for any of wireway's HTTP servers: requests bounded in time
-    and size, security headers, HTTPS with a certificate; `options` go to uvicorn."""
+    and size, security headers, CORS for the origins given, HTTPS with a
+    certificate; `options` go to uvicorn."""
     settings: dict[str, Any] = {
         "log_level": "warning",
         "access_log": False,
@@ -160,7 +163,7 @@ def bounded_config(
         **options,
     }
     return uvicorn.Config(
-        SecurityHeaders(app),
+        SecurityHeaders(app, cors_origins),
         http=bounded_protocol(body_timeout),
         headers=[(NOSNIFF[0].decode(), NOSNIFF[1].decode())],
         server_header=False,
