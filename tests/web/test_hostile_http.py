@@ -245,3 +245,22 @@ async def test_sensor_body_timeout_is_counted(tmp_path: Path) -> None:
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
         await asyncio.sleep(0.2)  # the handler counts once told the client is gone
         assert await scrape(c, series) == before + 1
+
+
+async def test_admin_routes_refuse_hostile_bodies_and_queries(tmp_path: Path) -> None:
+    """The device metadata route reads its body as the ingest routes do (bounded, depth
+    checked), and a timestamp query beyond the calendar is a 400, not a 500."""
+    async with sensor_engine(tmp_path) as engine, client(engine) as c:
+        headers = {"content-type": "application/json", "X-API-Key": ADMIN}
+        r = await c.post("/api/v1/devices/metadata", content=DEEP, headers=headers)
+        assert r.status_code == 400, r.text[:300]
+        assert "nested deeper" in r.text
+        huge = b'{"device_id": "d", "metadata": {"x": "' + b"a" * 200_000 + b'"}}'
+        r = await c.post("/api/v1/devices/metadata", content=huge, headers=headers)
+        assert r.status_code == 413, r.text[:300]
+        ok = {"device_id": "d", "metadata": {"room": "a"}}
+        assert (await c.post("/api/v1/devices/metadata", json=ok, headers=headers)).status_code == 200
+        query = {"until": "0001-01-01T01:00:26+20:24"}
+        for path in ("/api/v1/readings/export", "/api/v1/readings"):
+            r = await c.get(path, params={**query, "device_id": "d"}, headers=headers)
+            assert r.status_code == 400, (path, r.status_code, r.text[:300])

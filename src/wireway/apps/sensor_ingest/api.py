@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -16,7 +15,10 @@ from wireway.apps.sensor_ingest.access import guard
 from wireway.apps.sensor_ingest.migrations import tables
 from wireway.apps.sensor_ingest.occupancy import location_of
 from wireway.apps.sensor_ingest.responses import err
+from wireway.connectors.http.body import Refused, decode_json, read_body
 from wireway.envelope import now_rfc3339
+
+METADATA_LIMIT = 64 * 1024  # a device's metadata document: far above any real one
 
 if TYPE_CHECKING:
     from wireway.apps.sensor_ingest.app import SensorApp
@@ -103,9 +105,12 @@ def api_routes(app: SensorApp) -> list[BaseRoute]:
     async def upsert_metadata(request: Request) -> Response:
         assert app.devices is not None
         try:
-            body = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError as exc:
-            return err(400, {"error": "Invalid JSON", "details": [str(exc)]})
+            body = decode_json(await read_body(request, METADATA_LIMIT))
+        except Refused as exc:
+            return err(
+                exc.status,
+                {"error": "Invalid JSON" if exc.status == 400 else exc.message, "details": [exc.message]},
+            )
         device_id = body.get("device_id") if isinstance(body, dict) else None
         metadata = body.get("metadata") if isinstance(body, dict) else None
         if not isinstance(device_id, str) or not device_id or not isinstance(metadata, dict):

@@ -115,7 +115,10 @@ def parse_timestamp(text: str) -> datetime:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}") from None
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC) if dt.utcoffset() else dt
+    try:
+        return dt.astimezone(UTC) if dt.utcoffset() else dt
+    except OverflowError:  # e.g. 0001-01-01T01:00+20:24 lies before year 1 in UTC
+        raise ValueError(f"timestamp out of range: {text!r}") from None
 
 
 def result_value(value: Any) -> Any:
