@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from wireway.config.model import Pattern
-from wireway.connectors.http.body import TIMED_OUT
+from wireway.connectors.bodies import TIMED_OUT
 from wireway.errors import WirewayError
 from wireway.web.headers import NOSNIFF, SecurityHeaders
 

@@ -15,7 +15,7 @@ from wireway.apps.sensor_ingest.access import guard
 from wireway.apps.sensor_ingest.migrations import tables
 from wireway.apps.sensor_ingest.occupancy import location_of
 from wireway.apps.sensor_ingest.responses import err
-from wireway.connectors.http.body import Refused, decode_json, read_body
+from wireway.connectors.bodies import Refused, decode_json, read_body
 from wireway.envelope import now_rfc3339
 
 METADATA_LIMIT = 64 * 1024  # a device's metadata document: far above any real one

@@ -18,7 +18,7 @@ from wireway.apps.sensor_ingest.metrics import ERRORS
 from wireway.apps.sensor_ingest.responses import authenticate, err
 from wireway.apps.sensor_ingest.routes_doc import documented
 from wireway.connectors.base import IngestResult, Input, InputContext
-from wireway.connectors.http.body import Refused, decode_json, read_body
+from wireway.connectors.bodies import Refused, decode_json, read_body
 from wireway.connectors.sql.base import DEFAULT_OWN_SCHEMA, OWN_SCHEMA
 from wireway.envelope import Message, canonical_timestamp, now_rfc3339, stable_id
 from wireway.errors import BackpressureError

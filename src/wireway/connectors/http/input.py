@@ -13,7 +13,7 @@ from starlette.routing import Route
 from wireway.apispec.engine_routes import http_input_doc
 from wireway.apispec.openapi import document
 from wireway.connectors.base import Input, InputContext, Rejected
-from wireway.connectors.http.body import Refused, decode_json, decode_lines, read_body
+from wireway.connectors.bodies import Refused, decode_json, decode_lines, read_body
 from wireway.connectors.http.config import HttpInputConfig
 from wireway.errors import BackpressureError
 from wireway.observability import logging as log

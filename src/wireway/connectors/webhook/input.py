@@ -16,6 +16,8 @@ from starlette.routing import Route
 from wireway.apispec.engine_routes import Accepted, Problem, Refused
 from wireway.apispec.openapi import Body, Param, RouteDoc, document
 from wireway.connectors.base import Input, InputContext
+from wireway.connectors.bodies import Refused as BodyRefused
+from wireway.connectors.bodies import read_body
 from wireway.connectors.signing import fresh, secrets_of, verify
 from wireway.connectors.webhook.config import WebhookInputConfig
 from wireway.connectors.webhook.deliveries import Deliveries, file_for
@@ -42,19 +44,6 @@ class Duplicate(msgspec.Struct, forbid_unknown_fields=True):
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"Retry-After": str(extra.pop("retry_after"))} if "retry_after" in extra else None
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
-
-
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` bytes (-> 413)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            return None
-    return bytes(chunks)
 
 
 def route_doc(config: WebhookInputConfig, pattern: str) -> RouteDoc:
@@ -155,9 +144,10 @@ class WebhookInput(Input):
         if self.ctx.full():  # refused before the body is read (see InputContext)
             return error(503, "buffer full", retry_after=1)
         limit = self.pattern.security.max_body_bytes
-        body = await read_body(request, limit)
-        if body is None:
-            return error(413, f"body larger than {limit} bytes")
+        try:
+            body = await read_body(request, limit)
+        except BodyRefused as exc:  # too large (413), too slow (408) or the sender went away
+            return error(exc.status, exc.message)
         why = self.check(request, body)
         if why is not None:
             return self.unauthorized(request, why)
