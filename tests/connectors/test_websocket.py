@@ -22,7 +22,7 @@ from conftest import free_port
 from support import base_url, engine_from, eventually
 from wireway.config import load_pattern
 from wireway.connectors.websocket import WebSocketHubs
-from wireway.connectors.websocket.clients import SKIP, Subscription, match_filters
+from wireway.connectors.websocket.clients import SKIP, Scope, Subscription, match_filters
 from wireway.connectors.websocket.hub import Hub
 from wireway.observability.metrics import render
 from wireway.runtime.engine import Engine
@@ -288,6 +288,108 @@ async def test_authentication_hook(tmp_path: Path) -> None:
         # refused clients never received a reading
         await eventually(lambda: hub.clients == 0)
         assert hub.publish("sensor-data", reading("esp32-001")) == 0
+
+
+def test_a_scope_copies_its_fields_and_needs_every_one() -> None:
+    """A scope keeps its own copy (the hook's dict changed later does not widen it); a
+    message passes when its kind is allowed and every field has the scope's value."""
+    fields: dict[str, Any] = {"device_id": "esp32-001"}
+    scope = Scope(fields, {"data"})
+    fields["device_id"] = "esp32-002"
+    assert scope.allows("data", {"device_id": "esp32-001", "n": 1})
+    assert not scope.allows("data", {"device_id": "esp32-002"})
+    assert not scope.allows("alert", {"device_id": "esp32-001"})
+    assert not scope.allows("data", {"n": 1})  # no device_id: not its own
+    assert not scope.allows("data", ["esp32-001"])
+    assert Scope({"device_id": "esp32-001"}).allows("anything", {"device_id": "esp32-001"})
+    with pytest.raises(TypeError):
+        scope.fields["device_id"] = "esp32-002"  # type: ignore[index]
+
+
+async def test_a_scope_from_the_hook_limits_a_client_whatever_it_subscribes(tmp_path: Path) -> None:
+    """`authenticate` may answer a `Scope` (or a mapping: its fields): the client is let
+    in, and the hub applies the scope before `select`, so its subscription only narrows
+    it. Unscoped clients get everything; an answer that is neither None, a reason nor a
+    scope refuses the client."""
+    path = "/ws-scope"
+    verdicts: dict[str, Any] = {
+        "admin": None,
+        "one": Scope({"device_id": "esp32-001"}, {"data", "alert"}),
+        "two": {"device_id": "esp32-002"},
+        "odd": 42,
+    }
+
+    async def authenticate(
+        headers: dict[str, str], query: dict[str, str], first: dict[str, Any] | None
+    ) -> Any:
+        key = query.get("api_key", "")
+        return verdicts.get(key, "invalid key")
+
+    async with engine_from(tmp_path, pattern(path)) as engine:
+        route = engine.runners[0].routes[0]
+        hub = hub_of(engine, path)
+        hub.install(authenticate=authenticate)
+        async with connect(ws_url(engine, path, "?api_key=odd")) as ws:
+            assert await recv(ws) == {"type": "error", "message": "Unauthorized"}
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 4401
+        async with (
+            connect(ws_url(engine, path, "?api_key=admin")) as admin,
+            connect(ws_url(engine, path, "?api_key=one")) as one,
+            connect(ws_url(engine, path, "?api_key=two")) as two,
+        ):
+            for ws in (admin, one, two):
+                assert (await recv(ws))["type"] == "connected"
+            await eventually(lambda: hub.clients == 3)
+            assert sorted(str(s["scope"]) for s in hub.stats()) == sorted(
+                [
+                    "None",
+                    str({"fields": {"device_id": "esp32-001"}, "kinds": ["alert", "data"]}),
+                    str({"fields": {"device_id": "esp32-002"}, "kinds": None}),
+                ]
+            )
+            # asking for both devices does not widen the scope
+            await one.send(
+                json.dumps({"type": "subscribe", "filters": {"device_id": ["esp32-001", "esp32-002"]}})
+            )
+            assert (await recv(one))["type"] == "subscribed"
+            await post(engine, reading("esp32-002", n=1), reading("esp32-001", n=2))
+            await eventually(lambda: route.delivered == 2)
+            assert hub.publish("alert", {"device_id": "esp32-002", "id": "A2"}) == 2  # admin, two
+            assert hub.publish("alert", {"device_id": "esp32-001", "id": "A1"}) == 2  # admin, one
+            assert hub.publish("occupancy", {"device_id": "esp32-001"}) == 1  # not one's kinds
+            assert hub.publish("occupancy", {"device_id": "esp32-002"}) == 2  # two: any kind
+            assert hub.publish("status", {"up": True}) == 1  # no device_id: the admin's only
+            assert hub.publish("note", ["not", "an", "object"]) == 1  # no fields to match
+            await post(engine, reading("esp32-001", n=3), reading("esp32-002", n=4))
+            got = await recv_until(one, marker(3))
+            assert [(m["type"], m["data"].get("n", m["data"].get("id"))) for m in got] == [
+                ("data", 2),
+                ("alert", "A1"),
+                ("data", 3),
+            ]
+            got = await recv_until(two, marker(4))
+            assert [(m["type"], m["data"].get("n", m["data"].get("id"))) for m in got] == [
+                ("data", 1),
+                ("alert", "A2"),
+                ("occupancy", None),
+                ("data", 4),
+            ]
+            got = await recv_until(admin, marker(4))
+            assert [m["type"] for m in got] == [
+                *("data", "data", "alert", "alert", "occupancy", "occupancy"),
+                *("status", "note", "data", "data"),
+            ]
+            # narrowed to the other device: nothing of either arrives before the pong
+            await one.send(json.dumps({"type": "subscribe", "filters": {"device_id": "esp32-002"}}))
+            assert (await recv(one))["type"] == "subscribed"
+            await post(engine, reading("esp32-002", n=5), reading("esp32-001", n=6))
+            await eventually(lambda: route.delivered == 6)
+            await one.send(json.dumps({"type": "ping"}))
+            assert (await recv(one))["type"] == "pong"
+        await eventually(lambda: hub.clients == 0)
+        assert hub.stats() == []
 
 
 async def test_slow_client_drops_oldest_and_ingestion_never_waits(tmp_path: Path) -> None:

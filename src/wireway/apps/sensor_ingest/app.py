@@ -18,6 +18,7 @@ from wireway.config.model import Security
 from wireway.connectors.base import AppService, EngineView
 from wireway.connectors.sql.db import DEFAULT_OWN_SCHEMA, Database, open_database
 from wireway.connectors.websocket import Hub, WebSocketHubs
+from wireway.connectors.websocket.clients import Scope
 from wireway.envelope import Message
 from wireway.errors import BackpressureError, NotConnected
 from wireway.observability import logging as log
@@ -241,8 +242,10 @@ class SensorApp(AppService):
 
     async def ws_authenticate(
         self, headers: dict[str, str], query: dict[str, str], first: dict[str, Any] | None
-    ) -> str | None:
-        """None when the WebSocket client may connect, else why not."""
+    ) -> str | Scope | None:
+        """Whether the WebSocket client may connect: None (an admin: every message), its
+        device's scope (a device key or JWT: its own readings and alerts), else why not."""
+        from wireway.apps.sensor_ingest.alerts import ALERT_TYPE
         from wireway.apps.sensor_ingest.auth import AuthError
 
         assert self.keys is not None
@@ -253,10 +256,14 @@ class SensorApp(AppService):
         if not api_key and not bearer:
             return "missing credentials"
         try:
-            self.keys.authenticate(api_key, bearer)
+            principal = self.keys.authenticate(api_key, bearer)
         except AuthError as exc:
             return exc.message
-        return None
+        if principal.admin:
+            return None
+        if not principal.device_id:  # a device credential naming no device sees nothing
+            return "device credential without a device"
+        return live.device_scope(principal.device_id, (READINGS_TYPE, ALERT_TYPE))
 
     def _rejected(self, pattern: str, reason: str) -> None:
         if pattern in self.patterns:

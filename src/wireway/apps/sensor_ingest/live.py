@@ -7,14 +7,19 @@ What the existing sensor service's clients expect beyond the hub's generic filte
 - `alert` and `occupancy` messages go only to clients that subscribed with
   `"alerts": true` / `"occupancy": true`, and for them a filter on a key the
   event does not carry (`sensor_type` on an occupancy change) is ignored.
+
+A device's credential (device key or device JWT) is let in with `device_scope`: the
+hub sends it its own device's readings and alerts and nothing else, whatever it
+subscribes to; occupancy changes are the admin's, like `/api/v1/occupancy`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from wireway.connectors.websocket.admission import Authenticate
-from wireway.connectors.websocket.clients import SKIP, Subscription
+from wireway.connectors.websocket.clients import SKIP, Scope, Subscription
 from wireway.connectors.websocket.hub import Hub
 
 OPT_IN = {"alert": "alerts", "occupancy": "occupancy"}  # message kind -> subscribe flag it needs
@@ -46,6 +51,12 @@ def select(kind: str, data: Any, subscription: Subscription | None) -> Any:
         if data[key] not in allowed:
             return SKIP
     return view
+
+
+def device_scope(device_id: str, kinds: Iterable[str]) -> Scope:
+    """What a device's client may receive: messages of `kinds` (its readings, its
+    alerts) whose `device_id` is its own."""
+    return Scope({"device_id": device_id}, frozenset(kinds))
 
 
 def install(hub: Hub, authenticate: Authenticate | None) -> None:

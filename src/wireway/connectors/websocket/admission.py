@@ -5,6 +5,11 @@ A client authenticates with the `X-API-Key` or `Authorization` header, the
 `{"type": "auth", "api_key": ...}` sent within `auth_timeout` seconds of the
 greeting. A client that fails gets `{"type": "error", "message": "Unauthorized"}`
 and close code 4401.
+
+The hook answers None (let in, every message), a reason (refused), or a `Scope`
+(let in, limited to it for the whole connection; a mapping is taken as its
+`fields`). Any other answer, or an exception, refuses: a mistake in a hook closes
+the door rather than opening it wide.
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ from typing import Any
 
 import msgspec
 
-from wireway.connectors.websocket.clients import Client
+from wireway.connectors.websocket.clients import Client, Scope
 from wireway.envelope import now_rfc3339
 from wireway.observability import logging as log
 
 logger = log.get("websocket")
 
-Authenticate = Callable[[dict[str, str], dict[str, str], dict[str, Any] | None], Awaitable[str | None]]
-"""(headers, query, first message or None) -> None when allowed, else the reason."""
+Verdict = str | Scope | Mapping[str, Any] | None
+"""An `Authenticate` answer: None (allowed), a reason (refused), a scope (allowed within it)."""
+
+Authenticate = Callable[[dict[str, str], dict[str, str], dict[str, Any] | None], Awaitable[Verdict]]
+"""(headers, query, first message or None) -> a `Verdict`."""
 
 UNAUTHORIZED_CLOSE = 4401
 CONNECTED_MESSAGE = "Connected to wireway live stream"
@@ -50,7 +58,8 @@ def parse(message: Mapping[str, Any]) -> Any:
 
 
 async def admit(client: Client, check: Authenticate | None, auth_timeout: float) -> bool:
-    """Greet the client and, with `check` set, authenticate it first; False: refused."""
+    """Greet the client and, with `check` set, authenticate it first (setting its
+    `scope` when the check gives one); False: refused."""
     ws = client.websocket
     connected = {"type": "connected", "message": CONNECTED_MESSAGE}
     if check is None:
@@ -58,7 +67,7 @@ async def admit(client: Client, check: Authenticate | None, auth_timeout: float)
         return True
     headers = dict(ws.headers.items())
     query = dict(ws.query_params.items())
-    reason = await _ask(check, headers, query, None)
+    reason = await _ask(check, client, headers, query, None)
     if reason is None:
         await ws.send_text(encode_text({**connected, "timestamp": now_rfc3339()}))
         return True
@@ -77,7 +86,7 @@ async def admit(client: Client, check: Authenticate | None, auth_timeout: float)
     first = parse(message)
     if not isinstance(first, dict) or first.get("type") != "auth":
         return await _reject(client, "first message is not auth")
-    reason = await _ask(check, headers, query, first)
+    reason = await _ask(check, client, headers, query, first)
     if reason is not None:
         return await _reject(client, reason)
     await ws.send_text(encode_text({"type": "authenticated", "timestamp": now_rfc3339()}))
@@ -86,15 +95,30 @@ async def admit(client: Client, check: Authenticate | None, auth_timeout: float)
 
 async def _ask(
     check: Authenticate,
+    client: Client,
     headers: dict[str, str],
     query: dict[str, str],
     first: dict[str, Any] | None,
 ) -> str | None:
+    """None when the client is let in (its scope set), else the reason it is not."""
     try:
-        return await check(headers, query, first)
+        verdict = await check(headers, query, first)
     except Exception as exc:  # noqa: BLE001  (a failing hook refuses, it does not crash)
         logger.warning("websocket authentication failed", error=str(exc))
         return f"authentication error: {exc}"
+    if verdict is None:
+        client.scope = None
+        return None
+    if isinstance(verdict, str):
+        return verdict
+    if isinstance(verdict, Scope):
+        client.scope = verdict
+        return None
+    if isinstance(verdict, Mapping):
+        client.scope = Scope(verdict)
+        return None
+    logger.warning("websocket authentication hook gave no verdict", answer=type(verdict).__name__)
+    return "authentication error: the hook answered neither None, a reason nor a scope"
 
 
 async def _reject(client: Client, reason: str) -> bool:

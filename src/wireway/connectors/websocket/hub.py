@@ -19,7 +19,9 @@ reference page). Design points:
   on each connection's uvicorn protocol before accepting it. A client that does not
   answer a ping in time is closed by uvicorn (code 1011) and leaves the hub.
 - With an `authenticate` hook installed, a client is let in only once it passes
-  (`admission.py`).
+  (`admission.py`). The hook may let it in with a `Scope` (say, one device's
+  messages): the hub applies it before `select`, so nothing the client subscribes
+  to can widen it. While no client has a scope, `publish` does no scope work.
 
 The second server (`port`) is in `server.py`, the client state in `clients.py`, the
 engine's set of hubs (one per path) in `hubs.py`.
@@ -85,6 +87,7 @@ class Hub:
         self.http_host = http_host
         self.dropped = 0
         self._clients: dict[int, Client] = {}
+        self._scoped = 0  # clients with a scope: publish checks scopes only when some are
         self._ids = itertools.count(1)
         self._server: SecondServer | None = None
         self.port: int | None = None
@@ -103,7 +106,8 @@ class Hub:
             select: what a client gets of each message (see `clients.py`); None: the
                 hub's own `match_filters`.
             authenticate: None lets every client in; otherwise it is asked for each
-                client, and a reason it returns refuses that client.
+                client: a reason it returns refuses that client, a `Scope` limits
+                what that client receives (see `admission.py`).
         """
         self.select = select or match_filters
         self.authenticate = authenticate
@@ -145,7 +149,7 @@ class Hub:
         return len(self._clients)
 
     def stats(self) -> list[dict[str, Any]]:
-        """Per client: id, peer, queued, sent, dropped, streaming, filters, options."""
+        """Per client: id, peer, queued, sent, dropped, streaming, scope, filters, options."""
         return [c.stats() for c in self._clients.values()]
 
     def routes(self) -> list[BaseRoute]:
@@ -185,11 +189,14 @@ class Hub:
         if not self._clients:
             return 0
         select = self.select
+        scoped = self._scoped > 0
         timestamp = now_rfc3339()
         shared: str | None = None
         count = 0
         for client in self._clients.values():
             if not client.streaming:
+                continue
+            if scoped and client.scope is not None and not client.scope.allows(kind, data):
                 continue
             view = select(kind, data, client.subscription)
             if view is SKIP:
@@ -245,6 +252,8 @@ class Hub:
             if not await admit(client, self.authenticate, self.auth_timeout):
                 return
             self._clients[client.id] = client
+            if client.scope is not None:
+                self._scoped += 1
             writer = asyncio.create_task(
                 self._writer(client), name=f"wireway[websocket:{self.path}].send#{client.id}"
             )
@@ -252,7 +261,8 @@ class Hub:
         except Exception as exc:  # noqa: BLE001  (one client's failure must not spread)
             logger.debug("websocket client failed", peer=peer, error=str(exc))
         finally:
-            self._clients.pop(client.id, None)
+            if self._clients.pop(client.id, None) is not None and client.scope is not None:
+                self._scoped -= 1
             if writer is not None:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
