@@ -163,3 +163,18 @@ async def test_the_api_key_is_asked_for_when_set(tmp_path: Path) -> None:
             r = await admin.post("/update_multicast_state", json={"takMulticast": True})
             assert r.status_code == 200
         assert (await kit.status("s3cret-key"))["broadcasting"] is False
+
+
+async def test_the_operator_server_sends_security_headers(tmp_path: Path) -> None:
+    """The kit's own server is bounded and labelled like the engine's: the page gets its
+    policy and is never framed, the API's answers are not cached or sniffed."""
+    async with fieldkit(tmp_path) as kit, kit.client() as api:
+        page = await api.get("/")
+        assert page.status_code == 200
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        answer = await api.post("/update_multicast_state", json={"takMulticast": True})
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "server" not in answer.headers

@@ -10,6 +10,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from wireway.connectors.hostport import bind
+from wireway.web.server import bounded_config
 
 
 class _Uvicorn(uvicorn.Server):
@@ -30,15 +31,9 @@ class OperatorServer:
 
     async def start(self) -> None:
         sock = bind(self.host, self.port)
-        config = uvicorn.Config(
-            self.app,
-            interface="asgi3",
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            loop="none",
-            timeout_graceful_shutdown=5,
-        )
+        # the engine's bounds and security headers: requests in time and size, nosniff,
+        # a page policy on the operator page
+        config = bounded_config(self.app, interface="asgi3")
         self._server = _Uvicorn(config)
         self._task = asyncio.create_task(self._server.serve([sock]), name=f"wireway[fieldkit:{self.port}]")
 
