@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from wireway import registry
 from wireway.envelope import Message
 from wireway.formats.codec import Codec
-from wireway.formats.cot_format import CotCodec
+from wireway.formats.cot_format import CotCodec, cot_time
 
 DATA = Path(__file__).parent / "data"
 RFC3339_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -322,3 +322,28 @@ def test_the_text_builder_takes_the_kits_mapping() -> None:
         want = ET.tostring(cot.element(message), encoding="utf-8", xml_declaration=False)
         assert cot.xml(message) == want
         assert decode_one(cot.encode(message))["detail"]["contact"]["@callsign"] == "a&b<c>\"d'e\r\n\ufffd"
+
+
+@given(
+    st.one_of(
+        st.floats(0, 253402300799.999),
+        st.integers(0, 2**34).map(lambda s: s + 0.9995),
+        st.integers(0, 2**34).map(lambda s: s + 0.0005),
+        st.integers(0, 2**34).map(lambda s: s + 0.9999995),
+        st.integers(0, 2**34).map(lambda s: s + 0.0000005),
+        st.sampled_from([0.0, 1764843200.9999996, 1764843200.9999995, 253402300799.9999995, 1.5e-7]),
+    )
+)
+def test_times_are_written_as_datetime_writes_them(seconds: float) -> None:
+    """Rounded to microseconds half to even, then cut to milliseconds, as CPython does."""
+    from datetime import UTC, datetime
+
+    try:
+        want = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        want = None
+    try:
+        got = cot_time(seconds)
+    except ValueError:
+        got = None
+    assert got == want

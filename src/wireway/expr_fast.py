@@ -57,6 +57,7 @@ class _Error:
 ERROR = _Error()
 Fn = Callable[[dict[str, Any]], Any]
 PLAIN = (str, int, float, bool, type(None))  # values builtins conversion leaves as they are
+NOT_PLAIN = object()  # Reader.plain: the expression needs the converted message
 PLAIN_TREE_LIMIT = 64  # values of a mapping or list result checked before giving up
 
 
@@ -260,15 +261,40 @@ class _Parser:
 def _getter(parts: list[str]) -> Fn:
     head, rest = parts[0], parts[1:]
 
-    def get(ctx: dict[str, Any]) -> Any:
-        if head not in ctx:
-            return ERROR
-        v = ctx[head]
+    def walk(v: Any, rest: list[str]) -> Any:
         for p in rest:
             if not isinstance(v, dict) or p not in v:
                 return ERROR
             v = v[p]
         return v
+
+    # one, two and three names (`payload.mac`, `payload.tak.type`) read without the loop
+    if not rest:
+        return lambda ctx: ctx.get(head, ERROR)
+    if len(rest) == 1:
+        (first,) = rest
+
+        def get2(ctx: dict[str, Any]) -> Any:
+            v = ctx.get(head, ERROR)
+            return v.get(first, ERROR) if type(v) is dict else walk(v, rest)
+
+        return get2
+    if len(rest) == 2:
+        first, second = rest
+
+        def get3(ctx: dict[str, Any]) -> Any:
+            v = ctx.get(head, ERROR)
+            if type(v) is dict:
+                v = v.get(first, ERROR)
+                if type(v) is dict:
+                    return v.get(second, ERROR)
+                return walk(v, rest[1:])
+            return walk(v, rest)
+
+        return get3
+
+    def get(ctx: dict[str, Any]) -> Any:
+        return walk(ctx.get(head, ERROR), rest)
 
     return get
 
@@ -360,12 +386,20 @@ class Reader:
         self.expr = expr
         self.light = compile_value(expr.source)
 
+    def plain(self, light: dict[str, Any]) -> Any:
+        """The value from the message's own values, or `NOT_PLAIN`."""
+        fast = self.light
+        if fast is None:
+            return NOT_PLAIN
+        value = fast(light)
+        kind = type(value)
+        if kind in PLAIN or ((kind is dict or kind is list) and _plain_tree(value)):
+            return value
+        return NOT_PLAIN
+
     def __call__(self, light: dict[str, Any], full: Callable[[], dict[str, Any]]) -> Any:
-        if self.light is not None:
-            value = self.light(light)
-            if type(value) in PLAIN or (type(value) in (dict, list) and _plain_tree(value)):
-                return value
-        return self.expr.evaluate(full())
+        value = self.plain(light)
+        return value if value is not NOT_PLAIN else self.expr.evaluate(full())
 
 
 def _plain_tree(value: dict[str, Any] | list[Any]) -> bool:

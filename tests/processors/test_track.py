@@ -410,3 +410,24 @@ async def test_end_to_end_tcp_track_file(tmp_path: Path) -> None:
     assert set(seen) == {("a", 52.0, -60), ("b", 53.0, -60), ("a", 52.001, -60), ("b", 53.0, -75)}
     assert seen[-2:] in ([("a", 52.001, -60), ("b", 53.0, -75)], [("b", 53.0, -75), ("a", 52.001, -60)])
     assert counted("track-e2e", "unchanged") == 8
+
+
+async def test_drop_unfixed_drops_what_has_no_position() -> None:
+    """No position, (0, 0), out of range or unreadable: dropped and counted, the device
+    not remembered; a key that cannot be read matters only for a message with a fix."""
+    step = step_of(drop_unfixed=True)
+    step.pattern = "track-unfixed"
+    unfixed = [
+        device("a", lat=None),  # type: ignore[arg-type]
+        device("b", lat=0.0, lon=0.0),
+        device("c", lat=95.0),
+        device("d", lat="52.0"),  # type: ignore[arg-type]
+        Message(message_id="m-no-key", timestamp="2026-01-01T00:00:00Z", payload={"lat": None}),
+    ]
+    result = await step.process([*unfixed, device("e", lat=0.0, lon=4.0)])
+    assert [m.payload["mac"] for m in result.passed] == ["e"]
+    assert result.failed == []
+    assert step.tracked == 1
+    assert counted("track-unfixed", "no_fix") == 5
+    with pytest.raises(ValueError, match="drop_unfixed"):
+        TrackConfig(key="payload.mac", drop_unfixed=True)

@@ -11,6 +11,7 @@ value is escaped.
 
 from __future__ import annotations
 
+import math
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from google.protobuf.message import DecodeError as ProtobufError
 
 from wireway.envelope import Message, parse_timestamp
 from wireway.expr import Expr, ExpressionError
-from wireway.expr_fast import Reader, light_context
+from wireway.expr_fast import NOT_PLAIN, Reader, light_context
 from wireway.formats.codec import Codec, Record
 from wireway.formats.xml_format import build_into, element_value, parse, xml_text
 from wireway.registry import register_format
@@ -73,6 +74,8 @@ class CotOptions(msgspec.Struct, forbid_unknown_fields=True):
 def cot_time(value: Any) -> str:
     """A CoT timestamp: UTC, milliseconds, `Z`."""
     seconds = parse_timestamp(value) if isinstance(value, str) else float(value)
+    if 0 <= seconds < _YEAR_10000:
+        return _utc_ms(seconds)
     try:
         stamp = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError):
@@ -80,7 +83,32 @@ def cot_time(value: Any) -> str:
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_YEAR_10000 = 253402300800.0
+_SECONDS: dict[int, str] = {}  # whole second -> its text: events of one second share it
+SECONDS_KEPT = 1024
+
+
+def _utc_ms(seconds: float) -> str:
+    """What `datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")`
+    writes (with `Z`), for a time from 1970 to 9999: the microseconds rounded half to
+    even as CPython rounds them, the milliseconds cut from those."""
+    fraction, whole = math.modf(seconds)
+    micro = round(fraction * 1e6)
+    second = int(whole)
+    if micro >= 1_000_000:
+        micro -= 1_000_000
+        second += 1
+    text = _SECONDS.get(second)
+    if text is None:
+        if len(_SECONDS) >= SECONDS_KEPT:
+            _SECONDS.clear()
+        text = _SECONDS[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{text}.{micro // 1000:03d}Z"
+
+
 def _number(value: Any, name: str, default: float | None = None) -> str:
+    if type(value) is float and math.isfinite(value):  # the usual: nothing to convert
+        return repr(value)
     if value is None or value == "":
         if default is None:
             raise ValueError(f"CoT needs `{name}`")
@@ -89,7 +117,7 @@ def _number(value: Any, name: str, default: float | None = None) -> str:
         number = float(value)
     except OverflowError:
         raise ValueError(f"`{name}` is not a number: {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise ValueError(f"`{name}` is not a number: {value!r}")
     return repr(number)
 
@@ -180,24 +208,29 @@ class CotCodec(Codec):
     def xml(self, msg: Message) -> bytes:
         """The `<event>` of one message, byte for byte what ElementTree writes for
         `element(msg)` (a property test holds them side by side), put together as text:
-        every value escaped as ElementTree escapes it. A `detail` object from the
-        mapping is built and written by ElementTree itself."""
+        every value escaped as ElementTree escapes it (times and numbers have nothing
+        to escape). A `detail` object from the mapping is built and written by
+        ElementTree itself."""
         get, payload = self._getter(msg)
-        head, point = self._head(get, payload)
+        (uid, kind, how, at, start, stale), (lat, lon, hae, ce, le) = self._head(get, payload)
         extra = get("detail", _detail_in(payload))
         if isinstance(extra, dict) and extra:
             detail = ET.Element("detail")
             build_into(detail, extra)
             self._detail(detail, get)
             if _namespaced(detail):  # ElementTree declares those prefixes on the root
-                event = self._tree(head, point)
+                event = self._tree(*self._head(get, payload))
                 event.append(detail)
                 xml: bytes = ET.tostring(event, encoding="utf-8", xml_declaration=False)
                 return xml
             body = ET.tostring(detail, encoding="unicode")
         else:
             body = _detail_text(get)
-        text = f"<event{_attributes(head)}><point{_attributes(point)} />{body}</event>"
+        text = (
+            f'<event version="2.0" uid="{_attribute(uid)}" type="{_attribute(kind)}" '
+            f'how="{_attribute(how)}" time="{at}" start="{start}" stale="{stale}">'
+            f'<point lat="{lat}" lon="{lon}" hae="{hae}" ce="{ce}" le="{le}" />{body}</event>'
+        )
         return text.encode("utf-8", "xmlcharrefreplace")
 
     def element(self, msg: Message) -> ET.Element:
@@ -213,73 +246,71 @@ class CotCodec(Codec):
         return event
 
     def _getter(self, msg: Message) -> tuple[Callable[..., Any], dict[str, Any]]:
-        """`get(field, fallback)`: the field's mapping evaluated for the message, or
-        the fallback when `set` does not name it; and the payload."""
+        """`get(field, fallback)`: the field's mapping evaluated for the message (a
+        ValueError when it fails), or the fallback when `set` does not name it; and
+        the payload. The mappings are evaluated at once (they change nothing, so when
+        does not matter); an error is raised where the field is asked for."""
         payload = msg.payload if isinstance(msg.payload, dict) else {}
         readers = self.readers
         if not readers:
-            return (lambda key, fallback=None: fallback), payload
+            return _unmapped, payload
         light = light_context(msg)
-        full = msg.to_context
+        values: dict[str, Any] = {}
+        for key, reader in readers.items():
+            value = reader.plain(light)
+            if value is NOT_PLAIN:
+                try:
+                    value = reader.expr.evaluate(msg.to_context())
+                except Exception as exc:  # noqa: BLE001  (CEL raises its own kinds)
+                    value = _Failure(f"cot `{key}`: {exc}")
+            values[key] = value
 
         def get(key: str, fallback: Any = None) -> Any:
-            reader = readers.get(key)
-            if reader is not None:
-                try:
-                    return reader(light, full)
-                except Exception as exc:  # noqa: BLE001  (CEL raises its own kinds)
-                    raise ValueError(f"cot `{key}`: {exc}") from None
-            return fallback
+            value = values.get(key, _UNSET)
+            if value is _UNSET:
+                return fallback
+            if type(value) is _Failure:
+                raise ValueError(value.reason)
+            return value
 
         return get, payload
 
-    def _head(self, get: Callable[..., Any], payload: dict[str, Any]) -> tuple[Attributes, Attributes]:
-        """The event's and the point's attributes, in the order they are written."""
+    def _head(self, get: Callable[..., Any], payload: dict[str, Any]) -> tuple[Head, Point]:
+        """The event's attributes after `version` (uid, type, how, time, start, stale)
+        and the point's (lat, lon, hae, ce, le), as text, in the order they are written."""
         opts = self.options
         point: dict[str, Any] = payload["point"] if isinstance(payload.get("point"), dict) else {}
         uid = get("uid", payload.get("uid"))
         if not uid:
             raise ValueError("CoT needs a `uid`")
         now = self.clock()
-        now_text: list[str] = []
-
-        def stamp(value: Any) -> str:
-            if value is now:  # `time` and `start` both now: one text
-                if not now_text:
-                    now_text.append(cot_time(now))
-                return now_text[0]
-            return cot_time(value)
-
         start = get("start", payload.get("start"))
-        head = [
-            ("version", "2.0"),
-            ("uid", xml_text(str(uid))),
-            ("type", xml_text(str(get("type", payload.get("type")) or opts.default_type))),
-            ("how", xml_text(str(get("how", payload.get("how")) or opts.default_how))),
-            ("time", stamp(get("time", payload.get("time")) or now)),
-            ("start", stamp(start or now)),
-            (
-                "stale",
-                cot_time(
-                    get("stale", payload.get("stale"))
-                    or (parse_timestamp(start) if isinstance(start, str) else float(start or now))
-                    + opts.stale_seconds
-                ),
-            ),
-        ]
-        where = [
-            ("lat", _number(get("lat", point.get("lat", payload.get("lat"))), "lat")),
-            ("lon", _number(get("lon", point.get("lon", payload.get("lon"))), "lon")),
-            ("hae", _number(get("hae", point.get("hae")), "hae", UNKNOWN)),
-            ("ce", _number(get("ce", point.get("ce")), "ce", UNKNOWN)),
-            ("le", _number(get("le", point.get("le")), "le", UNKNOWN)),
-        ]
+        uid_text = _clean(str(uid))
+        kind = _clean(str(get("type", payload.get("type")) or opts.default_type))
+        how = _clean(str(get("how", payload.get("how")) or opts.default_how))
+        at = get("time", payload.get("time")) or now
+        at_text = cot_time(at)
+        start_text = at_text if (start or now) is now and at is now else cot_time(start or now)
+        stale = cot_time(
+            get("stale", payload.get("stale"))
+            or (parse_timestamp(start) if isinstance(start, str) else float(start or now))
+            + opts.stale_seconds
+        )
+        head = (uid_text, kind, how, at_text, start_text, stale)
+        where = (
+            _number(get("lat", point.get("lat", payload.get("lat"))), "lat"),
+            _number(get("lon", point.get("lon", payload.get("lon"))), "lon"),
+            _number(get("hae", point.get("hae")), "hae", UNKNOWN),
+            _number(get("ce", point.get("ce")), "ce", UNKNOWN),
+            _number(get("le", point.get("le")), "le", UNKNOWN),
+        )
         return head, where
 
     @staticmethod
-    def _tree(head: Attributes, point: Attributes) -> ET.Element:
-        event = ET.Element("event", dict(head))
-        ET.SubElement(event, "point", dict(point))
+    def _tree(head: Head, point: Point) -> ET.Element:
+        names = ("uid", "type", "how", "time", "start", "stale")
+        event = ET.Element("event", {"version": "2.0", **dict(zip(names, head, strict=True))})
+        ET.SubElement(event, "point", dict(zip(("lat", "lon", "hae", "ce", "le"), point, strict=True)))
         return event
 
     @staticmethod
@@ -292,18 +323,18 @@ class CotCodec(Codec):
 
         callsign = get("callsign")
         if callsign is not None:
-            child("contact").set("callsign", xml_text(str(callsign)))
+            child("contact").set("callsign", _clean(str(callsign)))
         remarks = get("remarks")
         if remarks is not None:
-            child("remarks").text = xml_text(str(remarks))
+            child("remarks").text = _clean(str(remarks))
         color = get("color")
         if color is not None:
             child("color").set("argb", _argb(color))
         group_name, group_role = get("group_name"), get("group_role")
         if group_name is not None or group_role is not None:
             group = child("__group")
-            group.set("name", xml_text(str(group_name or "Cyan")))
-            group.set("role", xml_text(str(group_role or "Team Member")))
+            group.set("name", _clean(str(group_name or "Cyan")))
+            group.set("role", _clean(str(group_role or "Team Member")))
         course, speed = get("course"), get("speed")
         if course is not None or speed is not None:
             track = child("track")
@@ -311,7 +342,22 @@ class CotCodec(Codec):
             track.set("speed", _number(speed, "speed", 0.0))
 
 
-Attributes = list[tuple[str, str]]
+Head = tuple[str, str, str, str, str, str]
+Point = tuple[str, str, str, str, str]
+_UNSET = object()
+
+
+class _Failure:
+    """A mapping that could not be evaluated, raised when its field is asked for."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _unmapped(key: str, fallback: Any = None) -> Any:
+    return fallback
 
 
 def _detail_in(payload: dict[str, Any]) -> Any:
@@ -323,18 +369,18 @@ def _detail_text(get: Callable[..., Any]) -> str:
     parts = []
     callsign = get("callsign")
     if callsign is not None:
-        parts.append(f'<contact callsign="{_attribute(xml_text(str(callsign)))}" />')
+        parts.append(f'<contact callsign="{_attribute(_clean(str(callsign)))}" />')
     remarks = get("remarks")
     if remarks is not None:
-        text = xml_text(str(remarks))
+        text = _clean(str(remarks))
         parts.append(f"<remarks>{_cdata(text)}</remarks>" if text else "<remarks />")
     color = get("color")
     if color is not None:
         parts.append(f'<color argb="{_argb(color)}" />')
     group_name, group_role = get("group_name"), get("group_role")
     if group_name is not None or group_role is not None:
-        name = _attribute(xml_text(str(group_name or "Cyan")))
-        role = _attribute(xml_text(str(group_role or "Team Member")))
+        name = _attribute(_clean(str(group_name or "Cyan")))
+        role = _attribute(_clean(str(group_role or "Team Member")))
         parts.append(f'<__group name="{name}" role="{role}" />')
     course, speed = get("course"), get("speed")
     if course is not None or speed is not None:
@@ -350,8 +396,9 @@ def _argb(value: Any) -> str:
         raise ValueError(f"`color` is not an ARGB integer: {value!r}") from None
 
 
-def _attributes(items: Attributes) -> str:
-    return "".join(f' {name}="{_attribute(value)}"' for name, value in items)
+def _clean(text: str) -> str:
+    """`xml_text`: printable ASCII has nothing XML cannot carry."""
+    return text if text.isascii() and text.isprintable() else xml_text(text)
 
 
 def _attribute(text: str) -> str:

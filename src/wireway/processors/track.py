@@ -57,8 +57,11 @@ class TrackConfig(msgspec.Struct, forbid_unknown_fields=True):
     last passed message is `refresh_after` seconds old (set it below the stale time
     of what the message becomes, a TAK marker's `stale`, so the marker stays fresh).
     Every other message is dropped and counted (outcome `unchanged`); the input
-    still acknowledges it. A position or signal that cannot be read, or a position of
-    exactly (0, 0), is unknown (no fix) and changes nothing; a key that cannot be
+    still acknowledges it. A position or signal that cannot be read, a latitude or
+    longitude out of range, or a position of exactly (0, 0), is unknown (no fix) and
+    changes nothing; with `drop_unfixed: true` a message without a known position
+    is dropped instead (counted as outcome `no_fix`, its device not remembered), so
+    no filter before `track` has to read the position again. A key that cannot be
     evaluated sends the message to the DLQ with the reason.
 
     A message counts as passed once it is in the outboxes (a refused batch is
@@ -89,12 +92,15 @@ class TrackConfig(msgspec.Struct, forbid_unknown_fields=True):
     forget_after: Annotated[Seconds | None, Meta(description="seconds without a message: forgotten")] = 600.0
     max_keys: Annotated[int, Meta(ge=1, description="devices remembered at most")] = 100_000
     persist: Annotated[bool, Meta(description="keep the devices in the data folder across restarts")] = False
+    drop_unfixed: Annotated[bool, Meta(description="drop a message without a known position")] = False
 
     def __post_init__(self) -> None:
         if (self.lat is None) != (self.lon is None):
             raise ValueError(f"`lat` and `lon` go together - at `$.{'lon' if self.lon is None else 'lat'}`")
         if self.refresh_emit and self.refresh_after is None:
             raise ValueError("`refresh_emit` needs `refresh_after` - at `$.refresh_emit`")
+        if self.drop_unfixed and self.lat is None:
+            raise ValueError("`drop_unfixed` needs `lat` and `lon` - at `$.drop_unfixed`")
         if self.refresh_emit and (self.forget_after or math.inf) <= (self.refresh_after or 0):
             raise ValueError("`forget_after` must be longer than `refresh_after` - at `$.forget_after`")
 
@@ -179,6 +185,7 @@ class Track(Processor):
         self.max_keys = config.max_keys
         self.emit = config.refresh_emit
         self.persist = config.persist
+        self.drop_unfixed = config.drop_unfixed
         # least recently seen first
         self.devices: OrderedDict[str, Device] = OrderedDict()
         # messages passed but not yet in the outboxes: message id -> (key, reference)
@@ -248,15 +255,19 @@ class Track(Processor):
         failed: list[tuple[Message, list[str]]] = []
         fresh: dict[str, Reference] = {}  # references of keys passed earlier in this batch
         devices = self.devices
-        read_key = self.key
+        read_key, drop_unfixed = self.key, self.drop_unfixed
+        unfixed = 0
         for msg in batch:
             ctx = light_context(msg)
+            ref = self.reference(ctx, msg)
+            if ref[0] is None and drop_unfixed:  # as a filter before `track` would
+                unfixed += 1
+                continue
             try:
                 key = str(read_key(ctx, msg.to_context))
             except Exception as exc:  # noqa: BLE001  (CEL evaluation error)
                 failed.append((msg, [f"track: cannot evaluate key: {exc}"]))
                 continue
-            ref = self.reference(ctx, msg)
             device = devices.get(key)
             if device is None:
                 device = devices[key] = Device(now)
@@ -277,9 +288,11 @@ class Track(Processor):
                 passed.append(msg)
         while len(self.pending) > PENDING_LIMIT:  # a batch refused for backpressure never commits
             del self.pending[next(iter(self.pending))]
-        dropped = len(batch) - len(passed) - len(failed)
+        dropped = len(batch) - len(passed) - len(failed) - unfixed
         if dropped:
             MESSAGES.labels(self.pattern or "-", "track", "unchanged").inc(dropped)
+        if unfixed:
+            MESSAGES.labels(self.pattern or "-", "track", "no_fix").inc(unfixed)
         return StepResult(passed, failed)
 
     def reference(self, ctx: dict[str, Any], msg: Message) -> Reference:

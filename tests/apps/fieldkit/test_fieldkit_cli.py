@@ -14,7 +14,7 @@ def test_the_pattern_passes_check() -> None:
     result = wireway("check", str(builtin_path("fieldkit")))
     assert result.returncode == 0, result.stderr
     assert "pattern fieldkit" in result.stdout
-    assert "steps [fieldkit_filter, gps, filter, track]" in result.stdout
+    assert "steps [fieldkit_filter, gps, track]" in result.stdout
     assert "outputs [tak, fieldkit_server]" in result.stdout
     server_on = wireway("check", str(builtin_path("fieldkit")), env={"FIELDKIT_TAK_ENABLED": "true"})
     assert "outputs [tak, fieldkit_server, tak]" in server_on.stdout

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kit_support import fieldkit, listening
 
 from support import eventually
@@ -56,3 +59,25 @@ async def test_the_ellipse_follows_the_antenna_setting(tmp_path: Path) -> None:
     shape = event.find("detail/shape/ellipse")
     assert shape is not None
     assert float(shape.get("major", 0)) == round(70 / 1.5 * 2, 1)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["channel", "frequency_mhz", "rssi", "auth_mode", "first_seen", "mac"]),
+        st.one_of(
+            st.none(), st.just(""), st.integers(-100, 6000), st.floats(2400, 6000), st.text(max_size=5)
+        ),
+    )
+)
+def test_remarks_of_any_row(row: dict[str, Any]) -> None:
+    """Each value written as it is, or `unknown` when missing or empty."""
+
+    def shown(key: str, unit: str = "") -> str:
+        value = row.get(key)
+        return "unknown" if value is None or value == "" else f"{value}{unit}"
+
+    assert remarks(row) == (
+        f"Channel: {shown('channel')}, Frequency: {shown('frequency_mhz', ' MHz')}, "
+        f"RSSI: {shown('rssi', ' dBm')}, Authentication: {shown('auth_mode')}, "
+        f"First seen: {shown('first_seen')}, MAC: {shown('mac')}"
+    )

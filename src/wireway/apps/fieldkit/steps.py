@@ -97,10 +97,18 @@ def _shown(value: Any, unit: str = "") -> str:
 
 def remarks(p: dict[str, Any]) -> str:
     get = p.get
+    channel, mhz, rssi = get("channel"), get("frequency_mhz"), get("rssi")
+    auth, first, mac = get("auth_mode"), get("first_seen"), get("mac")
+    if None in (channel, mhz, rssi, auth, first, mac) or "" in (channel, mhz, rssi, auth, first, mac):
+        return (
+            f"Channel: {_shown(channel)}, Frequency: {_shown(mhz, ' MHz')}, "
+            f"RSSI: {_shown(rssi, ' dBm')}, Authentication: {_shown(auth)}, "
+            f"First seen: {_shown(first)}, MAC: {_shown(mac)}"
+        )
+    # every value known (the usual row)
     return (
-        f"Channel: {_shown(get('channel'))}, Frequency: {_shown(get('frequency_mhz'), ' MHz')}, "
-        f"RSSI: {_shown(get('rssi'), ' dBm')}, Authentication: {_shown(get('auth_mode'))}, "
-        f"First seen: {_shown(get('first_seen'))}, MAC: {_shown(get('mac'))}"
+        f"Channel: {channel}, Frequency: {mhz} MHz, RSSI: {rssi} dBm, Authentication: {auth}, "
+        f"First seen: {first}, MAC: {mac}"
     )
 
 
@@ -149,33 +157,62 @@ class FieldkitFilter(Processor):
         assert kit is not None, "fieldkit_filter runs inside an engine"
         s = kit.settings
         live = self.config.live_input
+        realtime = s.analysis_mode == "realtime"
+        ellipse_on = self.config.ellipse
+        kind = "u-d-c-e" if ellipse_on else self.config.cot_type
+        server = s.server() is not None
+        factor = s.sensitivity() if ellipse_on else 1.0
+        white_macs, white_ssids = s.whitelisted_macs, s.whitelisted_ssids
+        black_ssids, black_macs = s.blacklisted_ssids, s.blacklisted_macs
+        seen = kit.counts.device
+        rows = 0
+        fix: dict[str, Any] | None = None  # the batch's last row with a position, for the page
         passed: list[Message] = []
         for msg in batch:
             p = msg.payload
             if not isinstance(p, dict):
                 continue
             if "mac" not in p:  # the kit's own position (gpsd, mavlink): for the page only
+                self._counted(kit, rows, fix)  # the rows before it, in their order
+                rows, fix = 0, None
                 kit.fix(p, msg.source)
                 continue
-            kit.row(p)
-            if not s.broadcasting or (msg.source == live) != (s.analysis_mode == "realtime"):
+            rows += 1
+            if _fixed(p):
+                fix = p
+            if not s.broadcasting or (msg.source == live) != realtime:
                 continue
             mac = str(p.get("mac") or "").upper()
             ssid = str(p.get("ssid") or "")
-            if mac in s.whitelisted_macs or (ssid and ssid in s.whitelisted_ssids):
+            if mac in white_macs or (ssid and ssid in white_ssids):
                 continue
-            color = s.blacklisted_ssids.get(ssid) if ssid else None
+            color = black_ssids.get(ssid) if ssid else None
             if color is None:
-                color = s.blacklisted_macs.get(mac)
+                color = black_macs.get(mac)
             tak = {
-                "type": "u-d-c-e" if self.config.ellipse else self.config.cot_type,
+                "type": kind,
                 "callsign": ssid or mac,
                 "remarks": remarks(p),
                 "color": color,
-                "detail": ellipse(p, s.sensitivity(), mac) if self.config.ellipse else {},
+                "detail": ellipse(p, factor, mac) if ellipse_on else {},
                 "multicast": s.multicast,
-                "server": s.server() is not None,
+                "server": server,
             }
-            kit.counts.device(mac)
+            seen(mac)
             passed.append(msgspec.structs.replace(msg, payload={**p, "mac": mac, "tak": tak}))
+        self._counted(kit, rows, fix)
         return StepResult(passed)
+
+    @staticmethod
+    def _counted(kit: FieldKit, rows: int, fix: dict[str, Any] | None) -> None:
+        """Rows read for the page's counts, and the last one's position as the kit's
+        (what `FieldKit.row` does row by row, once for the rows of a batch)."""
+        kit.counts.rows += rows
+        if fix is not None and not kit.positions:
+            kit.fix(fix, "kismet")
+
+
+def _fixed(p: dict[str, Any]) -> bool:
+    """Whether `FieldKit.fix` takes this row's position."""
+    lat, lon = p.get("lat"), p.get("lon")
+    return isinstance(lat, int | float) and isinstance(lon, int | float) and bool(lat or lon)
