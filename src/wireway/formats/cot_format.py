@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
-import takproto
-from google.protobuf.message import DecodeError as ProtobufError
 
 from wireway.envelope import Message, parse_timestamp
 from wireway.expr import Expr, ExpressionError
@@ -34,7 +32,6 @@ FIELDS = (
     "uid", "type", "how", "time", "start", "stale", "lat", "lon", "hae", "ce", "le",
     "callsign", "remarks", "color", "group_name", "group_role", "course", "speed", "detail",
 )  # fmt: skip
-_PROTO = {"mesh": takproto.TAKProtoVer.MESH, "stream": takproto.TAKProtoVer.STREAM}
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
 
@@ -69,6 +66,15 @@ class CotOptions(msgspec.Struct, forbid_unknown_fields=True):
                 raise ValueError(f"{exc} - at `$.set.{key}`") from None
         if self.stale_seconds <= 0:
             raise ValueError("expected seconds above 0 - at `$.stale_seconds`")
+
+
+def _takproto() -> tuple[Any, type[Exception]]:
+    """takproto and protobuf's decode error, imported when TAK protocol v1 is used
+    (protobuf is a few megabytes resident that XML alone does not need)."""
+    import takproto
+    from google.protobuf.message import DecodeError
+
+    return takproto, DecodeError
 
 
 def cot_time(value: Any) -> str:
@@ -140,8 +146,9 @@ class CotCodec(Codec):
         prefix = f"{where}: " if where else ""
         if data[:1] == b"\xbf":
             try:
+                takproto, protobuf_error = _takproto()
                 message = takproto.parse_proto(bytearray(data))
-            except (ProtobufError, IndexError, ValueError, EOFError) as exc:
+            except (protobuf_error, IndexError, ValueError, EOFError) as exc:
                 return [Record(None, f"{prefix}invalid TAK protocol message: {exc}", where)]
             if message is None:
                 return [Record(None, f"{prefix}invalid TAK protocol message", where)]
@@ -203,7 +210,10 @@ class CotCodec(Codec):
         xml = self.xml(msg)
         if self.options.protocol == "xml":
             return _DECLARATION + xml
-        return bytes(takproto.xml2proto(xml, _PROTO[self.options.protocol]))
+        takproto, _ = _takproto()
+        versions = takproto.TAKProtoVer
+        version = versions.MESH if self.options.protocol == "mesh" else versions.STREAM
+        return bytes(takproto.xml2proto(xml, version))
 
     def xml(self, msg: Message) -> bytes:
         """The `<event>` of one message, byte for byte what ElementTree writes for
