@@ -54,7 +54,8 @@ class Publisher:
         link = Connection(options, session, Path.cwd(), "bench", "bench", self.window)
         link.start()
         try:
-            await asyncio.wait_for(link.first_attempt.wait(), options.connect_timeout + 1)
+            async with asyncio.timeout(options.connect_timeout + 1):
+                await link.first_attempt.wait()
             if not link.connected:
                 raise RuntimeError(f"cannot publish to the broker at {link.broker.address}")
             sent = Batch()

@@ -195,7 +195,8 @@ async def at_rate(url: str, rate: float, seconds: float, batch: int, workdir: Pa
             with console.status(f"{rate:,.0f} msg/s offered for {seconds:g} s"):
                 await publish(nc, f"{prefix}.in", n, rate)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), 120)
+                    async with asyncio.timeout(120):
+                        await arrived.wait()
             elapsed = time.monotonic() - t0
             cpu = instance.cpu_percent()
         finally:

@@ -146,7 +146,8 @@ class StreamSender:
             # a peer restarting is back within a moment: wait for it rather than spend
             # one of the batch's delivery attempts
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.up.wait(), self.options.connect_timeout)
+                async with asyncio.timeout(self.options.connect_timeout):
+                    await self.up.wait()
         async with self.lock:  # batches in flight at once must not interleave their bytes
             link = self.link
             if link is None or link.lost:
@@ -201,7 +202,8 @@ class StreamSender:
                 raise RetryableError(f"the connection to {self.peer} closed before its answer")
             link.changed.clear()
             try:
-                await asyncio.wait_for(link.changed.wait(), max(deadline - loop.time(), 0))
+                async with asyncio.timeout(max(deadline - loop.time(), 0)):
+                    await link.changed.wait()
             except TimeoutError:
                 link.close()  # a late answer would be taken for the next batch's
                 raise RetryableError(

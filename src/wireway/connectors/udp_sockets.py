@@ -149,7 +149,8 @@ class DatagramSender(asyncio.DatagramProtocol):
                 continue
             if not self.room.is_set():
                 try:
-                    await asyncio.wait_for(self.room.wait(), SEND_TIMEOUT)
+                    async with asyncio.timeout(SEND_TIMEOUT):
+                        await self.room.wait()
                 except TimeoutError:
                     raise RetryableError(
                         f"{label}: the send buffer stayed full for {SEND_TIMEOUT:g}s"

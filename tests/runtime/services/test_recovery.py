@@ -49,9 +49,12 @@ async def test_recoveries_of_a_port_that_keeps_refusing_wait_a_growing_step(tmp_
         await sup.close()
     starts = [t for t, _ in runs(log)]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # the first recovery comes at once; the next ones wait 0.6 then 1.2 s at least
-    assert gaps[1] >= 0.6 - 0.05, gaps
-    assert gaps[2] >= 1.2 - 0.05, gaps
+    # the first recovery comes at once; the next ones wait 0.6 then 1.2 s at least (the
+    # starts are stamped by the started processes: their start-up time, which varies on
+    # a loaded machine, is allowed for)
+    assert gaps[1] >= 0.6 - 0.3, gaps
+    assert gaps[2] >= 1.2 - 0.3, gaps
+    assert gaps[2] > gaps[1], gaps
     assert sup.status("gpsd")[0].restarts == len(starts) - 1
 
 

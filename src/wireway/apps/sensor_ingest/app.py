@@ -230,7 +230,8 @@ class SensorApp(AppService):
         if not self.waiting:
             return
         try:
-            await asyncio.wait_for(self.ready.wait(), READY_WAIT)
+            async with asyncio.timeout(READY_WAIT):
+                await self.ready.wait()
         except TimeoutError:
             raise BackpressureError("sensor storage (not reached yet)", RETRY_UNREADY) from None
 

@@ -209,7 +209,8 @@ async def _publish_mqtt(
     link = Publisher(options, session, Path.cwd(), "simulator", "simulator", max_inflight=1000)
     link.start()
     try:
-        await asyncio.wait_for(link.first_attempt.wait(), options.connect_timeout + 1)
+        async with asyncio.timeout(options.connect_timeout + 1):
+            await link.first_attempt.wait()
         if not link.connected:
             raise ConnectionError(f"cannot connect to the MQTT broker at {link.broker.address}")
         sent = Batch()

@@ -37,7 +37,8 @@ class AmqpInput(Input):
         # a reachable broker is consuming on return; an unreachable one is retried in
         # the background and never fails the start
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ready.wait(), self.config.connect_timeout)
+            async with asyncio.timeout(self.config.connect_timeout):
+                await self.ready.wait()
 
     async def stop(self) -> None:
         self.state = "stopped"

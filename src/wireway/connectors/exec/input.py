@@ -78,7 +78,8 @@ class ExecInput(Input):
                 wait=round(wait, 2),
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopped.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self.stopped.wait()
         if not self.stopping:
             self.state = "finished"
             logger.info("command finished, not restarting", input=self.name, command=cfg.label)

@@ -44,7 +44,8 @@ class ExecOutput(Output):
             self.task = asyncio.create_task(self.supervise(), name=f"wireway[{self.name}].exec")
             # the first batch finds the command running (a failed start is retried later)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.first_start.wait(), FIRST_START)
+                async with asyncio.timeout(FIRST_START):
+                    await self.first_start.wait()
 
     async def close(self) -> None:
         self.closing = True
@@ -117,7 +118,8 @@ class ExecOutput(Output):
                 wait=round(wait, 2),
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self.closed.wait()
 
     def encode(self, batch: list[Message]) -> tuple[bytes, dict[int, str]]:
         """The batch as lines of the format, and the messages it cannot carry."""

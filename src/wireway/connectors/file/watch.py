@@ -77,7 +77,8 @@ class Watcher:
         while not self.stopping.is_set():
             if not _is_dir(self.root):  # not there yet: the reader polls meanwhile
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), self.poll_interval)
+                    async with asyncio.timeout(self.poll_interval):
+                        await self.stopping.wait()
                 continue
             try:
                 async for changes in awatch(
@@ -98,12 +99,14 @@ class Watcher:
                 self.listing = True
                 self.changed.set()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), self.poll_interval)
+                    async with asyncio.timeout(self.poll_interval):
+                        await self.stopping.wait()
 
     async def wait(self, seconds: float) -> None:
         """Until something changed, at most `seconds`."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.changed.wait()
         self.changed.clear()
 
     async def stop(self) -> None:

@@ -124,7 +124,8 @@ class MqttInput(Input):
         # give the first attempt a moment so a reachable broker is subscribed on return;
         # an unreachable one is retried in the background and never fails the start
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.link.first_attempt.wait(), cfg.connect_timeout)
+            async with asyncio.timeout(cfg.connect_timeout):
+                await self.link.first_attempt.wait()
 
     async def stop(self) -> None:
         self.state = "stopped"

@@ -92,7 +92,8 @@ class MqttOutput(Output):
         self.link = OutputLink(self, cfg, session)
         self.link.start()
         with contextlib.suppress(TimeoutError):  # a broker that is down never fails the start
-            await asyncio.wait_for(self.link.first_attempt.wait(), cfg.connect_timeout)
+            async with asyncio.timeout(cfg.connect_timeout):
+                await self.link.first_attempt.wait()
 
     async def close(self) -> None:
         if hasattr(self, "link"):

@@ -44,7 +44,8 @@ class NatsInput(Input):
         # a reachable server is consuming on return; an unreachable one is retried in
         # the background and never fails the start
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.subscribed.wait(), self.config.connect_timeout)
+            async with asyncio.timeout(self.config.connect_timeout):
+                await self.subscribed.wait()
 
     async def stop(self) -> None:
         self.state = "stopped"
@@ -181,7 +182,8 @@ class NatsInput(Input):
                 with contextlib.suppress(*NATS_ERRORS):
                     await puller.request(len(pending))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), EXPIRES)
+                    async with asyncio.timeout(EXPIRES):
+                        await wake.wait()
                 wake.clear()
                 while pending and not self.stopping:
                     chunk = pending[:limit]

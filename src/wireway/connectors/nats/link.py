@@ -97,7 +97,8 @@ class Link:
     async def wait_connected(self) -> bool:
         """True once connected (within `connect_timeout`)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.connected.wait(), self.config.connect_timeout)
+            async with asyncio.timeout(self.config.connect_timeout):
+                await self.connected.wait()
         return self.connected.is_set()
 
     def jetstream(self) -> JetStreamContext:

@@ -68,7 +68,8 @@ class RedisInput(Input):
         # a reachable server is subscribed on return; an unreachable one is retried in
         # the background and never fails the start
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.first_attempt.wait(), self.config.connect_timeout + 1)
+            async with asyncio.timeout(self.config.connect_timeout + 1):
+                await self.first_attempt.wait()
 
     async def stop(self) -> None:
         self.state = "stopped"

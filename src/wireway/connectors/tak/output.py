@@ -96,7 +96,8 @@ class TakOutput(Output):
         )
         self.sender.start()
         with contextlib.suppress(TimeoutError):  # a server that is down never fails the start
-            await asyncio.wait_for(self.sender.first_attempt.wait(), cfg.connect_timeout)
+            async with asyncio.timeout(cfg.connect_timeout):
+                await self.sender.first_attempt.wait()
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         if self.address.scheme != "udp":

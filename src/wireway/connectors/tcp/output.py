@@ -36,7 +36,8 @@ class TcpOutput(Output):
         self.sender = StreamSender(cfg, connect, cfg.address, self.name, "tcp", self.iface.new_codec)
         self.sender.start()
         with contextlib.suppress(TimeoutError):  # a peer that is down never fails the start
-            await asyncio.wait_for(self.sender.first_attempt.wait(), cfg.connect_timeout)
+            async with asyncio.timeout(cfg.connect_timeout):
+                await self.sender.first_attempt.wait()
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         return await self.sender.send(batch)

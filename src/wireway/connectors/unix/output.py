@@ -37,7 +37,8 @@ class UnixOutput(Output):
         self.sender = StreamSender(cfg, connect, cfg.path, self.name, "unix", self.iface.new_codec)
         self.sender.start()
         with contextlib.suppress(TimeoutError):  # a peer that is not there never fails the start
-            await asyncio.wait_for(self.sender.first_attempt.wait(), cfg.connect_timeout)
+            async with asyncio.timeout(cfg.connect_timeout):
+                await self.sender.first_attempt.wait()
 
     async def write(self, batch: list[Message]) -> dict[int, str] | None:
         if self.sender is not None:

@@ -390,7 +390,8 @@ class Supervisor:
     async def _wait_change(self, seconds: float) -> None:
         event = self._change
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), max(seconds, 0.0))
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await event.wait()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"wireway[services].{name}")
