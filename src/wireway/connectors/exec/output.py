@@ -201,7 +201,8 @@ class ExecOutput(Output):
                 await write_all(child.stdin_fd, data)
             child.close_stdin()
             try:
-                code = await asyncio.wait_for(child.wait(), cfg.timeout)
+                async with asyncio.timeout(cfg.timeout):
+                    code = await child.wait()
             except TimeoutError:
                 raise RetryableError(f"command `{label}` took longer than {cfg.timeout:g}s") from None
         finally:
