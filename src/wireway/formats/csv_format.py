@@ -29,8 +29,9 @@ class CsvOptions(msgspec.Struct, forbid_unknown_fields=True):
     with more fields than columns, or fewer, goes to the DLQ with its line number;
     `short_rows: pad` reads missing trailing fields as empty instead (files whose
     writer leaves off empty trailing columns). Reading line by line (a file tail, a
-    pipe), a quoted field cannot span lines; whole units (a file read at once, an
-    HTTP body) follow RFC 4180 fully. Written rows take the columns from `columns`,
+    pipe), a quoted field cannot span lines (an unclosed quote is an error of its
+    line alone) and a row that is not UTF-8 goes to the DLQ; whole units (an HTTP
+    body, a message) follow RFC 4180 fully. Written rows take the columns from `columns`,
     else from the first message's payload keys, and begin with a header row.
     """
 
@@ -101,7 +102,12 @@ class CsvCodec(Codec):
         return out
 
     def decode_line(self, line: bytes, where: str = "") -> Record | None:
-        text = line.decode("utf-8", "replace")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = line.decode("utf-8", "replace")
+            if not self.skip and self.columns is not None:  # a data row: never its bytes guessed
+                return Record(text, f"{where}: not UTF-8 (byte {exc.start + 1} of the line)", where)
         if self.columns is None and not self.skip and text.startswith("\ufeff"):
             text = text[1:]  # a byte order mark before the header
         try:

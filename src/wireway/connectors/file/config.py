@@ -22,7 +22,9 @@ class FileInputConfig(msgspec.Struct, forbid_unknown_fields=True):
     follows every matching file at once. Each file is read as lines; each line is
     decoded with the entry's `format:` (default `json`; `jsonl`, `csv`, `text`...),
     and a line that cannot be decoded goes to the dead-letter queue with its file
-    and line number. A last line without its newline waits for it.
+    and line number. A last line without its newline waits for it. A line longer
+    than `max_line_bytes` goes to the dead-letter queue (its file and line number,
+    not its bytes) as soon as it is that long, and is skipped up to its newline.
 
     The read position (the file's device and inode, a fingerprint of its first
     bytes, and the byte offset) is committed in the same transaction as the
@@ -76,9 +78,9 @@ class FileInputConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_bytes: Annotated[
         int, Meta(ge=1, description="whole: largest file read as one unit (not lines formats)")
     ] = 64 * 1024 * 1024
-    max_line_bytes: Annotated[int, Meta(ge=64, description="tail: a longer line is dropped (logged)")] = (
-        1024 * 1024
-    )
+    max_line_bytes: Annotated[
+        int, Meta(ge=64, description="a longer line is skipped, dead-lettered by its number")
+    ] = 1024 * 1024
     file_field: Annotated[
         str | None, Meta(description="payload key that gets the file's path (none by default)")
     ] = None

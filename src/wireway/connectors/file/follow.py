@@ -24,6 +24,7 @@ class Position(msgspec.Struct, forbid_unknown_fields=False):
     head: str  # hash of the file's first `head_len` bytes
     head_len: int
     gen: str  # made when the file is first seen; the messages' ids derive from it
+    skipping: bool = False  # `offset` is inside an over-long line, dropped up to its newline
 
 
 _encode = msgspec.json.Encoder().encode
@@ -62,7 +63,9 @@ class Follower:
     its writer still adds is read as well.
     """
 
-    def __init__(self, path: str, fd: int, offset: int, line: int, gen: str | None = None) -> None:
+    def __init__(
+        self, path: str, fd: int, offset: int, line: int, gen: str | None = None, skipping: bool = False
+    ) -> None:
         st = os.fstat(fd)
         self.path = path
         self.fd = fd
@@ -75,7 +78,7 @@ class Follower:
         self.head, self.head_len = head_of(fd, max(offset, HEAD))
         self.leaving = 0.0  # when it was renamed away or replaced (0: it is at its path)
         self.idle_since = 0.0  # when it was last found at its end without news
-        self.skipping = False  # in the middle of an over-long line
+        self.skipping = skipping  # in the middle of an over-long line
         self.dropped: list[int] = []  # numbers of over-long lines skipped, to report
 
     @classmethod
@@ -88,7 +91,7 @@ class Follower:
             if pos is not None and (pos.dev, pos.ino) == (st.st_dev, st.st_ino):
                 head, length = head_of(fd, pos.head_len)
                 if length == pos.head_len and head == pos.head and st.st_size >= pos.offset:
-                    return cls(path, fd, pos.offset, pos.line, pos.gen)
+                    return cls(path, fd, pos.offset, pos.line, pos.gen, pos.skipping)
                 # another file on a reused inode, or this one truncated: from the start
                 return cls(path, fd, 0, 0)
             if start_at_end:
@@ -103,7 +106,15 @@ class Follower:
             self.head, self.head_len = head_of(self.fd, self.offset)
         return _encode(
             Position(
-                self.path, self.dev, self.ino, self.offset, self.line, self.head, self.head_len, self.gen
+                self.path,
+                self.dev,
+                self.ino,
+                self.offset,
+                self.line,
+                self.head,
+                self.head_len,
+                self.gen,
+                self.skipping,
             )
         )
 
@@ -117,13 +128,15 @@ class Follower:
         self.offset = self.line = self.head_len = 0
         self.rest = b""
         self.head = ""
+        self.skipping = False
         self.gen = new_message_id()  # new lines, new ids
         return True
 
     def read(self, max_line: int) -> tuple[list[bytes], int] | None:
         """The next complete lines (without newlines) and the line number of the
         first; None at the end of the file. A line longer than `max_line` with no
-        newline in sight is skipped up to its newline; its number goes to `dropped`."""
+        newline in sight goes to `dropped` at once (its newline may never come) and
+        its bytes are skipped, without being kept, up to its newline."""
         if self.skipping:
             return self._skip_long()
         chunk = os.pread(self.fd, CHUNK, self.offset + len(self.rest))
@@ -131,27 +144,34 @@ class Follower:
             return None
         data = self.rest + chunk if self.rest else chunk
         cut = data.rfind(b"\n")
-        if cut < 0:
-            self.rest = data
-            if len(data) > max_line:
-                return self._skip_long()
-            return [], self.line + 1
-        lines = data[:cut].split(b"\n")
-        self.rest = data[cut + 1 :]
+        lines: list[bytes] = []
         first = self.line + 1
-        self.offset += cut + 1
-        self.line += len(lines)
+        if cut >= 0:
+            lines = data[:cut].split(b"\n")
+            data = data[cut + 1 :]
+            self.offset += cut + 1
+            self.line += len(lines)
+        self.rest = data
+        if len(data) > max_line:  # a line too long, its newline not here yet
+            self.skipping = True
+            self.dropped.append(self.line + 1)
+            self.offset += len(data)
+            self.rest = b""
+            if not lines:
+                return self._skip_long()
         return lines, first
 
-    def _skip_long(self) -> tuple[list[bytes], int]:
-        """Drop the bytes of an over-long line up to its newline."""
-        at = self.offset + len(self.rest)
+    def _skip_long(self) -> tuple[list[bytes], int] | None:
+        """Drop the bytes of an over-long line up to its newline; None when nothing
+        new came since the last call."""
+        start = at = self.offset + len(self.rest)
         while True:
             chunk = os.pread(self.fd, CHUNK, at)
             if not chunk:  # no newline yet: keep waiting, without keeping the bytes
                 self.rest = b""
                 self.offset = at
-                self.skipping = True
+                if at == start and not self.dropped:
+                    return None
                 return [], self.line + 1
             cut = chunk.find(b"\n")
             if cut >= 0:
@@ -159,7 +179,6 @@ class Follower:
                 self.rest = b""
                 self.line += 1
                 self.skipping = False
-                self.dropped.append(self.line)
                 return [], self.line + 1
             at += len(chunk)
 

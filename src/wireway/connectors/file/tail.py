@@ -191,8 +191,10 @@ class Tail:
         if f.idle_since and f.truncated():  # news after a pause: first, is it the same file?
             self._restarted(f)
             await self.save_files()
+        before = f.offset
         got = f.read(max_line)
-        if got is None or (not got[0] and not f.dropped):
+        # bytes of an over-long line skipped are progress: its position is stored
+        if got is None or (not got[0] and not f.dropped and f.offset == before):
             if not f.idle_since:
                 f.idle_since = time.monotonic()
             return False
