@@ -168,8 +168,8 @@ async def test_csv_truncated_and_rewritten_while_tailed(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "wiglecsv"])
 async def test_binary_bytes_appended(tmp_path: Path, fmt: str) -> None:
     """Random bytes (never UTF-8: each of their lines holds a 0xff) between good rows:
-    each of their lines is dead-lettered (or, for wiglecsv, left out and counted); no
-    garbage row is delivered and the rows after them arrive."""
+    each of their lines is dead-lettered with its reason; no garbage row is delivered
+    and the rows after them arrive."""
     src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
     rng = random.Random(14)
     junk = bytes(rng.randrange(256) for _ in range(20_000)).replace(b"\n", b"\xff\n") + b"\xff\n"
@@ -195,9 +195,8 @@ async def test_binary_bytes_appended(tmp_path: Path, fmt: str) -> None:
         assert engine.health()["status"] == "healthy"
     key = "n" if fmt == "csv" else "mac"
     assert [r[key] for r in seen(out)] == [row.split(",")[0] for row in good]
-    if fmt == "csv":  # each junk line, by its number
-        assert dead_letters_at(tmp_path, name) == junk_lines
-        assert all("not UTF-8" in r for r in reasons(tmp_path, name))
+    assert dead_letters_at(tmp_path, name) == junk_lines  # each junk line, by its number
+    assert all("not UTF-8" in r for r in reasons(tmp_path, name))
 
 
 def dead_letters_at(tmp: Path, pattern_name: str) -> int:
@@ -205,7 +204,7 @@ def dead_letters_at(tmp: Path, pattern_name: str) -> int:
 
 
 async def test_wiglecsv_garbled_rows_and_preheader(tmp_path: Path) -> None:
-    """A garbled pre-header line, a non-numeric RSSI, a latitude that is a word, a row
+    """A garbled pre-header line (not UTF-8), a non-numeric RSSI, a latitude that is a word, a row
     without MAC, an unclosed quote: each to the DLQ with its line and column; the good
     rows arrive."""
     src, out = tmp_path / "kismet.wiglecsv", tmp_path / "out.jsonl"
@@ -224,7 +223,7 @@ async def test_wiglecsv_garbled_rows_and_preheader(tmp_path: Path) -> None:
         await eventually(lambda: dead_letters(engine, "wigle") == 5)
     assert [(r["mac"], r["line"]) for r in seen(out)] == [("00:00:00:00:00:01", 3), ("00:00:00:00:00:05", 8)]
     got = reasons(tmp_path, "wigle")
-    assert got[0] == f"{src} line 1: expected the column header (MAC,SSID,...)"
+    assert got[0] == f"{src} line 1: not UTF-8 (byte 4 of the line)"
     assert got[1].startswith(f"{src} line 4: column RSSI: ")
     assert got[2].startswith(f"{src} line 5: column CurrentLatitude: ")
     assert got[3] == f"{src} line 6: no MAC"

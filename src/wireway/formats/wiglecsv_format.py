@@ -162,7 +162,13 @@ class WigleCodec(Codec):
         self.plans: dict[int, Plan] = {}  # by the number of fields of a row
 
     def decode_line(self, line: bytes, where: str = "") -> Record | None:
-        text = line.decode("utf-8", "replace").lstrip("\ufeff")
+        try:
+            text = line.decode("utf-8").lstrip("\ufeff")
+        except UnicodeDecodeError as exc:
+            # Kismet writes what is not text as \ooo escapes: raw bytes that are not UTF-8
+            # are damage (a torn write, another program's file), not a network's name
+            text = line.decode("utf-8", "replace")
+            return Record(text, f"{where}: not UTF-8 (byte {exc.start + 1} of the line)", where)
         if not text.strip():
             return None
         if text.startswith("WigleWifi-"):  # a new file's pre-header: its header follows
