@@ -8,10 +8,12 @@ import gc
 import itertools
 import json
 import math
+import sqlite3
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +22,7 @@ from conftest import free_port
 from support import engine_from, eventually
 from wireway.envelope import Message
 from wireway.observability.metrics import REGISTRY
-from wireway.processors.track import Track, TrackConfig, distance_m
+from wireway.processors.track import Shrink, Track, TrackConfig, distance_m
 
 BASE = Path(".")
 _ids = itertools.count()
@@ -258,6 +260,39 @@ async def test_fifty_thousand_devices_with_their_last_messages() -> None:
     held = await tracked_bytes(step, 50_000)
     assert step.tracked == 50_000
     assert held < 64 * 2**20, f"{held / 2**20:.1f} MB"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=5000), min_size=1, max_size=6))
+def test_shrink_gives_back_every_message_unchanged(raws: list[bytes]) -> None:
+    """Whatever the first message (the dictionary) and the others, each comes back."""
+    shrink = Shrink()
+    packed = [shrink.pack(raw) for raw in raws]
+    assert [shrink.unpack(p) for p in packed] == raws
+
+
+async def test_last_messages_are_kept_packed_and_written_plain(tmp_path: Path) -> None:
+    """Devices after the first keep their last message smaller than its msgpack; the
+    state file holds plain msgpack all the same (a new process has another dictionary)."""
+    step = step_of(persist=True, refresh_emit=True, refresh_after=30)
+    step.data_dir, step.pattern = tmp_path, "p"
+    await step.start()
+    try:
+        msgs = [
+            Message(message_id=f"m{i}", timestamp="2026-01-01T00:00:00Z", payload=payload_of(i))
+            for i in range(20)
+        ]
+        await run(step, *msgs)
+        plain = {m.payload["mac"]: msgspec.msgpack.encode(m) for m in msgs}
+        for mac, raw in list(plain.items())[1:]:
+            last = step.devices[mac].last
+            assert last is not None
+            assert len(last) < len(raw) / 2
+    finally:
+        await step.stop()
+    with sqlite3.connect(tmp_path / "state" / "p.track.db") as conn:
+        rows = dict(conn.execute("SELECT key, last FROM devices").fetchall())
+    assert rows == plain
 
 
 async def test_state_survives_a_restart(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """`track`: per device, pass a message when the device is new, moved, changed its signal
 or is due for a refresh; drop the rest (outcome `unchanged`).
 
-A little over 400 lines: a step is one module (processors do not import one another),
+Over 400 lines: a step is one module (processors do not import one another),
 and the device table, its state file and the refresh timer all read the same records."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import contextlib
 import math
 import sqlite3
 import time
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
@@ -107,7 +108,7 @@ class TrackConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 class Device:
     """One device: when last seen and passed, its last passed position and signal, and
-    its last message (for the timer's refresh)."""
+    its last message (packed by `Shrink`, for the timer's refresh)."""
 
     __slots__ = ("last", "lat", "lon", "passed", "rssi", "seen")
 
@@ -147,6 +148,31 @@ def _number(value: Any) -> float | None:
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Message).decode
+
+
+class Shrink:
+    """Keeps the devices' last messages small in memory: each one is deflated against
+    a dictionary, the first message kept, which holds what they all share (field
+    names, the log's metadata, most of the remarks). A raw deflate stream, a small
+    window and a new compressor per message: each is read back on its own."""
+
+    WBITS = -11  # raw deflate, a 2 KiB window: room for the dictionary and one message
+
+    def __init__(self) -> None:
+        self.zdict: bytes | None = None
+
+    def pack(self, raw: bytes) -> bytes:
+        if self.zdict is None:
+            self.zdict = raw
+        c = zlib.compressobj(1, zlib.DEFLATED, self.WBITS, 2, zdict=self.zdict)
+        return c.compress(raw) + c.flush()
+
+    def unpack(self, packed: bytes) -> bytes:
+        assert self.zdict is not None
+        d = zlib.decompressobj(self.WBITS, zdict=self.zdict)
+        return d.decompress(packed) + d.flush()
+
+
 Row = tuple[str, float, float | None, float | None, float | None, float | None, bytes | None]
 
 
@@ -200,6 +226,7 @@ class Track(Processor):
         self.next_write = 0.0
         self.state: StateFile | None = None
         self.timer: asyncio.Task[None] | None = None
+        self.shrink = Shrink()  # Device.last is packed by it
 
     @property
     def tracked(self) -> int:
@@ -221,7 +248,7 @@ class Track(Processor):
             for key, seen, passed, lat, lon, rssi, last in rows:
                 device = self.devices[key] = Device(seen)
                 device.passed, device.lat, device.lon, device.rssi = passed, lat, lon, rssi
-                device.last = bytes(last) if last is not None and self.emit else None
+                device.last = self.shrink.pack(bytes(last)) if last is not None and self.emit else None
                 if passed is not None and self.emit:
                     self.due.append((passed, key))
             if self.emit:  # the queue is ordered by the time each device passed
@@ -279,7 +306,7 @@ class Track(Processor):
                 device.seen = now
                 changed = self.changed(device, fresh.get(key), ref, now)
             if self.emit:
-                device.last = _encode(msg)
+                device.last = self.shrink.pack(_encode(msg))
             if self.persist:
                 self.dirty.add(key)
             if changed:
@@ -406,7 +433,7 @@ class Track(Processor):
             stamp = now_rfc3339()
             out = []
             for _, _, device in taken:
-                msg = _decode(device.last)  # type: ignore[arg-type]
+                msg = _decode(self.shrink.unpack(device.last))  # type: ignore[arg-type]
                 msg.message_id, msg.timestamp = new_message_id(), stamp
                 out.append(msg)
             try:
@@ -439,7 +466,8 @@ class Track(Processor):
         for key in self.dirty:
             d = devices.get(key)
             if d is not None:
-                rows.append((key, d.seen, d.passed, d.lat, d.lon, d.rssi, d.last))
+                last = self.shrink.unpack(d.last) if d.last is not None else None
+                rows.append((key, d.seen, d.passed, d.lat, d.lon, d.rssi, last))
         gone = [(key,) for key in self.gone]
         self.dirty, self.gone = set(), set()
         self.state.submit(_save, rows, gone)
