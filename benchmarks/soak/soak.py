@@ -22,7 +22,6 @@ import csv
 import getpass
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,26 +33,11 @@ from typing import Any
 import httpx
 import psutil
 
+from wireway.bench.common import free_port, wait_port
+
 ROOT = Path(__file__).resolve().parents[2]
 WIREWAY = [sys.executable, "-m", "wireway"]
 GROWTH_LIMIT = 0.10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 def metrics(text: str) -> dict[str, float]:
