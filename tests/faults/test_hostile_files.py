@@ -40,9 +40,14 @@ BIG_LINE = 50 * 1024 * 1024
 RSS_LIMIT = 200 * 1024 * 1024
 
 
+# Prometheus counters live as long as the test process: the pattern names of this module
+# are its own, so its counts are not another test's
+PREFIX = "hostile-"
+
+
 def pattern(name: str, src: Path, out: Path, fmt: str, extra: str = "") -> str:
     return f"""
-pattern: {{name: {name}}}
+pattern: {{name: {PREFIX}{name}}}
 interfaces:
   input:
     - {{type: file, path: "{src}", format: {fmt}, poll_interval: 0.2, line_field: line{extra}}}
@@ -81,11 +86,11 @@ def dead_letters(engine_or_url: Engine | str, pattern_name: str) -> float:
         text = httpx.get(f"{engine_or_url}/metrics", timeout=10, trust_env=False).text
     else:
         text = generate_latest(REGISTRY).decode()
-    return metric(text, "wireway_messages_total", pattern=pattern_name, outcome="dead_letter")
+    return metric(text, "wireway_messages_total", pattern=PREFIX + pattern_name, outcome="dead_letter")
 
 
 def reasons(tmp: Path, pattern_name: str) -> list[str]:
-    return sorted(row["reason"] for row in DlqAdmin(tmp / "data" / "buffer.db").list(pattern_name))
+    return sorted(row["reason"] for row in DlqAdmin(tmp / "data" / "buffer.db").list(PREFIX + pattern_name))
 
 
 def skipped_no_fix() -> float:
@@ -101,7 +106,7 @@ async def test_csv_unclosed_quote_is_one_bad_row(tmp_path: Path) -> None:
         await eventually(lambda: len(seen(out)) == 3)
         await eventually(lambda: dead_letters(engine, "quotes") == 3)
         assert engine.sqlite is not None
-        assert engine.sqlite.dlq_depth("quotes") == 3
+        assert engine.sqlite.dlq_depth(PREFIX + "quotes") == 3
     assert [(r["n"], r["line"]) for r in seen(out)] == [("1", 2), ("3", 4), ("5", 7)]
     got = reasons(tmp_path, "quotes")
     assert got[0] == f"{src} line 3: malformed CSV: unexpected end of data"
@@ -200,7 +205,7 @@ async def test_binary_bytes_appended(tmp_path: Path, fmt: str) -> None:
 
 
 def dead_letters_at(tmp: Path, pattern_name: str) -> int:
-    return len(DlqAdmin(tmp / "data" / "buffer.db").list(pattern_name, limit=100_000))
+    return len(DlqAdmin(tmp / "data" / "buffer.db").list(PREFIX + pattern_name, limit=100_000))
 
 
 async def test_wiglecsv_garbled_rows_and_preheader(tmp_path: Path) -> None:
@@ -239,7 +244,7 @@ def test_50mb_line_without_newline(tmp_path: Path) -> None:
     csv_src.write_text("n,v\n1,a\n")
     wigle_src.write_text(WIGLE_PREHEADER + WIGLE_HEADER + wigle_row("00:00:00:00:00:01"))
     text = f"""
-pattern: {{name: huge}}
+pattern: {{name: {PREFIX}huge}}
 interfaces:
   input:
     - {{type: file, name: c, path: "{csv_src}", format: csv, poll_interval: 0.2, line_field: line}}
