@@ -114,3 +114,12 @@ def check_fails_at(text: str, tmp: Path, line: int, key: str) -> None:
     output = result.stdout + result.stderr
     assert "Traceback" not in output
     assert any(f"bad.yaml:{line} " in row and f".{key}" in row for row in output.splitlines()), output
+
+
+def written_lines(path: Path) -> list[Any]:
+    """The JSON lines a file output has written so far; a line still being written (no
+    newline yet) is left for the next look."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [json.loads(x) for x in data[: data.rfind(b"\n") + 1].splitlines()]

@@ -3,7 +3,6 @@ output and the stdout output with formats other than JSON, against real servers.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from pathlib import Path
@@ -15,11 +14,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import need_service
-from support import base_url, engine_from, eventually
+from support import base_url, engine_from, eventually, written_lines
 
 
 def lines(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 async def test_http_input_reads_a_csv_body(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ process stays up. The 50 MB line runs a real `wireway run` and watches its memor
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import threading
@@ -26,7 +25,7 @@ from fault_harness import Wireway
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.observability.metrics import REGISTRY
 from wireway.runtime.dlq import DlqAdmin
 from wireway.runtime.engine import Engine
@@ -57,7 +56,7 @@ interfaces:
 
 
 def seen(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    return written_lines(out)
 
 
 def append(path: Path, data: bytes) -> None:

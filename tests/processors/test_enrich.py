@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from conftest import free_port, need_service
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.envelope import Message
 from wireway.errors import ConfigError
 from wireway.processors.enrich import Enrich, EnrichConfig, LookupCache
@@ -162,7 +162,7 @@ async def send(port: int, lines: bytes) -> None:
 
 
 def rows(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    return written_lines(out)
 
 
 async def test_csv_file_changed_during_the_run_end_to_end(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import free_port
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.envelope import Message
 from wireway.observability.metrics import REGISTRY
 from wireway.processors.track import Shrink, Track, TrackConfig, distance_m
@@ -427,7 +427,7 @@ async def test_end_to_end_tcp_track_file(tmp_path: Path) -> None:
     port, out = free_port(), tmp_path / "out.jsonl"
 
     def lines() -> list[dict[str, Any]]:
-        return [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+        return written_lines(out)
 
     async with engine_from(tmp_path, pattern(port, out, "track-e2e")):
         rows = [row("a", 52.0), row("b", 53.0)] * 5

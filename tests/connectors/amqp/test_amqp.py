@@ -20,7 +20,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from conftest import free_port, need_service
-from support import check_fails_at, engine_from, eventually
+from support import check_fails_at, engine_from, eventually, written_lines
 from wireway.observability.metrics import REGISTRY
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -42,7 +42,7 @@ def unique(request: pytest.FixtureRequest) -> str:
 
 
 def lines(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 async def publish(channel: AbstractChannel, queue: str, bodies: list[bytes]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.connectors.exec.config import Backoff
 from wireway.connectors.exec.input import ExecInput
 from wireway.connectors.exec.process import RestartDelay
@@ -22,7 +22,7 @@ PY = sys.executable
 
 
 def lines_of(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def alive(pid: int) -> bool:

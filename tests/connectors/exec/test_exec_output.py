@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import free_port, wireway
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.connectors.exec.output import ExecOutput
 from wireway.runtime.dlq import DlqAdmin
 
@@ -18,7 +18,7 @@ PY = sys.executable
 
 
 def lines_of(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 async def send(port: int, values: list[Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.config import load_pattern
 from wireway.runtime.dlq import DlqAdmin
 
@@ -30,7 +30,7 @@ interfaces:
 
 
 def seen(out: Path) -> list[Any]:
-    return [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    return written_lines(out)
 
 
 def numbers(out: Path) -> list[int]:

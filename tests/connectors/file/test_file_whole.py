@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.runtime.dlq import DlqAdmin
 
 
@@ -23,7 +23,7 @@ interfaces:
 
 
 def seen(out: Path) -> list[Any]:
-    return [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+    return written_lines(out)
 
 
 async def test_each_file_is_one_message_then_done(tmp_path: Path) -> None:

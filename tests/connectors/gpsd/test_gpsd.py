@@ -16,7 +16,7 @@ import pytest
 from gpsd_feed import TRACK, GpsdServer, NmeaSource, track
 
 from conftest import DATA, free_port, wireway
-from support import base_url, engine_from, eventually
+from support import base_url, engine_from, eventually, written_lines
 from wireway.connectors.gpsd.input import GpsdInput, sky_payload, tpv_payload
 from wireway.processors.positions import Positions
 from wireway.runtime.engine import Engine
@@ -37,7 +37,7 @@ interfaces:
 
 
 def lines_of(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def of_type(path: Path, kind: str) -> list[dict[str, Any]]:

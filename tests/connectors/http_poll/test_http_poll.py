@@ -15,7 +15,7 @@ import pytest
 from poll_feed import Feed
 
 from conftest import wireway
-from support import base_url, engine_from, eventually
+from support import base_url, engine_from, eventually, written_lines
 from wireway.config import load_pattern
 from wireway.connectors.http_poll.input import HttpPollInput
 from wireway.envelope import stable_id
@@ -36,7 +36,7 @@ def numbered(first: int, last: int) -> list[dict[str, Any]]:
 
 
 def lines(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def pattern(entry: str, out: Path) -> str:

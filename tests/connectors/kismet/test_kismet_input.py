@@ -5,7 +5,6 @@ cursor, a refused login shown degraded, eventbus events, and health from
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from kismet_fake import START, FakeKismet, access_point, mac_of
 
 from conftest import wireway
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.config import load_pattern
 from wireway.connectors.kismet.config import DEFAULT_FIELDS
 from wireway.connectors.kismet.input import KismetInput
@@ -32,7 +31,7 @@ async def kismet() -> AsyncIterator[FakeKismet]:
 
 
 def lines(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def pattern(entry: str, out: Path, payload_only: bool = True) -> str:

@@ -5,7 +5,6 @@ position board, and the heartbeat watchdog marks the input down and up again."""
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import wireway
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.connectors.mavlink.input import MavlinkInput
 from wireway.connectors.mavlink.input import mavutil as load_mavutil
 from wireway.processors.positions import Positions
@@ -83,7 +82,7 @@ interfaces:
 
 
 def lines_of(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def of_type(path: Path, kind: str) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import free_port, need_service
-from support import base_url, engine_from, eventually
+from support import base_url, engine_from, eventually, written_lines
 from wireway.connectors.mqtt.input import MqttInput
 from wireway.connectors.mqtt.output import Topic
 from wireway.connectors.mqtt.session import Broker, parse_url
@@ -116,7 +116,7 @@ async def leftovers(cid: str, seconds: float = 0.5) -> list[Any]:
 
 
 def lines(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def dead_letters(tmp: Path, pattern: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import pytest
 from nats.aio.client import Client
 
 from conftest import free_port
+from support import written_lines
 from wireway.observability.metrics import REGISTRY
 
 COUNT = 1000
@@ -30,7 +31,7 @@ def unique(request: pytest.FixtureRequest) -> str:
 
 
 def lines(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def counted(pattern: str, component: str, outcome: str) -> float:

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from conftest import free_port
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.connectors.pipe.output import PipeOutput
 from wireway.errors import WirewayError
 
 
 def lines_of(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def write_once(fifo: Path, text: str) -> None:

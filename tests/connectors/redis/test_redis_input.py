@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from conftest import free_port, need_service
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.envelope import stable_id
 from wireway.runtime.dlq import DlqAdmin
 from wireway.runtime.engine import Engine
@@ -56,7 +56,7 @@ interfaces:
 
 
 def lines_of(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def numbers(path: Path) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import wireway
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.config import load_pattern
 from wireway.config.model import Pattern
 from wireway.connectors.schedule.input import ScheduleInput
@@ -32,7 +31,7 @@ interfaces:
 
 
 def ticks(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def scheduled(tick: dict[str, Any]) -> datetime:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from conftest import free_port
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.connectors.stdin.input import StdinInput
 
 
 def lines_of(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def pattern(out: Path, entry: str = "{type: stdin}") -> str:

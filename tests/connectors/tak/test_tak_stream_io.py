@@ -6,7 +6,6 @@ PEM and PKCS#12; the tak input reads pytak's stream and protocol v1 stream frame
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import takproto
 from tak_peers import COT, Certificates, TakServer, check_event, feed, row, sender_pattern
 
 from conftest import DATA, free_port
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.errors import WirewayError
 from wireway.runtime.dlq import DlqAdmin
 
@@ -148,7 +147,7 @@ interfaces:
 
 
 def lines(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 async def test_input_reads_pytak_stream_and_protocol_frames(tmp_path: Path) -> None:

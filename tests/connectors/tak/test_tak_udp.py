@@ -6,7 +6,6 @@ datagrams and protocol v1 mesh datagrams."""
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import warnings
 from configparser import ConfigParser
@@ -19,7 +18,7 @@ import takproto
 from tak_peers import COT, check_event, feed, row, sender_pattern
 
 from conftest import DATA, free_port
-from support import engine_from, eventually
+from support import engine_from, eventually, written_lines
 from wireway.runtime.dlq import DlqAdmin
 
 GROUP = "239.255.73.21"
@@ -135,7 +134,7 @@ interfaces:
 
 
 def lines(path: Path) -> list[Any]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 async def test_input_decodes_pytak_and_mesh_datagrams_from_a_group(tmp_path: Path) -> None:

@@ -3,14 +3,13 @@ checks, both over real HTTP on loopback."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from support import base_url, engine_from, eventually
+from support import base_url, engine_from, eventually, written_lines
 from wireway.envelope import stable_id
 from wireway.observability.metrics import REGISTRY
 from wireway.runtime.engine import Engine
@@ -41,7 +40,7 @@ settings: {{backoff_base: 0.01, backoff_max: 0.05, retries: 0}}
 
 def kept(tmp: Path) -> list[dict[str, Any]]:
     path = tmp / "out.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 async def post(engine: Engine, body: object) -> httpx.Response:

@@ -17,7 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from conftest import free_port
-from support import base_url, engine_from, eventually
+from support import base_url, engine_from, eventually, written_lines
 from wireway.config import load_pattern
 from wireway.envelope import stable_id
 from wireway.observability.metrics import REGISTRY
@@ -38,7 +38,7 @@ interfaces:
 
 def kept(tmp: Path) -> list[dict[str, Any]]:
     path = tmp / "out.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return written_lines(path)
 
 
 def github_sig(secret: str, body: bytes) -> str:
