@@ -1,6 +1,9 @@
 """A fast path for the simple conditions and mappings most patterns use, with CEL's
 semantics.
 
+A little over 400 lines: the parser and the closures it compiles to must agree on
+every rule of CEL they cover, so they are read together.
+
 `a.b > 3 && has(x.y) || !(s == 'z')`, `"wifi-" + payload.mac` and the like (paths,
 literals, comparisons, `&&`, `||`, `!`, `has()`, `+` chains holding a string literal)
 are compiled to Python closures; anything else returns None and the expression runs

@@ -151,7 +151,7 @@ class MqttInputConfig(MqttConnection, kw_only=True):
     ] = False
     session_expiry: Annotated[
         int,
-        Meta(ge=0, description="how long (s) the broker keeps the session of a client that is away (MQTT 5)"),
+        Meta(ge=0, description="seconds the broker keeps the session of a client that is away (MQTT 5)"),
     ] = 86400
     shared_group: Annotated[
         str | None,
