@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import os
 import socket
 import struct
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+from wireway.connectors import mmsg
 from wireway.envelope import Message
 from wireway.errors import RetryableError, WirewayError
 
@@ -100,16 +103,31 @@ def check_interface(interface: str | None, group: bool) -> None:
 
 class DatagramSender(asyncio.DatagramProtocol):
     """Sends one record per datagram from a socket of `sending`: keeps the send errors
-    and waits while the transport's buffer is over its limit."""
+    and waits while the transport's buffer is over its limit.
+
+    Where the system has `sendmmsg` (Linux), a batch's datagrams go out in one call on
+    a thread of the sender's own (see mmsg.py), so the kernel's work for them runs
+    beside the event loop; elsewhere, and for a target given by name, one `sendto`
+    at a time through the event loop's transport."""
 
     def __init__(self) -> None:
         self.error: OSError | None = None
         self.room = asyncio.Event()
         self.room.set()
         self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
+        self.thread: ThreadPoolExecutor | None = None
+        self.batches: mmsg.BatchSend | None = None
 
     @classmethod
-    async def open(cls, sock: socket.socket) -> DatagramSender:
+    async def open(cls, sock: socket.socket, batched: bool | None = None) -> DatagramSender:
+        """`batched`: send through `sendmmsg` (None: wherever the system has it)."""
+        if mmsg.available() if batched is None else batched:
+            sender = cls()
+            sender.sock = sock
+            sender.batches = mmsg.BatchSend(sock, SEND_TIMEOUT)
+            sender.thread = ThreadPoolExecutor(1, thread_name_prefix="wireway-udp-send")
+            return sender
         loop = asyncio.get_running_loop()
         transport, sender = await loop.create_datagram_endpoint(cls, sock=sock)
         sender.transport = transport
@@ -135,6 +153,58 @@ class DatagramSender(asyncio.DatagramProtocol):
     ) -> dict[int, str] | None:
         """Send each message's record; {index: reason} for those refused for good (too
         big, or not encodable). A send error raises RetryableError naming `label`."""
+        if self.batches is None:
+            return await self.send_each(batch, encode, target, max_bytes, label)
+        refused: dict[int, str] = {}
+        datagrams: list[bytes] = []
+        indexes: list[int] = []
+        for i, msg in enumerate(batch):
+            try:
+                data = encode(msg)
+            except ValueError as exc:
+                refused[i] = str(exc)
+                continue
+            if len(data) > max_bytes:
+                refused[i] = f"{len(data)} bytes: over max_datagram_bytes ({max_bytes})"
+                continue
+            datagrams.append(data)
+            indexes.append(i)
+        loop = asyncio.get_running_loop()
+        try:
+            address = await self.sockaddr(target)
+            failed = await loop.run_in_executor(self.thread, self.batches.send, address, datagrams)
+        except TimeoutError:
+            raise RetryableError(f"{label}: the send buffer stayed full for {SEND_TIMEOUT:g}s") from None
+        except OSError as exc:
+            raise RetryableError(f"{label}: {exc.strerror or exc}") from exc
+        for at, code in failed.items():
+            size = len(datagrams[at])
+            refused[indexes[at]] = f"{size} bytes: too long for the network ({os.strerror(code)})"
+        return refused or None
+
+    async def sockaddr(self, target: tuple[str, int]) -> bytes:
+        """The target's `sockaddr`; a name is looked up for every batch, as `sendto`
+        would for every datagram (OSError when it cannot be)."""
+        host, port = target
+        address = mmsg.sockaddr(host, port)
+        if address is None:
+            assert self.sock is not None
+            loop = asyncio.get_running_loop()
+            found = await loop.getaddrinfo(host, port, family=self.sock.family, type=socket.SOCK_DGRAM)
+            address = mmsg.sockaddr(str(found[0][4][0]), port)
+            if address is None:
+                raise OSError(errno.EADDRNOTAVAIL, f"{host} has no address to send to")
+        return address
+
+    async def send_each(
+        self,
+        batch: list[Message],
+        encode: Callable[[Message], bytes],
+        target: tuple[str, int],
+        max_bytes: int,
+        label: str,
+    ) -> dict[int, str] | None:
+        """`send`, one `sendto` at a time through the transport."""
         transport = self.transport
         assert transport is not None
         refused: dict[int, str] = {}
@@ -170,5 +240,10 @@ class DatagramSender(asyncio.DatagramProtocol):
         return refused or None
 
     def close(self) -> None:
+        if self.thread is not None and self.sock is not None:
+            # on the thread, after a send still under way there: its file descriptor
+            # must not be closed (and perhaps reused) in the middle of a batch
+            self.thread.submit(self.sock.close)
+            self.thread.shutdown(wait=False, cancel_futures=False)
         if self.transport is not None:
             self.transport.close()
