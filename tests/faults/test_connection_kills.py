@@ -87,6 +87,7 @@ def sqlite_table(tmp: Path) -> Path:
     return db
 
 
+@pytest.mark.faults
 def test_redis_connection_killed(tmp_path: Path) -> None:
     need_service("Redis", 6379)
     key = f"faults:{uuid.uuid4().hex[:8]}"

@@ -58,6 +58,7 @@ def terminate(db: str) -> int:
     return int(out.strip() or 0)
 
 
+@pytest.mark.faults
 def test_postgres_connections_killed(tmp_path: Path, pg_db: str) -> None:
     inst = Wireway(tmp_path, PATTERN.format(url=f"{PG_DSN}/{pg_db}"))
     inst.start()

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fault_harness import HttpLoad, Wireway, assert_none_lost, record, wait_delivered
 
 PATTERN = """
@@ -78,6 +79,7 @@ class Webhook:
         self.server.server_close()
 
 
+@pytest.mark.faults
 def test_webhook_500s_and_timeouts_then_recovers(tmp_path: Path) -> None:
     hook = Webhook()
     inst = Wireway(tmp_path, PATTERN.format(url=hook.url))

@@ -254,6 +254,7 @@ async def test_fifty_thousand_devices_in_modest_memory() -> None:
     assert held < 40 * 2**20, f"{held / 2**20:.1f} MB"
 
 
+@pytest.mark.slow
 async def test_fifty_thousand_devices_with_their_last_messages() -> None:
     """refresh_emit keeps each device's last message too (compactly): still modest."""
     step = step_of(refresh_emit=True)

@@ -82,6 +82,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert "dead-lettered" not in output, output[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_every_operation_answers_within_its_schema(running: str, mode: str) -> None:
     """Every operation, MAX_EXAMPLES generated requests each (valid ones, then ones

@@ -20,7 +20,9 @@ DataDir = Annotated[
 ]
 
 console = Console()
-err_console = Console(stderr=True)
+# errors keep their lines whole (a path or a message is not cut at the terminal width:
+# a reader, or a script looking for it, sees it on one line)
+err_console = Console(stderr=True, soft_wrap=True)
 
 # the built-in applications `--app` names, and their package folders
 APPS = {"sensors": "sensor_ingest", "fieldkit": "fieldkit"}

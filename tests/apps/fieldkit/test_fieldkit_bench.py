@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import ROOT, wireway
 
 
+@pytest.mark.slow
 def test_bench_fieldkit_reports_every_run() -> None:
     """Full speed, tracked devices and paced rows, every row an event; WigleToTAK is
     said not to run without its source."""

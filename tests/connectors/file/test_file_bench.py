@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import ROOT, wireway
 
 
+@pytest.mark.slow
 def test_bench_file_reports_every_row() -> None:
     """Full speed and half rate rows for the memory buffer, with the udp leg when udp exists."""
     result = wireway(

@@ -122,6 +122,7 @@ async def test_jetstream_dead_letters_are_terminated(
         await delete_stream(nc, name)
 
 
+@pytest.mark.slow
 async def test_jetstream_full_buffer_naks_and_loses_nothing(
     nc: Client, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -44,6 +44,7 @@ def test_bad_output_options_are_check_errors(entry: str, key: str, tmp_path: Pat
     check_fails_at(output_pattern("bad", 7000, entry), tmp_path, 7, key)
 
 
+@pytest.mark.slow
 def test_bench_nats_reports_its_figures() -> None:
     """`wireway bench nats` end to end on tiny inputs: both rows of its table are there
     (the figures themselves are not checked)."""

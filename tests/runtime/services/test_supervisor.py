@@ -78,6 +78,7 @@ async def test_a_dependency_that_dies_takes_its_dependents_down_and_back(tmp_pat
         await sup.close()
 
 
+@pytest.mark.slow
 async def test_a_crash_loop_backs_off_and_resets_after_a_healthy_run(tmp_path: Path) -> None:
     """Runs that exit at once are started again after growing intervals; a run that
     stays up `healthy_after` seconds resets the interval to the first one."""
