@@ -80,8 +80,8 @@ def sockaddr(host: str, port: int) -> bytes | None:
 
 
 class BatchSend:
-    """Sends batches of datagrams from one socket; used from one thread
-    at a time (its arrays are reused from batch to batch)."""
+    """Sends batches of datagrams from one socket; used by one thread at a time (its
+    arrays are reused from batch to batch)."""
 
     def __init__(self, sock: socket.socket, timeout: float) -> None:
         self.fd = sock.fileno()
@@ -110,14 +110,18 @@ class BatchSend:
             self._iovecs, self._headers, self._capacity = iovecs, headers, capacity
         return self._iovecs, self._headers
 
-    def send(self, address: bytes, datagrams: Sequence[bytes]) -> dict[int, int]:
-        """Send every datagram to `address` (a `sockaddr`); {index: errno} of those the
-        kernel refused for good (EMSGSIZE). Any other error raises OSError; a send buffer that stays full for
-        `timeout` seconds raises TimeoutError."""
+    def send(
+        self, address: bytes, datagrams: Sequence[bytes], wait: bool = True
+    ) -> tuple[dict[int, int], int]:
+        """Send the datagrams to `address` (a `sockaddr`): ({index: errno} of those the
+        kernel refused for good (EMSGSIZE), how many were done with). Any other error
+        raises OSError. A full send buffer is waited for up to `timeout` seconds
+        (TimeoutError after that), or, with `wait` false, ends the call early: the
+        rest is for a call that may wait (not on an event loop)."""
         assert _sendmmsg is not None, "sendmmsg is not available here"
         count = len(datagrams)
         if not count:
-            return {}
+            return {}, 0
         iovecs, headers = self._arrays(count, address)
         blob = b"".join(datagrams)  # one buffer, kept alive by this frame during the calls
         at = ctypes.cast(ctypes.c_char_p(blob), ctypes.c_void_p).value or 0
@@ -144,6 +148,8 @@ class BatchSend:
                 done += 1
                 continue
             if code in (errno.EAGAIN, errno.ENOBUFS):
+                if not wait:
+                    break
                 now = time.monotonic()
                 deadline = deadline or now + self.timeout
                 if now >= deadline:
@@ -151,7 +157,7 @@ class BatchSend:
                 _writable(self.fd, deadline - now)
                 continue
             raise OSError(code, os.strerror(code))
-        return refused
+        return refused, done
 
 
 def _writable(fd: int, seconds: float) -> None:

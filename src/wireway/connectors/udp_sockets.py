@@ -19,6 +19,7 @@ from wireway.errors import RetryableError, WirewayError
 
 ANY = "0.0.0.0"
 SEND_TIMEOUT = 5.0  # seconds a send may wait for room in a full send buffer
+ON_THE_THREAD = 64  # batches of this many datagrams or more are sent from the thread
 
 
 def membership(group: str, interface: str | None) -> bytes:
@@ -117,7 +118,8 @@ class DatagramSender(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.sock: socket.socket | None = None
         self.thread: ThreadPoolExecutor | None = None
-        self.batches: mmsg.BatchSend | None = None
+        self.batches: mmsg.BatchSend | None = None  # on the event loop
+        self.thread_batches: mmsg.BatchSend | None = None  # on `thread`
 
     @classmethod
     async def open(cls, sock: socket.socket, batched: bool | None = None) -> DatagramSender:
@@ -126,6 +128,7 @@ class DatagramSender(asyncio.DatagramProtocol):
             sender = cls()
             sender.sock = sock
             sender.batches = mmsg.BatchSend(sock, SEND_TIMEOUT)
+            sender.thread_batches = mmsg.BatchSend(sock, SEND_TIMEOUT)
             sender.thread = ThreadPoolExecutor(1, thread_name_prefix="wireway-udp-send")
             return sender
         loop = asyncio.get_running_loop()
@@ -172,7 +175,16 @@ class DatagramSender(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         try:
             address = await self.sockaddr(target)
-            failed = await loop.run_in_executor(self.thread, self.batches.send, address, datagrams)
+            failed: dict[int, int] = {}
+            done = 0
+            if len(datagrams) < ON_THE_THREAD:  # a few: handing them over costs more
+                failed, done = self.batches.send(address, datagrams, wait=False)
+            if done < len(datagrams):
+                rest = datagrams[done:]
+                assert self.thread_batches is not None
+                send = self.thread_batches.send
+                more, _ = await loop.run_in_executor(self.thread, send, address, rest)
+                failed.update((done + at, code) for at, code in more.items())
         except TimeoutError:
             raise RetryableError(f"{label}: the send buffer stayed full for {SEND_TIMEOUT:g}s") from None
         except OSError as exc:
