@@ -35,7 +35,7 @@ logger = log.get("track")
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)
 WRITE_EVERY = 1.0  # seconds between writes of the state file
 PENDING_LIMIT = 100_000  # passed messages waiting for their commit (a refused batch never comes)
-REFRESH_CHUNK = 1000  # refreshed messages published at once
+REFRESH_CHUNK = 200  # refreshed messages published at once (bigger slices raise the peak RSS)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
   key TEXT PRIMARY KEY, seen REAL NOT NULL, passed REAL,
