@@ -36,6 +36,9 @@ FIELDS = (
     "uid", "type", "how", "time", "start", "stale", "lat", "lon", "hae", "ce", "le",
     "callsign", "remarks", "color", "group_name", "group_role", "course", "speed", "detail",
 )  # fmt: skip
+_FROM_PAYLOAD = ("uid", "type", "how", "time", "start", "stale", "lat", "lon", "hae", "ce", "le", "detail")
+_POINT = frozenset(("lat", "lon", "hae", "ce", "le"))  # read from the payload's `point`
+_EITHER = frozenset(("lat", "lon"))  # or from the payload itself
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
 
@@ -143,6 +146,8 @@ class CotCodec(Codec):
     def __init__(self, options: CotOptions | None = None) -> None:
         super().__init__(options or CotOptions())
         self.readers = {key: Reader(Expr(source)) for key, source in self.options.set.items()}
+        # the fields the payload gives when `set` does not map them (see _getter)
+        self.unmapped = [key for key in _FROM_PAYLOAD if key not in self.readers]
         self.clock: Callable[[], float] = time.time
 
     # ---- decoding -------------------------------------------------------------------
@@ -227,7 +232,7 @@ class CotCodec(Codec):
         ElementTree itself."""
         get, payload = self._getter(msg)
         (uid, kind, how, at, start, stale), (lat, lon, hae, ce, le) = self._head(get, payload)
-        extra = get("detail", _detail_in(payload))
+        extra = get("detail")
         if isinstance(extra, dict) and extra:
             detail = ET.Element("detail")
             build_into(detail, extra)
@@ -253,36 +258,42 @@ class CotCodec(Codec):
         get, payload = self._getter(msg)
         event = self._tree(*self._head(get, payload))
         detail = ET.SubElement(event, "detail")
-        extra = get("detail", _detail_in(payload))
+        extra = get("detail")
         if isinstance(extra, dict) and extra:
             build_into(detail, extra)
         self._detail(detail, get)
         return event
 
     def _getter(self, msg: Message) -> tuple[Callable[..., Any], dict[str, Any]]:
-        """`get(field, fallback)`: the field's mapping evaluated for the message (a
-        ValueError when it fails), or the fallback when `set` does not name it; and
-        the payload. The mappings are evaluated at once (they change nothing, so when
-        does not matter); an error is raised where the field is asked for."""
+        """`get(field)`: the field's value for the message, the mapping's when `set`
+        names it (a ValueError when it failed), else what the payload holds for it
+        (`uid`, `type`, ... at its top, `lat` and `lon` in its `point` or at its top,
+        `hae`, `ce` and `le` in its `point`, its `detail` object); and the payload. The
+        mappings are evaluated at once (they change nothing, so when does not
+        matter); an error is raised where the field is asked for."""
         payload = msg.payload if isinstance(msg.payload, dict) else {}
-        readers = self.readers
-        if not readers:
-            return _unmapped, payload
-        light = light_context(msg)
         values: dict[str, Any] = {}
-        for key, reader in readers.items():
-            value = reader.plain(light)
-            if value is NOT_PLAIN:
-                try:
-                    value = reader.expr.evaluate(msg.to_context())
-                except Exception as exc:  # noqa: BLE001  (CEL raises its own kinds)
-                    value = _Failure(f"cot `{key}`: {exc}")
-            values[key] = value
+        if self.readers:
+            light = light_context(msg)
+            for key, reader in self.readers.items():
+                value = reader.plain(light)
+                if value is NOT_PLAIN:
+                    try:
+                        value = reader.expr.evaluate(msg.to_context())
+                    except Exception as exc:  # noqa: BLE001  (CEL raises its own kinds)
+                        value = _Failure(f"cot `{key}`: {exc}")
+                values[key] = value
+        point: dict[str, Any] = payload["point"] if isinstance(payload.get("point"), dict) else {}
+        for key in self.unmapped:
+            if key in _POINT:
+                values[key] = point.get(key, payload.get(key)) if key in _EITHER else point.get(key)
+            elif key == "detail":
+                values[key] = _detail_in(payload)
+            else:
+                values[key] = payload.get(key)
 
         def get(key: str, fallback: Any = None) -> Any:
-            value = values.get(key, _UNSET)
-            if value is _UNSET:
-                return fallback
+            value = values.get(key, fallback)
             if type(value) is _Failure:
                 raise ValueError(value.reason)
             return value
@@ -293,30 +304,29 @@ class CotCodec(Codec):
         """The event's attributes after `version` (uid, type, how, time, start, stale)
         and the point's (lat, lon, hae, ce, le), as text, in the order they are written."""
         opts = self.options
-        point: dict[str, Any] = payload["point"] if isinstance(payload.get("point"), dict) else {}
-        uid = get("uid", payload.get("uid"))
+        uid = get("uid")
         if not uid:
             raise ValueError("CoT needs a `uid`")
         now = self.clock()
-        start = get("start", payload.get("start"))
+        start = get("start")
         uid_text = _clean(str(uid))
-        kind = _clean(str(get("type", payload.get("type")) or opts.default_type))
-        how = _clean(str(get("how", payload.get("how")) or opts.default_how))
-        at = get("time", payload.get("time")) or now
+        kind = _clean(str(get("type") or opts.default_type))
+        how = _clean(str(get("how") or opts.default_how))
+        at = get("time") or now
         at_text = cot_time(at)
         start_text = at_text if (start or now) is now and at is now else cot_time(start or now)
         stale = cot_time(
-            get("stale", payload.get("stale"))
+            get("stale")
             or (parse_timestamp(start) if isinstance(start, str) else float(start or now))
             + opts.stale_seconds
         )
         head = (uid_text, kind, how, at_text, start_text, stale)
         where = (
-            _number(get("lat", point.get("lat", payload.get("lat"))), "lat"),
-            _number(get("lon", point.get("lon", payload.get("lon"))), "lon"),
-            _number(get("hae", point.get("hae")), "hae", UNKNOWN),
-            _number(get("ce", point.get("ce")), "ce", UNKNOWN),
-            _number(get("le", point.get("le")), "le", UNKNOWN),
+            _number(get("lat"), "lat"),
+            _number(get("lon"), "lon"),
+            _number(get("hae"), "hae", UNKNOWN),
+            _number(get("ce"), "ce", UNKNOWN),
+            _number(get("le"), "le", UNKNOWN),
         )
         return head, where
 
@@ -358,7 +368,6 @@ class CotCodec(Codec):
 
 Head = tuple[str, str, str, str, str, str]
 Point = tuple[str, str, str, str, str]
-_UNSET = object()
 
 
 class _Failure:
@@ -368,10 +377,6 @@ class _Failure:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-
-
-def _unmapped(key: str, fallback: Any = None) -> Any:
-    return fallback
 
 
 def _detail_in(payload: dict[str, Any]) -> Any:
