@@ -181,6 +181,8 @@ class DatagramSender(asyncio.DatagramProtocol):
                 failed, done = self.batches.send(address, datagrams, wait=False)
             if done < len(datagrams):
                 rest = datagrams[done:]
+                if self.thread is None:
+                    raise RetryableError(f"{label}: the output is closed")
                 assert self.thread_batches is not None
                 send = self.thread_batches.send
                 more, _ = await loop.run_in_executor(self.thread, send, address, rest)
@@ -252,10 +254,11 @@ class DatagramSender(asyncio.DatagramProtocol):
         return refused or None
 
     def close(self) -> None:
-        if self.thread is not None and self.sock is not None:
+        thread, self.thread = self.thread, None
+        if thread is not None and self.sock is not None:
             # on the thread, after a send still under way there: its file descriptor
             # must not be closed (and perhaps reused) in the middle of a batch
-            self.thread.submit(self.sock.close)
-            self.thread.shutdown(wait=False, cancel_futures=False)
+            thread.submit(self.sock.close)
+            thread.shutdown(wait=False, cancel_futures=False)
         if self.transport is not None:
             self.transport.close()

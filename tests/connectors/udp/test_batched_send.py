@@ -11,6 +11,7 @@ import pytest
 from wireway.connectors import mmsg
 from wireway.connectors.udp_sockets import DatagramSender, sending
 from wireway.envelope import Message, new_message_id
+from wireway.errors import RetryableError
 
 needs_mmsg = pytest.mark.skipif(not mmsg.available(), reason="no sendmmsg on this system")
 
@@ -110,3 +111,12 @@ def test_sockaddr_of_numeric_addresses_only() -> None:
     assert v6 is not None
     assert len(v6) == 28
     assert mmsg.sockaddr("localhost", 6969) is None
+
+
+@needs_mmsg
+async def test_closed_twice_and_a_send_after_closing_is_retried_later() -> None:
+    sender = await DatagramSender.open(sending("127.0.0.1", False, False, None, 1, False), True)
+    sender.close()
+    sender.close()
+    with pytest.raises(RetryableError, match="closed"):
+        await sender.send(messages(100), lambda m: b"x", ("127.0.0.1", 9), 10, "test")
