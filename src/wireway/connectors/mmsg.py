@@ -68,15 +68,24 @@ def available() -> bool:
 
 
 def sockaddr(host: str, port: int) -> bytes | None:
-    """The `struct sockaddr` of a numeric address (None for a name: it needs resolving)."""
+    """The `struct sockaddr` of a numeric address (None for a name: it needs resolving;
+    OSError for a link-local address on an interface this machine does not have)."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
     if ip.version == 4:  # sockaddr_in: family (host order), port, address, zero
         return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + ip.packed + bytes(8)
-    # sockaddr_in6: family, port, flow info, address, scope id
-    return struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, 0) + ip.packed + bytes(4)
+    # sockaddr_in6: family, port, flow info, address, scope id (a link-local address's
+    # interface, `fe80::1%eth0`)
+    scope = ip.scope_id if isinstance(ip, ipaddress.IPv6Address) else None
+    index = 0 if not scope else int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+    return (
+        struct.pack("=H", socket.AF_INET6)
+        + struct.pack("!HI", port, 0)
+        + ip.packed
+        + struct.pack("=I", index)
+    )
 
 
 class BatchSend:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 
 import pytest
 
@@ -120,3 +121,28 @@ async def test_closed_twice_and_a_send_after_closing_is_retried_later() -> None:
     sender.close()
     with pytest.raises(RetryableError, match="closed"):
         await sender.send(messages(100), lambda m: b"x", ("127.0.0.1", 9), 10, "test")
+
+
+async def test_ipv6_loopback_and_a_link_local_scope() -> None:
+    """IPv6 goes out batched too; a link-local address keeps its interface."""
+    scoped = mmsg.sockaddr("fe80::1%lo", 6969)
+    assert scoped is not None
+    assert scoped[-4:] == socket.if_nametoindex("lo").to_bytes(
+        4, "little" if sys.byteorder == "little" else "big"
+    )
+    try:
+        rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        rx.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    rx.settimeout(5)
+    sender = await DatagramSender.open(sending("::1", False, False, None, 1, False))
+    try:
+        refused = await sender.send(
+            messages(100), lambda m: f"{m.payload}".encode(), ("::1", rx.getsockname()[1]), 100, "t"
+        )
+        assert refused is None
+        assert await asyncio.to_thread(receive, rx, 100) == [str(i).encode() for i in range(100)]
+    finally:
+        sender.close()
+        rx.close()
