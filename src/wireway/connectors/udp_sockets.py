@@ -102,6 +102,28 @@ def check_interface(interface: str | None, group: bool) -> None:
         raise ValueError(f"no network interface named `{interface}` here - at `$.interface`") from None
 
 
+def records(
+    batch: list[Message], encode: Callable[[Message], bytes], max_bytes: int
+) -> tuple[list[bytes], list[int], dict[int, str]]:
+    """The batch's datagrams and the index of each one's message; {index: reason} of
+    the messages that give none (not encodable, or over `max_bytes`)."""
+    datagrams: list[bytes] = []
+    indexes: list[int] = []
+    refused: dict[int, str] = {}
+    for i, msg in enumerate(batch):
+        try:
+            data = encode(msg)
+        except ValueError as exc:
+            refused[i] = str(exc)
+            continue
+        if len(data) > max_bytes:
+            refused[i] = f"{len(data)} bytes: over max_datagram_bytes ({max_bytes})"
+            continue
+        datagrams.append(data)
+        indexes.append(i)
+    return datagrams, indexes, refused
+
+
 class DatagramSender(asyncio.DatagramProtocol):
     """Sends one record per datagram from a socket of `sending`: keeps the send errors
     and waits while the transport's buffer is over its limit.
@@ -156,22 +178,10 @@ class DatagramSender(asyncio.DatagramProtocol):
     ) -> dict[int, str] | None:
         """Send each message's record; {index: reason} for those refused for good (too
         big, or not encodable). A send error raises RetryableError naming `label`."""
+        datagrams, indexes, refused = records(batch, encode, max_bytes)
         if self.batches is None:
-            return await self.send_each(batch, encode, target, max_bytes, label)
-        refused: dict[int, str] = {}
-        datagrams: list[bytes] = []
-        indexes: list[int] = []
-        for i, msg in enumerate(batch):
-            try:
-                data = encode(msg)
-            except ValueError as exc:
-                refused[i] = str(exc)
-                continue
-            if len(data) > max_bytes:
-                refused[i] = f"{len(data)} bytes: over max_datagram_bytes ({max_bytes})"
-                continue
-            datagrams.append(data)
-            indexes.append(i)
+            await self.send_each(datagrams, indexes, refused, target, label)
+            return refused or None
         loop = asyncio.get_running_loop()
         try:
             address = await self.sockaddr(target)
@@ -212,25 +222,17 @@ class DatagramSender(asyncio.DatagramProtocol):
 
     async def send_each(
         self,
-        batch: list[Message],
-        encode: Callable[[Message], bytes],
+        datagrams: list[bytes],
+        indexes: list[int],
+        refused: dict[int, str],
         target: tuple[str, int],
-        max_bytes: int,
         label: str,
-    ) -> dict[int, str] | None:
-        """`send`, one `sendto` at a time through the transport."""
+    ) -> None:
+        """`send`, one `sendto` at a time through the transport (`refused` gains the
+        datagrams the network refuses)."""
         transport = self.transport
         assert transport is not None
-        refused: dict[int, str] = {}
-        for i, msg in enumerate(batch):
-            try:
-                data = encode(msg)
-            except ValueError as exc:
-                refused[i] = str(exc)
-                continue
-            if len(data) > max_bytes:
-                refused[i] = f"{len(data)} bytes: over max_datagram_bytes ({max_bytes})"
-                continue
+        for i, data in zip(indexes, datagrams, strict=True):
             if not self.room.is_set():
                 try:
                     async with asyncio.timeout(SEND_TIMEOUT):
@@ -251,7 +253,6 @@ class DatagramSender(asyncio.DatagramProtocol):
             if buffered() == 0:
                 break
             await asyncio.sleep(0.001)
-        return refused or None
 
     def close(self) -> None:
         thread, self.thread = self.thread, None
