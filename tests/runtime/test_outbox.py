@@ -345,3 +345,20 @@ def test_id_ranges_of_a_group() -> None:
         assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(ranges))
 
     covers_the_same_ids()
+
+
+async def test_a_lone_small_enqueue_is_committed_without_the_writer_thread(sqlite_store: SqliteStore) -> None:
+    items = await sqlite_store.enqueue([("q", msg(1)), ("r", msg(2))])
+    assert sqlite_store.commits == 1
+    assert sqlite_store._handed == 0  # committed on the event loop's thread (a low rate)
+    assert sqlite_store.pending() == items
+
+
+async def test_a_locked_file_hands_a_lone_enqueue_to_the_writer(sqlite_store: SqliteStore, db: Path) -> None:
+    with write_lock(db):
+        task = asyncio.create_task(sqlite_store.enqueue([("q", msg(1)), ("q", msg(2))]))
+        await asyncio.sleep(0.1)  # the event loop runs on: the writer thread waits for the lock
+        assert not task.done()
+        assert sqlite_store._handed == 1
+    items = await task
+    assert sqlite_store.pending() == items

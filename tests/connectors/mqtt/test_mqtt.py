@@ -214,6 +214,44 @@ settings: {{buffer_size: 2, retries: 1000, backoff_max: 0.2, timeout: 1}}
     assert sorted(x["n"] for x in redelivered) == [2, 3, 4, 5]
 
 
+async def test_a_batch_is_what_arrives_within_linger_of_its_first_message(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Messages a broker sends one by one (each read at once: the input's socket ACKs
+    at once) are ingested as one batch when they come within `linger` of the first."""
+    need_service("mosquitto", 1883)
+    prefix, out = unique(request), tmp_path / "out.jsonl"
+    text = f"""
+pattern: {{name: mqtt_linger}}
+interfaces:
+  input:
+    - {{type: mqtt, topics: ["{prefix}/#"], client_id: "{client_id(prefix)}", linger: 0.5}}
+  output:
+    - {{type: file, address: "{out}", payload_only: true}}
+"""
+    async with engine_from(tmp_path, text) as engine:
+        mqtt_input = engine.runners[0].inputs[0]
+        assert isinstance(mqtt_input, MqttInput)
+        assert mqtt_input.link._proto is not None
+        assert mqtt_input.link._proto.quickack is not None
+        batches: list[int] = []
+        ingest = mqtt_input.ingest
+
+        async def counted(messages: list[Any]) -> None:
+            batches.append(len(messages))
+            await ingest(messages)
+
+        mqtt_input.ingest = counted  # type: ignore[method-assign]
+        peer = Peer()
+        try:
+            for n in range(5):
+                peer.publish(f"{prefix}/d", {"n": n})
+            await eventually(lambda: len(lines(out)) == 5)
+        finally:
+            peer.close()
+    assert batches == [5]
+
+
 async def test_persistent_session_delivers_what_came_while_stopped(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -31,6 +31,7 @@ class Subscriber(Connection):
     ) -> None:
         super().__init__(config, session, base_dir, label, "input")
         self.announce_max_packet = False  # skipped to the DLQ instead (see Connection)
+        self.quickack = True  # each message comes at once: a batch waits for its `linger` only
         self.topics = topics
         self.qos = qos
         self.watch = watch  # subscribed at QoS 0 too; a refusal there is no error

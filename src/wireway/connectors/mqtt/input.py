@@ -102,6 +102,8 @@ class MqttInput(Input):
         # json through msgspec directly (the hot path); any other format through its codec
         self.codec = None if self.iface.format in ("json", "jsonl") else self.iface.new_codec()
         self.pending: list[Received] = []
+        self.loop = asyncio.get_running_loop()
+        self.since = 0.0  # loop time the oldest pending message was read
         self.ingesting = 0  # messages in ingest calls, not yet acknowledged
         self.stalled = 0  # ingest calls waiting for room in a full buffer
         self.wake = asyncio.Event()
@@ -158,6 +160,8 @@ class MqttInput(Input):
 
     def received(self, messages: list[Received]) -> None:
         """One read's messages: queued for the next ingest call (one per batch)."""
+        if not self.pending:
+            self.since = self.loop.time()
         self.pending.extend(messages)
         if self.unacknowledged >= self.config.max_inflight:
             self.link.pause()
@@ -181,14 +185,17 @@ class MqttInput(Input):
         takes longer than STALL_SECONDS, which means it waits for room in a full buffer.
         """
         previous: asyncio.Task[None] | None = None
+        linger = self.config.linger
         try:
             while not self.stopping:
                 await self.wake.wait()
-                if self.config.linger and not self.ingesting and len(self.pending) < self.batch_limit:
-                    # a lone message at a low rate: wait briefly for others to share its
-                    # commit and its output writes (under load a batch is always being
-                    # stored, and what arrives meanwhile forms the next one anyway)
-                    await asyncio.sleep(self.config.linger)
+                if linger and len(self.pending) < self.batch_limit:
+                    # at a low rate, a batch is what arrives within `linger` of its first
+                    # message: they share one commit and one write per output (under load
+                    # the wait for a free call is longer, and nothing waits here)
+                    delay = self.since + linger - self.loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 self.wake.clear()
                 while self.pending and not self.stopping:
                     await self.slots.acquire()
@@ -232,7 +239,7 @@ class MqttInput(Input):
                 self.link.drop()
             finally:
                 stall.cancel()
-            if previous is not None:
+            if previous is not None and not previous.done():
                 await asyncio.wait({previous})
             if ok:
                 self.ack(chunk)

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from wireway.connectors.mqtt import wire
 from wireway.connectors.mqtt.config import MqttConnection
+from wireway.connectors.mqtt.quickack import QuickAck
 from wireway.connectors.mqtt.skip import Skipper
 from wireway.errors import WirewayError
 from wireway.observability import logging as log
@@ -99,14 +100,19 @@ class _Protocol(asyncio.Protocol):
         self.rest = b""
         self.skipper: Skipper | None = None
         self.heard = 0.0  # loop time of the last bytes from the broker
+        self.quickack: QuickAck | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self.heard = self.owner._loop.time()
+        if self.owner.quickack:
+            self.quickack = QuickAck.of(transport)
 
     def data_received(self, data: bytes) -> None:
         owner = self.owner
         self.heard = owner._loop.time()
+        if self.quickack is not None:
+            self.quickack.now()
         publishes: list[wire.Publish] = []
         acknowledged: list[wire.Ack] = []
         try:
@@ -146,6 +152,8 @@ class _Protocol(asyncio.Protocol):
                 owner.received(publishes)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.quickack is not None:
+            self.quickack.close()
         self.owner._closed(self, str(exc) if exc else "closed by the broker")
 
 
@@ -173,6 +181,7 @@ class Connection:
         # MQTT 5: tell the broker, which then drops larger packets unseen; a subscriber
         # does not, so an oversized message reaches it and goes to the DLQ with its reason
         self.announce_max_packet = True
+        self.quickack = False  # TCP_QUICKACK after each read (quickack.py); a subscriber sets it
         self.connected = False
         self.generation = 0  # counts connections: an ack is only sent on its own
         self.paused = False
