@@ -347,18 +347,22 @@ def test_id_ranges_of_a_group() -> None:
     covers_the_same_ids()
 
 
-async def test_a_lone_small_enqueue_is_committed_without_the_writer_thread(sqlite_store: SqliteStore) -> None:
-    items = await sqlite_store.enqueue([("q", msg(1)), ("r", msg(2))])
-    assert sqlite_store.commits == 1
-    assert sqlite_store._handed == 0  # committed on the event loop's thread (a low rate)
-    assert sqlite_store.pending() == items
-
-
-async def test_a_locked_file_hands_a_lone_enqueue_to_the_writer(sqlite_store: SqliteStore, db: Path) -> None:
-    with write_lock(db):
-        task = asyncio.create_task(sqlite_store.enqueue([("q", msg(1)), ("q", msg(2))]))
-        await asyncio.sleep(0.1)  # the event loop runs on: the writer thread waits for the lock
-        assert not task.done()
-        assert sqlite_store._handed == 1
-    items = await task
-    assert sqlite_store.pending() == items
+async def test_ids_stay_unique_across_restarts_with_few_updates_of_the_last_id(db: Path) -> None:
+    """meta.last_id moves in blocks: one UPDATE for many commits, and a restart hands
+    out ids past every one written before."""
+    store = SqliteStore(db)
+    await store.open()
+    first = [it.id for it in await store.enqueue([("q", msg(1))])]
+    for n in range(2, 12):
+        first += [it.id for it in await store.enqueue([("q", msg(n))])]
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        (saved,) = conn.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()
+    assert int(saved) >= max(first)
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        again = [it.id for it in await store.enqueue([("q", msg(99))])]
+        assert min(again) > max(first)
+    finally:
+        await store.close()

@@ -6,10 +6,7 @@ transaction, commits once and resolves each caller's future on its event loop. S
 sync (fsync with `synchronous="full"`) is paid per group, not per message, and not
 at all for a group that only deletes delivered items: losing such a commit to a power
 cut only means delivering those items again, and the next synced commit makes it
-durable with everything before it (one WAL, written in order). At a low rate, when
-the writer has nothing to do, a small insert is committed the same way on the event
-loop's thread instead (`_inline`): nobody would share its commit, and the hand-off to
-the thread and back cost more than the commit.
+durable with everything before it (one WAL, written in order).
 
 A message routed to several outputs is one outbox row (its body once, the queue
 names in `queue` joined by newlines); the row is deleted once every queue has let
@@ -19,10 +16,9 @@ already delivered it: at-least-once, as outputs must be idempotent anyway.
 The file's schema, opening and batched statements are in buffer_file.py, the writer's
 operations in outbox_ops.py, the check at start in buffer_check.py, the push-back of
 a full buffer in buffer_limits.py; the DLQ admin (dlq.py) works on the same file from
-another process. `SqliteStore` stays one class of about 480 lines: its event-loop side
-and its writer thread share the row ids, the per-row queue counts, the DLQ counts and
-the connection itself (a small insert at a low rate is committed on the event loop's
-thread, see `_inline`), and splitting them would put those hand-offs between modules.
+another process. `SqliteStore` stays one class a little over 400 lines: its
+event-loop side and its writer thread share the row ids, the per-row queue counts and
+the DLQ counts, and splitting them would put those hand-offs between modules.
 """
 
 from __future__ import annotations
@@ -63,11 +59,6 @@ FAULT = "WIREWAY_FAULT"  # a test hook, see SqliteStore
 # meta.last_id is set this far past the highest id written, so that most commits need
 # no UPDATE of it (a restart skips the ids of the block: they are only row ids)
 ID_BLOCK = 1 << 16
-INLINE_ROWS = 64  # see SqliteStore._inline
-# a single message (an HTTP request) is handed to the writer: concurrent requests
-# share its commits, which one on the event loop's thread would take one by one
-INLINE_MIN_ROWS = 2
-INLINE_GAP = 0.002  # s since the last commit
 
 
 class SqliteStore(Store):
@@ -123,13 +114,6 @@ class SqliteStore(Store):
         self._reader_lock = threading.Lock()
         self._loaded: weakref.WeakValueDictionary[int, Message] = weakref.WeakValueDictionary()
         self._no_checkpoints = threading.Event()
-        # committing on the event loop's thread (see _inline): operations handed to the
-        # writer and written by it (equal: it has nothing left), who holds the connection,
-        # and when the last commit ended (monotonic)
-        self._handed = 0
-        self._written = 0
-        self._writing = threading.Lock()
-        self._last_commit = 0.0
 
     # ----- lifecycle ----------------------------------------------------------------
     async def open(self) -> None:
@@ -157,9 +141,6 @@ class SqliteStore(Store):
         self._top = self._saved_top = opened.top
         self._next_id = self._top + 1
         self._dlq, self._data_version, self._positions = opened.dlq, opened.data_version, opened.positions
-        # a lock held by another process (the DLQ admin) is waited for in ops.begin,
-        # not inside SQLite: a commit on the event loop's thread must not wait for it
-        opened.conn.execute("PRAGMA busy_timeout=0")
         self._conn = opened.conn
 
     async def close(self) -> None:
@@ -202,40 +183,8 @@ class SqliteStore(Store):
             raise StoreError(f"store {self.path} is not open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        if type(fn) is Insert and self._inline(fn):
-            self._write_here((fn, fut, loop))
-            return fut
-        self._handed += 1
         self._ops.put((fn, fut, loop))
         return fut
-
-    def _inline(self, fn: Insert) -> bool:
-        """Whether this insert is committed on the caller's thread: a small group while
-        the writer has nothing to do and commits are rare (a low rate). The hand-off to
-        the writer thread and back (a wake-up each way, the GIL passed to and fro) then
-        costs more CPU than the commit itself, and no other caller would share it."""
-        return (
-            INLINE_MIN_ROWS <= len(fn.rows) <= INLINE_ROWS
-            and self._written == self._handed
-            and time.monotonic() - self._last_commit >= INLINE_GAP
-            and self.full.why != "disk"
-        )
-
-    def _write_here(self, op: Op) -> None:
-        """Write one operation on this thread (see _inline), unless the writer holds the
-        connection after all: then it is handed over."""
-        conn = self._conn
-        if conn is None or not self._writing.acquire(blocking=False):
-            self._handed += 1
-            self._ops.put(op)
-            return
-        try:
-            if not self._write(conn, [op], here=True):
-                self._handed += 1
-                self._ops.put(op)
-        finally:
-            self._writing.release()
-            self._last_commit = time.monotonic()
 
     def position(self, key: str) -> bytes | None:
         return self._positions.get(key)
@@ -416,10 +365,7 @@ class SqliteStore(Store):
                     while (op := self._ops.get_nowait()) is not None:
                         group.append(op)
                     stop = True  # close() was called: write this group, then stop
-                with self._writing:
-                    self._write(conn, group)
-                    self._written += len(group)
-                self._last_commit = time.monotonic()
+                self._write(conn, group)
                 if stop:
                     break
         finally:
@@ -433,9 +379,7 @@ class SqliteStore(Store):
                 return self._ops.get(timeout=self.full.retry_after)
         return self._ops.get()
 
-    def _write(self, conn: sqlite3.Connection, group: list[Op], *, here: bool = False) -> bool:
-        """Write a group in one transaction and settle its futures; False (nothing
-        done) when `here` (on the event loop's thread) and the file is locked."""
+    def _write(self, conn: sqlite3.Connection, group: list[Op]) -> None:
         self._delta = {}
         self._recount = None
         # deletes alone need no sync (see the module's docstring)
@@ -444,8 +388,7 @@ class SqliteStore(Store):
             if sync != self._synced:
                 conn.execute(f"PRAGMA synchronous={self.synchronous.upper() if sync else 'NORMAL'}")
                 self._synced = sync
-            if not ops.begin(conn, wait=not here):
-                return False  # another process writes to the file: the writer waits for it
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 results, last = ops.write_group(conn, group, self._undeleted)
                 self._top = max(self._top, last)
@@ -465,8 +408,8 @@ class SqliteStore(Store):
                 ops.refuse_group(group, self.full.error())
             else:
                 self.healthy = False
-                ops.resolve(group, None, exc, here=here)
-            return True
+                ops.resolve(group, None, exc)
+            return
         inserted = any(isinstance(fn, Insert) and fn.rows for fn, _, _ in group)
         if inserted and sync and self._fault == "after-commit":
             os.kill(os.getpid(), signal.SIGKILL)  # the test hook (see the class docstring)
@@ -481,5 +424,4 @@ class SqliteStore(Store):
             for pattern, n in self._delta.items():
                 counts[pattern] = counts.get(pattern, 0) + n
             self._dlq = {p: n for p, n in counts.items() if n > 0}
-        ops.resolve(group, results, None, here=here)
-        return True
+        ops.resolve(group, results, None)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ from wireway.runtime.buffer_file import Synchronous, connect, delete_ids, insert
 DELETE_DELAY = 0.02
 
 CHECKPOINT_SECONDS = 0.25
-BUSY_SECONDS = 5.0  # how long the writer waits for another process's write lock
 
 Fn = Callable[[sqlite3.Connection], Any]
 
@@ -107,14 +105,8 @@ class PendingDeletes:
         return ids, deleted
 
 
-def resolve(group: list[Op], results: list[Any] | None, exc: Exception | None, *, here: bool = False) -> None:
-    """Settle the futures of a written group: from the writer thread through each loop,
-    or `here`, on the thread of their loop (see SqliteStore._inline), at once."""
-    if here:
-        settle(
-            [(fut, results[n] if results is not None else None) for n, (_, fut, _) in enumerate(group)], exc
-        )
-        return
+def resolve(group: list[Op], results: list[Any] | None, exc: Exception | None) -> None:
+    """Settle the futures of a written group (from the writer thread)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
     for n, (_, fut, loop) in enumerate(group):
         value = results[n] if results is not None else None
@@ -136,27 +128,6 @@ def checkpoints(path: Path, synchronous: Synchronous, stop: threading.Event) -> 
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     finally:
         conn.close()
-
-
-def begin(conn: sqlite3.Connection, *, wait: bool) -> bool:
-    """BEGIN IMMEDIATE on the writer's connection (which has no busy timeout of its
-    own); while another connection holds the write lock: False at once unless `wait`,
-    else try again for up to BUSY_SECONDS (then raise, as a busy timeout would)."""
-    deadline = time.monotonic() + BUSY_SECONDS
-    pause = 0.001
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return True
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                raise
-            if not wait:
-                return False
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
 
 
 def deletes_of(group: list[Op]) -> list[int]:
