@@ -193,10 +193,10 @@ class MqttInputConfig(MqttConnection, kw_only=True):
         Meta(
             ge=0,
             le=1,
-            description="seconds to wait for more messages before ingesting a batch while "
-            "no other batch is being stored: at a low rate, fewer and fuller outbox commits "
-            "and output writes (far less CPU per message) for at most this much latency; "
-            "0 ingests each read at once",
+            description="seconds a batch waits, from its first message, for more before it "
+            "is ingested: at a low rate, fewer and fuller outbox commits and output writes "
+            "(far less CPU per message) for at most this much latency (under load a batch "
+            "waits for a free ingest call anyway); 0 ingests each read at once",
         ),
     ] = 0.005
     topic_fields: Annotated[
