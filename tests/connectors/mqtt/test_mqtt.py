@@ -663,6 +663,7 @@ interfaces:
     assert await leftovers(cid) == []
 
 
+@pytest.mark.slow  # waits out keepalive timeouts: 13 s
 async def test_keepalive_pings_and_a_silent_broker_is_left(tmp_path: Path) -> None:
     """With keepalive 5 s an idle connection stays up (PINGREQ every 2.5 s); a broker
     that stops answering (SIGSTOP) is given up after 1.5 keep-alives, and the input
