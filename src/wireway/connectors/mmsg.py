@@ -1,4 +1,4 @@
-"""Many datagrams in one `sendmmsg(2)` call, made through ctypes on a worker thread.
+"""Many datagrams in one `sendmmsg(2)` call, made through ctypes.
 
 Python's standard library sends one datagram per call. Most of a datagram's cost is
 the kernel's (routing it and, on loopback or with a multicast group's loopback on,
@@ -149,7 +149,8 @@ class BatchSend:
                 done += sent
                 deadline = 0.0
                 continue
-            code = ctypes.get_errno()
+            # -1 and errno; 0 (nothing taken, which it does not do) is waited on as full
+            code = ctypes.get_errno() if sent < 0 else errno.EAGAIN
             if code == errno.EINTR:
                 continue
             if code == errno.EMSGSIZE:  # this one datagram: the next call goes on after it
