@@ -46,6 +46,17 @@ COLUMNS = ["device_id", "timestamp", "received_at", "sensor_type", "data", "meta
 BATCH = 5000
 
 
+async def sql(dsn: str, statement: str) -> None:
+    """Run one statement on its own connection (the bench's schema, made and dropped)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 def subscribe(mqtt_port: int, prefix: str, dsn: str, schema: str) -> None:
     """The script itself: prints the running count of stored readings after each COPY."""
     import asyncpg
@@ -88,23 +99,15 @@ def subscribe(mqtt_port: int, prefix: str, dsn: str, schema: str) -> None:
 
 
 def drive(messages: int, devices: int, dsn: str, rate: float | None = None) -> None:
-    import asyncpg
     from rich.progress import Progress
 
     from wireway.bench.common import cpu_of, cpu_seconds, machine_busy
     from wireway.bench.load import Publisher
     from wireway.bench.sensor import start_broker
 
-    async def sql(statement: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
     schema = f"handbench_{uuid.uuid4().hex[:8]}"
     prefix = f"hand-{uuid.uuid4().hex[:6]}"
-    asyncio.run(sql(f"CREATE SCHEMA {schema};" + TABLE.format(schema=schema)))
+    asyncio.run(sql(dsn, f"CREATE SCHEMA {schema};" + TABLE.format(schema=schema)))
     try:
         with tempfile.TemporaryDirectory(prefix="wireway-hand-") as tmp:
             broker, port = start_broker(Path(tmp))
@@ -155,7 +158,7 @@ def drive(messages: int, devices: int, dsn: str, rate: float | None = None) -> N
             f"machine busy {busy / (wall * (os.cpu_count() or 1)):.0%}"
         )
     finally:
-        asyncio.run(sql(f"DROP SCHEMA {schema} CASCADE"))
+        asyncio.run(sql(dsn, f"DROP SCHEMA {schema} CASCADE"))
 
 
 if __name__ == "__main__":

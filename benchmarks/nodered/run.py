@@ -35,7 +35,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hand_script import TABLE  # the same table as the hand-written script
+from hand_script import TABLE, sql  # the same table as the hand-written script
 
 HERE = Path(__file__).resolve().parent
 INSTALL = "mkdir -p {0} && npm install --prefix {0} node-red@4 pg@8"
@@ -109,13 +109,6 @@ def drive(
     from wireway.bench.load import Publisher
     from wireway.bench.sensor import start_broker
 
-    async def sql(statement: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
     async def rows(schema: str) -> int:
         conn = await asyncpg.connect(dsn)
         try:
@@ -125,7 +118,7 @@ def drive(
 
     schema = f"noderedbench_{uuid.uuid4().hex[:8]}"
     prefix = f"nodered-{uuid.uuid4().hex[:6]}"
-    asyncio.run(sql(f"CREATE SCHEMA {schema};" + TABLE.format(schema=schema)))
+    asyncio.run(sql(dsn, f"CREATE SCHEMA {schema};" + TABLE.format(schema=schema)))
     try:
         with tempfile.TemporaryDirectory(prefix="wireway-nodered-") as tmp:
             broker, port = start_broker(Path(tmp))
@@ -175,7 +168,7 @@ def drive(
             f"machine busy {busy / (wall * (os.cpu_count() or 1)):.0%}; {in_table:,} rows stored"
         )
     finally:
-        asyncio.run(sql(f"DROP SCHEMA {schema} CASCADE"))
+        asyncio.run(sql(dsn, f"DROP SCHEMA {schema} CASCADE"))
 
 
 def main() -> None:
