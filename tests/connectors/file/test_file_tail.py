@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from support import engine_from, eventually, written_lines
+from support import check_fails_at, engine_from, eventually, written_lines
 from wireway.config import load_pattern
 from wireway.runtime.dlq import DlqAdmin
 
@@ -65,6 +65,41 @@ async def test_live_appends_row_by_row(tmp_path: Path) -> None:
         thread.join(10)
         await eventually(lambda: len(seen(out)) >= 200)
     assert numbers(out) == list(range(200))
+
+
+async def test_a_linger_gathers_rows_that_come_close_together(tmp_path: Path) -> None:
+    """With `linger: 0.05`, rows written a few ms apart are read as fewer batches than
+    rows, and every row arrives, in order."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("")
+    async with engine_from(tmp_path, pattern(src, out, ", linger: 0.05")) as engine:
+        reader = engine.runners[0].inputs[0]
+        batches: list[int] = []
+        ingest = reader.reader.ctx.ingest  # type: ignore[attr-defined]
+
+        async def counted(values: list[Any], **kwargs: Any) -> Any:
+            if values:
+                batches.append(len(values))
+            return await ingest(values, **kwargs)
+
+        reader.reader.ctx.ingest = counted  # type: ignore[attr-defined]
+
+        def writer() -> None:
+            with src.open("a") as f:
+                for i in range(40):
+                    f.write(json.dumps({"n": i}) + "\n")
+                    f.flush()
+                    time.sleep(0.002)
+
+        await asyncio.to_thread(writer)
+        await eventually(lambda: len(seen(out)) >= 40)
+    assert numbers(out) == list(range(40))
+    assert len(batches) < 40, batches
+
+
+def test_linger_is_bounded(tmp_path: Path) -> None:
+    text = pattern(tmp_path / "in.jsonl", tmp_path / "out.jsonl", ", linger: 2")
+    check_fails_at(text, tmp_path, 5, "linger")
 
 
 async def test_partial_line_waits_for_its_newline(tmp_path: Path) -> None:

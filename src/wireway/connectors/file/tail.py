@@ -37,7 +37,7 @@ class Tail:
         # one file at a time, the oldest first, unless all matches are followed at once
         self.in_turn = not (is_glob(self.pattern) and config.all)
         self.shaper = Shaper(name, config.file_field, config.line_field)
-        self.watcher = Watcher(self.pattern, name, config.poll_interval)
+        self.watcher = Watcher(self.pattern, name, config.poll_interval, config.linger)
         self.followers: list[Follower] = []  # oldest first
         self.codecs: dict[str, Codec] = {}
         self.seen: set[str] = set()  # files followed in this run (newest mode never goes back)

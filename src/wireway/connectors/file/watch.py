@@ -14,10 +14,6 @@ from wireway.observability import logging as log
 
 logger = log.get("file")
 
-# ms the watcher waits for more changes before it reports: the delay a live line
-# may add to its latency, against wake-ups per second while files change
-STEP_MS = 5
-
 
 def absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
@@ -61,10 +57,14 @@ class Watcher:
     one appears or goes (then the glob is run again). Changes come from inotify
     where the system has it, else from polling (both through watchfiles)."""
 
-    def __init__(self, pattern: str, label: str, poll_interval: float) -> None:
+    def __init__(self, pattern: str, label: str, poll_interval: float, linger: float = 0.005) -> None:
         self.root, self.recursive = watch_root(pattern)
         self.label = label
         self.poll_interval = poll_interval
+        # ms without a change the watcher waits for before it reports (the input's
+        # `linger`; 50 ms at the most in all): the delay a live line may add to its
+        # latency, against wake-ups (and batches) per second while files change
+        self.step_ms = max(1, round(linger * 1000))
         self.changed = asyncio.Event()
         self.listing = True
         self.stopping = asyncio.Event()
@@ -84,8 +84,8 @@ class Watcher:
                 async for changes in awatch(
                     self.root,
                     watch_filter=None,
-                    step=STEP_MS,
-                    debounce=max(50, STEP_MS),
+                    step=self.step_ms,
+                    debounce=max(50, self.step_ms),
                     stop_event=self.stopping,
                     recursive=self.recursive,
                     rust_timeout=int(self.poll_interval * 1000),

@@ -28,7 +28,7 @@ class Whole:
         self.new_codec = new_codec
         self.pattern = absolute(config.path)
         self.shaper = Shaper(name, config.file_field, config.line_field)
-        self.watcher = Watcher(self.pattern, name, config.poll_interval)
+        self.watcher = Watcher(self.pattern, name, config.poll_interval, config.linger)
         self.seen: dict[str, tuple[int, float, float]] = {}  # path -> size, mtime, since
 
     def candidates(self) -> list[str]:
