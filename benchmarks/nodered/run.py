@@ -105,7 +105,7 @@ def drive(
     import asyncpg
     from rich.progress import Progress
 
-    from wireway.bench.common import cpu_of, machine_busy
+    from wireway.bench.common import cpu_of, machine_busy, stop
     from wireway.bench.load import Publisher
     from wireway.bench.sensor import start_broker
 
@@ -150,12 +150,7 @@ def drive(
                 if stored[0] < messages:
                     raise RuntimeError(f"only {stored[0]} of {messages} readings were stored")
             finally:
-                red.terminate()
-                try:
-                    red.wait(10)
-                except subprocess.TimeoutExpired:
-                    red.kill()
-                    red.wait(10)
+                stop(red, 10)
                 broker.terminate()
                 broker.wait(10)
         in_table = asyncio.run(rows(schema))

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import psutil
 
-from wireway.bench.common import free_port, wait_port
+from wireway.bench.common import free_port, stop, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WIREWAY = [sys.executable, "-m", "wireway"]
@@ -144,12 +144,7 @@ class Soak:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+                stop(proc, 60)
 
 
 def verdict(rows: list[dict[str, Any]], warmup: float) -> dict[str, Any]:

@@ -39,7 +39,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from wireway.bench.common import free_port, pct, peak_rss_mb, wait_port
+from wireway.bench.common import free_port, pct, peak_rss_mb, stop, wait_port
 from wireway.bench.fieldkit import GROUP, Events, append, survey
 
 HERE = Path(__file__).resolve().parent
@@ -137,12 +137,7 @@ def one_run(
         post(base, "/stop_broadcast", {})
         rss = peak_rss_mb(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, 20)
         events.close()
     macs = {row.split(b",", 1)[0] for row in rows}
     received = {uid.split(b"-", 1)[0] for uid in events.uids}

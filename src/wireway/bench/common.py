@@ -1,11 +1,14 @@
-"""What the benchmarks share: free ports, and the CPU and memory of processes."""
+"""What the benchmarks share: free ports, stopping processes, and the CPU and memory
+of processes."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -16,6 +19,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM, `grace` seconds to end cleanly, then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:

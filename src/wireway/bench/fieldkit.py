@@ -44,7 +44,7 @@ from wireway.apps.fieldkit.simulate import (
     destination,
     kismet_text,
 )
-from wireway.bench.common import console, cpu_seconds, free_port, pct, peak_rss_mb, wait_port
+from wireway.bench.common import console, cpu_seconds, free_port, pct, peak_rss_mb, stop, wait_port
 
 GROUP = "239.255.42.98"
 STEP_M = 30.0  # metres a device moves between sightings: above the kit's 10 m threshold
@@ -219,12 +219,7 @@ class Kit:
             raise RuntimeError("the field kit sent nothing for its first row in 30 s")
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop(self.proc, 40)
 
 
 def run_kit(

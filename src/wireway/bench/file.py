@@ -26,7 +26,7 @@ import msgspec
 from rich.table import Table
 
 from wireway import registry
-from wireway.bench.common import console, cpu_seconds, free_port, pct, peak_rss_mb
+from wireway.bench.common import console, cpu_seconds, free_port, pct, peak_rss_mb, stop
 from wireway.bench.tcp import Tail
 
 GROUP = "239.255.42.99"
@@ -144,12 +144,7 @@ def run_case(buffer: str, n: int, rate: float | None, workdir: Path, leg: str) -
         elapsed = (last or time.time()) - start
         rss = peak_rss_mb(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, 40)
         if datagrams is not None:
             datagrams.close()
     # latency at the output the line reached last: the file's, else the datagrams'

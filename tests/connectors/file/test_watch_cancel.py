@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[3] / "src" / "wireway"
 
 
 async def test_a_cancel_that_comes_with_a_change_stops_the_reader(tmp_path: Path) -> None:
-    watcher = Watcher(str(tmp_path / "*.log"), "t", poll_interval=1.0)
+    watcher = Watcher(str(tmp_path / "*.log"), "t", poll_interval=1.0, linger=0.005)
 
     async def reader() -> None:
         while True:

@@ -57,7 +57,7 @@ class Watcher:
     one appears or goes (then the glob is run again). Changes come from inotify
     where the system has it, else from polling (both through watchfiles)."""
 
-    def __init__(self, pattern: str, label: str, poll_interval: float, linger: float = 0.005) -> None:
+    def __init__(self, pattern: str, label: str, poll_interval: float, linger: float) -> None:
         self.root, self.recursive = watch_root(pattern)
         self.label = label
         self.poll_interval = poll_interval
