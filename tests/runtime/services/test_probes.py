@@ -92,6 +92,18 @@ async def test_a_refused_connection_restarts_the_service_behind_the_port_once(tm
         await sup.close()
 
 
+async def connect_when_listening(port: int, seconds: float = 10.0) -> asyncio.StreamWriter:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            return writer
+        except ConnectionRefusedError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 async def test_a_pattern_service_starts_its_inputs_once_ready_and_is_ready_on_a_message(
     tmp_path: Path,
 ) -> None:
@@ -124,7 +136,8 @@ async def test_a_pattern_service_starts_its_inputs_once_ready_and_is_ready_on_a_
             pass
         flag.touch()
         await eventually(lambda: sup.status("q")[0].state == "starting")
-        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        # "starting" comes just before the input opens its port: connect once it listens
+        writer = await connect_when_listening(port)
         assert sup.status("after")[0].state == "waiting"
         writer.write(b'{"x": 1}\n')
         await writer.drain()
@@ -239,3 +252,25 @@ async def test_an_input_refused_by_its_peer_restarts_the_service_behind_it(tmp_p
         await eventually(lambda: sup.status("gpsd")[0].pid not in (None, first), timeout=10)
         await eventually(lambda: sup.status("gpsd")[0].state == "ready")
         assert sup.status("gpsd")[0].restarts >= 1
+
+
+async def test_an_input_stopped_before_its_pattern_service_started_it(tmp_path: Path) -> None:
+    """A pattern whose dependency never became ready stops cleanly: its tcp input,
+    never started, has nothing to close."""
+    port = free_port()
+    services = {
+        "db": {"command": ["sleep", "60"], "ready": {"file": str(tmp_path / "never"), "interval": 0.1}},
+        "q": {"pattern": "p", "depends_on": ["db"], "ready": {"input": "p.tcp", "interval": 0.1}},
+    }
+    text = (
+        "pattern: {name: p}\n"
+        "interfaces:\n"
+        f"  input: [{{type: tcp, address: '127.0.0.1:{port}'}}]\n"
+        f"  output: [{{type: file, address: '{tmp_path}/out.jsonl'}}]\n"
+        "settings: {buffer: memory, timeout: 2}\n"
+        f"services: {json.dumps(services)}\n"
+    )
+    async with engine_from(tmp_path, text) as engine:
+        tcp_input = engine.runners[0].inputs[0]
+        await tcp_input.stop()
+        assert tcp_input.state == "stopped"

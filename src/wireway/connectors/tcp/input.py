@@ -24,6 +24,7 @@ class TcpInput(Input):
 
     config: TcpInputConfig
     formats = None
+    server: asyncio.Server | None = None  # none until started (a stop may come first)
 
     async def start(self, ctx: InputContext) -> None:
         self.ctx = ctx
@@ -53,10 +54,13 @@ class TcpInput(Input):
 
     async def stop(self) -> None:
         self.state = "stopped"
-        self.server.close()
+        server = self.server
+        if server is None:
+            return
+        server.close()
         await close_clients(self.clients)
         with contextlib.suppress(Exception):
-            await self.server.wait_closed()
+            await server.wait_closed()
 
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
